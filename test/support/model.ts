@@ -1,0 +1,11 @@
+// Shared fixtures for tests that need the real llama.cpp and the tiny generated model.
+import { join, resolve } from "node:path";
+import { loadLlama, type LlamaModel } from "../../src/native/llama.ts";
+
+export const ROOT = resolve(import.meta.dir, "..", "..");
+export const TINY_MODEL = join(ROOT, "models", "tiny-qwen3.gguf");
+
+/** Loads the tiny model once per test file; the caller disposes it in afterAll. */
+export function loadTinyModel(): LlamaModel {
+  return loadLlama().loadModel(TINY_MODEL);
+}

@@ -1,0 +1,183 @@
+// The one registry of settings: each has a CLI flag, a COCOON_* environment variable, a config-file
+// key, a default and one description (shown by --help). Read once at start into a typed object.
+import { existsSync, readFileSync } from "node:fs";
+import { resolve } from "node:path";
+
+type Kind = "string" | "int" | "float" | "bool" | "list";
+
+interface SettingDef<K extends Kind = Kind> {
+  kind: K;
+  description: string;
+  default: K extends "int" | "float" ? number : K extends "bool" ? boolean : K extends "list" ? string[] : string;
+  /** Defaults to the key in kebab case. */
+  flag?: string;
+  short?: string;
+  /** Lower and upper bound for numbers. */
+  min?: number;
+  max?: number;
+  choices?: readonly string[];
+}
+
+function def<K extends Kind>(d: SettingDef<K>): SettingDef<K> {
+  return d;
+}
+
+export const SETTINGS = {
+  model: def({ kind: "list", default: [], short: "m", description: "GGUF model file to serve; repeat for several models. Defaults to the built-in tiny demo model." }),
+  modelsDir: def({ kind: "string", default: "", description: "Directory whose *.gguf files are all served." }),
+  host: def({ kind: "string", default: "127.0.0.1", description: "Address to listen on." }),
+  port: def({ kind: "int", default: 8080, min: 0, max: 65535, short: "p", description: "TCP port to listen on." }),
+  gpuLayers: def({ kind: "int", default: -1, min: -1, description: "Layers to offload to the GPU (-1 = all; ignored on the CPU build)." }),
+  ctxSize: def({ kind: "int", default: 4096, min: 0, short: "c", description: "Context size in tokens per model, shared by its slots (0 = the model's own)." }),
+  parallel: def({ kind: "int", default: 4, min: 1, max: 256, description: "Parallel slots (sequences decoded together) per model." }),
+  threads: def({ kind: "int", default: 0, min: 0, short: "t", description: "CPU threads for decoding (0 = all cores)." }),
+  batchSize: def({ kind: "int", default: 512, min: 1, description: "Most tokens per decode step." }),
+  libDir: def({ kind: "string", default: "", description: "Directory with the llama.cpp libraries; a compiled executable extracts its own there." }),
+  dataDir: def({ kind: "string", default: "", description: "Directory for the database and extracted libraries. Defaults to ./data (or $STATE_DIRECTORY under systemd)." }),
+  logLevel: def({ kind: "string", default: "info", choices: ["debug", "info", "warn", "error"], description: "Least severe log level printed." }),
+  llamaLogLevel: def({ kind: "string", default: "error", choices: ["none", "debug", "info", "warn", "error"], description: "Least severe llama.cpp message passed to stderr." }),
+  config: def({ kind: "string", default: "", description: "Config file (JSON or TOML) with any of these settings, keys as in --help (camelCase or kebab-case)." }),
+} as const;
+
+export type SettingKey = keyof typeof SETTINGS;
+export type Config = { -readonly [K in SettingKey]: (typeof SETTINGS)[K]["default"] extends readonly string[] ? string[] : (typeof SETTINGS)[K]["default"] };
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+const kebab = (key: string) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+const envName = (key: string) => `COCOON_${kebab(key).replace(/-/g, "_").toUpperCase()}`;
+const flagOf = (key: SettingKey) => SETTINGS[key].flag ?? kebab(key);
+
+function coerce(key: SettingKey, raw: unknown, source: string): unknown {
+  const s = SETTINGS[key] as SettingDef;
+  const fail = (why: string): never => {
+    throw new ConfigError(`${source}: ${why}`);
+  };
+  switch (s.kind) {
+    case "list":
+      if (Array.isArray(raw)) return raw.map(String);
+      return String(raw).split(",").map((x) => x.trim()).filter(Boolean);
+    case "bool":
+      if (typeof raw === "boolean") return raw;
+      if (/^(1|true|yes|on)$/i.test(String(raw))) return true;
+      if (/^(0|false|no|off)$/i.test(String(raw))) return false;
+      return fail(`expected true or false, got "${raw}"`);
+    case "int":
+    case "float": {
+      const n = typeof raw === "number" ? raw : Number(String(raw).trim());
+      if (String(raw).trim() === "" || !Number.isFinite(n)) return fail(`expected a number, got "${raw}"`);
+      if (s.kind === "int" && !Number.isInteger(n)) return fail(`expected an integer, got "${raw}"`);
+      if (s.min !== undefined && n < s.min) return fail(`must be at least ${s.min}, got ${n}`);
+      if (s.max !== undefined && n > s.max) return fail(`must be at most ${s.max}, got ${n}`);
+      return n;
+    }
+    case "string": {
+      const v = String(raw);
+      if (s.choices && !s.choices.includes(v)) return fail(`must be one of ${s.choices.join(", ")}, got "${v}"`);
+      return v;
+    }
+  }
+}
+
+function readConfigFile(path: string): Record<string, unknown> {
+  if (!existsSync(path)) throw new ConfigError(`config file not found: ${path}`);
+  const text = readFileSync(path, "utf8");
+  try {
+    return (path.endsWith(".toml") ? Bun.TOML.parse(text) : JSON.parse(text)) as Record<string, unknown>;
+  } catch (err) {
+    throw new ConfigError(`config file ${path} is not valid ${path.endsWith(".toml") ? "TOML" : "JSON"}: ${(err as Error).message}`);
+  }
+}
+
+export interface ParsedArgs {
+  config: Config;
+  /** Words that are not flags (e.g. a subcommand). */
+  positionals: string[];
+  /** Flags the caller's command defines itself (e.g. generate's --prompt), unparsed. */
+  extra: Record<string, string | boolean>;
+}
+
+/**
+ * Merges defaults < config file < environment < CLI flags. Flags in `extraFlags` (name -> takes a
+ * value) are passed through for the subcommand; any other unknown flag is an error.
+ */
+export function loadConfig(argv: string[], env: Record<string, string | undefined> = process.env, extraFlags: Record<string, boolean> = {}): ParsedArgs {
+  const byFlag = new Map<string, SettingKey>();
+  for (const key of Object.keys(SETTINGS) as SettingKey[]) {
+    byFlag.set(flagOf(key), key);
+    const short = (SETTINGS[key] as SettingDef).short;
+    if (short) byFlag.set(short, key);
+  }
+  const cli: Partial<Record<SettingKey, unknown>> = {};
+  const positionals: string[] = [];
+  const extra: Record<string, string | boolean> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith("-") || arg === "-") {
+      positionals.push(arg);
+      continue;
+    }
+    if (arg === "--") {
+      positionals.push(...argv.slice(i + 1));
+      break;
+    }
+    const eq = arg.indexOf("=");
+    const name = arg.replace(/^--?/, "").slice(0, eq > 0 ? eq - (arg.startsWith("--") ? 2 : 1) : undefined);
+    const inline = eq > 0 ? arg.slice(eq + 1) : undefined;
+    const key = byFlag.get(name);
+    const takeValue = (): string => {
+      if (inline !== undefined) return inline;
+      const next = argv[i + 1];
+      if (next === undefined) throw new ConfigError(`--${name} needs a value`);
+      i++;
+      return next;
+    };
+    if (key) {
+      const s = SETTINGS[key] as SettingDef;
+      if (s.kind === "bool") cli[key] = inline ?? true;
+      else if (s.kind === "list") cli[key] = [...((cli[key] as string[]) ?? []), takeValue()];
+      else cli[key] = takeValue();
+    } else if (name.startsWith("no-") && byFlag.has(name.slice(3)) && (SETTINGS[byFlag.get(name.slice(3))!] as SettingDef).kind === "bool") {
+      cli[byFlag.get(name.slice(3))!] = false;
+    } else if (name in extraFlags) {
+      extra[name] = extraFlags[name] ? takeValue() : (inline ?? true);
+    } else {
+      throw new ConfigError(`unknown option --${name} (see --help)`);
+    }
+  }
+
+  const config = {} as Record<SettingKey, unknown>;
+  for (const key of Object.keys(SETTINGS) as SettingKey[]) config[key] = structuredClone(SETTINGS[key].default);
+
+  const file = (cli.config as string | undefined) ?? env[envName("config")];
+  if (file) {
+    const values = readConfigFile(resolve(file));
+    for (const [rawKey, value] of Object.entries(values)) {
+      const key = (rawKey in SETTINGS ? rawKey : byFlag.get(rawKey)) as SettingKey | undefined;
+      if (!key) throw new ConfigError(`config file ${file}: unknown setting "${rawKey}"`);
+      config[key] = coerce(key, value, `config file ${file}, ${rawKey}`);
+    }
+    config.config = file;
+  }
+  for (const key of Object.keys(SETTINGS) as SettingKey[]) {
+    const v = env[envName(key)];
+    if (v !== undefined && v !== "") config[key] = coerce(key, v, envName(key));
+  }
+  for (const [key, v] of Object.entries(cli) as [SettingKey, unknown][]) config[key] = coerce(key, v, `--${flagOf(key)}`);
+  return { config: config as Config, positionals, extra };
+}
+
+/** The settings table for --help: flag, environment variable, default, description. */
+export function settingsHelp(): string {
+  const rows = (Object.keys(SETTINGS) as SettingKey[]).map((key) => {
+    const s = SETTINGS[key] as SettingDef;
+    const short = s.short ? `-${s.short}, ` : "";
+    const value = s.kind === "bool" ? "" : s.kind === "list" ? " <value>..." : " <value>";
+    const dflt = Array.isArray(s.default) ? (s.default.length ? s.default.join(",") : "") : String(s.default);
+    return [`  ${short}--${flagOf(key)}${value}`, `${s.description}${dflt !== "" ? ` [default: ${dflt}]` : ""} (env ${envName(key)})`];
+  });
+  const width = Math.max(...rows.map(([a]) => a!.length)) + 2;
+  return rows.map(([a, b]) => `${a!.padEnd(width)}${b}`).join("\n");
+}

@@ -1,0 +1,68 @@
+// Entry point: parse the one config, then run the requested command. Commands: generate (stream a
+// completion to stdout), version, help. The HTTP server (serve) arrives with the server issue.
+import pkg from "../package.json" with { type: "json" };
+import { ConfigError, loadConfig, settingsHelp } from "./config/config.ts";
+import { GENERATE_FLAGS, GENERATE_HELP, generateCommand } from "./cli/generate.ts";
+import { LLAMA_CPP_RELEASE } from "./native/release.ts";
+import { LlamaError } from "./native/llama.ts";
+
+const USAGE = `cocoon-server ${pkg.version}: a paid, OpenAI-compatible LLM API on llama.cpp
+
+usage: cocoon-server <command> [options]
+
+commands:
+  generate     load a model and stream a completion of --prompt to stdout
+  version      print version, llama.cpp release and backend
+  help         this text
+
+settings (flag, or COCOON_* environment variable, or a key in --config):
+${settingsHelp()}
+
+${GENERATE_HELP}`;
+
+async function versionText(libDir: string): Promise<string> {
+  let backend = "not set up";
+  try {
+    const { locateNative } = await import("./native/paths.ts");
+    const { manifest } = locateNative({ libDir: libDir || undefined });
+    backend = `${manifest.backend} (${manifest.origin})`;
+  } catch (err) {
+    backend = (err as Error).message;
+  }
+  return `cocoon-server ${pkg.version}\nllama.cpp ${LLAMA_CPP_RELEASE}\nbackend ${backend}`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  if (argv.includes("--help") || argv.includes("-h")) {
+    console.log(USAGE);
+    return 0;
+  }
+  const { config, positionals, extra } = loadConfig(argv, process.env, { ...GENERATE_FLAGS, version: false });
+  const command = extra.version ? "version" : (positionals[0] ?? "help");
+  switch (command) {
+    case "generate":
+      await generateCommand(config, extra);
+      return 0;
+    case "version":
+      console.log(await versionText(config.libDir));
+      return 0;
+    case "help":
+      console.log(USAGE);
+      return 0;
+    default:
+      throw new ConfigError(`unknown command "${command}" (see --help)`);
+  }
+}
+
+if (import.meta.main) {
+  try {
+    process.exitCode = await main(process.argv.slice(2));
+  } catch (err) {
+    if (err instanceof ConfigError || err instanceof LlamaError) {
+      console.error(`cocoon-server: ${err.message}`);
+      process.exitCode = 2;
+    } else {
+      throw err;
+    }
+  }
+}

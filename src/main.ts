@@ -54,9 +54,10 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-if (import.meta.main) {
+/** Runs main and turns expected failures (bad config, bad model) into one line and exit code 2. */
+export async function run(argv: string[]): Promise<void> {
   try {
-    process.exitCode = await main(process.argv.slice(2));
+    process.exitCode = await main(argv);
   } catch (err) {
     if (err instanceof ConfigError || err instanceof LlamaError) {
       console.error(`cocoon-server: ${err.message}`);
@@ -66,3 +67,6 @@ if (import.meta.main) {
     }
   }
 }
+
+// A compiled executable's entry module calls run() itself (see scripts/compile.ts).
+if (import.meta.main) await run(process.argv.slice(2));

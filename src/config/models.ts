@@ -3,6 +3,7 @@
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { ConfigError, type Config } from "./config.ts";
+import { extractedDemoModel } from "../native/paths.ts";
 
 export interface ModelEntry {
   id: string;
@@ -20,6 +21,8 @@ export function resolveModels(config: Pick<Config, "model" | "modelsDir">): Mode
     paths.push(...readdirSync(dir).filter((f) => f.endsWith(".gguf")).sort().map((f) => join(dir, f)));
   }
   if (paths.length === 0) {
+    const embedded = extractedDemoModel();
+    if (embedded) return [{ id: "tiny-qwen3", path: embedded }];
     if (!existsSync(DEMO_MODEL)) throw new ConfigError(`no model given and the demo model ${DEMO_MODEL} is missing; run \`bun run setup\``);
     paths.push(DEMO_MODEL);
   }

@@ -17,6 +17,9 @@ export interface EmbeddedNative {
 declare global {
   // eslint-disable-next-line no-var
   var __cocoonEmbeddedNative: EmbeddedNative | undefined;
+  /** $bunfs path of the demo model inside a compiled executable. */
+  // eslint-disable-next-line no-var
+  var __cocoonEmbeddedDemoModel: string | undefined;
 }
 
 export interface NativeLocation {
@@ -44,21 +47,35 @@ export function defaultExtractRoot(): string {
   return join(cache, "cocoon-server", "native");
 }
 
+/** Copies one embedded file to target unless an identical-size copy is there already. */
+function extractFile(source: string, target: string, mode: number): void {
+  const size = Bun.file(source).size;
+  if (existsSync(target) && statSync(target).size === size) return;
+  // Write-then-rename: a second process starting at the same moment never sees half a file.
+  const tmp = `${target}.${process.pid}.tmp`;
+  writeFileSync(tmp, new Uint8Array(readFileSync(source)), { mode });
+  renameSync(tmp, target);
+}
+
 /** Copies embedded libraries into root/<buildId>-<variant>/ unless already there; returns that dir. */
 export function extractEmbedded(embedded: EmbeddedNative, root: string): string {
   const dir = join(root, `${embedded.buildId}-${embedded.manifest.variant}`);
   mkdirSync(dir, { recursive: true });
-  for (const [name, source] of Object.entries(embedded.files)) {
-    const target = join(dir, name);
-    const blob = Bun.file(source);
-    if (existsSync(target) && statSync(target).size === blob.size) continue;
-    // Write-then-rename: a second process starting at the same moment never sees half a library.
-    const tmp = `${target}.${process.pid}.tmp`;
-    writeFileSync(tmp, new Uint8Array(readFileSync(source)), { mode: 0o755 });
-    renameSync(tmp, target);
-  }
+  for (const [name, source] of Object.entries(embedded.files)) extractFile(source, join(dir, name), 0o755);
   writeFileSync(join(dir, MANIFEST_FILE), JSON.stringify(embedded.manifest, null, 2));
   return dir;
+}
+
+/** The demo model of a compiled executable, extracted beside its libraries (llama.cpp mmaps a real file). */
+export function extractedDemoModel(extractDir?: string): string | null {
+  const embedded = globalThis.__cocoonEmbeddedDemoModel;
+  const native = globalThis.__cocoonEmbeddedNative;
+  if (!embedded || !native) return null;
+  const dir = join(extractDir ?? defaultExtractRoot(), "..", "models");
+  mkdirSync(dir, { recursive: true });
+  const target = join(dir, `tiny-qwen3-${native.buildId}.gguf`);
+  extractFile(embedded, target, 0o644);
+  return target;
 }
 
 /**

@@ -1,0 +1,39 @@
+// The compiled executable carries its libraries and demo model: copied alone into an empty directory
+// with an empty HOME, it extracts them into one cache directory and generates.
+import { afterAll, describe, expect, test } from "bun:test";
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { compile } from "../../scripts/compile.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "cocoon-compiled-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe("compiled executable", () => {
+  test("runs alone from an empty directory with an empty HOME, extracting into XDG_CACHE_HOME", async () => {
+    const [binary] = await compile(["cpu"]);
+    const exe = join(dir, "cocoon-server");
+    copyFileSync(binary!, exe);
+    const home = join(dir, "home");
+    const cache = join(dir, "cache");
+    mkdirSync(home);
+    const env = { HOME: home, XDG_CACHE_HOME: cache, PATH: "/usr/bin:/bin" };
+    const go = async (args: string[]) => {
+      const p = Bun.spawn([exe, ...args], { cwd: dir, env, stdout: "pipe", stderr: "pipe" });
+      return { out: await new Response(p.stdout).text(), err: await new Response(p.stderr).text(), code: await p.exited };
+    };
+    const first = await go(["generate", "--prompt", "Hello", "--max-tokens", "8", "--temperature", "0"]);
+    expect(first.err).toContain("generated 8 tokens");
+    expect(first.code).toBe(0);
+    expect(first.out.trim().length).toBeGreaterThan(0);
+    // A second start reuses the extracted files and gives the same greedy text.
+    const second = await go(["generate", "--prompt", "Hello", "--max-tokens", "8", "--temperature", "0"]);
+    expect(second.out).toBe(first.out);
+    const extracted = readdirSync(join(cache, "cocoon-server", "native"));
+    expect(extracted.length).toBe(1);
+    expect(readdirSync(join(cache, "cocoon-server", "native", extracted[0]!))).toContain("libcocoon-shim.so");
+    expect(readdirSync(home)).toEqual([]);
+    const version = await go(["--version"]);
+    expect(version.out).toContain("backend cpu");
+  });
+});

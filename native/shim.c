@@ -179,14 +179,11 @@ void cs_perf_context(const struct llama_context * ctx, double * out) {
 }
 
 int32_t cs_argmax(struct llama_context * ctx, int32_t idx) {
-    const float * logits = llama_get_logits_ith(ctx, idx);
-    if (!logits) return -1;
-    const struct llama_vocab * vocab = llama_model_get_vocab(llama_get_model(ctx));
-    int32_t n = llama_vocab_n_tokens(vocab);
-    int32_t best = 0;
-    float best_logit = logits[0];
-    for (int32_t i = 1; i < n; i++) {
-        if (logits[i] > best_logit) { best_logit = logits[i]; best = i; }
-    }
-    return best;
+    static const int32_t greedy[CS_I_COUNT] = { 0, -1, 0, 0 };
+    float fp[CS_F_COUNT] = { 0 };  // temperature 0: greedy, no penalties
+    fp[CS_F_REPEAT_PENALTY] = 1.0f;
+    int32_t token;
+    float logprob;
+    uint64_t rng = 0;
+    return cs_sample(ctx, idx, fp, greedy, NULL, NULL, NULL, &rng, NULL, &token, &logprob);
 }

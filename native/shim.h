@@ -13,7 +13,7 @@ extern "C" {
 #endif
 
 // Version of this shim's ABI; the TS side refuses a shim whose version differs from what it declares.
-#define CS_ABI_VERSION 1
+#define CS_ABI_VERSION 2
 int32_t cs_abi_version(void);
 
 // Loads ggml backends (CPU variants, CUDA, ...) from lib_dir, then initialises llama. Returns the
@@ -53,6 +53,36 @@ void cs_perf_context(const struct llama_context * ctx, double * out);
 
 // Argmax over the logits of output row idx: greedy sampling without building a candidate array.
 int32_t cs_argmax(struct llama_context * ctx, int32_t idx);
+
+// ---- sampling -----------------------------------------------------------------------------------
+// Our sampler: llama.cpp's chain builds a 151,936-entry candidate array per token; this one adjusts
+// only the tokens that need it (bias, penalties), cuts candidates before sorting, and computes full
+// log-probabilities only when asked. Parameters arrive as flat arrays (indices below).
+enum {
+    CS_F_TEMPERATURE = 0, CS_F_TOP_P, CS_F_MIN_P, CS_F_TYPICAL_P,
+    CS_F_REPEAT_PENALTY, CS_F_FREQUENCY_PENALTY, CS_F_PRESENCE_PENALTY, CS_F_COUNT
+};
+enum {
+    CS_I_TOP_K = 0,    // <= 0: no top-k cut
+    CS_I_N_PROBS,      // -1: no logprobs; 0: the chosen token's; n: plus the n most likely
+    CS_I_N_HISTORY,    // tokens in history (penalty window)
+    CS_I_N_BIAS,       // entries in bias_tokens / bias_values (-INFINITY bans a token)
+    CS_I_COUNT
+};
+
+// Samples one token from output row idx. rng is a 64-bit state advanced per draw. grammar (nullable)
+// constrains the choice and is advanced with the chosen token. out_tokens[0] / out_logprobs[0] get
+// the choice and its log-probability, [1..n_probs] the most likely tokens. Returns the token, or -1
+// when the row has no logits, -2 when the grammar allows no token.
+int32_t cs_sample(struct llama_context * ctx, int32_t idx, const float * fp, const int32_t * ip,
+                  const int32_t * history, const int32_t * bias_tokens, const float * bias_values,
+                  uint64_t * rng, struct llama_sampler * grammar, int32_t * out_tokens, float * out_logprobs);
+
+// Seeds a sampler RNG state the same way on every platform.
+uint64_t cs_rng_seed(uint64_t seed);
+
+// Writes up to max end-of-generation token ids of the vocabulary; returns how many there are.
+int32_t cs_vocab_eog_tokens(const struct llama_vocab * vocab, int32_t * out, int32_t max);
 
 #ifdef __cplusplus
 }

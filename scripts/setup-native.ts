@@ -96,9 +96,14 @@ export function ensureSource(log: (l: string) => void): string {
   return SOURCE_DIR;
 }
 
+/** Every C source and header of the shim, in a stable order. */
+function nativeSources(): string[] {
+  return readdirSync(join(ROOT, "native")).filter((f) => /\.[ch]$/.test(f)).sort();
+}
+
 function shimSourceHash(): string {
   const h = createHash("sha256");
-  for (const f of ["shim.c", "shim.h"]) h.update(readFileSync(join(ROOT, "native", f)));
+  for (const f of nativeSources()) h.update(f).update(readFileSync(join(ROOT, "native", f)));
   return h.digest("hex").slice(0, 16);
 }
 
@@ -170,8 +175,8 @@ function compileShim(dest: string, llama: string, ggml: string, log: (l: string)
   const cc = process.env.CC ?? (which("cc") ? "cc" : "gcc");
   const out = join(dest, SHIM_FILE);
   run([
-    cc, "-O2", "-fPIC", "-shared", "-Wall", "-Wextra", "-Werror",
-    join(ROOT, "native", "shim.c"),
+    cc, "-O3", "-fno-math-errno", "-fPIC", "-shared", "-Wall", "-Wextra", "-Werror",
+    ...nativeSources().filter((f) => f.endsWith(".c")).map((f) => join(ROOT, "native", f)),
     "-I", join(src, "include"),
     "-I", join(src, "ggml", "include"),
     "-L", dest,
@@ -180,6 +185,7 @@ function compileShim(dest: string, llama: string, ggml: string, log: (l: string)
     // bun dlopens with RTLD_LOCAL: the shim resolves llama through its own $ORIGIN, not globally.
     "-Wl,-rpath,$ORIGIN",
     "-lpthread",
+    "-lm",
     "-o", `${out}.tmp`,
   ]);
   renameSync(`${out}.tmp`, out);

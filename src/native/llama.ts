@@ -660,6 +660,11 @@ export class LlamaSampler extends Handle {
     }
   }
 
+  /** @internal raw handle for sibling wrappers in this folder. */
+  get handle(): Pointer {
+    return this.h;
+  }
+
   /** Samples from batch row idx of the context's last decode and accepts the token into the chain. */
   sample(ctx: LlamaContext, idx: number): number {
     return this.fn.llama_sampler_sample(this.h, ctx.handle, idx);

@@ -4,7 +4,7 @@ export const LLAMA_CPP_RELEASE = "v0.5.0";
 /** node-llama-cpp version whose packages carry LLAMA_CPP_RELEASE (prebuilt libs and source bundle). */
 export const NODE_LLAMA_CPP_VERSION = "3.22.1";
 /** Bumped whenever native/shim.c changes its exported functions; checked at load. */
-export const SHIM_ABI_VERSION = 1;
+export const SHIM_ABI_VERSION = 2;
 
 export type NativeBackend = "cpu" | "cuda" | "metal";
 export type NativeOrigin = "prebuilt" | "source";
@@ -20,7 +20,7 @@ export interface NativeManifest {
   shim: string;
   /** Every library file of the variant, for embedding into a compiled executable. */
   files: string[];
-  /** Hash of native/shim.c and shim.h the shim was built from. */
+  /** Hash of the native/*.c and *.h files the shim was built from. */
   shimSourceHash: string;
 }
 

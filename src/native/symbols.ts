@@ -16,6 +16,9 @@ export const symbols = {
   cs_model_quantize: { args: ["ptr", "ptr", "i32", "i32"], returns: "u32" },
   cs_perf_context: { args: ["ptr", "ptr"], returns: "void" },
   cs_argmax: { args: ["ptr", "i32"], returns: "i32" },
+  cs_sample: { args: ["ptr", "i32", "ptr", "ptr", "ptr", "ptr", "ptr", "ptr", "ptr", "ptr", "ptr"], returns: "i32" },
+  cs_rng_seed: { args: ["u64"], returns: "u64" },
+  cs_vocab_eog_tokens: { args: ["ptr", "ptr", "i32"], returns: "i32" },
 
   // system
   llama_print_system_info: { args: [], returns: "cstring" },
@@ -105,6 +108,7 @@ export const symbols = {
   llama_sampler_init_penalties: { args: ["i32", "i32", "f32", "f32", "f32"], returns: "ptr" },
   llama_sampler_init_logit_bias: { args: ["i32", "i32", "ptr"], returns: "ptr" },
   llama_sampler_init_grammar: { args: ["ptr", "ptr", "ptr"], returns: "ptr" },
+  llama_sampler_clone: { args: ["ptr"], returns: "ptr" },
 } as const;
 
 export type NativeSymbols = ReturnType<typeof openNative>["symbols"];

@@ -1,0 +1,314 @@
+// cocoon's token sampler (see shim.h, "sampling"): the per-token hot spot on small models, so it
+// touches the whole vocabulary at most once or twice per token and sorts only the survivors.
+#include "shim.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    int32_t id;
+    float logit;
+} cs_cand;
+
+// Per-thread scratch: each model's worker thread samples independently.
+static _Thread_local cs_cand * scratch = NULL;
+static _Thread_local size_t scratch_cap = 0;
+static _Thread_local llama_token_data * grammar_buf = NULL;
+static _Thread_local size_t grammar_cap = 0;
+
+static cs_cand * scratch_for(size_t n) {
+    if (n > scratch_cap) {
+        free(scratch);
+        scratch = malloc(n * sizeof(cs_cand));
+        scratch_cap = scratch ? n : 0;
+    }
+    return scratch;
+}
+
+uint64_t cs_rng_seed(uint64_t seed) {
+    // splitmix64 scrambles small consecutive seeds into unrelated states.
+    uint64_t z = seed + 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+// xorshift64*: a uniform double in [0, 1).
+static double rng_uniform(uint64_t * s) {
+    uint64_t x = *s ? *s : 0x853c49e6748fea9bULL;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return (double) ((x * 0x2545f4914f6cdd1dULL) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+static int cmp_desc(const void * a, const void * b) {
+    float x = ((const cs_cand *) a)->logit, y = ((const cs_cand *) b)->logit;
+    return (x < y) - (x > y);
+}
+
+static int cmp_int(const void * a, const void * b) {
+    int32_t x = *(const int32_t *) a, y = *(const int32_t *) b;
+    return (x > y) - (x < y);
+}
+
+// Bias and repetition penalties change only the tokens they name, in place in the logits row
+// (the row is ours until the next decode).
+static void adjust_logits(float * logits, int32_t n_vocab, const float * fp, const int32_t * ip,
+                          const int32_t * history, const int32_t * bias_tokens, const float * bias_values) {
+    for (int32_t i = 0; i < ip[CS_I_N_BIAS]; i++) {
+        int32_t t = bias_tokens[i];
+        if (t >= 0 && t < n_vocab) logits[t] += bias_values[i];
+    }
+    float rep = fp[CS_F_REPEAT_PENALTY], freq = fp[CS_F_FREQUENCY_PENALTY], pres = fp[CS_F_PRESENCE_PENALTY];
+    int32_t nh = ip[CS_I_N_HISTORY];
+    if (nh <= 0 || (rep == 1.0f && freq == 0.0f && pres == 0.0f)) return;
+    // Sorting a copy of the window counts each distinct token once without a vocabulary-sized map.
+    int32_t * sorted = malloc((size_t) nh * sizeof(int32_t));
+    if (!sorted) return;
+    memcpy(sorted, history, (size_t) nh * sizeof(int32_t));
+    qsort(sorted, (size_t) nh, sizeof(int32_t), cmp_int);
+    for (int32_t i = 0; i < nh;) {
+        int32_t t = sorted[i], count = 0;
+        while (i < nh && sorted[i] == t) { i++; count++; }
+        if (t < 0 || t >= n_vocab) continue;
+        float l = logits[t];
+        if (rep != 1.0f) l = l > 0 ? l / rep : l * rep;
+        l -= (float) count * freq + pres;
+        logits[t] = l;
+    }
+    free(sorted);
+}
+
+// log of the softmax denominator over the whole row, for log-probabilities. Terms more than 30
+// nats below the maximum add < 1e-13 each and are skipped.
+static double log_sum_exp(const float * logits, int32_t n, float max) {
+    float sum = 0.0f;
+    const float floor = max - 30.0f;
+    for (int32_t i = 0; i < n; i++) {
+        float d = logits[i] - max;
+        sum += logits[i] >= floor ? expf(d) : 0.0f;
+    }
+    return (double) max + log((double) sum);
+}
+
+// The choice among candidates after temperature, min-p, typical-p and top-p.
+static int32_t draw(cs_cand * cand, int32_t n, const float * fp, uint64_t * rng) {
+    float temp = fp[CS_F_TEMPERATURE];
+    qsort(cand, (size_t) n, sizeof(cs_cand), cmp_desc);
+    double * p = malloc((size_t) n * sizeof(double));
+    if (!p) return cand[0].id;
+    double sum = 0.0;
+    for (int32_t i = 0; i < n; i++) { p[i] = exp((double) (cand[i].logit - cand[0].logit) / temp); sum += p[i]; }
+    for (int32_t i = 0; i < n; i++) p[i] /= sum;
+    int32_t keep = n;
+    float min_p = fp[CS_F_MIN_P];
+    if (min_p > 0.0f) {
+        int32_t k = 1;
+        while (k < keep && p[k] >= min_p * p[0]) k++;
+        keep = k;
+    }
+    float typical = fp[CS_F_TYPICAL_P];
+    if (typical > 0.0f && typical < 1.0f && keep > 1) {
+        // Locally typical sampling: prefer tokens whose surprisal is close to the entropy.
+        double z = 0.0, h = 0.0;
+        for (int32_t i = 0; i < keep; i++) z += p[i];
+        for (int32_t i = 0; i < keep; i++) { double q = p[i] / z; if (q > 0) h -= q * log(q); }
+        int32_t * order = malloc((size_t) keep * sizeof(int32_t));
+        double * dev = malloc((size_t) keep * sizeof(double));
+        if (order && dev) {
+            for (int32_t i = 0; i < keep; i++) { order[i] = i; dev[i] = fabs(-log(p[i] / z) - h); }
+            for (int32_t i = 1; i < keep; i++) {
+                int32_t v = order[i], j = i - 1;
+                while (j >= 0 && dev[order[j]] > dev[v]) { order[j + 1] = order[j]; j--; }
+                order[j + 1] = v;
+            }
+            double cum = 0.0;
+            int32_t k = 0;
+            while (k < keep) { cum += p[order[k]] / z; k++; if (cum >= typical) break; }
+            // Rebuild the candidate list in typicality order, truncated.
+            cs_cand * tmp = malloc((size_t) k * sizeof(cs_cand));
+            double * tp = malloc((size_t) k * sizeof(double));
+            if (tmp && tp) {
+                for (int32_t i = 0; i < k; i++) { tmp[i] = cand[order[i]]; tp[i] = p[order[i]]; }
+                memcpy(cand, tmp, (size_t) k * sizeof(cs_cand));
+                memcpy(p, tp, (size_t) k * sizeof(double));
+                keep = k;
+            }
+            free(tmp);
+            free(tp);
+        }
+        free(order);
+        free(dev);
+    }
+    float top_p = fp[CS_F_TOP_P];
+    if (top_p > 0.0f && top_p < 1.0f) {
+        double z = 0.0, cum = 0.0;
+        for (int32_t i = 0; i < keep; i++) z += p[i];
+        int32_t k = 0;
+        while (k < keep) { cum += p[k] / z; k++; if (cum >= top_p) break; }
+        keep = k;
+    }
+    double z = 0.0;
+    for (int32_t i = 0; i < keep; i++) z += p[i];
+    double r = rng_uniform(rng) * z, acc = 0.0;
+    int32_t chosen = cand[keep - 1].id;
+    for (int32_t i = 0; i < keep; i++) {
+        acc += p[i];
+        if (r < acc) { chosen = cand[i].id; break; }
+    }
+    free(p);
+    return chosen;
+}
+
+// Min-heap helpers over cs_cand by logit, for a one-pass top-k.
+static void heap_sift_down(cs_cand * h, int32_t n, int32_t i) {
+    for (;;) {
+        int32_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < n && h[l].logit < h[m].logit) m = l;
+        if (r < n && h[r].logit < h[m].logit) m = r;
+        if (m == i) return;
+        cs_cand t = h[i]; h[i] = h[m]; h[m] = t;
+        i = m;
+    }
+}
+
+// The k highest logits at or above floor, in one pass over the row; returns how many were found.
+static int32_t top_k_of(const float * logits, int32_t n_vocab, int32_t k, float floor, cs_cand * heap) {
+    int32_t n = 0;
+    for (int32_t i = 0; i < n_vocab; i++) {
+        float l = logits[i];
+        if (l < floor) continue;
+        if (n < k) {
+            heap[n].id = i; heap[n].logit = l; n++;
+            if (n == k) for (int32_t j = k / 2 - 1; j >= 0; j--) heap_sift_down(heap, k, j);
+        } else if (l > heap[0].logit) {
+            heap[0].id = i; heap[0].logit = l;
+            heap_sift_down(heap, k, 0);
+        }
+    }
+    return n;
+}
+
+// The largest logit. Independent lanes let the compiler vectorise the scan (`x > m ? x : m` is
+// exactly the SSE max instruction), three times faster than tracking the index as it goes.
+static float row_max(const float * logits, int32_t n) {
+    float m[16];
+    for (int j = 0; j < 16; j++) m[j] = -INFINITY;
+    int32_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++) { float x = logits[i + j]; m[j] = x > m[j] ? x : m[j]; }
+    float r = -INFINITY;
+    for (int j = 0; j < 16; j++) r = m[j] > r ? m[j] : r;
+    for (; i < n; i++) r = logits[i] > r ? logits[i] : r;
+    return r;
+}
+
+// Index of the first largest logit (greedy choice), or -1 when every token is banned.
+static int32_t row_argmax(const float * logits, int32_t n, float * max_out) {
+    float max = row_max(logits, n);
+    *max_out = max;
+    if (max == -INFINITY || max != max) return -1;
+    for (int32_t i = 0; i < n; i++) if (logits[i] == max) return i;
+    return -1;
+}
+
+// Without a grammar: the choice over the adjusted row.
+static int32_t choose(const float * logits, int32_t n_vocab, const float * fp, const int32_t * ip, uint64_t * rng) {
+    float max;
+    int32_t best = row_argmax(logits, n_vocab, &max);
+    if (best < 0) return -2;
+    float temp = fp[CS_F_TEMPERATURE];
+    if (temp <= 0.0f) return best;
+    // Tokens more than 30 nats (after temperature) below the best have relative probability
+    // < 1e-13: dropping them changes nothing observable and spares sorting the vocabulary.
+    float floor = max - 30.0f * temp;
+    if (fp[CS_F_MIN_P] > 0.0f) {
+        float mp = max + temp * logf(fp[CS_F_MIN_P]);
+        if (mp > floor) floor = mp;
+    }
+    cs_cand * cand = scratch_for((size_t) n_vocab);
+    if (!cand) return best;
+    int32_t k = ip[CS_I_TOP_K], n = 0;
+    if (k > 0 && k < n_vocab) {
+        n = top_k_of(logits, n_vocab, k, floor, cand);
+    } else {
+        for (int32_t i = 0; i < n_vocab; i++) if (logits[i] >= floor) { cand[n].id = i; cand[n].logit = logits[i]; n++; }
+    }
+    return draw(cand, n, fp, rng);
+}
+
+// Sets every token the grammar rejects to -inf in the row.
+static int apply_grammar(struct llama_sampler * grammar, float * logits, int32_t n_vocab) {
+    if ((size_t) n_vocab > grammar_cap) {
+        free(grammar_buf);
+        grammar_buf = malloc((size_t) n_vocab * sizeof(llama_token_data));
+        grammar_cap = grammar_buf ? (size_t) n_vocab : 0;
+        if (!grammar_buf) return -1;
+    }
+    for (int32_t i = 0; i < n_vocab; i++) grammar_buf[i] = (llama_token_data) { i, logits[i], 0.0f };
+    llama_token_data_array arr = { grammar_buf, (size_t) n_vocab, -1, false };
+    llama_sampler_apply(grammar, &arr);
+    for (size_t i = 0; i < arr.size; i++) logits[arr.data[i].id] = arr.data[i].logit;
+    return 0;
+}
+
+static int grammar_accepts(struct llama_sampler * grammar, int32_t token, float logit) {
+    llama_token_data one = { token, logit, 0.0f };
+    llama_token_data_array arr = { &one, 1, -1, false };
+    llama_sampler_apply(grammar, &arr);
+    return arr.data[0].logit != -INFINITY;
+}
+
+int32_t cs_sample(struct llama_context * ctx, int32_t idx, const float * fp, const int32_t * ip,
+                  const int32_t * history, const int32_t * bias_tokens, const float * bias_values,
+                  uint64_t * rng, struct llama_sampler * grammar, int32_t * out_tokens, float * out_logprobs) {
+    float * logits = llama_get_logits_ith(ctx, idx);
+    if (!logits) return -1;
+    int32_t n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(llama_get_model(ctx)));
+    adjust_logits(logits, n_vocab, fp, ip, history, bias_tokens, bias_values);
+
+    uint64_t rng_before = *rng;
+    int32_t token = choose(logits, n_vocab, fp, ip, rng);
+    if (grammar && (token < 0 || !grammar_accepts(grammar, token, logits[token]))) {
+        // The unconstrained choice breaks the grammar: constrain the whole row and choose again
+        // (with the same random draw, so a seed's output does not depend on this fallback).
+        if (apply_grammar(grammar, logits, n_vocab) != 0) return -1;
+        *rng = rng_before;
+        token = choose(logits, n_vocab, fp, ip, rng);
+    }
+    if (token < 0) return -2;
+    if (grammar) llama_sampler_accept(grammar, token);
+
+    int32_t n_probs = ip[CS_I_N_PROBS];
+    out_tokens[0] = token;
+    out_logprobs[0] = 0.0f;
+    if (n_probs >= 0) {
+        double lse = log_sum_exp(logits, n_vocab, row_max(logits, n_vocab));
+        out_logprobs[0] = (float) ((double) logits[token] - lse);
+        if (n_probs > 0) {
+            cs_cand * cand = scratch_for((size_t) n_vocab);
+            if (!cand) return token;
+            int32_t k = top_k_of(logits, n_vocab, n_probs < n_vocab ? n_probs : n_vocab, -INFINITY, cand);
+            qsort(cand, (size_t) k, sizeof(cs_cand), cmp_desc);
+            for (int32_t i = 0; i < k; i++) {
+                out_tokens[1 + i] = cand[i].id;
+                out_logprobs[1 + i] = (float) ((double) cand[i].logit - lse);
+            }
+        }
+    }
+    return token;
+}
+
+int32_t cs_vocab_eog_tokens(const struct llama_vocab * vocab, int32_t * out, int32_t max) {
+    int32_t n = llama_vocab_n_tokens(vocab), found = 0;
+    for (int32_t i = 0; i < n; i++) {
+        if (llama_vocab_is_eog(vocab, i)) {
+            if (found < max) out[found] = i;
+            found++;
+        }
+    }
+    return found;
+}

@@ -15,6 +15,8 @@ typedef struct {
 static _Thread_local cs_cand * scratch = NULL;
 static _Thread_local size_t scratch_cap = 0;
 static _Thread_local llama_token_data * grammar_buf = NULL;
+static _Thread_local float * work = NULL;
+static _Thread_local size_t work_cap = 0;
 static _Thread_local size_t grammar_cap = 0;
 
 static cs_cand * scratch_for(size_t n) {
@@ -47,6 +49,11 @@ static double rng_uniform(uint64_t * s) {
 static int cmp_desc(const void * a, const void * b) {
     float x = ((const cs_cand *) a)->logit, y = ((const cs_cand *) b)->logit;
     return (x < y) - (x > y);
+}
+
+static int cmp_id(const void * a, const void * b) {
+    int32_t x = ((const cs_cand *) a)->id, y = ((const cs_cand *) b)->id;
+    return (x > y) - (x < y);
 }
 
 static int cmp_int(const void * a, const void * b) {
@@ -94,73 +101,62 @@ static double log_sum_exp(const float * logits, int32_t n, float max) {
     return (double) max + log((double) sum);
 }
 
-// The choice among candidates after temperature, min-p, typical-p and top-p.
-static int32_t draw(cs_cand * cand, int32_t n, const float * fp, uint64_t * rng) {
+// The choice among candidates (already cut by top-k and min-p) after temperature, typical-p and
+// top-p. Only typical-p and top-p need the candidates sorted by probability.
+static int32_t draw(cs_cand * cand, int32_t n, float max, bool by_id, const float * fp, uint64_t * rng) {
     float temp = fp[CS_F_TEMPERATURE];
-    qsort(cand, (size_t) n, sizeof(cs_cand), cmp_desc);
-    double * p = malloc((size_t) n * sizeof(double));
-    if (!p) return cand[0].id;
-    double sum = 0.0;
-    for (int32_t i = 0; i < n; i++) { p[i] = exp((double) (cand[i].logit - cand[0].logit) / temp); sum += p[i]; }
-    for (int32_t i = 0; i < n; i++) p[i] /= sum;
+    float top_p = fp[CS_F_TOP_P], typical = fp[CS_F_TYPICAL_P];
+    bool use_top_p = top_p > 0.0f && top_p < 1.0f, use_typical = typical > 0.0f && typical < 1.0f;
+    // Probabilities replace logits in place (relative to the best token; normalised at the end).
+    for (int32_t i = 0; i < n; i++) cand[i].logit = expf((cand[i].logit - max) / temp);
     int32_t keep = n;
-    float min_p = fp[CS_F_MIN_P];
-    if (min_p > 0.0f) {
-        int32_t k = 1;
-        while (k < keep && p[k] >= min_p * p[0]) k++;
-        keep = k;
-    }
-    float typical = fp[CS_F_TYPICAL_P];
-    if (typical > 0.0f && typical < 1.0f && keep > 1) {
-        // Locally typical sampling: prefer tokens whose surprisal is close to the entropy.
-        double z = 0.0, h = 0.0;
-        for (int32_t i = 0; i < keep; i++) z += p[i];
-        for (int32_t i = 0; i < keep; i++) { double q = p[i] / z; if (q > 0) h -= q * log(q); }
-        int32_t * order = malloc((size_t) keep * sizeof(int32_t));
-        double * dev = malloc((size_t) keep * sizeof(double));
-        if (order && dev) {
-            for (int32_t i = 0; i < keep; i++) { order[i] = i; dev[i] = fabs(-log(p[i] / z) - h); }
-            for (int32_t i = 1; i < keep; i++) {
-                int32_t v = order[i], j = i - 1;
-                while (j >= 0 && dev[order[j]] > dev[v]) { order[j + 1] = order[j]; j--; }
-                order[j + 1] = v;
+    if ((use_top_p || use_typical) && n > 1) {
+        qsort(cand, (size_t) n, sizeof(cs_cand), cmp_desc);
+        by_id = false;
+        double z = 0.0;
+        for (int32_t i = 0; i < n; i++) z += cand[i].logit;
+        if (use_typical) {
+            // Locally typical sampling: keep the tokens whose surprisal is closest to the entropy.
+            double h = 0.0;
+            for (int32_t i = 0; i < n; i++) { double q = cand[i].logit / z; if (q > 0) h -= q * log(q); }
+            cs_cand * tmp = malloc((size_t) n * sizeof(cs_cand));
+            if (tmp) {
+                // Sort by |surprisal - entropy| using the logit slot of a copy as the key.
+                for (int32_t i = 0; i < n; i++) {
+                    tmp[i].id = i;
+                    tmp[i].logit = -(float) fabs(-log(cand[i].logit / z) - h);
+                }
+                qsort(tmp, (size_t) n, sizeof(cs_cand), cmp_desc);
+                double cum = 0.0;
+                int32_t k = 0;
+                while (k < n) { cum += cand[tmp[k].id].logit / z; k++; if (cum >= typical) break; }
+                for (int32_t i = 0; i < k; i++) tmp[i] = cand[tmp[i].id];
+                memcpy(cand, tmp, (size_t) k * sizeof(cs_cand));
+                keep = k;
+                z = 0.0;
+                for (int32_t i = 0; i < keep; i++) z += cand[i].logit;
+                free(tmp);
             }
+        }
+        if (use_top_p) {
             double cum = 0.0;
             int32_t k = 0;
-            while (k < keep) { cum += p[order[k]] / z; k++; if (cum >= typical) break; }
-            // Rebuild the candidate list in typicality order, truncated.
-            cs_cand * tmp = malloc((size_t) k * sizeof(cs_cand));
-            double * tp = malloc((size_t) k * sizeof(double));
-            if (tmp && tp) {
-                for (int32_t i = 0; i < k; i++) { tmp[i] = cand[order[i]]; tp[i] = p[order[i]]; }
-                memcpy(cand, tmp, (size_t) k * sizeof(cs_cand));
-                memcpy(p, tp, (size_t) k * sizeof(double));
-                keep = k;
-            }
-            free(tmp);
-            free(tp);
+            while (k < keep) { cum += cand[k].logit / z; k++; if (cum >= top_p) break; }
+            keep = k;
         }
-        free(order);
-        free(dev);
     }
-    float top_p = fp[CS_F_TOP_P];
-    if (top_p > 0.0f && top_p < 1.0f) {
-        double z = 0.0, cum = 0.0;
-        for (int32_t i = 0; i < keep; i++) z += p[i];
-        int32_t k = 0;
-        while (k < keep) { cum += p[k] / z; k++; if (cum >= top_p) break; }
-        keep = k;
-    }
+    // Draw in token-id order: tokens with nearly equal logits swap places in the sorted order at
+    // the slightest numeric noise (e.g. a different batch shape), which would change which token
+    // a seed picks; summed by id, such noise moves the boundaries only negligibly.
+    if (!by_id) qsort(cand, (size_t) keep, sizeof(cs_cand), cmp_id);
     double z = 0.0;
-    for (int32_t i = 0; i < keep; i++) z += p[i];
+    for (int32_t i = 0; i < keep; i++) z += cand[i].logit;
     double r = rng_uniform(rng) * z, acc = 0.0;
-    int32_t chosen = cand[keep - 1].id;
     for (int32_t i = 0; i < keep; i++) {
-        acc += p[i];
-        if (r < acc) { chosen = cand[i].id; break; }
+        acc += cand[i].logit;
+        if (r < acc) return cand[i].id;
     }
-    free(p);
-    return chosen;
+    return cand[keep - 1].id;
 }
 
 // Min-heap helpers over cs_cand by logit, for a one-pass top-k.
@@ -232,12 +228,14 @@ static int32_t choose(const float * logits, int32_t n_vocab, const float * fp, c
     cs_cand * cand = scratch_for((size_t) n_vocab);
     if (!cand) return best;
     int32_t k = ip[CS_I_TOP_K], n = 0;
+    bool by_id = true;
     if (k > 0 && k < n_vocab) {
         n = top_k_of(logits, n_vocab, k, floor, cand);
+        by_id = false;
     } else {
         for (int32_t i = 0; i < n_vocab; i++) if (logits[i] >= floor) { cand[n].id = i; cand[n].logit = logits[i]; n++; }
     }
-    return draw(cand, n, fp, rng);
+    return draw(cand, n, max, by_id, fp, rng);
 }
 
 // Sets every token the grammar rejects to -inf in the row.
@@ -265,10 +263,25 @@ static int grammar_accepts(struct llama_sampler * grammar, int32_t token, float 
 int32_t cs_sample(struct llama_context * ctx, int32_t idx, const float * fp, const int32_t * ip,
                   const int32_t * history, const int32_t * bias_tokens, const float * bias_values,
                   uint64_t * rng, struct llama_sampler * grammar, int32_t * out_tokens, float * out_logprobs) {
-    float * logits = llama_get_logits_ith(ctx, idx);
-    if (!logits) return -1;
+    float * row = llama_get_logits_ith(ctx, idx);
+    if (!row) return -1;
     int32_t n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(llama_get_model(ctx)));
-    adjust_logits(logits, n_vocab, fp, ip, history, bias_tokens, bias_values);
+    // Several choices of one prompt sample from the same row, so changes go to a private copy,
+    // made only when there is something to change.
+    bool penalise = ip[CS_I_N_HISTORY] > 0 && (fp[CS_F_REPEAT_PENALTY] != 1.0f || fp[CS_F_FREQUENCY_PENALTY] != 0.0f ||
+                                               fp[CS_F_PRESENCE_PENALTY] != 0.0f);
+    float * logits = row;
+    if (penalise || ip[CS_I_N_BIAS] > 0 || grammar) {
+        if ((size_t) n_vocab > work_cap) {
+            free(work);
+            work = malloc((size_t) n_vocab * sizeof(float));
+            work_cap = work ? (size_t) n_vocab : 0;
+            if (!work) return -1;
+        }
+        memcpy(work, row, (size_t) n_vocab * sizeof(float));
+        logits = work;
+        adjust_logits(logits, n_vocab, fp, ip, history, bias_tokens, bias_values);
+    }
 
     uint64_t rng_before = *rng;
     int32_t token = choose(logits, n_vocab, fp, ip, rng);

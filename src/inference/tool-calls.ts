@@ -212,7 +212,7 @@ const FORMATS: Record<ToolCallFormat, FormatRules> = {
       const match = header.exec(text);
       if (!match) {
         if (!final && mistralHeaderPrefix(text.slice(at))) return INCOMPLETE;
-        return { kind: "text", end: Math.max(at, MISTRAL_MARKER.length) };
+        return { kind: "text", end: at };
       }
       const argsAt = skipSpace(text, header.lastIndex);
       const json = jsonAt(text, argsAt, final);
@@ -224,12 +224,14 @@ const FORMATS: Record<ToolCallFormat, FormatRules> = {
     // Mistral templates reject ids that are not exactly 9 alphanumerics.
     newId: () => randomBase62(9),
   },
+  // No marker and no bare JSON: region() is never reached and everything is content.
   none: { marker: null, bareJson: false, region: (text) => ({ kind: "text", end: text.length }), newId: () => "call_" + randomBase62(24) },
 };
 
 /** Locates the JSON object/array starting at `at`: its end, or the region to report instead. */
 function jsonAt(text: string, at: number, final: boolean): { kind: "json"; end: number } | { kind: "other"; region: Region } {
   if (at >= text.length) return { kind: "other", region: final ? { kind: "text", end: text.length } : INCOMPLETE };
+  // `at` is past a marker here (a bare region begins at its `{`); max() still guarantees progress.
   if (text[at] !== "{" && text[at] !== "[") return { kind: "other", region: { kind: "text", end: Math.max(at, 1) } };
   const end = jsonEnd(text, at);
   if (end < 0) return { kind: "other", region: final ? { kind: "text", end: text.length } : INCOMPLETE };

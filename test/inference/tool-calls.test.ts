@@ -1,7 +1,7 @@
 // Tool-call extraction for the hermes, Llama 3 and Mistral formats, whole and streamed: a stream split
 // anywhere must add up to the whole-text parse, and plain text must never be held back longer than needed.
 import { describe, expect, test } from "bun:test";
-import type { ToolCallFormat } from "../../src/inference/chat-template.ts";
+import type { ToolCall, ToolCallFormat } from "../../src/inference/chat-template.ts";
 import { collectToolEvents, parseToolCalls, ToolCallStream, type ToolStreamEvent } from "../../src/inference/tool-calls.ts";
 
 function counterIds(): () => string {
@@ -9,7 +9,7 @@ function counterIds(): () => string {
   return () => `call_${++n}`;
 }
 
-function call(id: string, name: string, args: string) {
+function call(id: string, name: string, args: string): ToolCall {
   return { id, type: "function", function: { name, arguments: args } };
 }
 
@@ -47,7 +47,7 @@ const SAMPLES: Array<[ToolCallFormat, string]> = [
   ["hermes", 'Let me check.\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'],
   [
     "hermes",
-    '<tool_call>\n{"name": "a", "arguments": {"x": "</tool_call> inside a string? no: {}"}}\n</tool_call>\n' +
+    '<tool_call>\n{"name": "a", "arguments": {"x": "braces {} and \\"quotes\\" in a string"}}\n</tool_call>\n' +
       '<tool_call>\n{"name": "b", "arguments": {}}\n</tool_call>\n<tool_call>\n{"name": "c", "arguments": "{\\"k\\": [1, 2]}"}\n</tool_call>\n',
   ],
   ["hermes", 'Text <b>bold</b> and a < sign, <tool_call>{"name": "f", "arguments": {bad json}}</tool_call> after.\n\nEnd.\n'],
@@ -183,10 +183,7 @@ describe("ToolCallStream", () => {
     });
     expect(summary).toEqual([
       ["Let me check.", ['call_1 get_weather {"city":"Paris"}']],
-      ["", ['call_1 a {"x":"</tool_call> inside a string? no: {}"}', "call_2 b {}", 'call_3 c {"k":[1,2]}']].map((v, i) =>
-        // The first block's body is cut at the </tool_call> inside its string, so it is malformed text.
-        i === 0 ? SAMPLES[1]![1].slice(0, SAMPLES[1]![1].indexOf("</tool_call>\n<tool_call>") + "</tool_call>".length) : v,
-      ),
+      ["", ['call_1 a {"x":"braces {} and \\"quotes\\" in a string"}', "call_2 b {}", 'call_3 c {"k":[1,2]}']],
       [SAMPLES[2]![1], []],
       ["Unclosed at the end:", ['call_1 f {"q":"x"}']],
       [SAMPLES[4]![1], []],

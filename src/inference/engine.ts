@@ -1,0 +1,345 @@
+// The engine's public API on the main thread: submit() streams typed events from a model's worker,
+// plus embed, tokenize, model info and live stats. It schedules and relays only; every llama.cpp
+// call happens in a worker, which is restarted if it dies.
+import { EngineError, type EngineEvent, type GenerateRequest, type ModelInfo, type ModelStats } from "./types.ts";
+import type { CallMap, ModelSpec, ToMain, ToWorker, WireError, WorkerInit } from "./worker-protocol.ts";
+import type { LogLevelName } from "../native/llama.ts";
+import { locateNative } from "../native/paths.ts";
+
+export interface EngineOptions {
+  models: ModelSpec[];
+  /** Parallel slots per model. Defaults to 4. */
+  slots?: number;
+  /** Context window per request (0 = the model's own). Defaults to 4096. */
+  ctxSize?: number;
+  /** Most tokens per decode step. Defaults to 512. */
+  batchSize?: number;
+  /** CPU threads (0 = all cores). Defaults to 0. */
+  threads?: number;
+  /** Layers offloaded to the GPU (-1 = all). Defaults to -1. */
+  gpuLayers?: number;
+  /** Requests that may wait for a slot, per model. Defaults to 64. */
+  maxQueue?: number;
+  /** Library directory; defaults to the located one (extracted when compiled). */
+  libDir?: string;
+  /** Defaults to "error". */
+  llamaLogLevel?: LogLevelName;
+}
+
+type Listener = {
+  push(event: EngineEvent): void;
+  fail(err: EngineError): void;
+};
+
+interface Pending {
+  resolve(v: unknown): void;
+  reject(e: unknown): void;
+}
+
+/** Runs one model's worker and relays its messages; restarts it when it dies. */
+class ModelRunner {
+  info!: ModelInfo;
+  stats: ModelStats;
+  restarts = 0;
+  private worker!: Worker;
+  private ready!: Promise<void>;
+  private readonly listeners = new Map<string, Listener>();
+  /** Ids that have not left the worker's queue yet: the overload check counts them. */
+  private readonly waiting = new Set<string>();
+  private readonly calls = new Map<number, Pending>();
+  private rid = 0;
+  private closing = false;
+
+  constructor(
+    private readonly init: WorkerInit,
+    private readonly maxQueue: number,
+  ) {
+    this.stats = { id: init.model.id, slotsBusy: 0, slotsTotal: init.slots, queued: 0, promptTokens: 0, generatedTokens: 0, cachedTokens: 0, requests: 0, restarts: 0, ready: false };
+  }
+
+  start(): Promise<void> {
+    const worker = new Worker(new URL("./worker.ts", import.meta.url).href);
+    this.worker = worker;
+    this.ready = new Promise<void>((resolve, reject) => {
+      worker.onmessage = (e: MessageEvent<ToMain>) => {
+        const msg = e.data;
+        if (msg.type === "ready") {
+          this.info = msg.info;
+          this.stats = { ...this.stats, slotsTotal: msg.info.slots, ready: true };
+          resolve();
+        } else if (msg.type === "fatal" && !this.info) {
+          reject(new EngineError("internal", `model ${this.init.model.id} failed to load: ${msg.error}`));
+        } else {
+          this.onMessage(msg);
+        }
+      };
+      worker.addEventListener("error", (e) => {
+        const message = (e as ErrorEvent).message || "worker error";
+        if (!this.info) reject(new EngineError("internal", `model ${this.init.model.id} failed to load: ${message}`));
+        else this.onCrash(message);
+      });
+    });
+    this.post({ type: "init", init: this.init });
+    return this.ready;
+  }
+
+  private post(msg: ToWorker): void {
+    this.worker.postMessage(msg);
+  }
+
+  private onMessage(msg: ToMain): void {
+    switch (msg.type) {
+      case "events":
+        this.stats = { ...msg.stats, restarts: this.restarts };
+        for (const { id, event } of msg.events) {
+          const l = this.listeners.get(id);
+          if (event.type === "started") {
+            this.waiting.delete(id);
+            continue;
+          }
+          if (!l) continue;
+          if (event.type === "error") {
+            this.forget(id);
+            l.fail(new EngineError(event.code, event.message, event.param));
+          } else {
+            l.push(event);
+            if (event.type === "done") this.forget(id);
+          }
+        }
+        break;
+      case "reply": {
+        const p = this.calls.get(msg.rid);
+        this.calls.delete(msg.rid);
+        if (msg.error) p?.reject(toError(msg.error));
+        else p?.resolve(msg.result);
+        break;
+      }
+      case "fatal":
+        this.onCrash(msg.error);
+        break;
+      case "closed":
+        break;
+    }
+  }
+
+  private forget(id: string): void {
+    this.listeners.delete(id);
+    this.waiting.delete(id);
+  }
+
+  /** A dead worker fails what it held; a new one takes over. */
+  private onCrash(message: string): void {
+    if (this.closing) return;
+    const err = new EngineError("worker_crashed", `the inference worker for ${this.init.model.id} failed (${message}); the request was lost, retry it`);
+    for (const [, l] of this.listeners) l.fail(err);
+    for (const [, p] of this.calls) p.reject(err);
+    this.listeners.clear();
+    this.waiting.clear();
+    this.calls.clear();
+    this.worker.terminate();
+    this.restarts++;
+    this.stats = { ...this.stats, ready: false, restarts: this.restarts, slotsBusy: 0, queued: 0 };
+    this.start().catch(() => {
+      // A worker that cannot come back leaves the model unavailable; submits report it.
+    });
+  }
+
+  submit(id: string, request: GenerateRequest, listener: Listener): void {
+    // Requests not yet started are queued or about to take a free slot (as last reported).
+    const free = Math.max(0, this.stats.slotsTotal - this.stats.slotsBusy);
+    if (this.waiting.size >= this.maxQueue + free) {
+      throw new EngineError("overloaded", `model ${this.init.model.id} is busy: ${this.waiting.size} requests are waiting; retry shortly`);
+    }
+    this.listeners.set(id, listener);
+    this.waiting.add(id);
+    void this.ready.then(
+      () => this.post({ type: "submit", id, request }),
+      (err) => {
+        this.forget(id);
+        listener.fail(err instanceof EngineError ? err : new EngineError("internal", String(err)));
+      },
+    );
+  }
+
+  cancel(id: string): void {
+    if (this.listeners.has(id)) this.post({ type: "cancel", id });
+  }
+
+  async call<M extends keyof CallMap>(method: M, args: CallMap[M]["args"]): Promise<CallMap[M]["result"]> {
+    await this.ready;
+    const rid = ++this.rid;
+    return new Promise((resolve, reject) => {
+      this.calls.set(rid, { resolve: resolve as (v: unknown) => void, reject });
+      this.post({ type: "call", rid, method, args } as ToWorker);
+    });
+  }
+
+  crashForTest(): void {
+    this.post({ type: "crash" });
+  }
+
+  close(): void {
+    this.closing = true;
+    const err = new EngineError("shutting_down", "the server is shutting down");
+    for (const [, l] of this.listeners) l.fail(err);
+    this.listeners.clear();
+    this.worker.terminate();
+  }
+}
+
+function toError(e: WireError): EngineError {
+  return new EngineError(e.code, e.message, e.param);
+}
+
+let nextId = 0;
+
+export class Engine {
+  private readonly runners = new Map<string, ModelRunner>();
+
+  private constructor(private readonly order: string[]) {}
+
+  /** Loads every model in its own worker; resolves when all are ready. */
+  static async start(opts: EngineOptions): Promise<Engine> {
+    if (opts.models.length === 0) throw new EngineError("invalid_request", "no models to serve");
+    const libDir = opts.libDir ?? locateNative().dir;
+    const engine = new Engine(opts.models.map((m) => m.id));
+    const starting: Promise<void>[] = [];
+    for (const model of opts.models) {
+      const runner = new ModelRunner(
+        {
+          model,
+          libDir,
+          llamaLogLevel: opts.llamaLogLevel ?? "error",
+          slots: opts.slots ?? 4,
+          ctxPerSlot: opts.ctxSize ?? 4096,
+          batchSize: opts.batchSize ?? 512,
+          threads: opts.threads ?? 0,
+          gpuLayers: opts.gpuLayers ?? -1,
+          maxQueue: opts.maxQueue ?? 64,
+        },
+        opts.maxQueue ?? 64,
+      );
+      engine.runners.set(model.id, runner);
+      starting.push(runner.start());
+    }
+    try {
+      await Promise.all(starting);
+    } catch (err) {
+      engine.close();
+      throw err;
+    }
+    return engine;
+  }
+
+  private runner(model?: string): ModelRunner {
+    const id = model ?? this.order[0]!;
+    const r = this.runners.get(id);
+    if (!r) throw new EngineError("model_not_found", `model "${id}" does not exist; available: ${this.order.join(", ")}`, "model");
+    return r;
+  }
+
+  models(): ModelInfo[] {
+    return this.order.map((id) => this.runners.get(id)!.info);
+  }
+
+  model(id?: string): ModelInfo {
+    return this.runner(id).info;
+  }
+
+  stats(): ModelStats[] {
+    return this.order.map((id) => this.runners.get(id)!.stats);
+  }
+
+  /**
+   * Starts a generation. Throws EngineError at once when the model is unknown or its queue is full;
+   * errors found by the worker (context overflow, bad parameters) are thrown by the first next().
+   * Aborting `signal` frees the request's slots at the next step and ends the stream with
+   * finish reason "cancelled".
+   */
+  submit(request: GenerateRequest, signal?: AbortSignal): AsyncIterableIterator<EngineEvent> {
+    const runner = this.runner(request.model);
+    const id = `r${++nextId}`;
+    const buffered: EngineEvent[] = [];
+    let failure: EngineError | null = null;
+    let ended = false;
+    let wakeup: (() => void) | null = null;
+    const notify = () => {
+      const w = wakeup;
+      wakeup = null;
+      w?.();
+    };
+    const onAbort = () => runner.cancel(id);
+    runner.submit(id, request, {
+      push(event) {
+        buffered.push(event);
+        if (event.type === "done") ended = true;
+        notify();
+      },
+      fail(err) {
+        failure = err;
+        ended = true;
+        notify();
+      },
+    });
+    if (signal?.aborted) onAbort();
+    signal?.addEventListener("abort", onAbort, { once: true });
+    const cleanup = () => signal?.removeEventListener("abort", onAbort);
+
+    const iterator: AsyncIterableIterator<EngineEvent> = {
+      async next(): Promise<IteratorResult<EngineEvent>> {
+        for (;;) {
+          const event = buffered.shift();
+          if (event) return { value: event, done: false };
+          if (failure) {
+            cleanup();
+            const err = failure;
+            failure = null;
+            throw err;
+          }
+          if (ended) {
+            cleanup();
+            return { value: undefined, done: true };
+          }
+          await new Promise<void>((r) => (wakeup = r));
+        }
+      },
+      async return(): Promise<IteratorResult<EngineEvent>> {
+        // A consumer that stops reading (e.g. a closed HTTP stream) frees the slot.
+        if (!ended) runner.cancel(id);
+        cleanup();
+        return { value: undefined, done: true };
+      },
+      [Symbol.asyncIterator]() {
+        return iterator;
+      },
+    };
+    return iterator;
+  }
+
+  /** Pooled, L2-normalised embeddings of each input. */
+  embed(model: string | undefined, inputs: (string | number[])[]): Promise<CallMap["embed"]["result"]> {
+    return this.runner(model).call("embed", { inputs });
+  }
+
+  tokenize(model: string | undefined, text: string, opts: { addSpecial?: boolean; parseSpecial?: boolean } = {}): Promise<number[]> {
+    return this.runner(model).call("tokenize", { text, ...opts });
+  }
+
+  detokenize(model: string | undefined, tokens: number[]): Promise<string> {
+    return this.runner(model).call("detokenize", { tokens });
+  }
+
+  /** The prompt a chat request renders to (for debugging and echo). */
+  render(model: string | undefined, args: CallMap["render"]["args"]): Promise<CallMap["render"]["result"]> {
+    return this.runner(model).call("render", args);
+  }
+
+  /** Test hook: makes a model's worker die as a native crash would. */
+  crashWorkerForTest(model?: string): void {
+    this.runner(model).crashForTest();
+  }
+
+  close(): void {
+    for (const r of this.runners.values()) r.close();
+  }
+}

@@ -1,0 +1,518 @@
+// Continuous batching over N slots sharing one llama context: each step decodes one batch that mixes
+// the next token of every generating slot with prompt chunks of newly admitted requests. Also
+// prefix reuse across slots, pinned sessions, n > 1 choices, cancellation and timeouts.
+import { LlamaBatch, LlamaError, type LlamaContext, type LlamaModel } from "../native/llama.ts";
+import { TokenSampler, type TokenChoice, type TokenSamplerOptions } from "../native/token-sampler.ts";
+import { ChoiceOutput, type OutputOptions } from "./output.ts";
+import { EngineError, type EngineEvent, type FinishReason, type ModelStats } from "./types.ts";
+
+/** A request after rendering and tokenizing: everything the scheduler needs. */
+export interface PreparedRequest {
+  id: string;
+  tokens: Int32Array;
+  maxTokens: number;
+  /** Sampler settings per choice (seeds differ). */
+  samplers: TokenSamplerOptions[];
+  output: OutputOptions;
+  timeoutMs: number;
+  sessionKey: string | null;
+  receivedAt: number;
+}
+
+/** Scheduler -> engine messages: public events plus "started" (left the queue) and "error". */
+export type SchedulerEvent =
+  | EngineEvent
+  | { type: "started" }
+  | { type: "error"; code: EngineError["code"]; message: string; param?: string };
+
+export type Emit = (id: string, event: SchedulerEvent) => void;
+
+interface Active {
+  req: PreparedRequest;
+  slots: Slot[];
+  cachedTokens: number;
+  startedAt: number;
+  firstTokenAt: number;
+  deadline: number;
+  choicesLeft: number;
+  completionTokens: number;
+  reasoningTokens: number;
+  cancelled: boolean;
+}
+
+interface Slot {
+  seq: number;
+  /** Tokens whose KV this slot's sequence holds, positions 0..cached.length-1. */
+  cached: number[];
+  state: "idle" | "prompt" | "generate";
+  active: Active | null;
+  choice: number;
+  /** Next prompt token to feed (state "prompt"). */
+  promptPos: number;
+  /** Token sampled but not yet decoded (state "generate"). */
+  pending: number;
+  row: number;
+  generated: number;
+  sampler: TokenSampler | null;
+  output: ChoiceOutput | null;
+  sessionKey: string | null;
+  lastUsed: number;
+}
+
+interface SavedSession {
+  tokens: number[];
+  state: Uint8Array;
+  savedAt: number;
+}
+
+export interface SchedulerOptions {
+  /** Tokens one request may occupy (prompt + completion). */
+  ctxPerSlot: number;
+  /** Waiting requests beyond the running ones. */
+  maxQueue: number;
+  /** Bytes of parked session state kept in memory. Defaults to 512 MiB. */
+  sessionBytes?: number;
+}
+
+const now = () => performance.now();
+
+export class Scheduler {
+  private readonly slots: Slot[];
+  private readonly queue: PreparedRequest[] = [];
+  private readonly active = new Map<string, Active>();
+  private readonly sessions = new Map<string, SavedSession>();
+  private sessionBytes = 0;
+  private readonly batch: LlamaBatch;
+  private clock = 0;
+  readonly stats = { promptTokens: 0, generatedTokens: 0, cachedTokens: 0, requests: 0 };
+
+  constructor(
+    private readonly model: LlamaModel,
+    private readonly ctx: LlamaContext,
+    private readonly emit: Emit,
+    private readonly opts: SchedulerOptions,
+  ) {
+    this.slots = Array.from({ length: ctx.nSeqMax }, (_, seq) => ({
+      seq,
+      cached: [],
+      state: "idle" as const,
+      active: null,
+      choice: 0,
+      promptPos: 0,
+      pending: -1,
+      row: -1,
+      generated: 0,
+      sampler: null,
+      output: null,
+      sessionKey: null,
+      lastUsed: 0,
+    }));
+    this.batch = new LlamaBatch(ctx.nBatch);
+  }
+
+  get slotCount(): number {
+    return this.slots.length;
+  }
+
+  snapshot(id: string): ModelStats {
+    const busy = this.slots.filter((s) => s.state !== "idle").length;
+    return { id, slotsBusy: busy, slotsTotal: this.slots.length, queued: this.queue.length, ...this.stats, restarts: 0, ready: true };
+  }
+
+  /** Queues a request; throws EngineError for requests that can never run. */
+  submit(req: PreparedRequest): void {
+    const n = req.samplers.length;
+    if (n > this.slots.length) {
+      throw new EngineError("invalid_request", `n=${n} exceeds the ${this.slots.length} parallel slots of this model`, "n");
+    }
+    if (req.tokens.length === 0) throw new EngineError("invalid_request", "the prompt is empty", "prompt");
+    if (req.tokens.length + req.maxTokens > this.opts.ctxPerSlot) {
+      throw new EngineError(
+        "context_overflow",
+        `this request needs ${req.tokens.length} prompt + ${req.maxTokens} completion tokens, but the context window is ${this.opts.ctxPerSlot} tokens`,
+        "messages",
+      );
+    }
+    if (this.queue.length >= this.opts.maxQueue && this.freeSlots().length < n) {
+      throw new EngineError("overloaded", `the server is busy: ${this.queue.length} requests are waiting; retry shortly`);
+    }
+    this.queue.push(req);
+  }
+
+  cancel(id: string): void {
+    const q = this.queue.findIndex((r) => r.id === id);
+    if (q !== -1) {
+      const [req] = this.queue.splice(q, 1);
+      req!.samplers.forEach((_, index) => this.emit(id, { type: "finish", index, reason: "cancelled", toolCalls: [], stop: null }));
+      this.emit(id, {
+        type: "done",
+        usage: { promptTokens: req!.tokens.length, cachedTokens: 0, completionTokens: 0, reasoningTokens: 0 },
+        timings: { queueMs: now() - req!.receivedAt, promptMs: 0, generationMs: 0, promptTokensPerSecond: 0, tokensPerSecond: 0 },
+      });
+      return;
+    }
+    const a = this.active.get(id);
+    if (a) a.cancelled = true;
+  }
+
+  /** Busy slots or queued requests remain. */
+  get busy(): boolean {
+    return this.active.size > 0 || this.queue.length > 0;
+  }
+
+  /** One scheduling step; returns false when there was nothing to do. */
+  step(): boolean {
+    this.expire();
+    this.admit();
+    if (!this.fillBatch()) return false;
+    try {
+      this.ctx.decode(this.batch);
+    } catch (err) {
+      this.failAll(err);
+      return true;
+    }
+    this.sampleAll();
+    return true;
+  }
+
+  /** Fails every running request (e.g. after a decode error) and resets the KV cache. */
+  failAll(err: unknown): void {
+    const message = err instanceof LlamaError ? err.message : String(err);
+    for (const a of [...this.active.values()]) this.finishRequest(a, "stop", new EngineError("internal", `inference failed: ${message}`));
+    this.ctx.clearMemory();
+    for (const s of this.slots) s.cached = [];
+  }
+
+  // ---- admission and prefix reuse ------------------------------------------------------------------
+
+  private freeSlots(): Slot[] {
+    return this.slots.filter((s) => s.state === "idle");
+  }
+
+  private admit(): void {
+    while (this.queue.length > 0) {
+      const req = this.queue[0]!;
+      const free = this.freeSlots();
+      if (free.length < req.samplers.length) return;
+      this.queue.shift();
+      this.start(req, free);
+    }
+  }
+
+  private start(req: PreparedRequest, free: Slot[]): void {
+    const tokens = req.tokens;
+    const primary = this.pickSlot(req, free);
+    const others = free.filter((s) => s !== primary).sort((a, b) => a.lastUsed - b.lastUsed).slice(0, req.samplers.length - 1);
+    for (const s of [primary, ...others]) this.parkSession(s, req.sessionKey);
+
+    let reuse = this.reusePrefix(primary, tokens, req.sessionKey);
+    // The last prompt token is always decoded again: its logits start generation.
+    reuse = Math.min(reuse, tokens.length - 1);
+    if (!this.ctx.seqRemove(primary.seq, reuse, -1)) {
+      this.ctx.seqRemove(primary.seq);
+      reuse = 0;
+    }
+    primary.cached = Array.from(tokens.subarray(0, reuse));
+
+    const active: Active = {
+      req,
+      slots: [primary, ...others],
+      cachedTokens: reuse,
+      startedAt: now(),
+      firstTokenAt: 0,
+      deadline: req.timeoutMs > 0 ? req.receivedAt + req.timeoutMs : Infinity,
+      choicesLeft: req.samplers.length,
+      completionTokens: 0,
+      reasoningTokens: 0,
+      cancelled: false,
+    };
+    active.slots.forEach((s, choice) => {
+      s.active = active;
+      s.choice = choice;
+      // Every choice's slot is reserved now; choices > 0 start generating when the prompt is done.
+      s.state = "prompt";
+      s.promptPos = reuse;
+      s.generated = 0;
+      s.pending = -1;
+      s.row = -1;
+      s.sessionKey = req.sessionKey;
+      s.lastUsed = ++this.clock;
+      s.sampler = new TokenSampler(this.model, req.samplers[choice]!);
+      s.output = new ChoiceOutput(this.model, req.output);
+    });
+    this.active.set(req.id, active);
+    this.stats.requests++;
+    this.stats.cachedTokens += reuse;
+    this.emit(req.id, { type: "started" });
+  }
+
+  /** The free slot that already holds the most of this prompt (its pinned session first). */
+  private pickSlot(req: PreparedRequest, free: Slot[]): Slot {
+    if (req.sessionKey) {
+      const pinned = free.find((s) => s.sessionKey === req.sessionKey);
+      if (pinned) return pinned;
+    }
+    let best = free[0]!;
+    let bestLen = -1;
+    for (const s of free) {
+      const len = commonPrefix(s.cached, req.tokens);
+      if (len > bestLen || (len === bestLen && s.lastUsed < best.lastUsed)) {
+        best = s;
+        bestLen = len;
+      }
+    }
+    // A slot pinned to another conversation is used only when nothing else is free.
+    if (bestLen === 0 && best.sessionKey) {
+      const unpinned = free.filter((s) => !s.sessionKey).sort((a, b) => a.lastUsed - b.lastUsed)[0];
+      if (unpinned) return unpinned;
+    }
+    return best;
+  }
+
+  /**
+   * Makes the slot hold the longest available prefix of the prompt: its own cache, another slot's
+   * (copied within the unified KV cache, no recompute), or a parked session. Returns its length.
+   */
+  private reusePrefix(slot: Slot, tokens: Int32Array, sessionKey: string | null): number {
+    let own = commonPrefix(slot.cached, tokens);
+    let donor: Slot | null = null;
+    let donorLen = own;
+    for (const s of this.slots) {
+      if (s === slot) continue;
+      const len = commonPrefix(s.cached, tokens);
+      if (len > donorLen) {
+        donor = s;
+        donorLen = len;
+      }
+    }
+    const saved = sessionKey ? this.sessions.get(sessionKey) : undefined;
+    const savedLen = saved ? commonPrefix(saved.tokens, tokens) : 0;
+    if (saved && savedLen > donorLen) {
+      try {
+        this.ctx.restoreSequence(saved.state, slot.seq);
+        slot.cached = saved.tokens.slice();
+        this.dropSession(sessionKey!);
+        return savedLen;
+      } catch {
+        this.dropSession(sessionKey!);
+        this.ctx.seqRemove(slot.seq);
+        slot.cached = [];
+        own = 0;
+      }
+    }
+    if (donor) {
+      this.ctx.seqRemove(slot.seq);
+      this.ctx.seqCopy(donor.seq, slot.seq, 0, donorLen);
+      slot.cached = donor.cached.slice(0, donorLen);
+      return donorLen;
+    }
+    return own;
+  }
+
+  /** Before a slot pinned to a conversation is reused for another, its state is saved. */
+  private parkSession(slot: Slot, incoming: string | null): void {
+    const key = slot.sessionKey;
+    if (!key || key === incoming || slot.cached.length === 0) return;
+    const limit = this.opts.sessionBytes ?? 512 * 2 ** 20;
+    try {
+      const state = this.ctx.saveSequence(slot.seq);
+      this.dropSession(key);
+      this.sessions.set(key, { tokens: slot.cached.slice(), state, savedAt: ++this.clock });
+      this.sessionBytes += state.length;
+      // Oldest parked sessions go first when over budget.
+      for (const [k] of [...this.sessions].sort((a, b) => a[1].savedAt - b[1].savedAt)) {
+        if (this.sessionBytes <= limit) break;
+        if (k !== key) this.dropSession(k);
+      }
+    } catch {
+      // Parking is an optimisation; losing it only costs a recompute.
+    }
+    slot.sessionKey = null;
+  }
+
+  private dropSession(key: string): void {
+    const s = this.sessions.get(key);
+    if (!s) return;
+    this.sessionBytes -= s.state.length;
+    this.sessions.delete(key);
+  }
+
+  // ---- one step ------------------------------------------------------------------------------------
+
+  private expire(): void {
+    const t = now();
+    for (const a of [...this.active.values()]) {
+      if (a.cancelled) this.finishRequest(a, "cancelled");
+      else if (t >= a.deadline) this.finishRequest(a, "timeout");
+    }
+  }
+
+  /** Generating slots first (one token each), then prompt chunks in the space left. */
+  private fillBatch(): boolean {
+    const b = this.batch;
+    b.clear();
+    for (const s of this.slots) {
+      s.row = -1;
+      if (s.state === "generate" && s.pending >= 0) {
+        s.row = b.add(s.pending, s.cached.length, s.seq, true);
+      }
+    }
+    for (const s of this.slots) {
+      if (s.state !== "prompt" || s.choice !== 0 || !s.active) continue;
+      const tokens = s.active.req.tokens;
+      while (s.promptPos < tokens.length && b.size < b.capacity) {
+        const last = s.promptPos === tokens.length - 1;
+        const row = b.add(tokens[s.promptPos]!, s.promptPos, s.seq, last);
+        if (last) s.row = row;
+        s.promptPos++;
+      }
+    }
+    return b.size > 0;
+  }
+
+  private sampleAll(): void {
+    // Record what the decode put into each sequence's KV.
+    for (let i = 0; i < this.batch.size; i++) {
+      const slot = this.slots[this.batch.seqIds[i]!]!;
+      slot.cached.push(this.batch.tokens[i]!);
+    }
+    for (const s of this.slots) {
+      if (s.state === "prompt" && s.choice === 0 && s.active && s.promptPos >= s.active.req.tokens.length && s.row >= 0) {
+        this.promptDone(s);
+      } else if (s.state === "generate" && s.row >= 0) {
+        this.next(s, s.row);
+      }
+    }
+  }
+
+  /** The prompt is in the KV cache: every choice samples its first token from the same logits. */
+  private promptDone(primary: Slot): void {
+    const a = primary.active!;
+    const processed = a.req.tokens.length - a.cachedTokens;
+    this.stats.promptTokens += processed;
+    const row = primary.row;
+    for (const s of a.slots) {
+      if (s !== primary) {
+        this.ctx.seqRemove(s.seq);
+        this.ctx.seqCopy(primary.seq, s.seq, -1, -1);
+        s.cached = primary.cached.slice();
+      }
+      s.state = "generate";
+    }
+    for (const s of a.slots) if (s.active === a) this.next(s, row);
+  }
+
+  /** Samples a slot's next token from batch row `row` and streams its text. */
+  private next(s: Slot, row: number): void {
+    const a = s.active!;
+    let choice: TokenChoice;
+    try {
+      choice = s.sampler!.sample(this.ctx, row);
+    } catch (err) {
+      // A grammar with no valid continuation ends the choice with what it has.
+      void err;
+      this.finishChoice(s, "stop");
+      return;
+    }
+    if (a.firstTokenAt === 0) a.firstTokenAt = now();
+    s.generated++;
+    a.completionTokens++;
+    this.stats.generatedTokens++;
+    const token = choice.token;
+    if (this.model.isEog(token)) {
+      s.pending = -1;
+      this.finishChoice(s, "stop");
+      return;
+    }
+    const delta = s.output!.push(token, a.req.output.logprobs ? choice : null);
+    if (delta.content || delta.reasoning || delta.toolCalls.length || delta.logprobs.length) {
+      this.emit(a.req.id, { type: "delta", index: s.choice, ...delta });
+    }
+    if (s.output!.stopHit !== null) {
+      this.finishChoice(s, "stop");
+    } else if (s.generated >= a.req.maxTokens) {
+      this.finishChoice(s, "length");
+    } else {
+      s.pending = token;
+    }
+  }
+
+  private finishChoice(s: Slot, reason: FinishReason): void {
+    const a = s.active;
+    if (!a || s.output === null) return;
+    const out = s.output;
+    const tail = out.finish();
+    if (tail.content || tail.reasoning || tail.toolCalls.length || tail.logprobs.length) {
+      this.emit(a.req.id, { type: "delta", index: s.choice, ...tail });
+    }
+    const toolCalls = out.toolCalls.filter(Boolean);
+    const finalReason: FinishReason = reason === "stop" && toolCalls.length > 0 ? "tool_calls" : reason;
+    a.reasoningTokens += out.reasoningTokens;
+    this.emit(a.req.id, { type: "finish", index: s.choice, reason: finalReason, toolCalls, stop: out.stopHit });
+    this.release(s);
+    a.choicesLeft--;
+    if (a.choicesLeft === 0) this.complete(a);
+  }
+
+  private release(s: Slot): void {
+    s.sampler?.dispose();
+    s.sampler = null;
+    s.output = null;
+    s.state = "idle";
+    s.active = null;
+    s.pending = -1;
+    s.row = -1;
+    s.lastUsed = ++this.clock;
+  }
+
+  private finishRequest(a: Active, reason: FinishReason, error?: EngineError): void {
+    if (error) {
+      for (const s of a.slots) if (s.active === a) this.release(s);
+      this.active.delete(a.req.id);
+      this.emit(a.req.id, { type: "error", code: error.code, message: error.message, param: error.param });
+      return;
+    }
+    for (const s of a.slots) {
+      if (s.active !== a) continue;
+      if (s.state === "prompt" && s.choice === 0) {
+        // An unfinished prompt leaves a partial cache that is still a valid prefix.
+        s.cached = s.cached.slice(0, s.promptPos);
+      }
+      if (s.output) this.finishChoice(s, reason);
+      else this.release(s);
+    }
+  }
+
+  private complete(a: Active): void {
+    this.active.delete(a.req.id);
+    const end = now();
+    const first = a.firstTokenAt || end;
+    const processed = a.req.tokens.length - a.cachedTokens;
+    const promptMs = first - a.startedAt;
+    const generationMs = end - first;
+    this.emit(a.req.id, {
+      type: "done",
+      usage: {
+        promptTokens: a.req.tokens.length,
+        cachedTokens: a.cachedTokens,
+        completionTokens: a.completionTokens,
+        reasoningTokens: a.reasoningTokens,
+      },
+      timings: {
+        queueMs: a.startedAt - a.req.receivedAt,
+        promptMs,
+        generationMs,
+        promptTokensPerSecond: promptMs > 0 ? (processed * 1000) / promptMs : 0,
+        // The first token comes with the prompt; the rate counts the ones after it.
+        tokensPerSecond: generationMs > 0 ? ((a.completionTokens - a.slots.length) * 1000) / generationMs : 0,
+      },
+    });
+  }
+}
+
+export function commonPrefix(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  const n = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < n && a[i] === b[i]) i++;
+  return i;
+}

@@ -1,0 +1,177 @@
+// The engine's public vocabulary: plain typed requests in, typed events out. No HTTP shapes here;
+// the OpenAI and Cocoon layers translate to and from these.
+import type { ChatMessage, ToolDefinition } from "./chat-template.ts";
+
+export type { ChatMessage, ToolDefinition };
+
+export interface SamplingParams {
+  /** 0 = greedy. Defaults to 0.8. */
+  temperature?: number;
+  /** Defaults to 0.95 (1 disables). */
+  topP?: number;
+  /** Defaults to 40 (0 disables). */
+  topK?: number;
+  /** Defaults to 0.05 (0 disables). */
+  minP?: number;
+  /** Defaults to 1 (disabled). */
+  typicalP?: number;
+  /** Defaults to 1 (disabled). */
+  repeatPenalty?: number;
+  /** Defaults to 0. */
+  frequencyPenalty?: number;
+  /** Defaults to 0. */
+  presencePenalty?: number;
+  /** Recent tokens the penalties consider. Defaults to 64. */
+  penaltyLastN?: number;
+  /** Same seed, same output. Defaults to a random seed. */
+  seed?: number;
+  /** Token id -> bias added to its logit (-100 or less bans it). */
+  logitBias?: Record<number, number>;
+}
+
+export type ResponseFormat =
+  | { type: "text" }
+  | { type: "json_object" }
+  | { type: "json_schema"; schema: Record<string, unknown>; strict?: boolean };
+
+export type ToolChoice = "auto" | "none" | "required" | { name: string };
+
+export interface GenerateRequest {
+  /** Model id; defaults to the first loaded model. */
+  model?: string;
+  /** Raw prompt (text or token ids) for completions; exactly one of prompt and messages. */
+  prompt?: string | number[];
+  /** Chat messages, rendered with the model's own chat template. */
+  messages?: ChatMessage[];
+  tools?: ToolDefinition[];
+  toolChoice?: ToolChoice;
+  /** Allow several tool calls in one answer. Defaults to true. */
+  parallelToolCalls?: boolean;
+  /** Turn reasoning (`<think>`) on or off where the template supports it. Defaults to the template's default. */
+  enableThinking?: boolean;
+  /** Extra variables passed to the chat template. */
+  templateVars?: Record<string, unknown>;
+  /** Most tokens to generate per choice. Defaults to what is left of the context. */
+  maxTokens?: number;
+  sampling?: SamplingParams;
+  /** Up to 16 stop strings; the text stops before them. */
+  stop?: string[];
+  /** Keep generating past end-of-generation tokens. Defaults to false. */
+  ignoreEos?: boolean;
+  /** Choices to generate from the one prompt. Defaults to 1. */
+  n?: number;
+  /** -1 or undefined: no log-probabilities; 0: the chosen tokens'; k <= 20: plus the top k. */
+  logprobs?: number;
+  responseFormat?: ResponseFormat;
+  /** A raw GBNF grammar (root rule "root"); overrides responseFormat. */
+  grammar?: string;
+  /** Ends the request with what it produced so far. */
+  timeoutMs?: number;
+  /** Pins a conversation: its next turn resumes from this turn's cached state. */
+  sessionKey?: string;
+}
+
+export type FinishReason = "stop" | "length" | "tool_calls" | "cancelled" | "timeout";
+
+export interface TopLogprob {
+  token: string;
+  bytes: number[];
+  logprob: number;
+}
+
+export interface TokenLogprob extends TopLogprob {
+  id: number;
+  top: TopLogprob[];
+}
+
+export interface ToolCallDelta {
+  index: number;
+  id?: string;
+  name?: string;
+  arguments?: string;
+}
+
+export interface Usage {
+  promptTokens: number;
+  /** Prompt tokens served from cache (prefix reuse or a pinned session). */
+  cachedTokens: number;
+  completionTokens: number;
+  /** Completion tokens inside the reasoning block. */
+  reasoningTokens: number;
+}
+
+export interface Timings {
+  queueMs: number;
+  promptMs: number;
+  generationMs: number;
+  /** Prompt tokens processed (not cached) per second. */
+  promptTokensPerSecond: number;
+  /** Generated tokens per second, across all choices. */
+  tokensPerSecond: number;
+}
+
+export interface ToolCall {
+  id: string;
+  type: "function";
+  function: { name: string; arguments: string };
+}
+
+export type EngineEvent =
+  /** New output of choice `index`: any mix of content, reasoning, tool-call pieces and token log-probs. */
+  | { type: "delta"; index: number; content: string; reasoning: string; toolCalls: ToolCallDelta[]; logprobs: TokenLogprob[] }
+  /** Choice `index` ended. */
+  | { type: "finish"; index: number; reason: FinishReason; toolCalls: ToolCall[]; stop: string | null }
+  /** The request ended: always the last event. */
+  | { type: "done"; usage: Usage; timings: Timings };
+
+export interface ModelInfo {
+  id: string;
+  path: string;
+  type: "chat" | "completion" | "embedding";
+  /** Tokens one request may use (prompt + completion). */
+  contextWindow: number;
+  trainContext: number;
+  slots: number;
+  embeddingDims: number;
+  vocabSize: number;
+  description: string;
+  sizeBytes: number;
+  parameters: number;
+  chatTemplate: boolean;
+  supportsTools: boolean;
+  supportsThinking: boolean;
+  backend: string;
+  gpuLayers: number;
+}
+
+export interface ModelStats {
+  id: string;
+  slotsBusy: number;
+  slotsTotal: number;
+  queued: number;
+  promptTokens: number;
+  generatedTokens: number;
+  cachedTokens: number;
+  requests: number;
+  restarts: number;
+  ready: boolean;
+}
+
+/** Typed engine failures; the HTTP layer maps each code to a status. */
+export class EngineError extends Error {
+  override name = "EngineError";
+  constructor(
+    readonly code:
+      | "overloaded"
+      | "model_not_found"
+      | "context_overflow"
+      | "invalid_request"
+      | "worker_crashed"
+      | "shutting_down"
+      | "internal",
+    message: string,
+    readonly param?: string,
+  ) {
+    super(message);
+  }
+}

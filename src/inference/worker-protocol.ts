@@ -1,0 +1,49 @@
+// Messages between the engine (main thread) and a model worker. Plain structured-clonable data only.
+import type { SchedulerEvent } from "./scheduler.ts";
+import type { ChatMessage, GenerateRequest, ModelInfo, ModelStats } from "./types.ts";
+import type { RenderOptions } from "./chat-template.ts";
+import type { LogLevelName } from "../native/llama.ts";
+
+export interface ModelSpec {
+  id: string;
+  path: string;
+  /** Forced model type; detected from the GGUF when absent. */
+  type?: ModelInfo["type"];
+}
+
+export interface WorkerInit {
+  model: ModelSpec;
+  libDir: string;
+  llamaLogLevel: LogLevelName;
+  slots: number;
+  /** Context window per request; 0 = the model's training context. */
+  ctxPerSlot: number;
+  batchSize: number;
+  threads: number;
+  gpuLayers: number;
+  maxQueue: number;
+}
+
+export type CallMap = {
+  tokenize: { args: { text: string; addSpecial?: boolean; parseSpecial?: boolean }; result: number[] };
+  detokenize: { args: { tokens: number[] }; result: string };
+  embed: { args: { inputs: (string | number[])[] }; result: { vectors: Float32Array[]; promptTokens: number } };
+  render: { args: { messages: ChatMessage[]; options?: RenderOptions }; result: { prompt: string; startsInReasoning: boolean } };
+};
+
+export type ToWorker =
+  | { type: "init"; init: WorkerInit }
+  | { type: "submit"; id: string; request: GenerateRequest }
+  | { type: "cancel"; id: string }
+  | { [M in keyof CallMap]: { type: "call"; rid: number; method: M; args: CallMap[M]["args"] } }[keyof CallMap]
+  | { type: "crash" }
+  | { type: "shutdown" };
+
+export type WireError = { code: import("./types.ts").EngineError["code"]; message: string; param?: string };
+
+export type ToMain =
+  | { type: "ready"; info: ModelInfo }
+  | { type: "events"; events: { id: string; event: SchedulerEvent }[]; stats: ModelStats }
+  | { type: "reply"; rid: number; result?: unknown; error?: WireError }
+  | { type: "fatal"; error: string }
+  | { type: "closed" };

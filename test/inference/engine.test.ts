@@ -1,0 +1,303 @@
+// The engine end to end on the tiny model: a real worker, continuous batching, prefix reuse,
+// cancellation, overload, stop strings, n > 1, structured output, reasoning and crash recovery.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { Engine } from "../../src/inference/engine.ts";
+import { EngineError, type EngineEvent, type FinishReason, type GenerateRequest, type Usage } from "../../src/inference/types.ts";
+import { TINY_MODEL } from "../support/model.ts";
+
+interface Result {
+  texts: string[];
+  reasoning: string[];
+  reasons: FinishReason[];
+  toolCalls: { name: string; arguments: string }[][];
+  usage: Usage;
+  events: EngineEvent[];
+}
+
+async function collect(stream: AsyncIterable<EngineEvent>): Promise<Result> {
+  const r: Result = { texts: [], reasoning: [], reasons: [], toolCalls: [], usage: undefined as never, events: [] };
+  for await (const e of stream) {
+    r.events.push(e);
+    if (e.type === "delta") {
+      r.texts[e.index] = (r.texts[e.index] ?? "") + e.content;
+      r.reasoning[e.index] = (r.reasoning[e.index] ?? "") + e.reasoning;
+    } else if (e.type === "finish") {
+      r.reasons[e.index] = e.reason;
+      r.toolCalls[e.index] = e.toolCalls.map((c) => c.function);
+    } else {
+      r.usage = e.usage;
+    }
+  }
+  return r;
+}
+
+const greedy = (prompt: string, maxTokens: number, extra: Partial<GenerateRequest> = {}): GenerateRequest => ({
+  prompt,
+  maxTokens,
+  sampling: { temperature: 0 },
+  ...extra,
+});
+
+let engine: Engine;
+beforeAll(async () => {
+  engine = await Engine.start({ models: [{ id: "tiny", path: TINY_MODEL }], slots: 4, ctxSize: 1024, maxQueue: 4 });
+});
+afterAll(() => engine.close());
+
+describe("engine", () => {
+  test("greedy output is identical alone and beside three other running requests", async () => {
+    const alone = await collect(engine.submit(greedy("The history of Rome", 40)));
+    const [together] = await Promise.all([
+      collect(engine.submit(greedy("The history of Rome", 40))),
+      collect(engine.submit(greedy("A recipe for bread", 60))),
+      collect(engine.submit(greedy("import numpy as np", 50))),
+      collect(engine.submit(greedy("Dear diary, today", 45))),
+    ]);
+    expect(alone.texts[0]!.length).toBeGreaterThan(0);
+    expect(together!.texts[0]).toBe(alone.texts[0]!);
+    expect(together!.usage.completionTokens).toBe(40);
+    expect(together!.reasons[0]).toBe("length");
+  });
+
+  test("prefix reuse reports cached tokens and gives the same greedy output as without reuse", async () => {
+    const prompt = "You are a helpful assistant. Answer briefly and precisely. The question is:";
+    const first = await collect(engine.submit(greedy(prompt, 24)));
+    const second = await collect(engine.submit(greedy(prompt, 24)));
+    expect(second.usage.cachedTokens).toBeGreaterThan(0);
+    expect(second.usage.cachedTokens).toBe(second.usage.promptTokens - 1);
+    expect(second.texts[0]).toBe(first.texts[0]!);
+    // A different continuation of the same prefix reuses the shared part only.
+    const third = await collect(engine.submit(greedy(`${prompt} why is the sky blue?`, 8)));
+    expect(third.usage.cachedTokens).toBeGreaterThanOrEqual(first.usage.promptTokens - 1);
+    expect(third.usage.cachedTokens).toBeLessThan(third.usage.promptTokens);
+  });
+
+  test("a stop string spanning token boundaries is cut exactly and never leaks", async () => {
+    const full = (await collect(engine.submit(greedy("Once upon a time there was", 30)))).texts[0]!;
+    // A stop that starts inside one token and ends inside a later one.
+    const at = Math.floor(full.length / 2);
+    const stop = full.slice(at, at + 5);
+    expect(stop.length).toBe(5);
+    const cut = await collect(engine.submit(greedy("Once upon a time there was", 30, { stop: [stop] })));
+    expect(cut.texts[0] ?? "").toBe(full.slice(0, full.indexOf(stop)));
+    expect(cut.reasons[0]).toBe("stop");
+    const finish = cut.events.find((e) => e.type === "finish");
+    expect(finish && finish.type === "finish" && finish.stop).toBe(stop);
+  });
+
+  test("n=3 with a seed returns three choices, the same for the same seed", async () => {
+    const req = { prompt: "Pick a number:", maxTokens: 12, n: 3, sampling: { temperature: 1.2, seed: 99, topK: 0, topP: 1, minP: 0 } };
+    const a = await collect(engine.submit(req));
+    const b = await collect(engine.submit(req));
+    expect(a.texts.length).toBe(3);
+    expect(a.reasons).toEqual(["length", "length", "length"]);
+    expect(b.texts).toEqual(a.texts);
+    expect(new Set(a.texts).size).toBeGreaterThan(1);
+    expect(a.usage.completionTokens).toBe(36);
+  });
+
+  test("aborting a streaming request frees its slot: a queued request starts within one step", async () => {
+    const long = greedy("Write forever:", 900, { ignoreEos: true });
+    const controllers = [0, 1, 2, 3].map(() => new AbortController());
+    const streams = controllers.map((c) => engine.submit(long, c.signal));
+    // Wait until all four slots are generating.
+    await Promise.all(streams.map((s) => s.next()));
+    let survivorTokens = 0;
+    let queuedStarted = false;
+    const survivor = (async () => {
+      for await (const e of streams[1]!) if (e.type === "delta" && !queuedStarted) survivorTokens++;
+    })();
+    const queued = engine.submit(greedy("Next in line", 4));
+    await Bun.sleep(30);
+    expect(engine.stats()[0]!.queued).toBe(1);
+    survivorTokens = 0;
+    controllers[0]!.abort();
+    const first = await queued.next();
+    queuedStarted = true;
+    expect(first.done).toBe(false);
+    // Cancel message, one step to free the slot, one step to start: a few of the survivor's tokens.
+    expect(survivorTokens).toBeLessThanOrEqual(4);
+    const rest = await collect(queued);
+    expect(rest.reasons[0]).toBe("length");
+    const aborted = await collect(streams[0]!);
+    expect(aborted.reasons[0]).toBe("cancelled");
+    for (const c of controllers) c.abort();
+    await survivor;
+    await Promise.all(streams.slice(2).map((s) => collect(s)));
+    expect(engine.stats()[0]!.slotsBusy).toBe(0);
+  });
+
+  test("a full queue rejects at once with overloaded, and nothing hangs", async () => {
+    const small = await Engine.start({ models: [{ id: "tiny", path: TINY_MODEL }], slots: 1, ctxSize: 512, maxQueue: 1 });
+    try {
+      const ac = new AbortController();
+      const running = small.submit(greedy("Busy:", 400, { ignoreEos: true }), ac.signal);
+      await running.next();
+      const waiting = small.submit(greedy("Waiting:", 2));
+      await Bun.sleep(20);
+      const t0 = performance.now();
+      let err: unknown;
+      try {
+        small.submit(greedy("One too many:", 2));
+      } catch (e) {
+        err = e;
+      }
+      expect(performance.now() - t0).toBeLessThan(5);
+      expect(err).toBeInstanceOf(EngineError);
+      expect((err as EngineError).code).toBe("overloaded");
+      ac.abort();
+      expect((await collect(running)).reasons[0]).toBe("cancelled");
+      expect((await collect(waiting)).reasons[0]).toBe("length");
+    } finally {
+      small.close();
+    }
+  });
+
+  test("the main event loop stays responsive while every slot generates", async () => {
+    const lateness: number[] = [];
+    let last = performance.now();
+    const timer = setInterval(() => {
+      const t = performance.now();
+      lateness.push(t - last - 5);
+      last = t;
+    }, 5);
+    await Promise.all([0, 1, 2, 3].map((i) => collect(engine.submit(greedy(`Stream ${i}:`, 150, { ignoreEos: true })))));
+    clearInterval(timer);
+    expect(lateness.length).toBeGreaterThan(10);
+    expect(Math.max(...lateness)).toBeLessThan(20);
+  });
+
+  test("a request longer than the context window fails before any work with a clear error", async () => {
+    const long = Array.from({ length: 1100 }, () => 9707);
+    const stream = engine.submit({ prompt: long, maxTokens: 10 });
+    const err = await stream.next().catch((e) => e);
+    expect(err).toBeInstanceOf(EngineError);
+    expect(err.code).toBe("context_overflow");
+    expect(err.message).toContain("1024");
+    const unknown = await collect(engine.submit({ prompt: [1, 2, 999999], maxTokens: 1 })).catch((e) => e);
+    expect(unknown.code).toBe("invalid_request");
+    expect(() => engine.submit({ model: "nope", prompt: "x" })).toThrow(/does not exist/);
+  });
+
+  test("json_schema output parses and matches the schema", async () => {
+    const schema = {
+      type: "object",
+      properties: { city: { type: "string", maxLength: 12 }, population: { type: "integer", minimum: 0, maximum: 99999 } },
+      required: ["city", "population"],
+      additionalProperties: false,
+    };
+    for (const seed of [1, 2]) {
+      const r = await collect(
+        engine.submit({
+          messages: [{ role: "user", content: "A city as JSON" }],
+          maxTokens: 200,
+          responseFormat: { type: "json_schema", schema, strict: true },
+          sampling: { temperature: 1, seed },
+        }),
+      );
+      expect(r.reasons[0]).toBe("stop");
+      const value = JSON.parse(r.texts[0]!);
+      expect(Object.keys(value).sort()).toEqual(["city", "population"]);
+      expect(typeof value.city).toBe("string");
+      expect(Number.isInteger(value.population)).toBe(true);
+    }
+  });
+
+  test("tool_choice required yields parsed tool calls with schema-valid arguments", async () => {
+    const tools = [
+      {
+        type: "function" as const,
+        function: {
+          name: "get_weather",
+          description: "Weather for a city",
+          parameters: { type: "object", properties: { city: { type: "string", maxLength: 10 } }, required: ["city"], additionalProperties: false },
+        },
+      },
+    ];
+    const r = await collect(
+      engine.submit({
+        messages: [{ role: "user", content: "Weather in Paris?" }],
+        tools,
+        toolChoice: "required",
+        parallelToolCalls: false,
+        maxTokens: 120,
+        sampling: { temperature: 0.7, seed: 3 },
+      }),
+    );
+    expect(r.reasons[0]).toBe("tool_calls");
+    expect(r.toolCalls[0]!.length).toBe(1);
+    expect(r.toolCalls[0]![0]!.name).toBe("get_weather");
+    expect(typeof JSON.parse(r.toolCalls[0]![0]!.arguments).city).toBe("string");
+    expect(r.texts[0] ?? "").toBe("");
+  });
+
+  test("reasoning text lands in the reasoning channel and is counted", async () => {
+    const r = await collect(
+      engine.submit({
+        messages: [{ role: "user", content: "Think first." }],
+        grammar: String.raw`root ::= "<think>" [a-z ]{4,12} "</think>" [a-z]{2,8}`,
+        maxTokens: 60,
+        sampling: { temperature: 0.8, seed: 4 },
+      }),
+    );
+    expect(r.reasons[0]).toBe("stop");
+    expect(r.reasoning[0]!.trim().length).toBeGreaterThanOrEqual(1);
+    expect(r.texts[0]).toMatch(/^[a-z]{2,8}$/);
+    expect(r.texts[0]).not.toContain("think");
+    expect(r.usage.reasoningTokens).toBeGreaterThan(0);
+    expect(r.usage.reasoningTokens).toBeLessThan(r.usage.completionTokens);
+  });
+
+  test("logprobs come with each token, top alternatives sorted", async () => {
+    const r = await collect(engine.submit(greedy("Logprobs:", 5, { logprobs: 3 })));
+    const lps = r.events.flatMap((e) => (e.type === "delta" ? e.logprobs : []));
+    expect(lps.length).toBe(5);
+    for (const lp of lps) {
+      expect(lp.logprob).toBeLessThanOrEqual(0);
+      expect(lp.top.length).toBe(3);
+      expect(lp.top[0]!.logprob).toBeGreaterThanOrEqual(lp.top[1]!.logprob);
+      // Greedy picks the most likely token.
+      expect(lp.top[0]!.token).toBe(lp.token);
+    }
+  });
+
+  test("embeddings have the model's dimension, unit length, and are deterministic", async () => {
+    const a = await engine.embed(undefined, ["hello there", "general kenobi"]);
+    const b = await engine.embed(undefined, ["hello there"]);
+    expect(a.vectors.length).toBe(2);
+    expect(a.vectors[0]!.length).toBe(64);
+    const norm = Math.hypot(...a.vectors[0]!);
+    expect(norm).toBeCloseTo(1, 5);
+    expect(Array.from(b.vectors[0]!)).toEqual(Array.from(a.vectors[0]!));
+    expect(a.promptTokens).toBeGreaterThan(2);
+  });
+
+  test("a session key brings the next turn back to its cached state after other traffic", async () => {
+    const turnTwo = async (key: string | undefined) => {
+      const turn1 = `<|im_start|>user\nTell me a story about ${key ?? "nobody"}.<|im_end|>\n<|im_start|>assistant\n`;
+      const r1 = await collect(engine.submit(greedy(turn1, 16, { sessionKey: key })));
+      // Other traffic takes every slot in between.
+      await Promise.all([0, 1, 2, 3].map((i) => collect(engine.submit(greedy(`Unrelated ${i} `.repeat(20), 4)))));
+      const turn2 = `${turn1}${r1.texts[0]}<|im_end|>\n<|im_start|>user\nAnd then?<|im_end|>\n<|im_start|>assistant\n`;
+      const r2 = await collect(engine.submit(greedy(turn2, 4, { sessionKey: key })));
+      return { r1, r2 };
+    };
+    const pinned = await turnTwo("conv-1");
+    // Everything up to the end of turn 1's prompt comes back (re-tokenizing may merge its last token).
+    expect(pinned.r2.usage.cachedTokens).toBeGreaterThanOrEqual(pinned.r1.usage.promptTokens - 1);
+    const unpinned = await turnTwo(undefined);
+    expect(unpinned.r2.usage.cachedTokens).toBeLessThan(pinned.r2.usage.cachedTokens / 2);
+  });
+
+  test("a worker crash fails in-flight requests with an error, and the next request succeeds", async () => {
+    const inflight = engine.submit(greedy("Crash test:", 800, { ignoreEos: true }));
+    await inflight.next();
+    engine.crashWorkerForTest();
+    const err = await collect(inflight).catch((e) => e);
+    expect(err).toBeInstanceOf(EngineError);
+    expect(err.code).toBe("worker_crashed");
+    const after = await collect(engine.submit(greedy("After the crash", 6)));
+    expect(after.reasons[0]).toBe("length");
+    expect(engine.stats()[0]!.restarts).toBe(1);
+  });
+});

@@ -633,11 +633,12 @@ class Converter {
     private readonly strict: boolean,
   ) {}
 
+  /** No rule refers to `root` (a "#" $ref gets a rule of its own), so callers may rename it to embed the grammar. */
   convert(): string {
     this.rules.reserve("root", true);
-    this.refNames.set("#", "root");
     if (this.leftRecursive(this.root, "#", new Set(), 0)) this.fail("$", 'the schema refers to itself ("#") before producing any output');
-    this.rules.define("root", this.visit(this.root, "$", ""));
+    const body = this.visit(this.root, "$", "");
+    this.rules.define("root", this.refNames.get("#") ?? body);
     return this.rules.render();
   }
 
@@ -951,7 +952,7 @@ class Converter {
     if (known) return known;
     const target = this.resolve(ref, path);
     if (this.leftRecursive(target.schema, ref, new Set(), 0)) this.fail(path, `$ref ${JSON.stringify(ref)} refers to itself before producing any output`);
-    const name = this.rules.reserve(ref.split("/").pop() || "ref");
+    const name = this.rules.reserve(ref === "#" ? "schema" : ref.split("/").pop() || "ref");
     this.refNames.set(ref, name);
     this.rules.define(name, this.visit(target.schema, target.path, name));
     return name;

@@ -101,6 +101,24 @@ static double log_sum_exp(const float * logits, int32_t n, float max) {
     return (double) max + log((double) sum);
 }
 
+static void heap_sift_down(cs_cand * h, int32_t n, int32_t i);
+
+// The k largest of cand[0..n) by value into heap[0..k), unordered.
+static int32_t top_k_of_cands(const cs_cand * cand, int32_t n, int32_t k, cs_cand * heap) {
+    if (k > n) k = n;
+    memcpy(heap, cand, (size_t) k * sizeof(cs_cand));
+    for (int32_t j = k / 2 - 1; j >= 0; j--) heap_sift_down(heap, k, j);
+    float min = heap[0].logit;
+    for (int32_t i = k; i < n; i++) {
+        if (cand[i].logit > min) {
+            heap[0] = cand[i];
+            heap_sift_down(heap, k, 0);
+            min = heap[0].logit;
+        }
+    }
+    return k;
+}
+
 // The choice among candidates (already cut by top-k and min-p) after temperature, typical-p and
 // top-p. Only typical-p and top-p need the candidates sorted by probability.
 static int32_t draw(cs_cand * cand, int32_t n, float max, bool by_id, const float * fp, uint64_t * rng) {
@@ -110,6 +128,26 @@ static int32_t draw(cs_cand * cand, int32_t n, float max, bool by_id, const floa
     // Probabilities replace logits in place (relative to the best token; normalised at the end).
     for (int32_t i = 0; i < n; i++) cand[i].logit = expf((cand[i].logit - max) / temp);
     int32_t keep = n;
+    if (use_top_p && !use_typical && n > 256) {
+        // Nucleus without sorting the vocabulary: grow a top-k set until it holds top_p of the mass.
+        double z = 0.0;
+        for (int32_t i = 0; i < n; i++) z += cand[i].logit;
+        cs_cand * heap = malloc((size_t) n * sizeof(cs_cand));
+        if (heap) {
+            for (int32_t k = 64;; k *= 4) {
+                if (k >= n) { free(heap); heap = NULL; break; }
+                int32_t got = top_k_of_cands(cand, n, k, heap);
+                double mass = 0.0;
+                for (int32_t i = 0; i < got; i++) mass += heap[i].logit;
+                if (mass >= top_p * z) {
+                    memcpy(cand, heap, (size_t) got * sizeof(cs_cand));
+                    n = got;
+                    break;
+                }
+            }
+            free(heap);
+        }
+    }
     if ((use_top_p || use_typical) && n > 1) {
         qsort(cand, (size_t) n, sizeof(cs_cand), cmp_desc);
         by_id = false;
@@ -172,17 +210,23 @@ static void heap_sift_down(cs_cand * h, int32_t n, int32_t i) {
 }
 
 // The k highest logits at or above floor, in one pass over the row; returns how many were found.
+// Once the heap is full its minimum (>= floor) is the only threshold, so the hot loop has one
+// rarely-taken branch: a floor test per token mispredicts on flat distributions and costs more
+// than the scan itself.
 static int32_t top_k_of(const float * logits, int32_t n_vocab, int32_t k, float floor, cs_cand * heap) {
-    int32_t n = 0;
-    for (int32_t i = 0; i < n_vocab; i++) {
-        float l = logits[i];
-        if (l < floor) continue;
-        if (n < k) {
-            heap[n].id = i; heap[n].logit = l; n++;
-            if (n == k) for (int32_t j = k / 2 - 1; j >= 0; j--) heap_sift_down(heap, k, j);
-        } else if (l > heap[0].logit) {
-            heap[0].id = i; heap[0].logit = l;
+    int32_t n = 0, i = 0;
+    for (; i < n_vocab && n < k; i++) {
+        if (logits[i] >= floor) { heap[n].id = i; heap[n].logit = logits[i]; n++; }
+    }
+    if (n < k) return n;
+    for (int32_t j = k / 2 - 1; j >= 0; j--) heap_sift_down(heap, k, j);
+    float min = heap[0].logit;
+    for (; i < n_vocab; i++) {
+        if (logits[i] > min) {
+            heap[0].id = i;
+            heap[0].logit = logits[i];
             heap_sift_down(heap, k, 0);
+            min = heap[0].logit;
         }
     }
     return n;
@@ -233,7 +277,12 @@ static int32_t choose(const float * logits, int32_t n_vocab, const float * fp, c
         n = top_k_of(logits, n_vocab, k, floor, cand);
         by_id = false;
     } else {
-        for (int32_t i = 0; i < n_vocab; i++) if (logits[i] >= floor) { cand[n].id = i; cand[n].logit = logits[i]; n++; }
+        // Branch-free filter: written unconditionally, kept by advancing n.
+        for (int32_t i = 0; i < n_vocab; i++) {
+            cand[n].id = i;
+            cand[n].logit = logits[i];
+            n += logits[i] >= floor;
+        }
     }
     return draw(cand, n, max, by_id, fp, rng);
 }

@@ -5,6 +5,7 @@ import { ConfigError, loadConfig, settingsHelp } from "./config/config.ts";
 import { GENERATE_FLAGS, GENERATE_HELP, generateCommand } from "./cli/generate.ts";
 import { LLAMA_CPP_RELEASE } from "./native/release.ts";
 import { LlamaError } from "./native/llama.ts";
+import { EngineError } from "./inference/types.ts";
 
 const USAGE = `cocoon-server ${pkg.version}: a paid, OpenAI-compatible LLM API on llama.cpp
 
@@ -59,7 +60,7 @@ export async function run(argv: string[]): Promise<void> {
   try {
     process.exitCode = await main(argv);
   } catch (err) {
-    if (err instanceof ConfigError || err instanceof LlamaError) {
+    if (err instanceof ConfigError || err instanceof LlamaError || err instanceof EngineError) {
       console.error(`cocoon-server: ${err.message}`);
       process.exitCode = 2;
     } else {

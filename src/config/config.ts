@@ -23,14 +23,15 @@ function def<K extends Kind>(d: SettingDef<K>): SettingDef<K> {
 }
 
 export const SETTINGS = {
-  model: def({ kind: "list", default: [], short: "m", description: "GGUF model file to serve; repeat for several models. Defaults to the built-in tiny demo model." }),
+  model: def({ kind: "list", default: [], short: "m", description: "GGUF model to serve, as [ID=]PATH[#type=chat|completion|embedding,slots=N,ctx-size=N,gpu-layers=N]; repeat for several. Defaults to the built-in tiny demo model." }),
   modelsDir: def({ kind: "string", default: "", description: "Directory whose *.gguf files are all served." }),
   host: def({ kind: "string", default: "127.0.0.1", description: "Address to listen on." }),
   port: def({ kind: "int", default: 8080, min: 0, max: 65535, short: "p", description: "TCP port to listen on." }),
   gpuLayers: def({ kind: "int", default: -1, min: -1, description: "Layers to offload to the GPU (-1 = all; ignored on the CPU build)." }),
-  ctxSize: def({ kind: "int", default: 4096, min: 0, short: "c", description: "Context size in tokens per model, shared by its slots (0 = the model's own)." }),
+  ctxSize: def({ kind: "int", default: 4096, min: 0, short: "c", description: "Context window per request in tokens (prompt + completion); each slot gets one (0 = the model's own)." }),
   parallel: def({ kind: "int", default: 4, min: 1, max: 256, description: "Parallel slots (sequences decoded together) per model." }),
   threads: def({ kind: "int", default: 0, min: 0, short: "t", description: "CPU threads for decoding (0 = all cores)." }),
+  maxQueue: def({ kind: "int", default: 64, min: 0, description: "Requests per model that may wait for a free slot; more get 503 overloaded." }),
   batchSize: def({ kind: "int", default: 512, min: 1, description: "Most tokens per decode step." }),
   libDir: def({ kind: "string", default: "", description: "Directory with the llama.cpp libraries; a compiled executable extracts its own there." }),
   dataDir: def({ kind: "string", default: "", description: "Directory for the database and extracted libraries. Defaults to ./data (or $STATE_DIRECTORY under systemd)." }),

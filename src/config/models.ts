@@ -1,5 +1,6 @@
 // Which model files to serve: --model (repeatable), every *.gguf in --models-dir, or the built-in tiny
-// demo model. Each gets a stable id (its file name without .gguf).
+// demo model. A spec is `[ID=]PATH[#key=value,...]`; keys: type, slots, ctx-size, gpu-layers. Without
+// an ID a model is named after its file (without .gguf).
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { ConfigError, type Config } from "./config.ts";
@@ -8,31 +9,68 @@ import { extractedDemoModel } from "../native/paths.ts";
 export interface ModelEntry {
   id: string;
   path: string;
+  type?: "chat" | "completion" | "embedding";
+  slots?: number;
+  ctxSize?: number;
+  gpuLayers?: number;
 }
 
 /** The demo model `bun run setup` generates in the source tree. */
 export const DEMO_MODEL = resolve(import.meta.dir, "..", "..", "models", "tiny-qwen3.gguf");
 
+const ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+const TYPES = ["chat", "completion", "embedding"] as const;
+
+function int(spec: string, key: string, value: string, min: number): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) throw new ConfigError(`--model ${spec}: ${key} must be an integer >= ${min}, got "${value}"`);
+  return n;
+}
+
+/** Parses one `[ID=]PATH[#key=value,...]` spec. */
+export function parseModelSpec(spec: string): ModelEntry {
+  const hash = spec.lastIndexOf("#");
+  const main = hash >= 0 ? spec.slice(0, hash) : spec;
+  const eq = main.indexOf("=");
+  // An "=" before any path separator names the model; later ones belong to the path.
+  const named = eq > 0 && !main.slice(0, eq).includes("/");
+  const id = named ? main.slice(0, eq) : basename(main).replace(/\.gguf$/i, "");
+  const path = resolve(named ? main.slice(eq + 1) : main);
+  if (!ID.test(id)) throw new ConfigError(`--model ${spec}: "${id}" is not a valid model id (letters, digits, . _ : -)`);
+  const entry: ModelEntry = { id, path };
+  if (hash >= 0) {
+    for (const pair of spec.slice(hash + 1).split(",").filter(Boolean)) {
+      const [key, value = ""] = pair.split("=", 2) as [string, string?];
+      if (key === "type") {
+        if (!(TYPES as readonly string[]).includes(value)) throw new ConfigError(`--model ${spec}: type must be one of ${TYPES.join(", ")}`);
+        entry.type = value as ModelEntry["type"];
+      } else if (key === "slots") entry.slots = int(spec, key, value, 1);
+      else if (key === "ctx-size") entry.ctxSize = int(spec, key, value, 0);
+      else if (key === "gpu-layers") entry.gpuLayers = int(spec, key, value, -1);
+      else throw new ConfigError(`--model ${spec}: unknown option "${key}" (type, slots, ctx-size, gpu-layers)`);
+    }
+  }
+  return entry;
+}
+
 export function resolveModels(config: Pick<Config, "model" | "modelsDir">): ModelEntry[] {
-  const paths = [...config.model];
+  const entries = config.model.map(parseModelSpec);
   if (config.modelsDir) {
     const dir = resolve(config.modelsDir);
     if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new ConfigError(`--models-dir ${dir} is not a directory`);
-    paths.push(...readdirSync(dir).filter((f) => f.endsWith(".gguf")).sort().map((f) => join(dir, f)));
+    for (const f of readdirSync(dir).filter((f) => f.endsWith(".gguf")).sort()) entries.push(parseModelSpec(join(dir, f)));
   }
-  if (paths.length === 0) {
+  if (entries.length === 0) {
     const embedded = extractedDemoModel();
     if (embedded) return [{ id: "tiny-qwen3", path: embedded }];
     if (!existsSync(DEMO_MODEL)) throw new ConfigError(`no model given and the demo model ${DEMO_MODEL} is missing; run \`bun run setup\``);
-    paths.push(DEMO_MODEL);
+    entries.push({ id: "tiny-qwen3", path: DEMO_MODEL });
   }
   const seen = new Set<string>();
-  return paths.map((p) => {
-    const path = resolve(p);
-    if (!existsSync(path)) throw new ConfigError(`model file not found: ${path}`);
-    const id = basename(path).replace(/\.gguf$/i, "");
-    if (seen.has(id)) throw new ConfigError(`two models share the id "${id}"; rename one of the files`);
-    seen.add(id);
-    return { id, path };
-  });
+  for (const e of entries) {
+    if (!existsSync(e.path)) throw new ConfigError(`model file not found: ${e.path}`);
+    if (seen.has(e.id)) throw new ConfigError(`two models share the id "${e.id}"; name them with --model ID=PATH`);
+    seen.add(e.id);
+  }
+  return entries;
 }

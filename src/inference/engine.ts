@@ -26,6 +26,12 @@ export interface EngineOptions {
   llamaLogLevel?: LogLevelName;
 }
 
+declare global {
+  /** Set by a compiled executable's entry: where its bundled worker entry point lives. */
+  // eslint-disable-next-line no-var
+  var __cocoonWorkerPath: string | undefined;
+}
+
 type Listener = {
   push(event: EngineEvent): void;
   fail(err: EngineError): void;
@@ -58,7 +64,7 @@ class ModelRunner {
   }
 
   start(): Promise<void> {
-    const worker = new Worker(new URL("./worker.ts", import.meta.url).href);
+    const worker = new Worker(globalThis.__cocoonWorkerPath ?? new URL("./worker.ts", import.meta.url).href);
     this.worker = worker;
     this.ready = new Promise<void>((resolve, reject) => {
       worker.onmessage = (e: MessageEvent<ToMain>) => {
@@ -210,11 +216,11 @@ export class Engine {
           model,
           libDir,
           llamaLogLevel: opts.llamaLogLevel ?? "error",
-          slots: opts.slots ?? 4,
-          ctxPerSlot: opts.ctxSize ?? 4096,
+          slots: model.slots ?? opts.slots ?? 4,
+          ctxPerSlot: model.ctxSize ?? opts.ctxSize ?? 4096,
           batchSize: opts.batchSize ?? 512,
           threads: opts.threads ?? 0,
-          gpuLayers: opts.gpuLayers ?? -1,
+          gpuLayers: model.gpuLayers ?? opts.gpuLayers ?? -1,
           maxQueue: opts.maxQueue ?? 64,
         },
         opts.maxQueue ?? 64,

@@ -9,6 +9,10 @@ export interface ModelSpec {
   path: string;
   /** Forced model type; detected from the GGUF when absent. */
   type?: ModelInfo["type"];
+  /** Per-model overrides of the engine-wide settings. */
+  slots?: number;
+  ctxSize?: number;
+  gpuLayers?: number;
 }
 
 export interface WorkerInit {

@@ -289,6 +289,32 @@ describe("engine", () => {
     expect(unpinned.r2.usage.cachedTokens).toBeLessThan(pinned.r2.usage.cachedTokens / 2);
   });
 
+  test("several models run side by side, each with its own id, type and context window", async () => {
+    const multi = await Engine.start({
+      models: [
+        { id: "chat", path: TINY_MODEL, ctxSize: 256, slots: 2 },
+        { id: "plain", path: TINY_MODEL, type: "completion" },
+      ],
+      ctxSize: 512,
+    });
+    try {
+      expect(multi.models().map((m) => [m.id, m.type, m.contextWindow, m.slots])).toEqual([
+        ["chat", "chat", 256, 2],
+        ["plain", "completion", 512, 4],
+      ]);
+      const [a, b] = await Promise.all([
+        collect(multi.submit({ model: "chat", messages: [{ role: "user", content: "hi" }], maxTokens: 4, sampling: { temperature: 0 } })),
+        collect(multi.submit({ model: "plain", prompt: "hi", maxTokens: 4, sampling: { temperature: 0 } })),
+      ]);
+      expect(a.usage.completionTokens + b.usage.completionTokens).toBeGreaterThan(0);
+      const noTemplate = await collect(multi.submit({ model: "plain", messages: [{ role: "user", content: "hi" }] })).catch((e) => e);
+      expect(noTemplate.code).toBe("invalid_request");
+      expect(multi.stats().map((s) => s.slotsTotal)).toEqual([2, 4]);
+    } finally {
+      multi.close();
+    }
+  });
+
   test("a worker crash fails in-flight requests with an error, and the next request succeeds", async () => {
     const inflight = engine.submit(greedy("Crash test:", 800, { ignoreEos: true }));
     await inflight.next();

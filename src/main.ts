@@ -1,5 +1,5 @@
-// Entry point: parse the one config, then run the requested command. Commands: generate (stream a
-// completion to stdout), version, help. The HTTP server (serve) arrives with the server issue.
+// Entry point: parse the one config, then run the requested command: serve (the HTTP server, the
+// default), generate (stream a completion to stdout), version, help.
 import pkg from "../package.json" with { type: "json" };
 import { ConfigError, loadConfig, settingsHelp } from "./config/config.ts";
 import { GENERATE_FLAGS, GENERATE_HELP, generateCommand } from "./cli/generate.ts";
@@ -12,6 +12,7 @@ const USAGE = `cocoon-server ${pkg.version}: a paid, OpenAI-compatible LLM API o
 usage: cocoon-server <command> [options]
 
 commands:
+  serve        run the HTTP server (the default)
   generate     load a model and stream a completion of --prompt to stdout
   version      print version, llama.cpp release and backend
   help         this text
@@ -39,8 +40,24 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const { config, positionals, extra } = loadConfig(argv, process.env, { ...GENERATE_FLAGS, version: false });
-  const command = extra.version ? "version" : (positionals[0] ?? "help");
+  const command = extra.version ? "version" : (positionals[0] ?? "serve");
   switch (command) {
+    case "serve": {
+      const { startServer } = await import("./server.ts");
+      const server = await startServer(config);
+      const stop = (signal: string) => void server.stop(signal).then(() => process.exit(0));
+      process.once("SIGTERM", () => stop("SIGTERM"));
+      process.once("SIGINT", () => stop("SIGINT"));
+      try {
+        await server.engine;
+      } catch (err) {
+        await server.stop("model load failed");
+        throw err;
+      }
+      // Keeps running until a signal arrives.
+      await new Promise(() => {});
+      return 0;
+    }
     case "generate":
       await generateCommand(config, extra);
       return 0;

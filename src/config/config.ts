@@ -26,7 +26,7 @@ export const SETTINGS = {
   model: def({ kind: "list", default: [], short: "m", description: "GGUF model to serve, as [ID=]PATH[#type=chat|completion|embedding,slots=N,ctx-size=N,gpu-layers=N]; repeat for several. Defaults to the built-in tiny demo model." }),
   modelsDir: def({ kind: "string", default: "", description: "Directory whose *.gguf files are all served." }),
   host: def({ kind: "string", default: "127.0.0.1", description: "Address to listen on." }),
-  port: def({ kind: "int", default: 8080, min: 0, max: 65535, short: "p", description: "TCP port to listen on." }),
+  port: def({ kind: "int", default: 10000, min: 0, max: 65535, short: "p", description: "TCP port to listen on." }),
   gpuLayers: def({ kind: "int", default: -1, min: -1, description: "Layers to offload to the GPU (-1 = all; ignored on the CPU build)." }),
   ctxSize: def({ kind: "int", default: 4096, min: 0, short: "c", description: "Context window per request in tokens (prompt + completion); each slot gets one (0 = the model's own)." }),
   parallel: def({ kind: "int", default: 4, min: 1, max: 256, description: "Parallel slots (sequences decoded together) per model." }),
@@ -37,6 +37,8 @@ export const SETTINGS = {
   dataDir: def({ kind: "string", default: "", description: "Directory for the database and extracted libraries. Defaults to ./data (or $STATE_DIRECTORY under systemd)." }),
   logLevel: def({ kind: "string", default: "info", choices: ["debug", "info", "warn", "error"], description: "Least severe log level printed." }),
   llamaLogLevel: def({ kind: "string", default: "error", choices: ["none", "debug", "info", "warn", "error"], description: "Least severe llama.cpp message passed to stderr." }),
+  maxBodyBytes: def({ kind: "int", default: 8 * 1024 * 1024, min: 1024, description: "Largest accepted request body in bytes; larger ones get 413." }),
+  shutdownGrace: def({ kind: "int", default: 10, min: 0, max: 3600, description: "Seconds SIGTERM/SIGINT waits for in-flight requests before cancelling them." }),
   config: def({ kind: "string", default: "", description: "Config file (JSON or TOML) with any of these settings, keys as in --help (camelCase or kebab-case)." }),
 } as const;
 

@@ -1,5 +1,6 @@
 // Which model files to serve: --model (repeatable), every *.gguf in --models-dir, or the built-in tiny
-// demo model. A spec is `[ID=]PATH[#key=value,...]`; keys: type, slots, ctx-size, gpu-layers. Without
+// demo model. A spec is `[ID=]PATH[#key=value,...]`; keys: type, slots, ctx-size, gpu-layers,
+// coefficient. Without
 // an ID a model is named after its file (without .gguf).
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
@@ -13,6 +14,8 @@ export interface ModelEntry {
   slots?: number;
   ctxSize?: number;
   gpuLayers?: number;
+  /** Price coefficient (Cocoon's max_coefficient is compared with it; 1000 = base price). */
+  coefficient?: number;
 }
 
 /** The demo model `bun run setup` generates in the source tree. */
@@ -47,7 +50,8 @@ export function parseModelSpec(spec: string): ModelEntry {
       } else if (key === "slots") entry.slots = int(spec, key, value, 1);
       else if (key === "ctx-size") entry.ctxSize = int(spec, key, value, 0);
       else if (key === "gpu-layers") entry.gpuLayers = int(spec, key, value, -1);
-      else throw new ConfigError(`--model ${spec}: unknown option "${key}" (type, slots, ctx-size, gpu-layers)`);
+      else if (key === "coefficient") entry.coefficient = int(spec, key, value, 1);
+      else throw new ConfigError(`--model ${spec}: unknown option "${key}" (type, slots, ctx-size, gpu-layers, coefficient)`);
     }
   }
   return entry;

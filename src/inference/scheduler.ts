@@ -116,7 +116,18 @@ export class Scheduler {
 
   snapshot(id: string): ModelStats {
     const busy = this.slots.filter((s) => s.state !== "idle").length;
-    return { id, slotsBusy: busy, slotsTotal: this.slots.length, queued: this.queue.length, ...this.stats, restarts: 0, ready: true };
+    const used = Math.min(this.ctx.nCtx, this.slots.reduce((n, s) => n + s.cached.length, 0));
+    return {
+      id,
+      slotsBusy: busy,
+      slotsTotal: this.slots.length,
+      queued: this.queue.length,
+      ...this.stats,
+      restarts: 0,
+      ready: true,
+      kvUsedCells: used,
+      kvTotalCells: this.ctx.nCtx,
+    };
   }
 
   /** Queues a request; throws EngineError for requests that can never run. */

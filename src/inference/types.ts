@@ -41,6 +41,8 @@ export interface GenerateRequest {
   model?: string;
   /** Raw prompt (text or token ids) for completions; exactly one of prompt and messages. */
   prompt?: string | number[];
+  /** Text after the completion (fill-in-the-middle); needs a model with FIM tokens. */
+  suffix?: string;
   /** Chat messages, rendered with the model's own chat template. */
   messages?: ChatMessage[];
   tools?: ToolDefinition[];
@@ -138,6 +140,8 @@ export interface ModelInfo {
   sizeBytes: number;
   parameters: number;
   chatTemplate: boolean;
+  /** The model has fill-in-the-middle tokens (completions with `suffix`). */
+  infill: boolean;
   supportsTools: boolean;
   supportsThinking: boolean;
   backend: string;
@@ -155,6 +159,9 @@ export interface ModelStats {
   requests: number;
   restarts: number;
   ready: boolean;
+  /** KV cache cells holding tokens (shared prefixes counted per slot) and cells in all. */
+  kvUsedCells: number;
+  kvTotalCells: number;
 }
 
 /** Typed engine failures; the HTTP layer maps each code to a status. */

@@ -59,6 +59,7 @@ class ModelHost {
       sizeBytes: m.size,
       parameters: m.nParams,
       chatTemplate: source !== null,
+      infill: m.fimTokens !== null,
       supportsTools: this.template?.supportsTools ?? false,
       supportsThinking: this.template?.supportsThinking ?? false,
       backend: llama.backend,
@@ -88,6 +89,11 @@ class ModelHost {
       startsInReasoning = rendered.startsInReasoning;
       if (req.tools?.length && req.toolChoice !== "none") toolFormat = this.template.toolFormat;
       tokens = m.tokenize(rendered.prompt, { addSpecial: true, parseSpecial: true });
+    } else if (req.suffix !== undefined) {
+      const fim = m.fimTokens;
+      if (!fim) throw new EngineError("invalid_request", `model ${this.info.id} has no fill-in-the-middle tokens, so suffix is not supported`, "suffix");
+      const prefix = typeof req.prompt === "string" ? m.tokenize(req.prompt, { parseSpecial: false }) : Int32Array.from(req.prompt ?? []);
+      tokens = Int32Array.from([fim.prefix, ...prefix, fim.suffix, ...m.tokenize(req.suffix, { parseSpecial: false }), fim.middle]);
     } else if (typeof req.prompt === "string") {
       tokens = m.tokenize(req.prompt, { addSpecial: true, parseSpecial: true });
     } else if (Array.isArray(req.prompt)) {

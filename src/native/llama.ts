@@ -303,6 +303,15 @@ export class LlamaModel extends Handle {
     return p ? String(new CString(p)) : null;
   }
 
+  /** Fill-in-the-middle tokens (prefix, suffix, middle), or null when the model has none. */
+  get fimTokens(): { prefix: number; suffix: number; middle: number } | null {
+    const v = this.vocab;
+    const prefix = this.fn.llama_vocab_fim_pre(v);
+    const suffix = this.fn.llama_vocab_fim_suf(v);
+    const middle = this.fn.llama_vocab_fim_mid(v);
+    return prefix >= 0 && suffix >= 0 && middle >= 0 ? { prefix, suffix, middle } : null;
+  }
+
   isEog(token: number): boolean {
     return this.fn.llama_vocab_is_eog(this.vocab, token);
   }

@@ -1,0 +1,93 @@
+// The whole HTTP surface in one place: body parsing with a size limit, the closed error mapping,
+// the OpenAPI document and Swagger UI, and every feature's routes.
+import { Elysia } from "elysia";
+import { openapi } from "@elysiajs/openapi";
+import { ApiError, toApiError } from "./errors.ts";
+import { validationMessage, validationParam } from "./validation.ts";
+import { openaiRoutes } from "../openai/index.ts";
+import { opsRoutes, type OpsDeps } from "../ops/index.ts";
+import { swaggerRoutes } from "./swagger.ts";
+import type { InferenceDeps } from "../openai/service.ts";
+
+export interface AppDeps extends InferenceDeps, OpsDeps {
+  /** Largest accepted request body in bytes. Defaults to 8 MiB. */
+  maxBodyBytes?: number;
+  log?: (line: string) => void;
+}
+
+/** Route label for metrics: the matched route pattern, never the raw path (bounded cardinality). */
+function routeOf(route: string | undefined, path: string): string {
+  return route && route !== "*" ? route : path || "unmatched";
+}
+
+export function createApp(deps: AppDeps) {
+  const maxBody = deps.maxBodyBytes ?? 8 * 2 ** 20;
+  const log = deps.log ?? (() => {});
+  const started = new WeakMap<Request, number>();
+  return new Elysia()
+    .onRequest(({ request }) => {
+      started.set(request, performance.now());
+      const length = Number(request.headers.get("content-length") ?? 0);
+      if (length > maxBody) throw new ApiError("payload_too_large", `The request body is ${length} bytes; the limit is ${maxBody}.`);
+    })
+    .onParse(async ({ request }) => {
+      if (request.method === "GET" || request.method === "HEAD") return;
+      // Every body is JSON, whatever the content type says (curl -d sends a form type).
+      const buf = await request.arrayBuffer();
+      if (buf.byteLength > maxBody) throw new ApiError("payload_too_large", `The request body is ${buf.byteLength} bytes; the limit is ${maxBody}.`);
+      const text = new TextDecoder("utf-8", { fatal: false }).decode(buf);
+      if (text.trim() === "") throw new ApiError("invalid_json", "The request body is empty; send a JSON object.");
+      try {
+        return JSON.parse(text);
+      } catch (err) {
+        const why = err instanceof RangeError ? "it is nested too deeply" : (err as Error).message;
+        throw new ApiError("invalid_json", `We could not parse the JSON body of your request: ${why}.`);
+      }
+    })
+    .onError(({ code, error, request, route }) => {
+      let api: ApiError;
+      if (error instanceof ApiError) api = error;
+      else if (code === "VALIDATION") {
+        const e = error as unknown as { all?: { path: string; message: string; value?: unknown }[]; type?: string };
+        const first = e.all?.[0];
+        const param = first ? validationParam(first.path) : null;
+        api = new ApiError("invalid_request", validationMessage(param, first?.message ?? "invalid", first?.value), param);
+      } else if (code === "PARSE") api = new ApiError("invalid_json", "We could not parse the JSON body of your request.");
+      else if (code === "NOT_FOUND") api = new ApiError("not_found", `No route for ${request.method} ${new URL(request.url).pathname}.`);
+      else {
+        api = toApiError(error);
+        if (api.status >= 500) log(`error ${request.method} ${new URL(request.url).pathname}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+      }
+      deps.metrics.observeError(api.code, api.status);
+      deps.metrics.observeHttp(routeOf(route, ""), request.method, api.status, (performance.now() - (started.get(request) ?? performance.now())) / 1000);
+      return api.response();
+    })
+    .onAfterResponse(({ request, route, set }) => {
+      const status = typeof set.status === "number" ? set.status : 200;
+      if (status >= 400) return; // counted in onError
+      deps.metrics.observeHttp(routeOf(route, ""), request.method, status, (performance.now() - (started.get(request) ?? performance.now())) / 1000);
+    })
+    .use(
+      openapi({
+        path: "/swagger",
+        specPath: "/swagger/json",
+        provider: null,
+        documentation: {
+          info: {
+            title: "cocoon-server",
+            version: deps.version,
+            description: "A paid, OpenAI-compatible LLM API on llama.cpp: the OpenAI API, the Cocoon client and platform APIs, sessions and operations endpoints.",
+          },
+          tags: [
+            { name: "OpenAI", description: "OpenAI-compatible inference" },
+            { name: "Operations", description: "Health, readiness, statistics and metrics" },
+          ],
+        },
+      }),
+    )
+    .use(swaggerRoutes())
+    .use(opsRoutes(deps))
+    .use(openaiRoutes(deps));
+}
+
+export type App = ReturnType<typeof createApp>;

@@ -1,0 +1,87 @@
+// The closed set of API errors: each kind has one HTTP status, OpenAI error `type` and `code`. Every
+// failure leaves the server as {"error":{"message","type","param","code"}}; nothing else does.
+import { EngineError } from "../inference/types.ts";
+
+export const ERROR_KINDS = {
+  invalid_request: { status: 400, type: "invalid_request_error", code: null },
+  invalid_json: { status: 400, type: "invalid_request_error", code: "invalid_json" },
+  context_length_exceeded: { status: 400, type: "invalid_request_error", code: "context_length_exceeded" },
+  unauthorized: { status: 401, type: "invalid_request_error", code: "invalid_api_key" },
+  insufficient_balance: { status: 402, type: "insufficient_quota", code: "insufficient_balance" },
+  forbidden: { status: 403, type: "permission_error", code: "forbidden" },
+  model_not_found: { status: 404, type: "invalid_request_error", code: "model_not_found" },
+  not_found: { status: 404, type: "invalid_request_error", code: "not_found" },
+  method_not_allowed: { status: 405, type: "invalid_request_error", code: "method_not_allowed" },
+  payload_too_large: { status: 413, type: "invalid_request_error", code: "payload_too_large" },
+  unsupported_media_type: { status: 415, type: "invalid_request_error", code: "unsupported_media_type" },
+  unprocessable: { status: 422, type: "invalid_request_error", code: "unprocessable_entity" },
+  rate_limited: { status: 429, type: "rate_limit_error", code: "rate_limit_exceeded" },
+  server_error: { status: 500, type: "server_error", code: "internal_error" },
+  overloaded: { status: 503, type: "server_error", code: "server_overloaded" },
+  not_ready: { status: 503, type: "server_error", code: "not_ready" },
+  no_eligible_worker: { status: 504, type: "timeout_error", code: "no_eligible_worker" },
+  timeout: { status: 504, type: "timeout_error", code: "timeout" },
+} as const;
+
+export type ErrorKind = keyof typeof ERROR_KINDS;
+
+export class ApiError extends Error {
+  override name = "ApiError";
+  readonly status: number;
+  readonly type: string;
+  readonly code: string | null;
+
+  constructor(
+    readonly kind: ErrorKind,
+    message: string,
+    readonly param: string | null = null,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+    const k = ERROR_KINDS[kind];
+    this.status = k.status;
+    this.type = k.type;
+    this.code = k.code;
+  }
+
+  body(): ErrorBody {
+    return { error: { message: this.message, type: this.type, param: this.param, code: this.code } };
+  }
+
+  response(extraHeaders: Record<string, string> = {}): Response {
+    return Response.json(this.body(), { status: this.status, headers: { ...this.headers, ...extraHeaders } });
+  }
+}
+
+export interface ErrorBody {
+  error: { message: string; type: string; param: string | null; code: string | null };
+}
+
+/** How long a client should wait after a 503 overloaded, in seconds. */
+export const RETRY_AFTER_SECONDS = 1;
+
+/** Engine failures in API terms. */
+export function fromEngineError(e: EngineError): ApiError {
+  switch (e.code) {
+    case "overloaded":
+      return new ApiError("overloaded", e.message, null, { "Retry-After": String(RETRY_AFTER_SECONDS) });
+    case "model_not_found":
+      return new ApiError("model_not_found", e.message, "model");
+    case "context_overflow":
+      return new ApiError("context_length_exceeded", e.message, e.param ?? "messages");
+    case "invalid_request":
+      return new ApiError("invalid_request", e.message, e.param ?? null);
+    case "shutting_down":
+      return new ApiError("not_ready", e.message, null, { "Retry-After": "5" });
+    case "worker_crashed":
+    case "internal":
+      return new ApiError("server_error", e.message);
+  }
+}
+
+/** Anything thrown anywhere, as an ApiError; unknown errors never leak their details. */
+export function toApiError(err: unknown): ApiError {
+  if (err instanceof ApiError) return err;
+  if (err instanceof EngineError) return fromEngineError(err);
+  return new ApiError("server_error", "The server had an error while processing your request.");
+}

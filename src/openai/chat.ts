@@ -1,0 +1,159 @@
+// /v1/chat/completions logic: one engine stream becomes either a chat.completion object or a
+// sequence of chat.completion.chunk objects (framed as SSE or WebSocket messages by the caller).
+import type { EngineEvent, ModelInfo, TokenLogprob, ToolCall } from "../inference/types.ts";
+import type { ChatCompletionRequest } from "./model.ts";
+import {
+  SYSTEM_FINGERPRINT,
+  chatLogprobs,
+  chatRequest,
+  cocoonOptions,
+  debugOf,
+  finishReason,
+  firstEvents,
+  pickModel,
+  instrument,
+  replay,
+  responseId,
+  unixSeconds,
+  usageOf,
+  type CocoonOptions,
+  type InferenceDeps,
+} from "./service.ts";
+import { toApiError } from "../http/errors.ts";
+import { EngineError } from "../inference/types.ts";
+
+export type ChatOutcome =
+  | { stream: false; body: Record<string, unknown> }
+  | { stream: true; chunks: AsyncGenerator<Record<string, unknown>> };
+
+interface ChoiceState {
+  content: string;
+  reasoning: string;
+  logprobs: TokenLogprob[];
+  toolCalls: ToolCall[];
+  finish: string | null;
+}
+
+/** Validates, submits and waits for the first output; errors before any output are thrown. */
+export async function runChat(deps: InferenceDeps, body: ChatCompletionRequest, signal?: AbortSignal): Promise<ChatOutcome> {
+  const cocoon = cocoonOptions(body);
+  const model = pickModel(deps, body.model, cocoon, "chat");
+  const request = chatRequest(body, model, cocoon);
+  let events: AsyncIterableIterator<EngineEvent>;
+  const submittedAt = performance.now();
+  try {
+    events = deps.engine.submit(request, signal);
+  } catch (err) {
+    throw toApiError(err);
+  }
+  let head: EngineEvent[];
+  try {
+    head = await firstEvents(events, cocoon);
+  } catch (err) {
+    await events.return?.();
+    throw toApiError(err);
+  }
+  const id = responseId("chatcmpl", cocoon.guid);
+  const created = unixSeconds();
+  const all = instrument(replay(head, events), deps.metrics, { model: model.id, endpoint: "chat", submittedAt });
+  if (body.stream) {
+    return { stream: true, chunks: chatChunks(all, events, { id, created, model, cocoon, n: request.n ?? 1, includeUsage: body.stream_options?.include_usage ?? false }) };
+  }
+  return { stream: false, body: await chatObject(all, { id, created, model, cocoon, n: request.n ?? 1, logprobs: (request.logprobs ?? -1) >= 0 }) };
+}
+
+async function chatObject(
+  events: AsyncGenerator<EngineEvent>,
+  o: { id: string; created: number; model: ModelInfo; cocoon: CocoonOptions; n: number; logprobs: boolean },
+): Promise<Record<string, unknown>> {
+  const choices: ChoiceState[] = Array.from({ length: o.n }, () => ({ content: "", reasoning: "", logprobs: [], toolCalls: [], finish: null }));
+  let done: Extract<EngineEvent, { type: "done" }> | null = null;
+  try {
+    for await (const e of events) {
+      if (e.type === "delta") {
+        const c = choices[e.index]!;
+        c.content += e.content;
+        c.reasoning += e.reasoning;
+        c.logprobs.push(...e.logprobs);
+      } else if (e.type === "finish") {
+        choices[e.index]!.finish = finishReason(e.reason);
+        choices[e.index]!.toolCalls = e.toolCalls;
+      } else {
+        done = e;
+      }
+    }
+  } catch (err) {
+    throw toApiError(err);
+  }
+  if (!done) throw toApiError(new EngineError("internal", "the generation ended without a result"));
+  return {
+    id: o.id,
+    object: "chat.completion",
+    created: o.created,
+    model: o.model.id,
+    system_fingerprint: SYSTEM_FINGERPRINT,
+    choices: choices.map((c, index) => ({
+      index,
+      message: {
+        role: "assistant",
+        content: c.toolCalls.length && c.content === "" ? null : c.content,
+        ...(c.reasoning ? { reasoning_content: c.reasoning } : {}),
+        ...(c.toolCalls.length ? { tool_calls: c.toolCalls } : {}),
+        refusal: null,
+      },
+      logprobs: o.logprobs ? chatLogprobs(c.logprobs) : null,
+      finish_reason: c.finish ?? "stop",
+    })),
+    usage: usageOf(done.usage),
+    ...(o.cocoon.debug ? { debug: debugOf(done, o.model, o.cocoon) } : {}),
+  };
+}
+
+async function* chatChunks(
+  events: AsyncGenerator<EngineEvent>,
+  source: AsyncIterableIterator<EngineEvent>,
+  o: { id: string; created: number; model: ModelInfo; cocoon: CocoonOptions; n: number; includeUsage: boolean },
+): AsyncGenerator<Record<string, unknown>> {
+  const base = { id: o.id, object: "chat.completion.chunk", created: o.created, model: o.model.id, system_fingerprint: SYSTEM_FINGERPRINT };
+  const usageField = o.includeUsage ? { usage: null } : {};
+  const chunk = (index: number, delta: Record<string, unknown>, finish: string | null, logprobs?: TokenLogprob[]) => ({
+    ...base,
+    choices: [{ index, delta, logprobs: logprobs && logprobs.length ? chatLogprobs(logprobs) : null, finish_reason: finish }],
+    ...usageField,
+  });
+  const started = new Set<number>();
+  let completed = false;
+  try {
+    for await (const e of events) {
+      if (e.type === "delta") {
+        if (!started.has(e.index)) {
+          // OpenAI opens each choice with the role and an empty content.
+          started.add(e.index);
+          yield chunk(e.index, { role: "assistant", content: "" }, null);
+        }
+        if (e.reasoning) yield chunk(e.index, { reasoning_content: e.reasoning }, null);
+        if (e.content || e.logprobs.length) yield chunk(e.index, { content: e.content }, null, e.logprobs);
+        for (const t of e.toolCalls) {
+          const call: Record<string, unknown> = { index: t.index };
+          if (t.id) Object.assign(call, { id: t.id, type: "function", function: { name: t.name, arguments: "" } });
+          else call.function = { arguments: t.arguments ?? "" };
+          yield chunk(e.index, { tool_calls: [call] }, null);
+        }
+      } else if (e.type === "finish") {
+        if (!started.has(e.index)) {
+          started.add(e.index);
+          yield chunk(e.index, { role: "assistant", content: "" }, null);
+        }
+        yield chunk(e.index, {}, finishReason(e.reason));
+      } else {
+        completed = true;
+        const debug = o.cocoon.debug ? { debug: debugOf(e, o.model, o.cocoon) } : {};
+        if (o.includeUsage) yield { ...base, choices: [], usage: usageOf(e.usage), ...debug };
+        else if (o.cocoon.debug) yield { ...base, choices: [], ...debug };
+      }
+    }
+  } finally {
+    // A consumer that stops early (client gone) cancels the generation.
+    if (!completed) await source.return?.();
+  }
+}

@@ -1,0 +1,64 @@
+// /v1/embeddings and /v1/models logic: pooled, normalised vectors as floats or base64, and the model
+// list with seed 001's endpoint, type, context window and live worker load.
+import type { EmbeddingRequest } from "./model.ts";
+import { ApiError, toApiError } from "../http/errors.ts";
+import { cocoonOptions, pickModel, type InferenceDeps } from "./service.ts";
+import type { ModelInfo, ModelStats } from "../inference/types.ts";
+
+export async function createEmbeddings(deps: InferenceDeps, body: EmbeddingRequest): Promise<Record<string, unknown>> {
+  const model = pickModel(deps, body.model, cocoonOptions({}), "embedding");
+  if (body.dimensions !== undefined && body.dimensions !== model.embeddingDims) {
+    throw new ApiError("invalid_request", `model '${model.id}' produces ${model.embeddingDims}-dimensional embeddings and cannot shorten them; omit dimensions`, "dimensions");
+  }
+  const input = body.input;
+  const inputs: (string | number[])[] =
+    typeof input === "string" ? [input] : input.length > 0 && typeof input[0] === "number" ? [input as number[]] : (input as (string | number[])[]);
+  inputs.forEach((x, i) => {
+    if (x.length === 0) throw new ApiError("invalid_request", `input[${i}] is empty`, "input");
+  });
+  let result;
+  try {
+    result = await deps.engine.embed(model.id, inputs);
+  } catch (err) {
+    throw toApiError(err);
+  }
+  const base64 = body.encoding_format === "base64";
+  return {
+    object: "list",
+    data: result.vectors.map((v, index) => ({
+      object: "embedding",
+      index,
+      // base64 is the little-endian float32 bytes, as OpenAI sends it.
+      embedding: base64 ? Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString("base64") : Array.from(v),
+    })),
+    model: model.id,
+    usage: { prompt_tokens: result.promptTokens, total_tokens: result.promptTokens },
+  };
+}
+
+const ENDPOINT: Record<ModelInfo["type"], string> = { chat: "/v1/chat/completions", completion: "/v1/completions", embedding: "/v1/embeddings" };
+
+export function modelObject(info: ModelInfo, stats: ModelStats | undefined, created: number): Record<string, unknown> {
+  return {
+    id: info.id,
+    object: "model",
+    created,
+    owned_by: "cocoon-server",
+    endpoint: ENDPOINT[info.type],
+    type: info.type,
+    context_window: info.contextWindow,
+    workers: [{ running_requests: stats?.slotsBusy ?? 0, max_running_requests: info.slots }],
+    meta: {
+      description: info.description,
+      parameters: info.parameters,
+      size_bytes: info.sizeBytes,
+      train_context: info.trainContext,
+      embedding_dims: info.embeddingDims,
+      vocab_size: info.vocabSize,
+      backend: info.backend,
+      supports_tools: info.supportsTools,
+      supports_reasoning: info.supportsThinking,
+      infill: info.infill,
+    },
+  };
+}

@@ -1,0 +1,132 @@
+// The OpenAI-compatible routes: /v1/chat/completions (HTTP, SSE and WebSocket), /v1/completions,
+// /v1/embeddings, /v1/models. Handlers stay thin: logic is in chat.ts, completions.ts, embeddings.ts.
+import { Elysia } from "elysia";
+import { TypeCompiler } from "@sinclair/typebox/compiler";
+import { ApiError, toApiError } from "../http/errors.ts";
+import { runChat } from "./chat.ts";
+import { runCompletion } from "./completions.ts";
+import { createEmbeddings, modelObject } from "./embeddings.ts";
+import { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Completion, CompletionRequest, EmbeddingList, EmbeddingRequest, ErrorResponse, Model, ModelList } from "./model.ts";
+import { sseResponse } from "./sse.ts";
+import { cocoonTime, unixSeconds, type InferenceDeps } from "./service.ts";
+import { validationParam } from "../http/validation.ts";
+
+const errors = { 400: ErrorResponse, 404: ErrorResponse, 413: ErrorResponse, 500: ErrorResponse, 503: ErrorResponse, 504: ErrorResponse };
+const chatValidator = TypeCompiler.Compile(ChatCompletionRequest);
+
+/** JSON or SSE, with the Cocoon timing headers. */
+function respond(outcome: { stream: false; body: Record<string, unknown> } | { stream: true; chunks: AsyncGenerator<Record<string, unknown>> }, start: number): Response {
+  const startHeader = { "X-Cocoon-Client-Start": cocoonTime(start) };
+  if (!outcome.stream) {
+    return Response.json(outcome.body, { headers: { ...startHeader, "X-Cocoon-Client-End": cocoonTime() } });
+  }
+  // For a stream the end time is only known at the end: it goes out as an SSE comment before [DONE].
+  return sseResponse(outcome.chunks, startHeader, { trailer: () => [`X-Cocoon-Client-End: ${cocoonTime()}`] });
+}
+
+interface SocketState {
+  busy: AbortController | null;
+}
+
+export function openaiRoutes(deps: InferenceDeps) {
+  const created = unixSeconds();
+  const sockets = new Map<string, SocketState>();
+  return new Elysia({ name: "openai" })
+    .post(
+      "/v1/chat/completions",
+      async ({ body, request }) => {
+        const start = Date.now();
+        return respond(await runChat(deps, body, request.signal), start);
+      },
+      {
+        body: ChatCompletionRequest,
+        response: { 200: ChatCompletion, ...errors },
+        detail: {
+          tags: ["OpenAI"],
+          summary: "Create a chat completion",
+          description:
+            "OpenAI-compatible. With `stream: true` the response is `text/event-stream`: one `data:` event per ChatCompletionChunk, then `data: [DONE]`; " +
+            "`X-Cocoon-Client-End` arrives as an SSE comment before [DONE]. The same path accepts a WebSocket upgrade: send request bodies as JSON text, " +
+            "receive ChatCompletionChunk objects and a final `[DONE]` text message per request.",
+        },
+      },
+    )
+    .ws("/v1/chat/completions", {
+      open(ws) {
+        sockets.set(ws.id, { busy: null });
+      },
+      close(ws) {
+        // A closed socket cancels whatever it was generating.
+        sockets.get(ws.id)?.busy?.abort();
+        sockets.delete(ws.id);
+      },
+      async message(ws, raw) {
+        const state = sockets.get(ws.id);
+        if (!state) return;
+        const send = (v: unknown) => ws.send(typeof v === "string" ? v : JSON.stringify(v));
+        let body: unknown = raw;
+        if (typeof raw === "string") {
+          try {
+            body = JSON.parse(raw);
+          } catch {
+            send(new ApiError("invalid_json", "the message is not valid JSON").body());
+            return;
+          }
+        }
+        if (!chatValidator.Check(body)) {
+          const first = chatValidator.Errors(body).First();
+          send(new ApiError("invalid_request", `invalid request: ${first?.message ?? "bad body"}`, first ? validationParam(first.path) : null).body());
+          return;
+        }
+        if (state.busy) {
+          send(new ApiError("invalid_request", "a request is still running on this socket; wait for its [DONE]").body());
+          return;
+        }
+        const ac = new AbortController();
+        state.busy = ac;
+        try {
+          const outcome = await runChat(deps, { ...body, stream: true }, ac.signal);
+          if (outcome.stream) for await (const chunk of outcome.chunks) send(chunk);
+        } catch (err) {
+          if (!ac.signal.aborted) send(toApiError(err).body());
+        } finally {
+          state.busy = null;
+          if (!ac.signal.aborted) send("[DONE]");
+        }
+      },
+    })
+    .post(
+      "/v1/completions",
+      async ({ body, request }) => {
+        const start = Date.now();
+        return respond(await runCompletion(deps, body, request.signal), start);
+      },
+      {
+        body: CompletionRequest,
+        response: { 200: Completion, ...errors },
+        detail: { tags: ["OpenAI"], summary: "Create a completion", description: "OpenAI-compatible (legacy) completions; `stream: true` sends `text/event-stream` events." },
+      },
+    )
+    .post("/v1/embeddings", async ({ body }) => Response.json(await createEmbeddings(deps, body)), {
+      body: EmbeddingRequest,
+      response: { 200: EmbeddingList, ...errors },
+      detail: { tags: ["OpenAI"], summary: "Create embeddings", description: "Pooled, L2-normalised embeddings; `encoding_format: base64` gives little-endian float32." },
+    })
+    .get(
+      "/v1/models",
+      () => {
+        const stats = new Map(deps.engine.stats().map((s) => [s.id, s]));
+        return Response.json({ object: "list", data: deps.engine.models().map((m) => modelObject(m, stats.get(m.id), created)) });
+      },
+      { response: { 200: ModelList }, detail: { tags: ["OpenAI"], summary: "List models" } },
+    )
+    .get(
+      "/v1/models/:id",
+      ({ params }) => {
+        const info = deps.engine.models().find((m) => m.id === params.id);
+        if (!info) throw new ApiError("model_not_found", `The model '${params.id}' does not exist`, "model");
+        return Response.json(modelObject(info, deps.engine.stats().find((s) => s.id === info.id), created));
+      },
+      { response: { 200: Model, 404: ErrorResponse }, detail: { tags: ["OpenAI"], summary: "Retrieve a model" } },
+    );
+}

@@ -1,0 +1,299 @@
+// TypeBox schemas of the OpenAI-compatible API: they validate requests, type the handlers and
+// generate the OpenAPI document. Field names and shapes follow OpenAI's wire format exactly.
+import { t, type Static } from "elysia";
+
+const Nullable = <T extends Parameters<typeof t.Union>[0][number]>(s: T) => t.Union([s, t.Null()]);
+
+// ---- shared ---------------------------------------------------------------------------------------
+
+export const ErrorResponse = t.Object(
+  {
+    error: t.Object({
+      message: t.String(),
+      type: t.String(),
+      param: t.Union([t.String(), t.Null()]),
+      code: t.Union([t.String(), t.Null()]),
+    }),
+  },
+  { $id: "#/components/schemas/ErrorResponse", description: "Every error, in OpenAI's shape." },
+);
+
+/** Fields of the Cocoon client API, accepted on every inference request and handled by the server. */
+export const CocoonFields = {
+  max_coefficient: t.Optional(t.Integer({ minimum: 0, description: "Highest acceptable model price coefficient (0 = no limit); above it: 504." })),
+  timeout: t.Optional(t.Number({ exclusiveMinimum: 0, maximum: 86400, description: "Seconds; 504 if nothing was produced by then, else the output so far." })),
+  enable_debug: t.Optional(t.Boolean({ description: "Adds a `debug` object with timings, slot and device." })),
+  request_guid: t.Optional(t.String({ maxLength: 128, pattern: "^[A-Za-z0-9._:-]+$", description: "Used as the response id suffix and logged." })),
+};
+
+const Stop = t.Optional(
+  t.Union([t.String(), t.Array(t.String(), { maxItems: 4 }), t.Null()], { description: "Up to 4 sequences where generation stops; not included in the output." }),
+);
+
+const Sampling = {
+  temperature: t.Optional(Nullable(t.Number({ minimum: 0, maximum: 2 }))),
+  top_p: t.Optional(Nullable(t.Number({ minimum: 0, maximum: 1 }))),
+  top_k: t.Optional(Nullable(t.Integer({ minimum: -1 }))),
+  min_p: t.Optional(Nullable(t.Number({ minimum: 0, maximum: 1 }))),
+  typical_p: t.Optional(Nullable(t.Number({ minimum: 0, maximum: 1 }))),
+  frequency_penalty: t.Optional(Nullable(t.Number({ minimum: -2, maximum: 2 }))),
+  presence_penalty: t.Optional(Nullable(t.Number({ minimum: -2, maximum: 2 }))),
+  repeat_penalty: t.Optional(Nullable(t.Number({ minimum: 0, maximum: 10, description: "llama.cpp's repetition penalty (1 = off)." }))),
+  repetition_penalty: t.Optional(Nullable(t.Number({ minimum: 0, maximum: 10, description: "Alias of repeat_penalty." }))),
+  seed: t.Optional(Nullable(t.Integer({ minimum: -9007199254740991, maximum: 9007199254740991 }))),
+  logit_bias: t.Optional(Nullable(t.Record(t.String({ pattern: "^[0-9]+$" }), t.Number({ minimum: -100, maximum: 100 })))),
+  stop: Stop,
+  n: t.Optional(Nullable(t.Integer({ minimum: 1, maximum: 16 }))),
+  ignore_eos: t.Optional(t.Boolean({ description: "llama.cpp extension: keep generating past end-of-generation tokens." })),
+  user: t.Optional(t.String({ maxLength: 256 })),
+  stream: t.Optional(Nullable(t.Boolean())),
+  stream_options: t.Optional(Nullable(t.Object({ include_usage: t.Optional(t.Boolean()) }))),
+};
+
+export const Usage = t.Object(
+  {
+    prompt_tokens: t.Integer(),
+    completion_tokens: t.Integer(),
+    total_tokens: t.Integer(),
+    prompt_tokens_details: t.Optional(t.Object({ cached_tokens: t.Integer() })),
+    completion_tokens_details: t.Optional(t.Object({ reasoning_tokens: t.Integer() })),
+  },
+  { $id: "#/components/schemas/Usage" },
+);
+
+const Debug = t.Optional(
+  t.Object(
+    {
+      queue_ms: t.Number(),
+      prompt_ms: t.Number(),
+      generation_ms: t.Number(),
+      tokens_per_second: t.Number(),
+      prompt_tokens_per_second: t.Number(),
+      cached_tokens: t.Integer(),
+      model: t.String(),
+      device: t.String(),
+      slots: t.Integer(),
+      request_guid: t.Union([t.String(), t.Null()]),
+    },
+    { description: "Present when enable_debug was set." },
+  ),
+);
+
+const TopLogprob = t.Object({ token: t.String(), logprob: t.Number(), bytes: Nullable(t.Array(t.Integer())) });
+const ChatLogprobs = Nullable(t.Object({ content: Nullable(t.Array(t.Object({ ...TopLogprob.properties, top_logprobs: t.Array(TopLogprob) }))), refusal: t.Optional(t.Null()) }));
+
+// ---- chat -----------------------------------------------------------------------------------------
+
+const ContentPart = t.Union([
+  t.Object({ type: t.Literal("text"), text: t.String() }),
+  t.Object({ type: t.Literal("image_url"), image_url: t.Object({ url: t.String(), detail: t.Optional(t.String()) }) }),
+]);
+
+const ToolCall = t.Object({
+  id: t.String(),
+  type: t.Literal("function"),
+  function: t.Object({ name: t.String(), arguments: t.String() }),
+});
+
+export const ChatMessage = t.Object(
+  {
+    role: t.Union([t.Literal("system"), t.Literal("developer"), t.Literal("user"), t.Literal("assistant"), t.Literal("tool")]),
+    content: t.Optional(t.Union([t.String(), t.Array(ContentPart), t.Null()])),
+    name: t.Optional(t.String()),
+    tool_calls: t.Optional(Nullable(t.Array(ToolCall))),
+    tool_call_id: t.Optional(t.String()),
+    reasoning_content: t.Optional(Nullable(t.String())),
+  },
+  { $id: "#/components/schemas/ChatMessage" },
+);
+
+const Tool = t.Object({
+  type: t.Literal("function"),
+  function: t.Object({
+    name: t.String({ pattern: "^[A-Za-z0-9_.-]{1,64}$" }),
+    description: t.Optional(t.String()),
+    parameters: t.Optional(t.Record(t.String(), t.Unknown())),
+    strict: t.Optional(Nullable(t.Boolean())),
+  }),
+});
+
+const ResponseFormat = t.Union([
+  t.Object({ type: t.Literal("text") }),
+  t.Object({ type: t.Literal("json_object") }),
+  t.Object({
+    type: t.Literal("json_schema"),
+    json_schema: t.Object({
+      name: t.String({ maxLength: 64 }),
+      description: t.Optional(t.String()),
+      schema: t.Optional(t.Record(t.String(), t.Unknown())),
+      strict: t.Optional(Nullable(t.Boolean())),
+    }),
+  }),
+]);
+
+export const ChatCompletionRequest = t.Object(
+  {
+    model: t.Optional(t.String({ description: "Model id; defaults to the first served model." })),
+    messages: t.Array(ChatMessage, { minItems: 1 }),
+    max_tokens: t.Optional(Nullable(t.Integer({ minimum: 1 }))),
+    max_completion_tokens: t.Optional(Nullable(t.Integer({ minimum: 1 }))),
+    logprobs: t.Optional(Nullable(t.Boolean())),
+    top_logprobs: t.Optional(Nullable(t.Integer({ minimum: 0, maximum: 20 }))),
+    response_format: t.Optional(ResponseFormat),
+    tools: t.Optional(t.Array(Tool, { maxItems: 128 })),
+    tool_choice: t.Optional(
+      t.Union([t.Literal("none"), t.Literal("auto"), t.Literal("required"), t.Object({ type: t.Literal("function"), function: t.Object({ name: t.String() }) })]),
+    ),
+    parallel_tool_calls: t.Optional(t.Boolean()),
+    enable_thinking: t.Optional(t.Boolean({ description: "Turns reasoning on or off where the chat template supports it." })),
+    chat_template_kwargs: t.Optional(t.Record(t.String(), t.Unknown(), { description: "Extra variables for the chat template (llama.cpp extension)." })),
+    ...Sampling,
+    ...CocoonFields,
+  },
+  {
+    $id: "#/components/schemas/ChatCompletionRequest",
+    examples: [{ model: "tiny-qwen3", messages: [{ role: "user", content: "Hello!" }], max_tokens: 64, temperature: 0.7 }],
+  },
+);
+export type ChatCompletionRequest = Static<typeof ChatCompletionRequest>;
+
+export const ChatCompletion = t.Object(
+  {
+    id: t.String(),
+    object: t.Literal("chat.completion"),
+    created: t.Integer(),
+    model: t.String(),
+    system_fingerprint: t.String(),
+    choices: t.Array(
+      t.Object({
+        index: t.Integer(),
+        message: t.Object({
+          role: t.Literal("assistant"),
+          content: Nullable(t.String()),
+          reasoning_content: t.Optional(t.String()),
+          tool_calls: t.Optional(t.Array(ToolCall)),
+          refusal: t.Null(),
+        }),
+        logprobs: ChatLogprobs,
+        finish_reason: t.String(),
+      }),
+    ),
+    usage: Usage,
+    debug: Debug,
+  },
+  { $id: "#/components/schemas/ChatCompletion" },
+);
+
+export const ChatCompletionChunk = t.Object(
+  {
+    id: t.String(),
+    object: t.Literal("chat.completion.chunk"),
+    created: t.Integer(),
+    model: t.String(),
+    system_fingerprint: t.String(),
+    choices: t.Array(
+      t.Object({
+        index: t.Integer(),
+        delta: t.Object({
+          role: t.Optional(t.Literal("assistant")),
+          content: t.Optional(Nullable(t.String())),
+          reasoning_content: t.Optional(t.String()),
+          tool_calls: t.Optional(
+            t.Array(t.Object({ index: t.Integer(), id: t.Optional(t.String()), type: t.Optional(t.Literal("function")), function: t.Optional(t.Object({ name: t.Optional(t.String()), arguments: t.Optional(t.String()) })) })),
+          ),
+        }),
+        logprobs: t.Optional(ChatLogprobs),
+        finish_reason: Nullable(t.String()),
+      }),
+    ),
+    usage: t.Optional(Nullable(Usage)),
+    debug: Debug,
+  },
+  { $id: "#/components/schemas/ChatCompletionChunk", description: "One server-sent event of a streamed chat completion." },
+);
+
+// ---- completions ----------------------------------------------------------------------------------
+
+export const CompletionRequest = t.Object(
+  {
+    model: t.Optional(t.String()),
+    prompt: t.Union([t.String(), t.Array(t.String(), { minItems: 1 }), t.Array(t.Integer({ minimum: 0 }), { minItems: 1 }), t.Array(t.Array(t.Integer({ minimum: 0 }), { minItems: 1 }), { minItems: 1 })], {
+      description: "Text, several texts, token ids, or several token-id lists.",
+    }),
+    suffix: t.Optional(Nullable(t.String())),
+    max_tokens: t.Optional(Nullable(t.Integer({ minimum: 1 }))),
+    echo: t.Optional(Nullable(t.Boolean())),
+    best_of: t.Optional(Nullable(t.Integer({ minimum: 1, maximum: 16 }))),
+    logprobs: t.Optional(Nullable(t.Integer({ minimum: 0, maximum: 20 }))),
+    ...Sampling,
+    ...CocoonFields,
+  },
+  { $id: "#/components/schemas/CompletionRequest", examples: [{ model: "tiny-qwen3", prompt: "The meaning of life is", max_tokens: 32 }] },
+);
+export type CompletionRequest = Static<typeof CompletionRequest>;
+
+const CompletionLogprobs = Nullable(
+  t.Object({
+    tokens: t.Array(t.String()),
+    token_logprobs: t.Array(Nullable(t.Number())),
+    top_logprobs: t.Array(Nullable(t.Record(t.String(), t.Number()))),
+    text_offset: t.Array(t.Integer()),
+  }),
+);
+
+export const Completion = t.Object(
+  {
+    id: t.String(),
+    object: t.Literal("text_completion"),
+    created: t.Integer(),
+    model: t.String(),
+    system_fingerprint: t.String(),
+    choices: t.Array(t.Object({ text: t.String(), index: t.Integer(), logprobs: CompletionLogprobs, finish_reason: Nullable(t.String()) })),
+    usage: t.Optional(Nullable(Usage)),
+    debug: Debug,
+  },
+  { $id: "#/components/schemas/Completion", description: "A completion, or one server-sent event of a streamed one." },
+);
+
+// ---- embeddings -----------------------------------------------------------------------------------
+
+export const EmbeddingRequest = t.Object(
+  {
+    model: t.Optional(t.String()),
+    input: t.Union([t.String(), t.Array(t.String(), { minItems: 1, maxItems: 2048 }), t.Array(t.Integer({ minimum: 0 }), { minItems: 1 }), t.Array(t.Array(t.Integer({ minimum: 0 }), { minItems: 1 }), { minItems: 1, maxItems: 2048 })]),
+    encoding_format: t.Optional(t.Union([t.Literal("float"), t.Literal("base64")])),
+    dimensions: t.Optional(t.Integer({ minimum: 1 })),
+    user: t.Optional(t.String()),
+  },
+  { $id: "#/components/schemas/EmbeddingRequest", examples: [{ model: "tiny-qwen3", input: "The food was delicious", encoding_format: "float" }] },
+);
+export type EmbeddingRequest = Static<typeof EmbeddingRequest>;
+
+export const EmbeddingList = t.Object(
+  {
+    object: t.Literal("list"),
+    data: t.Array(t.Object({ object: t.Literal("embedding"), index: t.Integer(), embedding: t.Union([t.Array(t.Number()), t.String()]) })),
+    model: t.String(),
+    usage: t.Object({ prompt_tokens: t.Integer(), total_tokens: t.Integer() }),
+  },
+  { $id: "#/components/schemas/EmbeddingList" },
+);
+
+// ---- models ---------------------------------------------------------------------------------------
+
+export const Model = t.Object(
+  {
+    id: t.String(),
+    object: t.Literal("model"),
+    created: t.Integer(),
+    owned_by: t.String(),
+    endpoint: t.String({ description: "Where to send requests for this model." }),
+    type: t.Union([t.Literal("chat"), t.Literal("completion"), t.Literal("embedding")]),
+    context_window: t.Integer(),
+    workers: t.Array(t.Object({ running_requests: t.Integer(), max_running_requests: t.Integer() })),
+    meta: t.Optional(t.Record(t.String(), t.Unknown())),
+  },
+  { $id: "#/components/schemas/Model" },
+);
+
+export const ModelList = t.Object({ object: t.Literal("list"), data: t.Array(Model) }, { $id: "#/components/schemas/ModelList" });

@@ -1,0 +1,163 @@
+// Operations endpoints: /health (always 200 while the process runs), /readiness (503 until models are
+// loaded), /stats (text, or JSON on request), /jsonstats (seed 002's counters and per-model load) and
+// /metrics (Prometheus text format).
+import { Elysia, t } from "elysia";
+import type { Engine } from "../inference/engine.ts";
+import type { Metrics } from "./metrics.ts";
+
+export interface OpsDeps {
+  metrics: Metrics;
+  version: string;
+  /** The engine once models are loaded, else null (the server answers /health while loading). */
+  loadedEngine(): Engine | null;
+}
+
+const HealthResponse = t.Object(
+  {
+    status: t.Literal("ok"),
+    version: t.String(),
+    service: t.String(),
+    uptime: t.Number({ description: "Seconds since start." }),
+    timestamp: t.String({ description: "ISO 8601." }),
+    model_info: t.Object({
+      model_name: t.Union([t.String(), t.Null()]),
+      device: t.Union([t.String(), t.Null()]),
+      dtype: t.Union([t.String(), t.Null()]),
+      models: t.Array(t.String()),
+      loaded: t.Boolean(),
+    }),
+  },
+  { $id: "#/components/schemas/Health" },
+);
+
+const JsonStats = t.Object(
+  {
+    requests_served: t.Integer(),
+    total_tokens_generated: t.Integer(),
+    total_prompt_tokens: t.Integer(),
+    average_response_time: t.Number({ description: "Seconds per finished generation." }),
+    queue_length: t.Integer(),
+    active_requests: t.Integer(),
+    uptime: t.Number(),
+    models: t.Array(
+      t.Object({
+        id: t.String(),
+        slots_busy: t.Integer(),
+        slots_total: t.Integer(),
+        queue_length: t.Integer(),
+        load_pct: t.Number(),
+        kv_cache_usage: t.Number(),
+        requests: t.Integer(),
+        prompt_tokens: t.Integer(),
+        generated_tokens: t.Integer(),
+        cached_tokens: t.Integer(),
+        worker_restarts: t.Integer(),
+      }),
+    ),
+  },
+  { $id: "#/components/schemas/JsonStats" },
+);
+
+export function jsonStats(deps: OpsDeps) {
+  const engine = deps.loadedEngine();
+  const stats = engine?.stats() ?? [];
+  const m = deps.metrics;
+  const sum = (f: (s: (typeof stats)[number]) => number) => stats.reduce((n, s) => n + f(s), 0);
+  return {
+    requests_served: m.served,
+    total_tokens_generated: sum((s) => s.generatedTokens),
+    total_prompt_tokens: sum((s) => s.promptTokens),
+    average_response_time: m.served ? Math.round((m.responseSecondsTotal / m.served) * 1000) / 1000 : 0,
+    queue_length: sum((s) => s.queued),
+    active_requests: m.active,
+    uptime: Math.round((Date.now() - m.startedAt) / 10) / 100,
+    models: stats.map((s) => ({
+      id: s.id,
+      slots_busy: s.slotsBusy,
+      slots_total: s.slotsTotal,
+      queue_length: s.queued,
+      load_pct: s.slotsTotal ? Math.round((s.slotsBusy / s.slotsTotal) * 1000) / 10 : 0,
+      kv_cache_usage: s.kvTotalCells ? Math.round((s.kvUsedCells / s.kvTotalCells) * 1000) / 1000 : 0,
+      requests: s.requests,
+      prompt_tokens: s.promptTokens,
+      generated_tokens: s.generatedTokens,
+      cached_tokens: s.cachedTokens,
+      worker_restarts: s.restarts,
+    })),
+  };
+}
+
+function statsText(deps: OpsDeps): string {
+  const s = jsonStats(deps);
+  const lines = [
+    `cocoon-server ${deps.version}`,
+    `uptime: ${s.uptime.toFixed(0)} s`,
+    `requests served: ${s.requests_served}`,
+    `active requests: ${s.active_requests}`,
+    `queued requests: ${s.queue_length}`,
+    `tokens generated: ${s.total_tokens_generated}`,
+    `prompt tokens: ${s.total_prompt_tokens}`,
+    `average response time: ${s.average_response_time.toFixed(3)} s`,
+    "",
+    "models:",
+    ...s.models.map(
+      (m) =>
+        `  ${m.id}: ${m.slots_busy}/${m.slots_total} slots busy (${m.load_pct}%), ${m.queue_length} queued, ` +
+        `KV cache ${(m.kv_cache_usage * 100).toFixed(1)}%, ${m.requests} requests, ${m.generated_tokens} tokens generated, ${m.cached_tokens} prompt tokens from cache`,
+    ),
+  ];
+  if (s.models.length === 0) lines.push("  (loading)");
+  return `${lines.join("\n")}\n`;
+}
+
+export function opsRoutes(deps: OpsDeps) {
+  const tags = ["Operations"];
+  return new Elysia({ name: "ops" })
+    .get(
+      "/health",
+      () => {
+        const engine = deps.loadedEngine();
+        const models = engine?.models() ?? [];
+        const first = models[0];
+        return Response.json({
+          status: "ok",
+          version: deps.version,
+          service: "cocoon-server",
+          uptime: Math.round((Date.now() - deps.metrics.startedAt) / 10) / 100,
+          timestamp: new Date().toISOString(),
+          model_info: {
+            model_name: first?.id ?? null,
+            device: first?.backend ?? null,
+            dtype: first ? (first.description.split(" ").at(-1) ?? null) : null,
+            models: models.map((m) => m.id),
+            loaded: engine !== null,
+          },
+        });
+      },
+      { response: { 200: HealthResponse }, detail: { tags, summary: "Health check", description: "Always 200 while the process runs." } },
+    )
+    .get(
+      "/readiness",
+      () => {
+        const engine = deps.loadedEngine();
+        if (!engine) return Response.json({ status: "loading", models: [] }, { status: 503, headers: { "Retry-After": "2" } });
+        return Response.json({ status: "ready", models: engine.models().map((m) => m.id) });
+      },
+      {
+        response: { 200: t.Object({ status: t.String(), models: t.Array(t.String()) }), 503: t.Object({ status: t.String(), models: t.Array(t.String()) }) },
+        detail: { tags, summary: "Readiness", description: "200 once every model is loaded, 503 before." },
+      },
+    )
+    .get(
+      "/stats",
+      ({ request }) => {
+        if ((request.headers.get("accept") ?? "").includes("application/json")) return Response.json(jsonStats(deps));
+        return new Response(statsText(deps), { headers: { "Content-Type": "text/plain; charset=utf-8" } });
+      },
+      { detail: { tags, summary: "Statistics", description: "Human-readable text; JSON (as /jsonstats) when the request accepts application/json." } },
+    )
+    .get("/jsonstats", () => Response.json(jsonStats(deps)), { response: { 200: JsonStats }, detail: { tags, summary: "Statistics as JSON" } })
+    .get("/metrics", () => new Response(deps.metrics.render(), { headers: { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" } }), {
+      detail: { tags, summary: "Prometheus metrics", description: "Prometheus text exposition format 0.0.4." },
+    });
+}

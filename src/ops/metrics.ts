@@ -1,0 +1,163 @@
+// Process-wide metrics in Prometheus text format (exposition format 0.0.4): HTTP requests, tokens,
+// time to first token, inter-token latency, errors. Gauges that mirror live state (queue, slots, KV)
+// are read from a callback at scrape time, never stored twice.
+
+type Labels = Record<string, string>;
+
+const escapeLabel = (v: string) => v.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"');
+const labelText = (l: Labels) => {
+  const keys = Object.keys(l);
+  return keys.length ? `{${keys.map((k) => `${k}="${escapeLabel(l[k]!)}"`).join(",")}}` : "";
+};
+const keyOf = (l: Labels) => JSON.stringify(Object.entries(l).sort());
+const num = (x: number) => (Number.isFinite(x) ? String(x) : x > 0 ? "+Inf" : x < 0 ? "-Inf" : "NaN");
+
+class Counter {
+  readonly values = new Map<string, { labels: Labels; value: number }>();
+  constructor(
+    readonly name: string,
+    readonly help: string,
+  ) {}
+  inc(labels: Labels = {}, by = 1): void {
+    const k = keyOf(labels);
+    const cur = this.values.get(k);
+    if (cur) cur.value += by;
+    else this.values.set(k, { labels, value: by });
+  }
+  render(): string {
+    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} counter`];
+    for (const { labels, value } of this.values.values()) lines.push(`${this.name}${labelText(labels)} ${num(value)}`);
+    return lines.join("\n");
+  }
+}
+
+class Histogram {
+  readonly series = new Map<string, { labels: Labels; counts: number[]; sum: number; count: number }>();
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly buckets: number[],
+  ) {}
+  observe(value: number, labels: Labels = {}): void {
+    const k = keyOf(labels);
+    let s = this.series.get(k);
+    if (!s) {
+      s = { labels, counts: this.buckets.map(() => 0), sum: 0, count: 0 };
+      this.series.set(k, s);
+    }
+    for (let i = 0; i < this.buckets.length; i++) if (value <= this.buckets[i]!) s.counts[i]!++;
+    s.sum += value;
+    s.count++;
+  }
+  render(): string {
+    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`];
+    for (const s of this.series.values()) {
+      this.buckets.forEach((b, i) => lines.push(`${this.name}_bucket${labelText({ ...s.labels, le: num(b) })} ${s.counts[i]}`));
+      lines.push(`${this.name}_bucket${labelText({ ...s.labels, le: "+Inf" })} ${s.count}`);
+      lines.push(`${this.name}_sum${labelText(s.labels)} ${num(s.sum)}`);
+      lines.push(`${this.name}_count${labelText(s.labels)} ${s.count}`);
+    }
+    return lines.join("\n");
+  }
+}
+
+/** Live per-model state, read at scrape time. */
+export interface GaugeSource {
+  models(): { model: string; slotsBusy: number; slotsTotal: number; queued: number; kvUsedCells?: number; kvTotalCells?: number; restarts: number }[];
+}
+
+export interface GenerationRecord {
+  model: string;
+  endpoint: string;
+  promptTokens: number;
+  cachedTokens: number;
+  completionTokens: number;
+  reasoningTokens: number;
+  /** Seconds from submit to the first output, when there was output. */
+  ttft: number | null;
+  /** Seconds between consecutive outputs. */
+  interTokenLatencies: number[];
+  /** Seconds from submit to the end. */
+  duration: number;
+  finishReason: string;
+}
+
+const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+const ITL_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28];
+
+export class Metrics {
+  readonly httpRequests = new Counter("cocoon_http_requests_total", "HTTP requests by route, method and status.");
+  readonly httpDuration = new Histogram("cocoon_http_request_duration_seconds", "Time to the response headers, by route.", LATENCY_BUCKETS);
+  readonly errors = new Counter("cocoon_errors_total", "Error responses by OpenAI error code.");
+  readonly generations = new Counter("cocoon_generations_total", "Finished generations by model, endpoint and finish reason.");
+  readonly promptTokens = new Counter("cocoon_prompt_tokens_total", "Prompt tokens by model (cached ones included).");
+  readonly cachedTokens = new Counter("cocoon_cached_prompt_tokens_total", "Prompt tokens served from the KV cache, by model.");
+  readonly completionTokens = new Counter("cocoon_completion_tokens_total", "Generated tokens by model.");
+  readonly reasoningTokens = new Counter("cocoon_reasoning_tokens_total", "Generated tokens inside reasoning, by model.");
+  readonly ttft = new Histogram("cocoon_time_to_first_token_seconds", "Time from submit to the first output, by model.", LATENCY_BUCKETS);
+  readonly itl = new Histogram("cocoon_inter_token_latency_seconds", "Time between consecutive outputs of one generation, by model.", ITL_BUCKETS);
+  readonly generationDuration = new Histogram("cocoon_generation_duration_seconds", "Time from submit to the end of a generation, by model.", LATENCY_BUCKETS);
+  readonly startedAt = Date.now();
+  /** seed 002's counters, kept alongside. */
+  served = 0;
+  responseSecondsTotal = 0;
+  active = 0;
+
+  constructor(private readonly gauges?: GaugeSource) {}
+
+  observeHttp(route: string, method: string, status: number, seconds: number): void {
+    this.httpRequests.inc({ route, method, status: String(status) });
+    this.httpDuration.observe(seconds, { route });
+  }
+
+  observeError(code: string | null, status: number): void {
+    this.errors.inc({ code: code ?? "none", status: String(status) });
+  }
+
+  observeGeneration(g: GenerationRecord): void {
+    const model = { model: g.model };
+    this.generations.inc({ model: g.model, endpoint: g.endpoint, finish_reason: g.finishReason });
+    this.promptTokens.inc(model, g.promptTokens);
+    this.cachedTokens.inc(model, g.cachedTokens);
+    this.completionTokens.inc(model, g.completionTokens);
+    this.reasoningTokens.inc(model, g.reasoningTokens);
+    if (g.ttft !== null) this.ttft.observe(g.ttft, model);
+    for (const x of g.interTokenLatencies) this.itl.observe(x, model);
+    this.generationDuration.observe(g.duration, model);
+    this.served++;
+    this.responseSecondsTotal += g.duration;
+  }
+
+  render(): string {
+    const parts = [
+      this.httpRequests,
+      this.httpDuration,
+      this.errors,
+      this.generations,
+      this.promptTokens,
+      this.cachedTokens,
+      this.completionTokens,
+      this.reasoningTokens,
+      this.ttft,
+      this.itl,
+      this.generationDuration,
+    ].map((m) => m.render());
+    const gauge = (name: string, help: string, rows: [Labels, number][]) =>
+      [`# HELP ${name} ${help}`, `# TYPE ${name} gauge`, ...rows.map(([l, v]) => `${name}${labelText(l)} ${num(v)}`)].join("\n");
+    const models = this.gauges?.models() ?? [];
+    parts.push(
+      gauge("cocoon_active_requests", "Requests being answered right now.", [[{}, this.active]]),
+      gauge("cocoon_queue_length", "Requests waiting for a slot, by model.", models.map((m) => [{ model: m.model }, m.queued])),
+      gauge("cocoon_slots_busy", "Slots generating or processing a prompt, by model.", models.map((m) => [{ model: m.model }, m.slotsBusy])),
+      gauge("cocoon_slots_total", "Parallel slots, by model.", models.map((m) => [{ model: m.model }, m.slotsTotal])),
+      gauge(
+        "cocoon_kv_cache_usage_ratio",
+        "Share of the KV cache holding tokens, by model.",
+        models.filter((m) => m.kvTotalCells).map((m) => [{ model: m.model }, (m.kvUsedCells ?? 0) / m.kvTotalCells!]),
+      ),
+      gauge("cocoon_worker_restarts", "Times a model's inference worker was restarted.", models.map((m) => [{ model: m.model }, m.restarts])),
+      gauge("cocoon_uptime_seconds", "Seconds since the server started.", [[{}, (Date.now() - this.startedAt) / 1000]]),
+    );
+    return `${parts.join("\n")}\n`;
+  }
+}

@@ -1,0 +1,103 @@
+// Starts the HTTP server at once (so /health answers and /readiness says 503 while models load),
+// then the engine; stops gracefully: no new connections, in-flight requests get a grace period.
+import pkg from "../package.json" with { type: "json" };
+import type { Config } from "./config/config.ts";
+import { resolveModels, DEMO_MODEL, type ModelEntry } from "./config/models.ts";
+import { Engine } from "./inference/engine.ts";
+import { createApp } from "./http/app.ts";
+import { ApiError } from "./http/errors.ts";
+import { Metrics } from "./ops/metrics.ts";
+
+export interface RunningServer {
+  url: string;
+  engine: Promise<Engine>;
+  stop(reason?: string): Promise<void>;
+}
+
+export type Logger = (level: "debug" | "info" | "warn" | "error", line: string) => void;
+
+const LEVELS = { debug: 10, info: 20, warn: 30, error: 40 } as const;
+
+/** One-line logs to stderr (the journal under systemd), filtered by --log-level. */
+export function makeLogger(min: string): Logger {
+  const floor = LEVELS[min as keyof typeof LEVELS] ?? LEVELS.info;
+  return (level, line) => {
+    if (LEVELS[level] >= floor) console.error(`${level.toUpperCase().padEnd(5)} ${line}`);
+  };
+}
+
+export async function startServer(config: Config, log: Logger = makeLogger(config.logLevel)): Promise<RunningServer> {
+  const models: ModelEntry[] = resolveModels(config);
+  if (config.model.length === 0 && !config.modelsDir) {
+    log("info", `no --model given: serving the built-in demo model "${models[0]!.id}" (random weights, for trying the API)${models[0]!.path === DEMO_MODEL ? "" : ` from ${models[0]!.path}`}`);
+  }
+  let engine: Engine | null = null;
+  let shuttingDown = false;
+  const metrics = new Metrics({
+    models: () =>
+      (engine?.stats() ?? []).map((s) => ({ model: s.id, slotsBusy: s.slotsBusy, slotsTotal: s.slotsTotal, queued: s.queued, kvUsedCells: s.kvUsedCells, kvTotalCells: s.kvTotalCells, restarts: s.restarts })),
+  });
+  const coefficients = new Map(models.map((m) => [m.id, m.coefficient ?? 1000]));
+  const app = createApp({
+    get engine(): Engine {
+      if (shuttingDown) throw new ApiError("not_ready", "the server is shutting down", null, { "Retry-After": "5" });
+      if (!engine) throw new ApiError("not_ready", "models are still loading; see /readiness", null, { "Retry-After": "2" });
+      return engine;
+    },
+    metrics,
+    version: pkg.version,
+    loadedEngine: () => engine,
+    coefficient: (id) => coefficients.get(id) ?? 1000,
+    maxBodyBytes: config.maxBodyBytes,
+    log: (line) => log("error", line),
+  });
+  app.listen({
+    hostname: config.host,
+    port: config.port,
+    // Above our own limit, so the app answers oversized bodies with a proper 413 first.
+    maxRequestBodySize: config.maxBodyBytes + 1024 * 1024,
+    // Streams can be quiet for long while a prompt is processed.
+    idleTimeout: 255,
+  });
+  const server = app.server!;
+  const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${server.port}`;
+  log("info", `listening on ${url} (OpenAI API at ${url}/v1, docs at ${url}/swagger)`);
+
+  const t0 = performance.now();
+  for (const m of models) log("info", `loading model ${m.id} from ${m.path} ...`);
+  const ready = Engine.start({
+    models: models.map((m) => ({ id: m.id, path: m.path, type: m.type, slots: m.slots, ctxSize: m.ctxSize, gpuLayers: m.gpuLayers })),
+    slots: config.parallel,
+    ctxSize: config.ctxSize,
+    batchSize: config.batchSize,
+    threads: config.threads,
+    gpuLayers: config.gpuLayers,
+    maxQueue: config.maxQueue,
+    libDir: config.libDir || undefined,
+    llamaLogLevel: config.llamaLogLevel as "error",
+  }).then((e) => {
+    engine = e;
+    for (const info of e.models()) {
+      log("info", `model ${info.id} ready: ${info.type}, ${info.description}, context ${info.contextWindow} tokens x ${info.slots} slots, ${info.backend}`);
+    }
+    log("info", `ready in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    return e;
+  });
+
+  return {
+    url,
+    engine: ready,
+    async stop(reason = "shutdown") {
+      if (shuttingDown) return;
+      shuttingDown = true;
+      log("info", `${reason}: no new requests; waiting up to ${config.shutdownGrace} s for ${metrics.active} in flight`);
+      server.stop(false);
+      const deadline = Date.now() + config.shutdownGrace * 1000;
+      while (metrics.active > 0 && Date.now() < deadline) await Bun.sleep(50);
+      if (metrics.active > 0) log("warn", `cancelling ${metrics.active} requests still running`);
+      engine?.close();
+      server.stop(true);
+      log("info", "stopped");
+    },
+  };
+}

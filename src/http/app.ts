@@ -1,5 +1,5 @@
-// The whole HTTP surface in one place: body parsing with a size limit, the closed error mapping,
-// the OpenAPI document and Swagger UI, and every feature's routes.
+// The whole HTTP surface in one place: the body size limit, the closed error mapping, the OpenAPI
+// document and Swagger UI, and every feature's routes. POST routes declare `parse: "json"`.
 import { Elysia } from "elysia";
 import { openapi } from "@elysiajs/openapi";
 import { ApiError, toApiError } from "./errors.ts";
@@ -30,28 +30,14 @@ export function createApp(deps: AppDeps) {
       const length = Number(request.headers.get("content-length") ?? 0);
       if (length > maxBody) throw new ApiError("payload_too_large", `The request body is ${length} bytes; the limit is ${maxBody}.`);
     })
-    .onParse(async ({ request }) => {
-      if (request.method === "GET" || request.method === "HEAD") return;
-      // Every body is JSON, whatever the content type says (curl -d sends a form type).
-      const buf = await request.arrayBuffer();
-      if (buf.byteLength > maxBody) throw new ApiError("payload_too_large", `The request body is ${buf.byteLength} bytes; the limit is ${maxBody}.`);
-      const text = new TextDecoder("utf-8", { fatal: false }).decode(buf);
-      if (text.trim() === "") throw new ApiError("invalid_json", "The request body is empty; send a JSON object.");
-      try {
-        return JSON.parse(text);
-      } catch (err) {
-        const why = err instanceof RangeError ? "it is nested too deeply" : (err as Error).message;
-        throw new ApiError("invalid_json", `We could not parse the JSON body of your request: ${why}.`);
-      }
-    })
     .onError(({ code, error, request, route }) => {
       let api: ApiError;
       if (error instanceof ApiError) api = error;
       else if (code === "VALIDATION") {
-        const e = error as unknown as { all?: { path: string; message: string; value?: unknown }[]; type?: string };
+        const e = error as unknown as { all?: { path: string; message: string; value?: unknown; schema?: unknown }[]; type?: string };
         const first = e.all?.[0];
         const param = first ? validationParam(first.path) : null;
-        api = new ApiError("invalid_request", validationMessage(param, first?.message ?? "invalid", first?.value), param);
+        api = new ApiError("invalid_request", validationMessage(param, first?.message ?? "invalid", first?.value, first?.schema), param);
       } else if (code === "PARSE") api = new ApiError("invalid_json", "We could not parse the JSON body of your request.");
       else if (code === "NOT_FOUND") api = new ApiError("not_found", `No route for ${request.method} ${new URL(request.url).pathname}.`);
       else {

@@ -1,4 +1,5 @@
-// Turns schema-validation paths into OpenAI `param` names: "/messages/0/role" -> "messages[0].role".
+// Turns schema-validation failures into OpenAI-style errors: the failing field as `param`
+// ("/messages/0/role" -> "messages[0].role") and a sentence saying what was expected.
 
 export function validationParam(path: string): string | null {
   const parts = path.split("/").filter(Boolean).map((p) => p.replace(/~1/g, "/").replace(/~0/g, "~"));
@@ -8,10 +9,57 @@ export function validationParam(path: string): string | null {
   return out;
 }
 
+type Schema = {
+  type?: string | string[];
+  const?: unknown;
+  anyOf?: Schema[];
+  minimum?: number;
+  maximum?: number;
+  exclusiveMinimum?: number;
+  minItems?: number;
+  maxItems?: number;
+  maxLength?: number;
+  pattern?: string;
+};
+
+/** What a schema accepts, in words ("one of: user, system", "a number from 0 to 2 or null"). */
+export function describeSchema(s: Schema | undefined): string | null {
+  if (!s) return null;
+  if (s.anyOf) {
+    const consts = s.anyOf.filter((x) => x.const !== undefined).map((x) => JSON.stringify(x.const));
+    if (consts.length === s.anyOf.length) return `one of ${consts.join(", ")}`;
+    const parts = s.anyOf.map(describeSchema).filter((x): x is string => x !== null);
+    return parts.length ? [...new Set(parts)].join(" or ") : null;
+  }
+  if (s.const !== undefined) return JSON.stringify(s.const);
+  const type = Array.isArray(s.type) ? s.type.join(" or ") : s.type;
+  switch (type) {
+    case "null":
+      return "null";
+    case "integer":
+    case "number": {
+      const lo = s.minimum ?? s.exclusiveMinimum;
+      const range = lo !== undefined && s.maximum !== undefined ? ` from ${lo} to ${s.maximum}` : lo !== undefined ? ` of at least ${lo}` : s.maximum !== undefined ? ` of at most ${s.maximum}` : "";
+      return `${type === "integer" ? "an integer" : "a number"}${range}`;
+    }
+    case "string":
+      return s.maxLength !== undefined ? `a string of at most ${s.maxLength} characters` : "a string";
+    case "array":
+      return s.minItems !== undefined || s.maxItems !== undefined ? `an array of ${s.minItems ?? 0} to ${s.maxItems ?? "any number of"} items` : "an array";
+    case "boolean":
+      return "a boolean";
+    case "object":
+      return "an object";
+    default:
+      return type ?? null;
+  }
+}
+
 /** A readable sentence for the first validation failure. */
-export function validationMessage(param: string | null, message: string, value: unknown): string {
-  const shown = value === undefined ? "missing" : JSON.stringify(value)?.slice(0, 80);
-  if (!param) return `Invalid request body: ${message}`;
+export function validationMessage(param: string | null, message: string, value: unknown, schema?: unknown): string {
+  if (!param) return `Invalid request body: ${message}.`;
   if (value === undefined) return `Missing required parameter: '${param}'.`;
-  return `Invalid value for '${param}': ${message} (got ${shown}).`;
+  const expected = describeSchema(schema as Schema | undefined);
+  const shown = JSON.stringify(value)?.slice(0, 80) ?? String(value);
+  return expected ? `Invalid value for '${param}': expected ${expected}, got ${shown}.` : `Invalid value for '${param}': ${message} (got ${shown}).`;
 }

@@ -9,9 +9,9 @@ import { createEmbeddings, modelObject } from "./embeddings.ts";
 import { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Completion, CompletionRequest, EmbeddingList, EmbeddingRequest, ErrorResponse, Model, ModelList } from "./model.ts";
 import { sseResponse } from "./sse.ts";
 import { cocoonTime, unixSeconds, type InferenceDeps } from "./service.ts";
-import { validationParam } from "../http/validation.ts";
+import { validationMessage, validationParam } from "../http/validation.ts";
 
-const errors = { 400: ErrorResponse, 404: ErrorResponse, 413: ErrorResponse, 500: ErrorResponse, 503: ErrorResponse, 504: ErrorResponse };
+const errors = { 400: "ErrorResponse", 404: "ErrorResponse", 413: "ErrorResponse", 500: "ErrorResponse", 503: "ErrorResponse", 504: "ErrorResponse" } as const;
 const chatValidator = TypeCompiler.Compile(ChatCompletionRequest);
 
 /** JSON or SSE, with the Cocoon timing headers. */
@@ -32,6 +32,8 @@ export function openaiRoutes(deps: InferenceDeps) {
   const created = unixSeconds();
   const sockets = new Map<string, SocketState>();
   return new Elysia({ name: "openai" })
+    // Registered models become OpenAPI components and are referenced by name below.
+    .model({ ChatCompletionRequest, ChatCompletion, ChatCompletionChunk, CompletionRequest, Completion, EmbeddingRequest, EmbeddingList, Model, ModelList, ErrorResponse })
     .post(
       "/v1/chat/completions",
       async ({ body, request }) => {
@@ -39,8 +41,10 @@ export function openaiRoutes(deps: InferenceDeps) {
         return respond(await runChat(deps, body, request.signal), start);
       },
       {
-        body: ChatCompletionRequest,
-        response: { 200: ChatCompletion, ...errors },
+        body: "ChatCompletionRequest",
+        // Documents the body as JSON; our own parser (app.ts) runs first and does the parsing.
+        parse: "json",
+        response: { 200: "ChatCompletion", ...errors },
         detail: {
           tags: ["OpenAI"],
           summary: "Create a chat completion",
@@ -75,7 +79,8 @@ export function openaiRoutes(deps: InferenceDeps) {
         }
         if (!chatValidator.Check(body)) {
           const first = chatValidator.Errors(body).First();
-          send(new ApiError("invalid_request", `invalid request: ${first?.message ?? "bad body"}`, first ? validationParam(first.path) : null).body());
+          const param = first ? validationParam(first.path) : null;
+          send(new ApiError("invalid_request", validationMessage(param, first?.message ?? "invalid body", first?.value, first?.schema), param).body());
           return;
         }
         if (state.busy) {
@@ -102,14 +107,16 @@ export function openaiRoutes(deps: InferenceDeps) {
         return respond(await runCompletion(deps, body, request.signal), start);
       },
       {
-        body: CompletionRequest,
-        response: { 200: Completion, ...errors },
+        body: "CompletionRequest",
+        parse: "json",
+        response: { 200: "Completion", ...errors },
         detail: { tags: ["OpenAI"], summary: "Create a completion", description: "OpenAI-compatible (legacy) completions; `stream: true` sends `text/event-stream` events." },
       },
     )
     .post("/v1/embeddings", async ({ body }) => Response.json(await createEmbeddings(deps, body)), {
-      body: EmbeddingRequest,
-      response: { 200: EmbeddingList, ...errors },
+      body: "EmbeddingRequest",
+      parse: "json",
+      response: { 200: "EmbeddingList", ...errors },
       detail: { tags: ["OpenAI"], summary: "Create embeddings", description: "Pooled, L2-normalised embeddings; `encoding_format: base64` gives little-endian float32." },
     })
     .get(
@@ -118,7 +125,7 @@ export function openaiRoutes(deps: InferenceDeps) {
         const stats = new Map(deps.engine.stats().map((s) => [s.id, s]));
         return Response.json({ object: "list", data: deps.engine.models().map((m) => modelObject(m, stats.get(m.id), created)) });
       },
-      { response: { 200: ModelList }, detail: { tags: ["OpenAI"], summary: "List models" } },
+      { response: { 200: "ModelList" }, detail: { tags: ["OpenAI"], summary: "List models" } },
     )
     .get(
       "/v1/models/:id",
@@ -127,6 +134,6 @@ export function openaiRoutes(deps: InferenceDeps) {
         if (!info) throw new ApiError("model_not_found", `The model '${params.id}' does not exist`, "model");
         return Response.json(modelObject(info, deps.engine.stats().find((s) => s.id === info.id), created));
       },
-      { response: { 200: Model, 404: ErrorResponse }, detail: { tags: ["OpenAI"], summary: "Retrieve a model" } },
+      { response: { 200: "Model", 404: "ErrorResponse" }, detail: { tags: ["OpenAI"], summary: "Retrieve a model" } },
     );
 }

@@ -15,7 +15,7 @@ export const ErrorResponse = t.Object(
       code: t.Union([t.String(), t.Null()]),
     }),
   },
-  { $id: "#/components/schemas/ErrorResponse", description: "Every error, in OpenAI's shape." },
+  { description: "Every error, in OpenAI's shape." },
 );
 
 /** Fields of the Cocoon client API, accepted on every inference request and handled by the server. */
@@ -58,7 +58,7 @@ export const Usage = t.Object(
     prompt_tokens_details: t.Optional(t.Object({ cached_tokens: t.Integer() })),
     completion_tokens_details: t.Optional(t.Object({ reasoning_tokens: t.Integer() })),
   },
-  { $id: "#/components/schemas/Usage" },
+  {},
 );
 
 const Debug = t.Optional(
@@ -104,7 +104,7 @@ export const ChatMessage = t.Object(
     tool_call_id: t.Optional(t.String()),
     reasoning_content: t.Optional(Nullable(t.String())),
   },
-  { $id: "#/components/schemas/ChatMessage" },
+  {},
 );
 
 const Tool = t.Object({
@@ -151,7 +151,7 @@ export const ChatCompletionRequest = t.Object(
     ...CocoonFields,
   },
   {
-    $id: "#/components/schemas/ChatCompletionRequest",
+    
     examples: [{ model: "tiny-qwen3", messages: [{ role: "user", content: "Hello!" }], max_tokens: 64, temperature: 0.7 }],
   },
 );
@@ -181,7 +181,7 @@ export const ChatCompletion = t.Object(
     usage: Usage,
     debug: Debug,
   },
-  { $id: "#/components/schemas/ChatCompletion" },
+  {},
 );
 
 export const ChatCompletionChunk = t.Object(
@@ -209,7 +209,7 @@ export const ChatCompletionChunk = t.Object(
     usage: t.Optional(Nullable(Usage)),
     debug: Debug,
   },
-  { $id: "#/components/schemas/ChatCompletionChunk", description: "One server-sent event of a streamed chat completion." },
+  { description: "One server-sent event of a streamed chat completion." },
 );
 
 // ---- completions ----------------------------------------------------------------------------------
@@ -228,7 +228,7 @@ export const CompletionRequest = t.Object(
     ...Sampling,
     ...CocoonFields,
   },
-  { $id: "#/components/schemas/CompletionRequest", examples: [{ model: "tiny-qwen3", prompt: "The meaning of life is", max_tokens: 32 }] },
+  { examples: [{ model: "tiny-qwen3", prompt: "The meaning of life is", max_tokens: 32 }] },
 );
 export type CompletionRequest = Static<typeof CompletionRequest>;
 
@@ -252,7 +252,7 @@ export const Completion = t.Object(
     usage: t.Optional(Nullable(Usage)),
     debug: Debug,
   },
-  { $id: "#/components/schemas/Completion", description: "A completion, or one server-sent event of a streamed one." },
+  { description: "A completion, or one server-sent event of a streamed one." },
 );
 
 // ---- embeddings -----------------------------------------------------------------------------------
@@ -265,7 +265,7 @@ export const EmbeddingRequest = t.Object(
     dimensions: t.Optional(t.Integer({ minimum: 1 })),
     user: t.Optional(t.String()),
   },
-  { $id: "#/components/schemas/EmbeddingRequest", examples: [{ model: "tiny-qwen3", input: "The food was delicious", encoding_format: "float" }] },
+  { examples: [{ model: "tiny-qwen3", input: "The food was delicious", encoding_format: "float" }] },
 );
 export type EmbeddingRequest = Static<typeof EmbeddingRequest>;
 
@@ -276,7 +276,7 @@ export const EmbeddingList = t.Object(
     model: t.String(),
     usage: t.Object({ prompt_tokens: t.Integer(), total_tokens: t.Integer() }),
   },
-  { $id: "#/components/schemas/EmbeddingList" },
+  {},
 );
 
 // ---- models ---------------------------------------------------------------------------------------
@@ -293,7 +293,7 @@ export const Model = t.Object(
     workers: t.Array(t.Object({ running_requests: t.Integer(), max_running_requests: t.Integer() })),
     meta: t.Optional(t.Record(t.String(), t.Unknown())),
   },
-  { $id: "#/components/schemas/Model" },
+  {},
 );
 
-export const ModelList = t.Object({ object: t.Literal("list"), data: t.Array(Model) }, { $id: "#/components/schemas/ModelList" });
+export const ModelList = t.Object({ object: t.Literal("list"), data: t.Array(Model) }, {});

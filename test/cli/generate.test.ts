@@ -1,7 +1,10 @@
 // The first CLI path: `cocoon-server generate` streams a completion of the tiny model to stdout.
-import { describe, expect, test } from "bun:test";
+import { describe, expect, test, setDefaultTimeout } from "bun:test";
 import { join } from "node:path";
 import { ROOT } from "../support/model.ts";
+
+// Runs the real model: slower than bun's 5 s default on a busy 2-core machine.
+setDefaultTimeout(60_000);
 
 async function run(args: string[]) {
   const proc = Bun.spawn([process.execPath, join(ROOT, "src/main.ts"), ...args], { stdout: "pipe", stderr: "pipe", cwd: ROOT });

@@ -11,7 +11,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 describe("config", () => {
   test("defaults apply when nothing is given", () => {
     const { config, positionals } = loadConfig([], {});
-    expect(config.port).toBe(8080);
+    expect(config.port).toBe(10000);
     expect(config.host).toBe("127.0.0.1");
     expect(config.model).toEqual([]);
     expect(positionals).toEqual([]);
@@ -62,7 +62,7 @@ describe("config", () => {
     const help = settingsHelp();
     expect(help).toContain("--port <value>");
     expect(help).toContain("COCOON_PORT");
-    expect(help).toContain("[default: 8080]");
+    expect(help).toContain("[default: 10000]");
     expect(help).toContain("COCOON_GPU_LAYERS");
   });
 });

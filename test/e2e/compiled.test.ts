@@ -1,10 +1,13 @@
 // The compiled executable carries its libraries and demo model: copied alone into an empty directory
 // with an empty HOME, it extracts them into one cache directory and generates.
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { compile } from "../../scripts/compile.ts";
+
+// Runs the real model: slower than bun's 5 s default on a busy 2-core machine.
+setDefaultTimeout(60_000);
 
 const dir = mkdtempSync(join(tmpdir(), "cocoon-compiled-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -1,11 +1,14 @@
 // Our GGUF writer's output, read back by llama.cpp itself: the metadata we wrote is what it sees.
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { QWEN3_PRESETS, writeQwen3Model } from "../../src/gguf/qwen3.ts";
 import { loadLlama } from "../../src/native/llama.ts";
 import { ROOT } from "../support/model.ts";
+
+// Runs the real model: slower than bun's 5 s default on a busy 2-core machine.
+setDefaultTimeout(60_000);
 
 const dir = mkdtempSync(join(tmpdir(), "cocoon-gguf-llama-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

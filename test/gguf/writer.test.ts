@@ -1,11 +1,14 @@
 // GGUF writer/reader round trips and the generated tiny qwen3 model's reproducibility and metadata.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, statSync, truncateSync, copyFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { QWEN3_PRESETS, writeQwen3Model } from "../../src/gguf/qwen3.ts";
 import { ggufNumber, ggufString, ggufValue, readGgufInfo, tensorDataBytes } from "../../src/gguf/reader.ts";
 import { GgmlType, GGUF_MAGIC, GgufValueType, GgufWriter } from "../../src/gguf/writer.ts";
+
+// Runs the real model: slower than bun's 5 s default on a busy 2-core machine.
+setDefaultTimeout(60_000);
 
 let dir: string;
 beforeAll(() => {

@@ -1,9 +1,12 @@
 // The engine end to end on the tiny model: a real worker, continuous batching, prefix reuse,
 // cancellation, overload, stop strings, n > 1, structured output, reasoning and crash recovery.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { Engine } from "../../src/inference/engine.ts";
 import { EngineError, type EngineEvent, type FinishReason, type GenerateRequest, type Usage } from "../../src/inference/types.ts";
 import { TINY_MODEL } from "../support/model.ts";
+
+// Runs the real model: slower than bun's 5 s default on a busy 2-core machine.
+setDefaultTimeout(60_000);
 
 interface Result {
   texts: string[];

@@ -1,8 +1,11 @@
 // JSON Schema -> GBNF: grammars checked by llama.cpp's own parser and sampler on the tiny random model.
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { LlamaBatch, LlamaError, type LlamaSampler, type SamplerStep } from "../../src/native/llama.ts";
 import { GrammarError, JSON_OBJECT_GRAMMAR, jsonSchemaToGrammar } from "../../src/inference/grammar.ts";
 import { loadTinyModel } from "../support/model.ts";
+
+// Runs the real model: slower than bun's 5 s default on a busy 2-core machine.
+setDefaultTimeout(60_000);
 
 const model = loadTinyModel();
 // One thread: the model is tiny, and a multi-threaded decode crawls when other processes hold the cores.

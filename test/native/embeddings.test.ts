@@ -1,7 +1,10 @@
 // Embeddings through the binding: the model's dimension, deterministic, distinct per text.
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { LlamaBatch } from "../../src/native/llama.ts";
 import { loadTinyModel } from "../support/model.ts";
+
+// Runs the real model: slower than bun's 5 s default on a busy 2-core machine.
+setDefaultTimeout(60_000);
 
 const model = loadTinyModel();
 afterAll(() => model.dispose());

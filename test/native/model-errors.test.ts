@@ -1,10 +1,13 @@
 // Bad model files and misuse of freed handles give clear errors and leave the process healthy.
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { LlamaError, loadLlama } from "../../src/native/llama.ts";
 import { TINY_MODEL } from "../support/model.ts";
+
+// Runs the real model: slower than bun's 5 s default on a busy 2-core machine.
+setDefaultTimeout(60_000);
 
 const dir = mkdtempSync(join(tmpdir(), "cocoon-model-errors-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

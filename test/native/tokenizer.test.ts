@@ -1,7 +1,10 @@
 // The binding's tokenizer on the tiny model: Qwen3's real vocabulary, exact ids and lossless text.
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { Utf8Stream, completePrefixLength } from "../../src/native/llama.ts";
 import { loadTinyModel } from "../support/model.ts";
+
+// Runs the real model: slower than bun's 5 s default on a busy 2-core machine.
+setDefaultTimeout(60_000);
 
 const model = loadTinyModel();
 afterAll(() => model.dispose());

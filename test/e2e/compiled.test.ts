@@ -38,5 +38,34 @@ describe("compiled executable", () => {
     expect(readdirSync(home)).toEqual([]);
     const version = await go(["--version"]);
     expect(version.out).toContain("backend cpu");
+
+    // The same file serves the API: /health, /readiness, a chat on the embedded demo model.
+    const probe = Bun.serve({ port: 0, fetch: () => new Response() });
+    const port = probe.port;
+    probe.stop(true);
+    const server = Bun.spawn([exe, "--host", "127.0.0.1", "--port", String(port)], { cwd: dir, env, stdout: "pipe", stderr: "pipe" });
+    try {
+      const base = `http://127.0.0.1:${port}`;
+      let ready = false;
+      for (let i = 0; i < 100 && !ready; i++) {
+        ready = await fetch(`${base}/readiness`).then((r) => r.status === 200, () => false);
+        if (!ready) await Bun.sleep(100);
+      }
+      expect(ready).toBe(true);
+      const health = await (await fetch(`${base}/health`)).json();
+      expect(health.status).toBe("ok");
+      const chat = await fetch(`${base}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ messages: [{ role: "user", content: "Hi" }], max_tokens: 4, temperature: 0 }),
+      });
+      expect(chat.status).toBe(200);
+      const body = await chat.json();
+      expect(body.object).toBe("chat.completion");
+      expect(body.usage.completion_tokens).toBe(4);
+    } finally {
+      server.kill("SIGTERM");
+      expect(await server.exited).toBe(0);
+    }
   });
 });

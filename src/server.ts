@@ -3,7 +3,7 @@
 import pkg from "../package.json" with { type: "json" };
 import type { Config } from "./config/config.ts";
 import { resolveModels, DEMO_MODEL, type ModelEntry } from "./config/models.ts";
-import { Engine } from "./inference/engine.ts";
+import { Engine, type EngineOptions } from "./inference/engine.ts";
 import { createApp } from "./http/app.ts";
 import { ApiError } from "./http/errors.ts";
 import { Metrics } from "./ops/metrics.ts";
@@ -23,6 +23,21 @@ export function makeLogger(min: string): Logger {
   const floor = LEVELS[min as keyof typeof LEVELS] ?? LEVELS.info;
   return (level, line) => {
     if (LEVELS[level] >= floor) console.error(`${level.toUpperCase().padEnd(5)} ${line}`);
+  };
+}
+
+/** Engine settings from the config; models carry their own overrides. */
+export function engineOptions(config: Config, models: ModelEntry[]): EngineOptions {
+  return {
+    models: models.map((m) => ({ id: m.id, path: m.path, type: m.type, slots: m.slots, ctxSize: m.ctxSize, gpuLayers: m.gpuLayers })),
+    slots: config.parallel,
+    ctxSize: config.ctxSize,
+    batchSize: config.batchSize,
+    threads: config.threads,
+    gpuLayers: config.gpuLayers,
+    maxQueue: config.maxQueue,
+    libDir: config.libDir || undefined,
+    llamaLogLevel: config.llamaLogLevel as EngineOptions["llamaLogLevel"],
   };
 }
 
@@ -65,17 +80,7 @@ export async function startServer(config: Config, log: Logger = makeLogger(confi
 
   const t0 = performance.now();
   for (const m of models) log("info", `loading model ${m.id} from ${m.path} ...`);
-  const ready = Engine.start({
-    models: models.map((m) => ({ id: m.id, path: m.path, type: m.type, slots: m.slots, ctxSize: m.ctxSize, gpuLayers: m.gpuLayers })),
-    slots: config.parallel,
-    ctxSize: config.ctxSize,
-    batchSize: config.batchSize,
-    threads: config.threads,
-    gpuLayers: config.gpuLayers,
-    maxQueue: config.maxQueue,
-    libDir: config.libDir || undefined,
-    llamaLogLevel: config.llamaLogLevel as "error",
-  }).then((e) => {
+  const ready = Engine.start(engineOptions(config, models)).then((e) => {
     engine = e;
     for (const info of e.models()) {
       log("info", `model ${info.id} ready: ${info.type}, ${info.description}, context ${info.contextWindow} tokens x ${info.slots} slots, ${info.backend}`);

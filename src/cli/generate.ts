@@ -3,6 +3,7 @@
 import { ConfigError, type Config } from "../config/config.ts";
 import { resolveModels } from "../config/models.ts";
 import { Engine } from "../inference/engine.ts";
+import { engineOptions } from "../server.ts";
 import type { GenerateRequest, SamplingParams } from "../inference/types.ts";
 
 export const GENERATE_FLAGS = {
@@ -62,16 +63,8 @@ export function generateRequest(extra: Record<string, string | boolean>): Genera
 export async function generateCommand(config: Config, extra: Record<string, string | boolean>, out: (s: string) => void = (s) => process.stdout.write(s)): Promise<void> {
   const request = generateRequest(extra);
   const [model] = resolveModels(config);
-  const engine = await Engine.start({
-    models: [model!],
-    slots: 1,
-    ctxSize: config.ctxSize,
-    batchSize: config.batchSize,
-    threads: config.threads,
-    gpuLayers: config.gpuLayers,
-    libDir: config.libDir || undefined,
-    llamaLogLevel: config.llamaLogLevel as "error",
-  });
+  // One request at a time: a single slot is enough.
+  const engine = await Engine.start({ ...engineOptions(config, [model!]), slots: 1 });
   try {
     const ac = new AbortController();
     process.once("SIGINT", () => ac.abort());

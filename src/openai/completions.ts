@@ -13,6 +13,8 @@ import {
   instrument,
   replay,
   responseId,
+  sampling,
+  stops,
   unixSeconds,
   usageOf,
   type CocoonOptions,
@@ -60,27 +62,13 @@ export async function runCompletion(deps: InferenceDeps, body: CompletionRequest
   if (body.suffix && !model.infill) throw new ApiError("invalid_request", `model '${model.id}' has no fill-in-the-middle tokens, so suffix is not supported`, "suffix");
   const list = prompts(body.prompt);
   const wantLogprobs = body.logprobs ?? -1;
-  const bias: Record<number, number> = {};
-  for (const [k, v] of Object.entries(body.logit_bias ?? {})) bias[Number(k)] = v;
-  const stop = body.stop === undefined || body.stop === null ? undefined : (typeof body.stop === "string" ? [body.stop] : body.stop).filter(Boolean);
   const base = (prompt: string | number[]): GenerateRequest => ({
     model: model.id,
     prompt,
     suffix: body.suffix ?? undefined,
     maxTokens: body.max_tokens ?? 16,
-    sampling: {
-      temperature: body.temperature ?? undefined,
-      topP: body.top_p ?? undefined,
-      topK: body.top_k === undefined || body.top_k === null ? undefined : Math.max(0, body.top_k),
-      minP: body.min_p ?? undefined,
-      typicalP: body.typical_p ?? undefined,
-      frequencyPenalty: body.frequency_penalty ?? undefined,
-      presencePenalty: body.presence_penalty ?? undefined,
-      repeatPenalty: body.repeat_penalty ?? body.repetition_penalty ?? undefined,
-      seed: body.seed ?? undefined,
-      logitBias: Object.keys(bias).length ? bias : undefined,
-    },
-    stop: stop?.length ? stop : undefined,
+    sampling: sampling(body),
+    stop: stops(body.stop),
     ignoreEos: body.ignore_eos,
     n: bestOf,
     // best_of ranks candidates by their log-probability, so it needs them even when not returned.

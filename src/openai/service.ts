@@ -65,7 +65,8 @@ export function responseId(prefix: "chatcmpl" | "cmpl", guid: string | null): st
   return `${prefix}-${Date.now().toString(36)}${counter.toString(36)}${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
 }
 
-function sampling(body: ChatCompletionRequest | CompletionRequest): SamplingParams {
+/** The sampling fields shared by chat and completions requests. */
+export function sampling(body: ChatCompletionRequest | CompletionRequest): SamplingParams {
   const bias: Record<number, number> = {};
   for (const [k, v] of Object.entries(body.logit_bias ?? {})) bias[Number(k)] = v;
   return {
@@ -83,7 +84,7 @@ function sampling(body: ChatCompletionRequest | CompletionRequest): SamplingPara
   };
 }
 
-function stops(stop: ChatCompletionRequest["stop"]): string[] | undefined {
+export function stops(stop: ChatCompletionRequest["stop"]): string[] | undefined {
   if (stop === undefined || stop === null) return undefined;
   const list = (typeof stop === "string" ? [stop] : stop).filter((s) => s.length > 0);
   return list.length ? list : undefined;

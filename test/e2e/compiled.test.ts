@@ -52,7 +52,7 @@ describe("compiled executable", () => {
         if (!ready) await Bun.sleep(100);
       }
       expect(ready).toBe(true);
-      const health = await (await fetch(`${base}/health`)).json();
+      const health = (await (await fetch(`${base}/health`)).json()) as { status: string };
       expect(health.status).toBe("ok");
       const chat = await fetch(`${base}/v1/chat/completions`, {
         method: "POST",
@@ -60,7 +60,7 @@ describe("compiled executable", () => {
         body: JSON.stringify({ messages: [{ role: "user", content: "Hi" }], max_tokens: 4, temperature: 0 }),
       });
       expect(chat.status).toBe(200);
-      const body = await chat.json();
+      const body = (await chat.json()) as { object: string; usage: { completion_tokens: number } };
       expect(body.object).toBe("chat.completion");
       expect(body.usage.completion_tokens).toBe(4);
     } finally {

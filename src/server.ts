@@ -65,6 +65,7 @@ export async function startServer(config: Config, log: Logger = makeLogger(confi
     coefficient: (id) => coefficients.get(id) ?? 1000,
     maxBodyBytes: config.maxBodyBytes,
     log: (line) => log("error", line),
+    access: (line) => log("info", line),
   });
   app.listen({
     hostname: config.host,

@@ -13,6 +13,8 @@ export interface AppDeps extends InferenceDeps, OpsDeps {
   /** Largest accepted request body in bytes. Defaults to 8 MiB. */
   maxBodyBytes?: number;
   log?: (line: string) => void;
+  /** One line per request (method, path, status, milliseconds). */
+  access?: (line: string) => void;
 }
 
 /** Route label for metrics: the matched route pattern, never the raw path (bounded cardinality). */
@@ -23,6 +25,15 @@ function routeOf(route: string | undefined, path: string): string {
 export function createApp(deps: AppDeps) {
   const maxBody = deps.maxBodyBytes ?? 8 * 2 ** 20;
   const log = deps.log ?? (() => {});
+  const access = deps.access ?? (() => {});
+  const recorded = new WeakSet<Request>();
+  const record = (request: Request, route: string | undefined, status: number) => {
+    if (recorded.has(request)) return;
+    recorded.add(request);
+    const ms = performance.now() - (started.get(request) ?? performance.now());
+    deps.metrics.observeHttp(routeOf(route, ""), request.method, status, ms / 1000);
+    access(`${request.method} ${new URL(request.url).pathname} ${status} ${ms.toFixed(1)}ms`);
+  };
   const started = new WeakMap<Request, number>();
   return new Elysia()
     .onRequest(({ request }) => {
@@ -45,13 +56,13 @@ export function createApp(deps: AppDeps) {
         if (api.status >= 500) log(`error ${request.method} ${new URL(request.url).pathname}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
       }
       deps.metrics.observeError(api.code, api.status);
-      deps.metrics.observeHttp(routeOf(route, ""), request.method, api.status, (performance.now() - (started.get(request) ?? performance.now())) / 1000);
+      record(request, route, api.status);
       return api.response();
     })
-    .onAfterResponse(({ request, route, set }) => {
-      const status = typeof set.status === "number" ? set.status : 200;
-      if (status >= 400) return; // counted in onError
-      deps.metrics.observeHttp(routeOf(route, ""), request.method, status, (performance.now() - (started.get(request) ?? performance.now())) / 1000);
+    .onAfterResponse(({ request, route, set, responseValue }) => {
+      // Handlers return Response objects; their status is the one that went out.
+      const status = responseValue instanceof Response ? responseValue.status : typeof set.status === "number" ? set.status : 200;
+      record(request, route, status);
     })
     .use(
       openapi({

@@ -61,7 +61,8 @@ function coerce(key: SettingKey, raw: unknown, source: string): unknown {
   switch (s.kind) {
     case "list":
       if (Array.isArray(raw)) return raw.map(String);
-      return String(raw).split(",").map((x) => x.trim()).filter(Boolean);
+      // ";" separates values: commas belong to model options (PATH#slots=8,ctx-size=8192).
+      return String(raw).split(/[;\n]/).map((x) => x.trim()).filter(Boolean);
     case "bool":
       if (typeof raw === "boolean") return raw;
       if (/^(1|true|yes|on)$/i.test(String(raw))) return true;

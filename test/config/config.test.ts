@@ -36,6 +36,11 @@ describe("config", () => {
     expect(config.model).toEqual(["b.gguf", "c.gguf"]);
   });
 
+  test("list variables separate values with ';' so model options keep their commas", () => {
+    const { config } = loadConfig([], { COCOON_MODEL: "a=/m/a.gguf#slots=2,ctx-size=512; /m/b.gguf" });
+    expect(config.model).toEqual(["a=/m/a.gguf#slots=2,ctx-size=512", "/m/b.gguf"]);
+  });
+
   test("bad values are rejected with the source named", () => {
     expect(() => loadConfig(["--port", "http"], {})).toThrow(/--port: expected a number/);
     expect(() => loadConfig([], { COCOON_PORT: "70000" })).toThrow(/COCOON_PORT: must be at most 65535/);

@@ -4,10 +4,13 @@
 # the files: `sudo scripts/install-systemd.sh [path/to/cocoon-server]`.
 set -euo pipefail
 
-here="$(cd "$(dirname "$0")/.." && pwd)"
+self="$(cd "$(dirname "$0")" && pwd)"
+here="$(cd "$self/.." && pwd)"
 binary="${1:-$here/dist/cocoon-server}"
-unit="$here/deploy/cocoon-server.service"
-env_example="$here/deploy/cocoon-server.env.example"
+# From a checkout the files are in deploy/; copied to a host they may sit next to this script.
+find_file() { for d in "$here/deploy" "$self"; do [ -f "$d/$1" ] && { echo "$d/$1"; return; }; done; echo "missing $1" >&2; exit 1; }
+unit="$(find_file cocoon-server.service)"
+env_example="$(find_file cocoon-server.env.example)"
 
 [ "$(id -u)" -eq 0 ] || { echo "run as root (sudo $0)" >&2; exit 1; }
 [ -x "$binary" ] || { echo "no executable at $binary; run \`bun run compile\` or pass its path" >&2; exit 1; }

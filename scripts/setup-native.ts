@@ -26,6 +26,8 @@ export interface SetupNativeOptions {
   backend?: NativeBackend;
   fromSource?: boolean;
   force?: boolean;
+  /** Mark this variant as the default the loader uses. Defaults to true. */
+  makeCurrent?: boolean;
   log?: (line: string) => void;
 }
 
@@ -241,7 +243,7 @@ export function setupNative(opts: SetupNativeOptions = {}): NativeManifest {
     shimSourceHash: hash,
   };
   writeFileSync(join(dest, MANIFEST_FILE), `${JSON.stringify(next, null, 2)}\n`);
-  writeFileSync(CURRENT_FILE, `${variant}\n`);
+  if (opts.makeCurrent ?? true) writeFileSync(CURRENT_FILE, `${variant}\n`);
   log(`native libraries ready: build/native/${variant} (${backend}, ${origin}, llama.cpp ${LLAMA_CPP_RELEASE})`);
   return next;
 }

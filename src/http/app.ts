@@ -1,5 +1,6 @@
-// The whole HTTP surface in one place: the body size limit, the closed error mapping, the OpenAPI
-// document and Swagger UI, and every feature's routes. POST routes declare `parse: "json"`.
+// The whole HTTP surface in one place: our JSON body parser (size limit, strict UTF-8, nesting), the
+// closed error mapping, the OpenAPI document and Swagger UI, and every feature's routes. POST routes
+// also declare `parse: "json"` so the document shows their JSON bodies.
 import { Elysia } from "elysia";
 import { openapi } from "@elysiajs/openapi";
 import { ApiError, toApiError } from "./errors.ts";
@@ -22,6 +23,23 @@ function routeOf(route: string | undefined, path: string): string {
   return route && route !== "*" ? route : path || "unmatched";
 }
 
+/** Deepest bracket nesting outside strings, in one pass. */
+function nestingDepth(text: string): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 92) i++;
+      else if (c === 34) inString = false;
+    } else if (c === 34) inString = true;
+    else if (c === 91 || c === 123) max = Math.max(max, ++depth);
+    else if (c === 93 || c === 125) depth--;
+  }
+  return max;
+}
+
 export function createApp(deps: AppDeps) {
   const maxBody = deps.maxBodyBytes ?? 8 * 2 ** 20;
   const log = deps.log ?? (() => {});
@@ -35,15 +53,36 @@ export function createApp(deps: AppDeps) {
     access(`${request.method} ${new URL(request.url).pathname} ${status} ${ms.toFixed(1)}ms`);
   };
   const started = new WeakMap<Request, number>();
-  return new Elysia()
+  return new Elysia({ normalize: false })
     .onRequest(({ request }) => {
       started.set(request, performance.now());
       const length = Number(request.headers.get("content-length") ?? 0);
       if (length > maxBody) throw new ApiError("payload_too_large", `The request body is ${length} bytes; the limit is ${maxBody}.`);
     })
+    .onParse(async ({ request }) => {
+      if (request.method === "GET" || request.method === "HEAD") return;
+      const buf = await request.arrayBuffer();
+      // A chunked body has no Content-Length for onRequest to check.
+      if (buf.byteLength > maxBody) throw new ApiError("payload_too_large", `The request body is ${buf.byteLength} bytes; the limit is ${maxBody}.`);
+      let text: string;
+      try {
+        text = new TextDecoder("utf-8", { fatal: true }).decode(buf);
+      } catch {
+        throw new ApiError("invalid_json", "The request body is not valid UTF-8.");
+      }
+      if (nestingDepth(text) > 128) throw new ApiError("invalid_json", "The JSON body is nested more than 128 levels deep.");
+      try {
+        return JSON.parse(text);
+      } catch {
+        throw new ApiError("invalid_json", "We could not parse the JSON body of your request.");
+      }
+    })
     .onError(({ code, error, request, route }) => {
       let api: ApiError;
+      const cause = (error as { cause?: unknown }).cause;
       if (error instanceof ApiError) api = error;
+      // Elysia wraps what a parse hook throws in a ParseError; ours carry the real kind (413, invalid UTF-8, ...).
+      else if (code === "PARSE" && cause instanceof ApiError) api = cause;
       else if (code === "VALIDATION") {
         const e = error as unknown as { all?: { path: string; message: string; value?: unknown; schema?: unknown }[]; type?: string };
         const first = e.all?.[0];

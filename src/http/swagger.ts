@@ -30,6 +30,7 @@ const PAGE = `<!doctype html>
       presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
       layout: "StandaloneLayout",
       deepLinking: true,
+      validatorUrl: null,
     });
   </script>
 </body>

@@ -232,6 +232,8 @@ ${json.replace(/^root ::=/m, "tool-call-json ::=")}`;
     const vectors = inputs.map((input, i) => {
       const tokens = typeof input === "string" ? m.tokenize(input, { addSpecial: true, parseSpecial: false }) : Int32Array.from(input);
       if (tokens.length === 0) throw new EngineError("invalid_request", `input[${i}] is empty`, "input");
+      const bad = tokens.find((t) => t < 0 || t >= m.nVocab);
+      if (bad !== undefined) throw new EngineError("invalid_request", `input[${i}] has token id ${bad}, outside the vocabulary (0..${m.nVocab - 1})`, "input");
       if (tokens.length > size) {
         throw new EngineError("context_overflow", `input[${i}] has ${tokens.length} tokens; the limit is ${size}`, "input");
       }

@@ -56,6 +56,7 @@ export function openaiRoutes(deps: InferenceDeps) {
       },
     )
     .ws("/v1/chat/completions", {
+      detail: { hide: true },
       open(ws) {
         sockets.set(ws.id, { busy: null });
       },

@@ -1,6 +1,7 @@
 // TypeBox schemas of the OpenAI-compatible API: they validate requests, type the handlers and
 // generate the OpenAPI document. Field names and shapes follow OpenAI's wire format exactly.
 import { t, type Static } from "elysia";
+import { Type } from "@sinclair/typebox";
 
 const Nullable = <T extends Parameters<typeof t.Union>[0][number]>(s: T) => t.Union([s, t.Null()]);
 
@@ -20,7 +21,7 @@ export const ErrorResponse = t.Object(
 
 /** Fields of the Cocoon client API, accepted on every inference request and handled by the server. */
 export const CocoonFields = {
-  max_coefficient: t.Optional(t.Integer({ minimum: 0, description: "Highest acceptable model price coefficient (0 = no limit); above it: 504." })),
+  max_coefficient: t.Optional(Type.Integer({ minimum: 0, description: "Highest acceptable model price coefficient (0 = no limit); above it: 504." })),
   timeout: t.Optional(t.Number({ exclusiveMinimum: 0, maximum: 86400, description: "Seconds; 504 if nothing was produced by then, else the output so far." })),
   enable_debug: t.Optional(t.Boolean({ description: "Adds a `debug` object with timings, slot and device." })),
   request_guid: t.Optional(t.String({ maxLength: 128, pattern: "^[A-Za-z0-9._:-]+$", description: "Used as the response id suffix and logged." })),
@@ -33,17 +34,17 @@ const Stop = t.Optional(
 const Sampling = {
   temperature: t.Optional(Nullable(t.Number({ minimum: 0, maximum: 2 }))),
   top_p: t.Optional(Nullable(t.Number({ minimum: 0, maximum: 1 }))),
-  top_k: t.Optional(Nullable(t.Integer({ minimum: -1 }))),
+  top_k: t.Optional(Nullable(Type.Integer({ minimum: -1 }))),
   min_p: t.Optional(Nullable(t.Number({ minimum: 0, maximum: 1 }))),
   typical_p: t.Optional(Nullable(t.Number({ minimum: 0, maximum: 1 }))),
   frequency_penalty: t.Optional(Nullable(t.Number({ minimum: -2, maximum: 2 }))),
   presence_penalty: t.Optional(Nullable(t.Number({ minimum: -2, maximum: 2 }))),
   repeat_penalty: t.Optional(Nullable(t.Number({ minimum: 0, maximum: 10, description: "llama.cpp's repetition penalty (1 = off)." }))),
   repetition_penalty: t.Optional(Nullable(t.Number({ minimum: 0, maximum: 10, description: "Alias of repeat_penalty." }))),
-  seed: t.Optional(Nullable(t.Integer({ minimum: -9007199254740991, maximum: 9007199254740991 }))),
+  seed: t.Optional(Nullable(Type.Integer({ minimum: -9007199254740991, maximum: 9007199254740991 }))),
   logit_bias: t.Optional(Nullable(t.Record(t.String({ pattern: "^[0-9]+$" }), t.Number({ minimum: -100, maximum: 100 })))),
   stop: Stop,
-  n: t.Optional(Nullable(t.Integer({ minimum: 1, maximum: 16 }))),
+  n: t.Optional(Nullable(Type.Integer({ minimum: 1, maximum: 16 }))),
   ignore_eos: t.Optional(t.Boolean({ description: "llama.cpp extension: keep generating past end-of-generation tokens." })),
   user: t.Optional(t.String({ maxLength: 256 })),
   stream: t.Optional(Nullable(t.Boolean())),
@@ -52,11 +53,11 @@ const Sampling = {
 
 export const Usage = t.Object(
   {
-    prompt_tokens: t.Integer(),
-    completion_tokens: t.Integer(),
-    total_tokens: t.Integer(),
-    prompt_tokens_details: t.Optional(t.Object({ cached_tokens: t.Integer() })),
-    completion_tokens_details: t.Optional(t.Object({ reasoning_tokens: t.Integer() })),
+    prompt_tokens: Type.Integer(),
+    completion_tokens: Type.Integer(),
+    total_tokens: Type.Integer(),
+    prompt_tokens_details: t.Optional(t.Object({ cached_tokens: Type.Integer() })),
+    completion_tokens_details: t.Optional(t.Object({ reasoning_tokens: Type.Integer() })),
   },
   {},
 );
@@ -69,17 +70,17 @@ const Debug = t.Optional(
       generation_ms: t.Number(),
       tokens_per_second: t.Number(),
       prompt_tokens_per_second: t.Number(),
-      cached_tokens: t.Integer(),
+      cached_tokens: Type.Integer(),
       model: t.String(),
       device: t.String(),
-      slots: t.Integer(),
+      slots: Type.Integer(),
       request_guid: t.Union([t.String(), t.Null()]),
     },
     { description: "Present when enable_debug was set." },
   ),
 );
 
-const TopLogprob = t.Object({ token: t.String(), logprob: t.Number(), bytes: Nullable(t.Array(t.Integer())) });
+const TopLogprob = t.Object({ token: t.String(), logprob: t.Number(), bytes: Nullable(t.Array(Type.Integer())) });
 const ChatLogprobs = Nullable(t.Object({ content: Nullable(t.Array(t.Object({ ...TopLogprob.properties, top_logprobs: t.Array(TopLogprob) }))), refusal: t.Optional(t.Null()) }));
 
 // ---- chat -----------------------------------------------------------------------------------------
@@ -135,10 +136,10 @@ export const ChatCompletionRequest = t.Object(
   {
     model: t.Optional(t.String({ description: "Model id; defaults to the first served model." })),
     messages: t.Array(ChatMessage, { minItems: 1 }),
-    max_tokens: t.Optional(Nullable(t.Integer({ minimum: 1 }))),
-    max_completion_tokens: t.Optional(Nullable(t.Integer({ minimum: 1 }))),
+    max_tokens: t.Optional(Nullable(Type.Integer({ minimum: 1 }))),
+    max_completion_tokens: t.Optional(Nullable(Type.Integer({ minimum: 1 }))),
     logprobs: t.Optional(Nullable(t.Boolean())),
-    top_logprobs: t.Optional(Nullable(t.Integer({ minimum: 0, maximum: 20 }))),
+    top_logprobs: t.Optional(Nullable(Type.Integer({ minimum: 0, maximum: 20 }))),
     response_format: t.Optional(ResponseFormat),
     tools: t.Optional(t.Array(Tool, { maxItems: 128 })),
     tool_choice: t.Optional(
@@ -161,12 +162,12 @@ export const ChatCompletion = t.Object(
   {
     id: t.String(),
     object: t.Literal("chat.completion"),
-    created: t.Integer(),
+    created: Type.Integer(),
     model: t.String(),
     system_fingerprint: t.String(),
     choices: t.Array(
       t.Object({
-        index: t.Integer(),
+        index: Type.Integer(),
         message: t.Object({
           role: t.Literal("assistant"),
           content: Nullable(t.String()),
@@ -188,18 +189,18 @@ export const ChatCompletionChunk = t.Object(
   {
     id: t.String(),
     object: t.Literal("chat.completion.chunk"),
-    created: t.Integer(),
+    created: Type.Integer(),
     model: t.String(),
     system_fingerprint: t.String(),
     choices: t.Array(
       t.Object({
-        index: t.Integer(),
+        index: Type.Integer(),
         delta: t.Object({
           role: t.Optional(t.Literal("assistant")),
           content: t.Optional(Nullable(t.String())),
           reasoning_content: t.Optional(t.String()),
           tool_calls: t.Optional(
-            t.Array(t.Object({ index: t.Integer(), id: t.Optional(t.String()), type: t.Optional(t.Literal("function")), function: t.Optional(t.Object({ name: t.Optional(t.String()), arguments: t.Optional(t.String()) })) })),
+            t.Array(t.Object({ index: Type.Integer(), id: t.Optional(t.String()), type: t.Optional(t.Literal("function")), function: t.Optional(t.Object({ name: t.Optional(t.String()), arguments: t.Optional(t.String()) })) })),
           ),
         }),
         logprobs: t.Optional(ChatLogprobs),
@@ -217,14 +218,14 @@ export const ChatCompletionChunk = t.Object(
 export const CompletionRequest = t.Object(
   {
     model: t.Optional(t.String()),
-    prompt: t.Union([t.String(), t.Array(t.String(), { minItems: 1 }), t.Array(t.Integer({ minimum: 0 }), { minItems: 1 }), t.Array(t.Array(t.Integer({ minimum: 0 }), { minItems: 1 }), { minItems: 1 })], {
+    prompt: t.Union([t.String(), t.Array(t.String(), { minItems: 1 }), t.Array(Type.Integer({ minimum: 0 }), { minItems: 1 }), t.Array(t.Array(Type.Integer({ minimum: 0 }), { minItems: 1 }), { minItems: 1 })], {
       description: "Text, several texts, token ids, or several token-id lists.",
     }),
     suffix: t.Optional(Nullable(t.String())),
-    max_tokens: t.Optional(Nullable(t.Integer({ minimum: 1 }))),
+    max_tokens: t.Optional(Nullable(Type.Integer({ minimum: 1 }))),
     echo: t.Optional(Nullable(t.Boolean())),
-    best_of: t.Optional(Nullable(t.Integer({ minimum: 1, maximum: 16 }))),
-    logprobs: t.Optional(Nullable(t.Integer({ minimum: 0, maximum: 20 }))),
+    best_of: t.Optional(Nullable(Type.Integer({ minimum: 1, maximum: 16 }))),
+    logprobs: t.Optional(Nullable(Type.Integer({ minimum: 0, maximum: 20 }))),
     ...Sampling,
     ...CocoonFields,
   },
@@ -237,7 +238,7 @@ const CompletionLogprobs = Nullable(
     tokens: t.Array(t.String()),
     token_logprobs: t.Array(Nullable(t.Number())),
     top_logprobs: t.Array(Nullable(t.Record(t.String(), t.Number()))),
-    text_offset: t.Array(t.Integer()),
+    text_offset: t.Array(Type.Integer()),
   }),
 );
 
@@ -245,10 +246,10 @@ export const Completion = t.Object(
   {
     id: t.String(),
     object: t.Literal("text_completion"),
-    created: t.Integer(),
+    created: Type.Integer(),
     model: t.String(),
     system_fingerprint: t.String(),
-    choices: t.Array(t.Object({ text: t.String(), index: t.Integer(), logprobs: CompletionLogprobs, finish_reason: Nullable(t.String()) })),
+    choices: t.Array(t.Object({ text: t.String(), index: Type.Integer(), logprobs: CompletionLogprobs, finish_reason: Nullable(t.String()) })),
     usage: t.Optional(Nullable(Usage)),
     debug: Debug,
   },
@@ -260,9 +261,9 @@ export const Completion = t.Object(
 export const EmbeddingRequest = t.Object(
   {
     model: t.Optional(t.String()),
-    input: t.Union([t.String(), t.Array(t.String(), { minItems: 1, maxItems: 2048 }), t.Array(t.Integer({ minimum: 0 }), { minItems: 1 }), t.Array(t.Array(t.Integer({ minimum: 0 }), { minItems: 1 }), { minItems: 1, maxItems: 2048 })]),
+    input: t.Union([t.String(), t.Array(t.String(), { minItems: 1, maxItems: 2048 }), t.Array(Type.Integer({ minimum: 0 }), { minItems: 1 }), t.Array(t.Array(Type.Integer({ minimum: 0 }), { minItems: 1 }), { minItems: 1, maxItems: 2048 })]),
     encoding_format: t.Optional(t.Union([t.Literal("float"), t.Literal("base64")])),
-    dimensions: t.Optional(t.Integer({ minimum: 1 })),
+    dimensions: t.Optional(Type.Integer({ minimum: 1 })),
     user: t.Optional(t.String()),
   },
   { examples: [{ model: "tiny-qwen3", input: "The food was delicious", encoding_format: "float" }] },
@@ -272,9 +273,9 @@ export type EmbeddingRequest = Static<typeof EmbeddingRequest>;
 export const EmbeddingList = t.Object(
   {
     object: t.Literal("list"),
-    data: t.Array(t.Object({ object: t.Literal("embedding"), index: t.Integer(), embedding: t.Union([t.Array(t.Number()), t.String()]) })),
+    data: t.Array(t.Object({ object: t.Literal("embedding"), index: Type.Integer(), embedding: t.Union([t.Array(t.Number()), t.String()]) })),
     model: t.String(),
-    usage: t.Object({ prompt_tokens: t.Integer(), total_tokens: t.Integer() }),
+    usage: t.Object({ prompt_tokens: Type.Integer(), total_tokens: Type.Integer() }),
   },
   {},
 );
@@ -285,12 +286,12 @@ export const Model = t.Object(
   {
     id: t.String(),
     object: t.Literal("model"),
-    created: t.Integer(),
+    created: Type.Integer(),
     owned_by: t.String(),
     endpoint: t.String({ description: "Where to send requests for this model." }),
     type: t.Union([t.Literal("chat"), t.Literal("completion"), t.Literal("embedding")]),
-    context_window: t.Integer(),
-    workers: t.Array(t.Object({ running_requests: t.Integer(), max_running_requests: t.Integer() })),
+    context_window: Type.Integer(),
+    workers: t.Array(t.Object({ running_requests: Type.Integer(), max_running_requests: Type.Integer() })),
     meta: t.Optional(t.Record(t.String(), t.Unknown())),
   },
   {},

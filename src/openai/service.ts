@@ -41,7 +41,8 @@ export function pickModel(deps: InferenceDeps, requested: string | undefined, co
   let info: ModelInfo;
   try {
     info = deps.engine.model(requested);
-  } catch {
+  } catch (err) {
+    if (err instanceof ApiError) throw err;
     throw new ApiError("model_not_found", `The model '${requested}' does not exist`, "model");
   }
   if (endpoint === "chat" && info.type !== "chat") {

@@ -149,7 +149,7 @@ export class Metrics {
       gauge("cocoon_active_requests", "Requests being answered right now.", [[{}, this.active]]),
       gauge("cocoon_queue_length", "Requests waiting for a slot, by model.", models.map((m) => [{ model: m.model }, m.queued])),
       gauge("cocoon_slots_busy", "Slots generating or processing a prompt, by model.", models.map((m) => [{ model: m.model }, m.slotsBusy])),
-      gauge("cocoon_slots_total", "Parallel slots, by model.", models.map((m) => [{ model: m.model }, m.slotsTotal])),
+      gauge("cocoon_slots", "Parallel slots, by model.", models.map((m) => [{ model: m.model }, m.slotsTotal])),
       gauge(
         "cocoon_kv_cache_usage_ratio",
         "Share of the KV cache holding tokens, by model.",

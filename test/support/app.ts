@@ -1,0 +1,45 @@
+// Builds the Elysia app in-process (as src/server.ts does) with a real engine on the tiny model.
+import { Engine } from "../../src/inference/engine.ts";
+import { createApp, type App } from "../../src/http/app.ts";
+import { Metrics } from "../../src/ops/metrics.ts";
+import { TINY_MODEL } from "./model.ts";
+
+export const TINY_ID = "tiny-qwen3";
+
+export interface InProcessApp {
+  app: App;
+  engine: Engine;
+  metrics: Metrics;
+  /** Server-side errors the app logged (500s), for diagnostics. */
+  logged: string[];
+  /** app.handle on http://localhost + path. */
+  request(path: string, init?: RequestInit): Promise<Response>;
+  close(): void;
+}
+
+export async function startInProcessApp(opts: { maxBodyBytes?: number; slots?: number } = {}): Promise<InProcessApp> {
+  const engine = await Engine.start({ models: [{ id: TINY_ID, path: TINY_MODEL }], slots: opts.slots ?? 4, ctxSize: 1024, maxQueue: 64 });
+  const metrics = new Metrics({
+    models: () =>
+      engine.stats().map((s) => ({ model: s.id, slotsBusy: s.slotsBusy, slotsTotal: s.slotsTotal, queued: s.queued, kvUsedCells: s.kvUsedCells, kvTotalCells: s.kvTotalCells, restarts: s.restarts })),
+  });
+  const logged: string[] = [];
+  const app = createApp({
+    engine,
+    metrics,
+    version: "0.0.0-test",
+    loadedEngine: () => engine,
+    coefficient: () => 1000,
+    maxBodyBytes: opts.maxBodyBytes,
+    log: (line) => logged.push(line),
+  });
+  return {
+    app,
+    engine,
+    metrics,
+    logged,
+    // Elysia reads the path from a fixed offset in the URL, so the host must be a real-looking one.
+    request: (path, init) => app.handle(new Request(`http://localhost${path}`, init)),
+    close: () => engine.close(),
+  };
+}

@@ -17,6 +17,8 @@ export interface PreparedRequest {
   timeoutMs: number;
   sessionKey: string | null;
   receivedAt: number;
+  /** The request field the prompt came from, named in context-overflow errors. */
+  promptParam: "messages" | "prompt";
 }
 
 /** Scheduler -> engine messages: public events plus "started" (left the queue) and "error". */
@@ -136,12 +138,12 @@ export class Scheduler {
     if (n > this.slots.length) {
       throw new EngineError("invalid_request", `n=${n} exceeds the ${this.slots.length} parallel slots of this model`, "n");
     }
-    if (req.tokens.length === 0) throw new EngineError("invalid_request", "the prompt is empty", "prompt");
+    if (req.tokens.length === 0) throw new EngineError("invalid_request", "the prompt is empty", req.promptParam);
     if (req.tokens.length + req.maxTokens > this.opts.ctxPerSlot) {
       throw new EngineError(
         "context_overflow",
         `this request needs ${req.tokens.length} prompt + ${req.maxTokens} completion tokens, but the context window is ${this.opts.ctxPerSlot} tokens`,
-        "messages",
+        req.promptParam,
       );
     }
     if (this.queue.length >= this.opts.maxQueue && this.freeSlots().length < n) {
@@ -157,6 +159,7 @@ export class Scheduler {
       req!.samplers.forEach((_, index) => this.emit(id, { type: "finish", index, reason: "cancelled", toolCalls: [], stop: null }));
       this.emit(id, {
         type: "done",
+        slot: -1,
         usage: { promptTokens: req!.tokens.length, cachedTokens: 0, completionTokens: 0, reasoningTokens: 0 },
         timings: { queueMs: now() - req!.receivedAt, promptMs: 0, generationMs: 0, promptTokensPerSecond: 0, tokensPerSecond: 0 },
       });
@@ -503,6 +506,7 @@ export class Scheduler {
     const generationMs = end - first;
     this.emit(a.req.id, {
       type: "done",
+      slot: a.slots[0]!.seq,
       usage: {
         promptTokens: a.req.tokens.length,
         cachedTokens: a.cachedTokens,

@@ -124,7 +124,7 @@ export type EngineEvent =
   /** Choice `index` ended. */
   | { type: "finish"; index: number; reason: FinishReason; toolCalls: ToolCall[]; stop: string | null }
   /** The request ended: always the last event. */
-  | { type: "done"; usage: Usage; timings: Timings };
+  | { type: "done"; usage: Usage; timings: Timings; /** The slot that ran it (-1: never started). */ slot: number };
 
 export interface ModelInfo {
   id: string;

@@ -157,6 +157,7 @@ class ModelHost {
       timeoutMs: req.timeoutMs ?? 0,
       sessionKey: req.sessionKey ?? null,
       receivedAt,
+      promptParam: req.messages ? "messages" : "prompt",
     };
   }
 

@@ -73,6 +73,7 @@ const Debug = t.Optional(
       cached_tokens: Type.Integer(),
       model: t.String(),
       device: t.String(),
+      slot: Type.Integer({ description: "The slot that ran the request." }),
       slots: Type.Integer(),
       request_guid: t.Union([t.String(), t.Null()]),
     },
@@ -264,7 +265,7 @@ export const EmbeddingRequest = t.Object(
     input: t.Union([t.String(), t.Array(t.String(), { minItems: 1, maxItems: 2048 }), t.Array(Type.Integer({ minimum: 0 }), { minItems: 1 }), t.Array(t.Array(Type.Integer({ minimum: 0 }), { minItems: 1 }), { minItems: 1, maxItems: 2048 })]),
     encoding_format: t.Optional(t.Union([t.Literal("float"), t.Literal("base64")])),
     dimensions: t.Optional(Type.Integer({ minimum: 1 })),
-    user: t.Optional(t.String()),
+    user: t.Optional(t.String({ maxLength: 256 })),
   },
   { examples: [{ model: "tiny-qwen3", input: "The food was delicious", encoding_format: "float" }] },
 );

@@ -103,6 +103,9 @@ export function chatRequest(body: ChatCompletionRequest, model: ModelInfo, cocoo
     throw new ApiError("invalid_request", "response_format.json_schema.schema is required", "response_format");
   }
   const toolChoice = body.tool_choice;
+  if ((toolChoice === "required" || typeof toolChoice === "object") && !body.tools?.length) {
+    throw new ApiError("invalid_request", "tool_choice requires tools", "tool_choice");
+  }
   return {
     model: model.id,
     messages: body.messages as ChatMessage[],
@@ -151,6 +154,7 @@ export function debugOf(done: Extract<EngineEvent, { type: "done" }>, model: Mod
     cached_tokens: done.usage.cachedTokens,
     model: model.id,
     device: model.backend,
+    slot: done.slot,
     slots: model.slots,
     request_guid: cocoon.guid,
   };

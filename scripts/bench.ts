@@ -1,8 +1,10 @@
 // `bun run bench [-- suite...]`: side-by-side benchmarks, each printing ratios against a reference
-// measured in the same run. Suites: engine (default), http.
+// measured in the same run. Suites: server (vs llama-server), engine, http; all of them by default,
+// with the tables saved to bench/results/<date>-<host>.md.
 import { parseArgs } from "node:util";
 import { benchEngine } from "./bench-engine.ts";
 import { benchHttp } from "./bench-http.ts";
+import { benchServer, saveResults } from "./bench-server.ts";
 import { ensureSetup } from "./ensure-setup.ts";
 
 const { values, positionals } = parseArgs({
@@ -13,13 +15,16 @@ const { values, positionals } = parseArgs({
     tokens: { type: "string" },
     repeats: { type: "string" },
     threads: { type: "string" },
+    "no-save": { type: "boolean" },
     help: { type: "boolean", short: "h" },
   },
 });
 
 if (values.help) {
-  console.log(`usage: bun run bench [-- engine|http ...] [--model FILE] [--tokens N] [--repeats N] [--threads N]
+  console.log(`usage: bun run bench [-- server|engine|http ...] [--model FILE] [--tokens N] [--repeats N] [--threads N] [--no-save]
 
+  server   cocoon-server vs llama-server (built once from the same llama.cpp source bundle): decode
+           tok/s, aggregate tok/s at 1-8 concurrent, TTFT and inter-token latency p50/p99, multi-turn TTFT
   engine   engine vs a raw decode loop through the same binding; concurrency 1-8; sampler cost
            (default model: a generated Qwen3-0.6B-sized Q8_0 model in models/)
   http     GET /v1/models requests/s vs a bare Bun.serve with the same bytes (wrk when installed);
@@ -28,20 +33,34 @@ if (values.help) {
 }
 
 ensureSetup();
-const suites = positionals.length ? positionals : ["engine"];
+const suites = positionals.length ? positionals : ["server", "engine", "http"];
+const tables: string[] = [];
+const common = {
+  model: values.model,
+  tokens: values.tokens ? Number(values.tokens) : undefined,
+  repeats: values.repeats ? Number(values.repeats) : undefined,
+  threads: values.threads ? Number(values.threads) : undefined,
+};
 for (const suite of suites) {
-  if (suite === "engine") {
-    await benchEngine({
+  if (suite === "server") {
+    tables.push(await benchServer(common));
+  } else if (suite === "engine") {
+    tables.push(await benchEngine({
       model: values.model,
       tokens: values.tokens ? Number(values.tokens) : undefined,
       repeats: values.repeats ? Number(values.repeats) : undefined,
       threads: values.threads ? Number(values.threads) : undefined,
-    });
+    }));
   } else if (suite === "http") {
-    await benchHttp();
+    tables.push(await benchHttp());
   } else {
-    console.error(`unknown benchmark suite "${suite}" (available: engine, http)`);
+    console.error(`unknown benchmark suite "${suite}" (available: server, engine, http)`);
     process.exit(2);
   }
+}
+if (!values["no-save"]) {
+  const cpu = (await Bun.file("/proc/cpuinfo").text().catch(() => "")).match(/model name\s*:\s*(.*)/)?.[1] ?? process.arch;
+  const header = `# cocoon-server benchmarks, ${new Date().toISOString()}\n\n${navigator.hardwareConcurrency} cores (${cpu}), bun ${Bun.version}\n`;
+  console.log(`results saved to ${await saveResults([header, ...tables].join("\n\n"))}`);
 }
 process.exit(0);

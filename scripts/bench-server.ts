@@ -192,9 +192,13 @@ export async function benchServer(opts: ServerBenchOptions = {}): Promise<string
         ? [llamaServer, "-m", model, "--host", "127.0.0.1", "--port", String(port), "-np", String(slots), "-c", String(ctx * slots), "-t", String(threads), "-b", "512", "-ub", "512", "-kvu", "--no-webui", "--log-disable"]
         : [process.execPath, join(ROOT, "src", "main.ts"), "--model", `bench=${model}`, "--host", "127.0.0.1", "--port", String(port), "--parallel", String(slots), "--ctx-size", String(ctx), "--threads", String(threads), "--batch-size", "512", "--log-level", "warn"];
     log(`${which === "llama" ? "llama-server" : "cocoon-server"}: ${slots} slots x ${ctx} tokens, ${threads} threads`);
-    const proc = Bun.spawn(cmd, { stdout: "ignore", stderr: "pipe", env: { ...process.env, COCOON_LIB_DIR: libDir } });
+    // Server logs go to a file: an unread pipe would fill up and stall the server.
+    const logFile = join(ROOT, "build", "cache", `bench-${which}.log`);
+    const proc = Bun.spawn(cmd, { stdout: "ignore", stderr: Bun.file(logFile), env: { ...process.env, COCOON_LIB_DIR: libDir } });
     try {
-      await waitReady(url, proc, "/health");
+      await waitReady(url, proc, "/health").catch((err) => {
+        throw new Error(`${err.message}; see ${logFile}`);
+      });
       results[which] = await measure(url, o, log);
     } finally {
       proc.kill("SIGTERM");

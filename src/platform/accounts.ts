@@ -1,0 +1,133 @@
+// Accounts and their deposit codes: the memo a customer puts on a TON transfer so the watcher knows
+// whom to credit. Codes use Crockford base32 plus a check character, so a mistyped memo is caught.
+import type { Database } from "bun:sqlite";
+import { randomBytes } from "node:crypto";
+
+// Crockford base32: digits and letters without I, L, O, U (no 1/I/L, 0/O confusion, no accidental words).
+const ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+const DATA_LENGTH = 8; // 40 random bits
+export const DEPOSIT_CODE_LENGTH = DATA_LENGTH + 1;
+
+/*
+ * Check character: the code c1..c9 (as 5-bit values) must satisfy Σ a^(9-i)·ci = 0 in GF(32), with
+ * a = x (2) modulo the primitive polynomial x^5 + x^2 + 1. A substitution at position i changes the
+ * sum by a^(9-i)·e ≠ 0; swapping adjacent distinct ci, cj changes it by a^k·(a+1)·(ci+cj) ≠ 0 since
+ * a ≠ 1 and GF(32) has no zero divisors. So every single-character substitution and every adjacent
+ * transposition, the check character included, is detected. (This is Damm's construction over GF(32).)
+ */
+const times2 = (v: number) => ((v << 1) ^ (v & 0x10 ? 0b100101 : 0)) & 0x1f;
+
+function syndrome(values: readonly number[]): number {
+  let acc = 0;
+  for (const v of values) acc = times2(acc) ^ v;
+  return acc;
+}
+
+function checkCharacter(data: readonly number[]): string {
+  // Appending c makes the syndrome times2(s) ^ c, which is 0 for c = times2(s).
+  return ALPHABET[times2(syndrome(data))]!;
+}
+
+export function generateDepositCode(): string {
+  const bytes = randomBytes(5);
+  let bits = 0n;
+  for (const b of bytes) bits = (bits << 8n) | BigInt(b);
+  const data: number[] = [];
+  for (let i = DATA_LENGTH - 1; i >= 0; i--) data.push(Number((bits >> BigInt(5 * i)) & 31n));
+  return data.map((v) => ALPHABET[v]).join("") + checkCharacter(data);
+}
+
+/** True for a canonical code: 9 characters of the alphabet (upper case) with a correct check character. */
+export function isValidDepositCode(code: string): boolean {
+  if (code.length !== DEPOSIT_CODE_LENGTH) return false;
+  const values: number[] = [];
+  for (const ch of code) {
+    const v = ALPHABET.indexOf(ch);
+    if (v < 0) return false;
+    values.push(v);
+  }
+  return syndrome(values) === 0;
+}
+
+/**
+ * The canonical code for what a person typed (case-insensitive; spaces and dashes ignored; O read as 0,
+ * I and L as 1), or null when that is not a valid deposit code.
+ */
+export function normalizeDepositCode(input: string): string | null {
+  const code = input
+    .toUpperCase()
+    .replace(/[\s-]+/g, "")
+    .replace(/O/g, "0")
+    .replace(/[IL]/g, "1");
+  return isValidDepositCode(code) ? code : null;
+}
+
+export interface Account {
+  id: number;
+  depositCode: string;
+  label: string | null;
+  createdAt: number;
+  balance: bigint;
+  reserved: bigint;
+  disabled: boolean;
+}
+
+interface AccountRow {
+  id: bigint;
+  deposit_code: string;
+  label: string | null;
+  created_at: bigint;
+  balance_nanoton: bigint;
+  reserved_nanoton: bigint;
+  disabled: bigint;
+}
+
+const toAccount = (r: AccountRow): Account => ({
+  id: Number(r.id),
+  depositCode: r.deposit_code,
+  label: r.label,
+  createdAt: Number(r.created_at),
+  balance: r.balance_nanoton,
+  reserved: r.reserved_nanoton,
+  disabled: r.disabled !== 0n,
+});
+
+export function createAccount(db: Database, label?: string | null, now: number = Date.now()): { id: number; depositCode: string } {
+  // 2^40 codes: a collision is rare but possible; the UNIQUE constraint tells us and we draw again.
+  for (let attempt = 0; ; attempt++) {
+    const depositCode = generateDepositCode();
+    try {
+      const r = db.query("INSERT INTO accounts (deposit_code, label, created_at) VALUES (?, ?, ?)").run(depositCode, label ?? null, now);
+      return { id: Number(r.lastInsertRowid), depositCode };
+    } catch (err) {
+      const unique = err instanceof Error && "code" in err && err.code === "SQLITE_CONSTRAINT_UNIQUE";
+      if (!unique || attempt >= 8) throw err;
+    }
+  }
+}
+
+export function getAccount(db: Database, id: number): Account | null {
+  const r = db.query<AccountRow, [number]>("SELECT * FROM accounts WHERE id = ?").get(id);
+  return r ? toAccount(r) : null;
+}
+
+/** The account for a deposit memo as typed (normalized first), or null. */
+export function findAccountByDepositCode(db: Database, input: string): Account | null {
+  const code = normalizeDepositCode(input);
+  if (code === null) return null;
+  const r = db.query<AccountRow, [string]>("SELECT * FROM accounts WHERE deposit_code = ?").get(code);
+  return r ? toAccount(r) : null;
+}
+
+export function listAccounts(db: Database, page: { limit: number; offset: number }): { data: Account[]; total: number } {
+  const limit = Math.max(0, Math.floor(page.limit));
+  const offset = Math.max(0, Math.floor(page.offset));
+  const data = db.query<AccountRow, [number, number]>("SELECT * FROM accounts ORDER BY id LIMIT ? OFFSET ?").all(limit, offset).map(toAccount);
+  const total = Number(db.query<{ n: bigint }, []>("SELECT count(*) AS n FROM accounts").get()?.n ?? 0n);
+  return { data, total };
+}
+
+/** Disables or re-enables an account (its keys stop verifying while disabled). True when it exists. */
+export function setAccountDisabled(db: Database, id: number, disabled: boolean): boolean {
+  return db.query("UPDATE accounts SET disabled = ? WHERE id = ?").run(disabled ? 1 : 0, id).changes > 0;
+}

@@ -1,0 +1,310 @@
+// The prepaid ledger: credits, reservations for requests in flight, settlement into charges, and the
+// checks that prove the books add up. Money is bigint nanoton end to end; each change is one transaction.
+import type { Database } from "bun:sqlite";
+import { inTransaction } from "../store/db.ts";
+
+export type CreditKind = "deposit" | "adjustment";
+export type UsageStatus = "ok" | "cancelled" | "timeout" | "error";
+
+/** What a settled request did; stored as its usage row (cost comes from settle). */
+export interface UsageRecord {
+  keyId: number | null;
+  model: string;
+  endpoint: string;
+  requestGuid?: string | null;
+  promptTokens: number;
+  cachedTokens: number;
+  completionTokens: number;
+  reasoningTokens: number;
+  status: UsageStatus;
+  /** Unix ms. */
+  startedAt: number;
+  durationMs: number;
+}
+
+export interface UsageEntry extends UsageRecord {
+  id: string;
+  accountId: number;
+  requestGuid: string | null;
+  /** Nanoton charged. */
+  cost: bigint;
+  /** Nanoton of the computed cost above the reservation that was not charged (normally 0). */
+  uncharged: bigint;
+}
+
+export type ReserveResult = { ok: true; amount: bigint } | { ok: false; reason: "insufficient_balance"; balance: bigint };
+
+export interface SettleResult {
+  requestId: string;
+  accountId: number;
+  /** The reservation that was released. */
+  reserved: bigint;
+  /** What was charged: the cost, or the reservation when the cost was clamped to it. */
+  charged: bigint;
+  /** cost − charged: what the clamp left unbilled. */
+  uncharged: bigint;
+  clamped: boolean;
+  /** True when this request had been settled before: nothing was written, the first result is returned. */
+  alreadySettled: boolean;
+}
+
+export interface Balance {
+  balance: bigint;
+  reserved: bigint;
+  /** What a new request may still reserve: balance + maxOverdraft − reserved. */
+  available(maxOverdraft: bigint): bigint;
+}
+
+function insertLedger(db: Database, accountId: number, kind: string, amount: bigint, reference: string, note: string | null, now: number): void {
+  db.query("INSERT INTO ledger (account_id, kind, amount_nanoton, reference, note, created_at) VALUES (?, ?, ?, ?, ?, ?)").run(accountId, kind, amount, reference, note, now);
+}
+
+/**
+ * Books money onto an account: a deposit (> 0; reference = the transfer's transaction hash) or an admin
+ * adjustment (either sign; reference chosen by the caller, e.g. an idempotency key). Returns false and
+ * changes nothing when this kind and reference were booked before, so a watcher may retry freely.
+ * A negative adjustment may take a balance below −overdraft: it is an explicit admin decision.
+ */
+export function credit(db: Database, accountId: number, amount: bigint, kind: CreditKind, reference: string, note?: string | null): boolean {
+  if (kind === "deposit" ? amount <= 0n : amount === 0n) throw new RangeError(`${kind} amount must be ${kind === "deposit" ? "positive" : "non-zero"}`);
+  if (reference === "") throw new RangeError("reference must not be empty");
+  const now = Date.now();
+  return inTransaction(db, () => {
+    const r = db
+      .query("INSERT INTO ledger (account_id, kind, amount_nanoton, reference, note, created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (kind, reference) DO NOTHING")
+      .run(accountId, kind, amount, reference, note ?? null, now);
+    if (r.changes === 0) return false;
+    db.query("UPDATE accounts SET balance_nanoton = balance_nanoton + ? WHERE id = ?").run(amount, accountId);
+    return true;
+  });
+}
+
+/** Options for {@link reserve}; all money in nanoton. */
+export interface ReserveRequest {
+  requestId: string;
+  accountId: number;
+  /** The request's worst-case cost (see pricing.maxCostOf). */
+  want: bigint;
+  minimumBalance: bigint;
+  maxOverdraft: bigint;
+}
+
+/**
+ * Holds money for a request before it runs. Refuses when the balance is below `minimumBalance`;
+ * otherwise holds min(want, balance + maxOverdraft − reserved), refusing when that is not positive.
+ * Because every hold fits in balance + maxOverdraft − other holds and a charge never exceeds its hold,
+ * no set of concurrent requests can take the balance below −maxOverdraft. The caller must stop
+ * generation when the granted `amount` is used up (pricing.completionBudget).
+ */
+export function reserve(db: Database, req: ReserveRequest): ReserveResult {
+  if (req.want <= 0n) throw new RangeError("want must be positive");
+  if (req.maxOverdraft < 0n) throw new RangeError("maxOverdraft must not be negative");
+  const now = Date.now();
+  return inTransaction(db, (): ReserveResult => {
+    const acc = db
+      .query<{ balance_nanoton: bigint; reserved_nanoton: bigint }, [number]>("SELECT balance_nanoton, reserved_nanoton FROM accounts WHERE id = ?")
+      .get(req.accountId);
+    if (!acc) throw new Error(`no account ${req.accountId}`);
+    const balance = acc.balance_nanoton;
+    if (balance < req.minimumBalance) return { ok: false, reason: "insufficient_balance", balance };
+    const room = balance + req.maxOverdraft - acc.reserved_nanoton;
+    const amount = req.want < room ? req.want : room;
+    if (amount <= 0n) return { ok: false, reason: "insufficient_balance", balance };
+    db.query("INSERT INTO reservations (id, account_id, amount_nanoton, created_at) VALUES (?, ?, ?, ?)").run(req.requestId, req.accountId, amount, now);
+    insertLedger(db, req.accountId, "reservation", amount, req.requestId, null, now);
+    db.query("UPDATE accounts SET reserved_nanoton = reserved_nanoton + ? WHERE id = ?").run(amount, req.accountId);
+    return { ok: true, amount };
+  });
+}
+
+/** Options for {@link settle}. */
+export interface SettleRequest {
+  requestId: string;
+  /** Nanoton the request's tokens cost (pricing.costOf); 0 for a request that produced nothing. */
+  cost: bigint;
+  usage: UsageRecord;
+  /** Charge the full cost even above the reservation (may breach the overdraft bound). Defaults to false: clamp. */
+  allowOverrun?: boolean;
+}
+
+interface ReservationRow {
+  account_id: bigint;
+  amount_nanoton: bigint;
+  closed_at: bigint | null;
+}
+
+/**
+ * Ends a request, whatever its outcome: closes its reservation, books a release of the whole hold and
+ * a charge of the cost (clamped to the hold unless `allowOverrun`), and writes its usage row, all in one
+ * transaction. Settling a request again changes nothing and returns the first result. Throws when the
+ * request has no reservation, or when it was released without charge (releaseOpenReservations).
+ */
+export function settle(db: Database, req: SettleRequest): SettleResult {
+  if (req.cost < 0n) throw new RangeError("cost must not be negative");
+  const u = req.usage;
+  const now = Date.now();
+  return inTransaction(db, (): SettleResult => {
+    const res = db.query<ReservationRow, [string]>("SELECT account_id, amount_nanoton, closed_at FROM reservations WHERE id = ?").get(req.requestId);
+    if (!res) throw new Error(`no reservation for request ${req.requestId}`);
+    const accountId = Number(res.account_id);
+    const reserved = res.amount_nanoton;
+    if (res.closed_at !== null) {
+      const prior = db
+        .query<{ cost_nanoton: bigint; uncharged_nanoton: bigint }, [string]>("SELECT cost_nanoton, uncharged_nanoton FROM usage WHERE id = ?")
+        .get(req.requestId);
+      if (!prior) throw new Error(`request ${req.requestId} was released without charge and cannot be settled`);
+      const uncharged = prior.uncharged_nanoton;
+      return { requestId: req.requestId, accountId, reserved, charged: prior.cost_nanoton, uncharged, clamped: uncharged > 0n, alreadySettled: true };
+    }
+    const charged = req.cost > reserved && !req.allowOverrun ? reserved : req.cost;
+    const uncharged = req.cost - charged;
+    db.query("UPDATE reservations SET closed_at = ? WHERE id = ?").run(now, req.requestId);
+    insertLedger(db, accountId, "release", -reserved, req.requestId, null, now);
+    insertLedger(db, accountId, "charge", -charged, req.requestId, uncharged > 0n ? `cost ${req.cost} clamped to the reservation` : null, now);
+    db.query("UPDATE accounts SET balance_nanoton = balance_nanoton - ?, reserved_nanoton = reserved_nanoton - ? WHERE id = ?").run(charged, reserved, accountId);
+    db.query(
+      `INSERT INTO usage (id, account_id, key_id, model, endpoint, request_guid, prompt_tokens, cached_tokens, completion_tokens,
+         reasoning_tokens, cost_nanoton, uncharged_nanoton, status, started_at, duration_ms)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(
+      req.requestId, accountId, u.keyId, u.model, u.endpoint, u.requestGuid ?? null, u.promptTokens, u.cachedTokens, u.completionTokens,
+      u.reasoningTokens, charged, uncharged, u.status, u.startedAt, Math.max(0, Math.round(u.durationMs)),
+    );
+    return { requestId: req.requestId, accountId, reserved, charged, uncharged, clamped: uncharged > 0n, alreadySettled: false };
+  });
+}
+
+/**
+ * At start-up, before serving: releases every reservation left open by a process that died mid-request,
+ * with no charge (the tokens of an interrupted request are not billed). Only the process that owns the
+ * database may call it: it would also release the holds of a live server. Returns how many it released.
+ */
+export function releaseOpenReservations(db: Database): number {
+  const now = Date.now();
+  return inTransaction(db, () => {
+    const open = db.query<{ id: string; account_id: bigint; amount_nanoton: bigint }, []>("SELECT id, account_id, amount_nanoton FROM reservations WHERE closed_at IS NULL").all();
+    for (const r of open) {
+      const accountId = Number(r.account_id);
+      db.query("UPDATE reservations SET closed_at = ? WHERE id = ?").run(now, r.id);
+      insertLedger(db, accountId, "release", -r.amount_nanoton, r.id, "released at start-up", now);
+      db.query("UPDATE accounts SET reserved_nanoton = reserved_nanoton - ? WHERE id = ?").run(r.amount_nanoton, accountId);
+    }
+    return open.length;
+  });
+}
+
+export function balanceOf(db: Database, accountId: number): Balance | null {
+  const r = db.query<{ balance_nanoton: bigint; reserved_nanoton: bigint }, [number]>("SELECT balance_nanoton, reserved_nanoton FROM accounts WHERE id = ?").get(accountId);
+  if (!r) return null;
+  const balance = r.balance_nanoton;
+  const reserved = r.reserved_nanoton;
+  return { balance, reserved, available: (maxOverdraft: bigint) => balance + maxOverdraft - reserved };
+}
+
+interface UsageRow {
+  id: string;
+  account_id: bigint;
+  key_id: bigint | null;
+  model: string;
+  endpoint: string;
+  request_guid: string | null;
+  prompt_tokens: bigint;
+  cached_tokens: bigint;
+  completion_tokens: bigint;
+  reasoning_tokens: bigint;
+  cost_nanoton: bigint;
+  uncharged_nanoton: bigint;
+  status: UsageStatus;
+  started_at: bigint;
+  duration_ms: bigint;
+}
+
+const toUsage = (r: UsageRow): UsageEntry => ({
+  id: r.id,
+  accountId: Number(r.account_id),
+  keyId: r.key_id === null ? null : Number(r.key_id),
+  model: r.model,
+  endpoint: r.endpoint,
+  requestGuid: r.request_guid,
+  promptTokens: Number(r.prompt_tokens),
+  cachedTokens: Number(r.cached_tokens),
+  completionTokens: Number(r.completion_tokens),
+  reasoningTokens: Number(r.reasoning_tokens),
+  cost: r.cost_nanoton,
+  uncharged: r.uncharged_nanoton,
+  status: r.status,
+  startedAt: Number(r.started_at),
+  durationMs: Number(r.duration_ms),
+});
+
+/**
+ * A page of an account's usage, newest first. `before` is the id of the last entry of the previous page
+ * (keyset pagination: stable while new requests arrive); `limit` is clamped to 1..1000.
+ */
+export function usageOf(db: Database, accountId: number, page: { limit: number; before?: string | null }): { data: UsageEntry[]; hasMore: boolean } {
+  const limit = Math.min(1000, Math.max(1, Math.floor(page.limit)));
+  let rows: UsageRow[];
+  if (page.before) {
+    const cursor = db.query<{ started_at: bigint }, [string, number]>("SELECT started_at FROM usage WHERE id = ? AND account_id = ?").get(page.before, accountId);
+    if (!cursor) return { data: [], hasMore: false };
+    rows = db
+      .query<UsageRow, [number, bigint, string, number]>(
+        "SELECT * FROM usage WHERE account_id = ? AND (started_at, id) < (?, ?) ORDER BY started_at DESC, id DESC LIMIT ?",
+      )
+      .all(accountId, cursor.started_at, page.before, limit + 1);
+  } else {
+    rows = db.query<UsageRow, [number, number]>("SELECT * FROM usage WHERE account_id = ? ORDER BY started_at DESC, id DESC LIMIT ?").all(accountId, limit + 1);
+  }
+  return { data: rows.slice(0, limit).map(toUsage), hasMore: rows.length > limit };
+}
+
+/** One usage entry of this account; another account's request id reads as null. */
+export function usageById(db: Database, accountId: number, id: string): UsageEntry | null {
+  const r = db.query<UsageRow, [string, number]>("SELECT * FROM usage WHERE id = ? AND account_id = ?").get(id, accountId);
+  return r ? toUsage(r) : null;
+}
+
+/**
+ * Audits the books; returns one line per problem, empty when all is well: cached balances and holds
+ * equal their ledger sums and the open reservations; no balance below −maxOverdraft (when given); every
+ * charge has its usage row with the same cost; every closed reservation has its release, no open one has.
+ */
+export function checkInvariants(db: Database, maxOverdraft?: bigint): string[] {
+  const problems: string[] = [];
+  const accounts = db
+    .query<{ id: bigint; balance_nanoton: bigint; reserved_nanoton: bigint; ledger_balance: bigint; ledger_reserved: bigint; open_reserved: bigint }, []>(
+      `SELECT a.id, a.balance_nanoton, a.reserved_nanoton,
+         coalesce((SELECT sum(amount_nanoton) FROM ledger l WHERE l.account_id = a.id AND l.kind IN ('deposit', 'adjustment', 'charge')), 0) AS ledger_balance,
+         coalesce((SELECT sum(amount_nanoton) FROM ledger l WHERE l.account_id = a.id AND l.kind IN ('reservation', 'release')), 0) AS ledger_reserved,
+         coalesce((SELECT sum(amount_nanoton) FROM reservations r WHERE r.account_id = a.id AND r.closed_at IS NULL), 0) AS open_reserved
+       FROM accounts a ORDER BY a.id`,
+    )
+    .all();
+  for (const a of accounts) {
+    if (a.balance_nanoton !== a.ledger_balance) problems.push(`account ${a.id}: cached balance ${a.balance_nanoton} ≠ ledger ${a.ledger_balance}`);
+    if (a.reserved_nanoton !== a.ledger_reserved) problems.push(`account ${a.id}: cached reserved ${a.reserved_nanoton} ≠ ledger ${a.ledger_reserved}`);
+    if (a.reserved_nanoton !== a.open_reserved) problems.push(`account ${a.id}: cached reserved ${a.reserved_nanoton} ≠ open reservations ${a.open_reserved}`);
+    if (maxOverdraft !== undefined && a.balance_nanoton < -maxOverdraft) problems.push(`account ${a.id}: balance ${a.balance_nanoton} below −overdraft ${-maxOverdraft}`);
+  }
+  const ids = (sql: string) => db.query<{ id: string }, []>(sql).all().map((r) => r.id);
+  for (const id of ids(
+    `SELECT l.reference AS id FROM ledger l LEFT JOIN usage u ON u.id = l.reference AND u.account_id = l.account_id
+     WHERE l.kind = 'charge' AND (u.id IS NULL OR u.cost_nanoton <> -l.amount_nanoton)`,
+  ))
+    problems.push(`charge ${id}: no usage row with its cost`);
+  for (const id of ids(`SELECT u.id FROM usage u LEFT JOIN ledger l ON l.kind = 'charge' AND l.reference = u.id WHERE l.id IS NULL`))
+    problems.push(`usage ${id}: no charge row`);
+  for (const id of ids(
+    `SELECT r.id FROM reservations r LEFT JOIN ledger l ON l.kind = 'reservation' AND l.reference = r.id
+     WHERE l.id IS NULL OR l.amount_nanoton <> r.amount_nanoton OR l.account_id <> r.account_id`,
+  ))
+    problems.push(`reservation ${id}: no matching reservation ledger row`);
+  for (const id of ids(
+    `SELECT r.id FROM reservations r LEFT JOIN ledger l ON l.kind = 'release' AND l.reference = r.id
+     WHERE r.closed_at IS NOT NULL AND (l.id IS NULL OR l.amount_nanoton <> -r.amount_nanoton)`,
+  ))
+    problems.push(`reservation ${id}: closed without its release`);
+  for (const id of ids(`SELECT r.id FROM reservations r JOIN ledger l ON l.kind = 'release' AND l.reference = r.id WHERE r.closed_at IS NULL`))
+    problems.push(`reservation ${id}: released but still open`);
+  return problems;
+}

@@ -1,0 +1,158 @@
+// Per-key rate limits (requests/minute, tokens/minute, requests/day) kept in memory. Check and count
+// happen in one synchronous call on the single JS thread, so concurrent requests are admitted exactly.
+
+export interface RateLimits {
+  /** Requests per minute. */
+  rpm: number;
+  /** Tokens (prompt + completion) per minute. */
+  tpm: number;
+  /** Requests per day (UTC). */
+  rpd: number;
+}
+
+/** Per-key overrides as stored on the key; null means "use the server default". */
+export interface RateLimitOverrides {
+  rpm: number | null;
+  tpm: number | null;
+  rpd: number | null;
+}
+
+export const DEFAULT_RATE_LIMITS: Readonly<RateLimits> = Object.freeze({ rpm: 60, tpm: 150_000, rpd: 3_500 });
+
+export function limitsFor(overrides: Partial<RateLimitOverrides> | null | undefined, defaults: RateLimits = DEFAULT_RATE_LIMITS): RateLimits {
+  return { rpm: overrides?.rpm ?? defaults.rpm, tpm: overrides?.tpm ?? defaults.tpm, rpd: overrides?.rpd ?? defaults.rpd };
+}
+
+export type RateLimitHeaders = Record<string, string>;
+export type Admission = { ok: true; headers: RateLimitHeaders } | { ok: false; retryAfterSeconds: number; headers: RateLimitHeaders };
+
+/** Options for {@link RateLimiter}. */
+export interface RateLimiterOptions {
+  /** Most keys tracked at once; beyond it the least recently seen is forgotten. Defaults to 100,000. */
+  maxKeys?: number;
+}
+
+const MINUTE = 60_000;
+const DAY = 86_400_000;
+
+interface KeyState {
+  minuteStart: number;
+  minuteRequests: number;
+  minuteTokens: number;
+  dayStart: number;
+  dayRequests: number;
+}
+
+interface Window {
+  limit: number;
+  used: number;
+  resetMs: number;
+}
+
+/**
+ * Fixed windows aligned to the UTC minute (xx:xx:00) and UTC day (00:00:00): a window's count resets
+ * at its boundary, which is what `X-RateLimit-Reset` announces. Fixed windows allow a burst of up to
+ * twice a limit across a boundary; in exchange the state is three counters per key and the reset time
+ * is exact and the same for every client. Counters live in memory: a restart forgets them.
+ */
+export class RateLimiter {
+  private readonly keys = new Map<number, KeyState>();
+  private readonly maxKeys: number;
+  private lastSweep = 0;
+
+  constructor(options: RateLimiterOptions = {}) {
+    this.maxKeys = options.maxKeys ?? 100_000;
+  }
+
+  /**
+   * Counts one request for `keyId` when every limit allows it. Refuses when the minute's requests or
+   * tokens, or the day's requests, already reached their limit. The headers describe the binding
+   * limit (least remaining, as a share of its limit); a refusal also carries `Retry-After`.
+   */
+  admit(keyId: number, limits: RateLimits, now: number = Date.now()): Admission {
+    this.sweep(now);
+    const s = this.state(keyId, now);
+    const windows = this.windows(s, limits);
+    const blocked = windows.filter((w) => w.used >= w.limit);
+    if (blocked.length > 0) {
+      // Every exhausted window must roll over before a request can pass.
+      const resetMs = Math.max(...blocked.map((w) => w.resetMs));
+      const retryAfterSeconds = Math.max(1, Math.ceil((resetMs - now) / 1000));
+      const binding = blocked.reduce((a, b) => (b.resetMs > a.resetMs ? b : a));
+      return { ok: false, retryAfterSeconds, headers: { ...headersOf(binding), "Retry-After": String(retryAfterSeconds) } };
+    }
+    s.minuteRequests++;
+    s.dayRequests++;
+    return { ok: true, headers: headersOf(binding(this.windows(s, limits))) };
+  }
+
+  /** Adds tokens processed for `keyId` to the current minute (call as they are known, or at the end). */
+  addTokens(keyId: number, n: number, now: number = Date.now()): void {
+    if (!Number.isFinite(n) || n <= 0) return;
+    this.state(keyId, now).minuteTokens += n;
+  }
+
+  /** The headers for `keyId` without counting a request (e.g. for a response sent later). */
+  headers(keyId: number, limits: RateLimits, now: number = Date.now()): RateLimitHeaders {
+    return headersOf(binding(this.windows(this.state(keyId, now), limits)));
+  }
+
+  /** Keys currently tracked (for tests and metrics). */
+  get size(): number {
+    return this.keys.size;
+  }
+
+  private state(keyId: number, now: number): KeyState {
+    const minuteStart = now - (now % MINUTE);
+    const dayStart = now - (now % DAY);
+    let s = this.keys.get(keyId);
+    if (!s) {
+      s = { minuteStart, minuteRequests: 0, minuteTokens: 0, dayStart, dayRequests: 0 };
+      if (this.keys.size >= this.maxKeys) {
+        const oldest = this.keys.keys().next();
+        if (!oldest.done) this.keys.delete(oldest.value);
+      }
+    } else {
+      // Re-insert so the Map's order is least recently seen first.
+      this.keys.delete(keyId);
+      if (minuteStart > s.minuteStart) Object.assign(s, { minuteStart, minuteRequests: 0, minuteTokens: 0 });
+      if (dayStart > s.dayStart) Object.assign(s, { dayStart, dayRequests: 0 });
+    }
+    this.keys.set(keyId, s);
+    return s;
+  }
+
+  private windows(s: KeyState, limits: RateLimits): Window[] {
+    return [
+      { limit: limits.rpm, used: s.minuteRequests, resetMs: s.minuteStart + MINUTE },
+      { limit: limits.tpm, used: s.minuteTokens, resetMs: s.minuteStart + MINUTE },
+      { limit: limits.rpd, used: s.dayRequests, resetMs: s.dayStart + DAY },
+    ];
+  }
+
+  // At most once a minute, forget keys whose minute and day windows have both ended: their state is
+  // then identical to a fresh one, so dropping them changes no decision.
+  private sweep(now: number): void {
+    if (now - this.lastSweep < MINUTE) return;
+    this.lastSweep = now;
+    const dayStart = now - (now % DAY);
+    const minuteStart = now - (now % MINUTE);
+    for (const [id, s] of this.keys) {
+      if (s.dayStart < dayStart && s.minuteStart < minuteStart) this.keys.delete(id);
+    }
+  }
+}
+
+function binding(windows: Window[]): Window {
+  // Least remaining as a share of the limit; ties keep the earlier (requests/minute first).
+  const share = (w: Window) => (w.limit <= 0 ? 0 : Math.max(0, w.limit - w.used) / w.limit);
+  return windows.reduce((a, b) => (share(b) < share(a) ? b : a));
+}
+
+function headersOf(w: Window): RateLimitHeaders {
+  return {
+    "X-RateLimit-Limit": String(w.limit),
+    "X-RateLimit-Remaining": String(Math.max(0, w.limit - w.used)),
+    "X-RateLimit-Reset": String(Math.floor(w.resetMs / 1000)),
+  };
+}

@@ -1,0 +1,74 @@
+// Opens the SQLite store (bun:sqlite) with the settings every connection needs and brings its schema
+// up to date; `inTransaction` is the one way platform code groups writes.
+import { Database } from "bun:sqlite";
+import { MIGRATIONS, type Migration } from "./migrations.ts";
+
+export class StoreVersionError extends Error {
+  override name = "StoreVersionError";
+}
+
+/** Options for {@link openStore}. */
+export interface OpenStoreOptions {
+  /** The migrations to apply, in order. Defaults to the schema of this build (`MIGRATIONS`). */
+  migrations?: readonly Migration[];
+}
+
+/**
+ * Opens (creating if needed) the database at `path` (":memory:" for a private in-memory one) and
+ * applies pending migrations. Every INTEGER reads back as a bigint (`safeIntegers`) so money never
+ * passes through a float; callers convert ids, counts and timestamps with Number() themselves.
+ * Throws StoreVersionError when the file was written by a newer build.
+ */
+export function openStore(path: string, options: OpenStoreOptions = {}): Database {
+  const db = new Database(path, { create: true, strict: true, safeIntegers: true });
+  try {
+    // busy_timeout first: the other pragmas and the migrations may wait for another connection.
+    db.exec("PRAGMA busy_timeout = 5000");
+    if (path !== ":memory:" && path !== "") db.exec("PRAGMA journal_mode = WAL");
+    db.exec("PRAGMA foreign_keys = ON");
+    // NORMAL in WAL mode: a power loss may drop the last commits but never corrupts the file.
+    db.exec("PRAGMA synchronous = NORMAL");
+    migrate(db, options.migrations ?? MIGRATIONS);
+    return db;
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+}
+
+/**
+ * Runs `fn` in a BEGIN IMMEDIATE transaction (a savepoint when already inside one): the write lock is
+ * taken up front, so two connections that read-then-write never deadlock on a lock upgrade; the second
+ * one waits (busy_timeout) instead. Rolls back when `fn` throws.
+ */
+export function inTransaction<T>(db: Database, fn: () => T): T {
+  return db.transaction(fn).immediate();
+}
+
+/** The highest applied migration version, 0 for a fresh database. */
+export function schemaVersion(db: Database): number {
+  const row = db.query<{ v: bigint | null }, []>("SELECT max(version) AS v FROM schema_migrations").get();
+  return Number(row?.v ?? 0n);
+}
+
+function migrate(db: Database, migrations: readonly Migration[]): void {
+  for (let i = 1; i < migrations.length; i++) {
+    if (migrations[i]!.version <= migrations[i - 1]!.version) throw new Error("migrations must be in increasing version order");
+  }
+  db.exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)");
+  const known = migrations.at(-1)?.version ?? 0;
+  const current = schemaVersion(db);
+  if (current > known) {
+    throw new StoreVersionError(`database schema version ${current} is newer than this build supports (${known}); upgrade cocoon-server or use another database file`);
+  }
+  const applied = db.query<{ one: bigint }, [number]>("SELECT 1 AS one FROM schema_migrations WHERE version = ?");
+  for (const m of migrations) {
+    if (m.version <= current) continue;
+    // Re-checked inside the write lock: another process may have applied it since we looked.
+    inTransaction(db, () => {
+      if (applied.get(m.version)) return;
+      db.exec(m.sql);
+      db.query("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)").run(m.version, m.name, Date.now());
+    });
+  }
+}

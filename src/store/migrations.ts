@@ -1,0 +1,97 @@
+// The database schema as an ordered list of migrations; `openStore` applies the ones a database lacks.
+// Append new migrations at the end and never edit an applied one: their version is what a file records.
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+// Money is INTEGER nanoton (signed 64-bit: ±9.2e9 TON, plenty); timestamps are INTEGER unix ms.
+const initial = `
+CREATE TABLE accounts (
+  id               INTEGER PRIMARY KEY,
+  deposit_code     TEXT NOT NULL UNIQUE,
+  label            TEXT,
+  created_at       INTEGER NOT NULL,
+  -- cached Σ(deposit, adjustment, charge) ledger rows, updated in the same transaction as each row
+  balance_nanoton  INTEGER NOT NULL DEFAULT 0,
+  -- cached Σ(reservation, release) ledger rows: money held by requests in flight
+  reserved_nanoton INTEGER NOT NULL DEFAULT 0 CHECK (reserved_nanoton >= 0),
+  disabled         INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1))
+);
+
+CREATE TABLE api_keys (
+  id           INTEGER PRIMARY KEY,
+  account_id   INTEGER NOT NULL REFERENCES accounts(id),
+  key_hash     BLOB NOT NULL UNIQUE CHECK (length(key_hash) = 32),
+  prefix       TEXT NOT NULL,
+  name         TEXT,
+  created_at   INTEGER NOT NULL,
+  revoked_at   INTEGER,
+  last_used_at INTEGER,
+  rpm_limit    INTEGER CHECK (rpm_limit IS NULL OR rpm_limit >= 0),
+  tpm_limit    INTEGER CHECK (tpm_limit IS NULL OR tpm_limit >= 0),
+  rpd_limit    INTEGER CHECK (rpd_limit IS NULL OR rpd_limit >= 0)
+);
+CREATE INDEX api_keys_by_account ON api_keys(account_id);
+
+-- Append-only: the triggers below refuse UPDATE and DELETE. UNIQUE(kind, reference) makes booking
+-- idempotent: a deposit's transaction hash or a request id can be booked once per kind.
+CREATE TABLE ledger (
+  id             INTEGER PRIMARY KEY,
+  account_id     INTEGER NOT NULL REFERENCES accounts(id),
+  kind           TEXT NOT NULL CHECK (kind IN ('deposit', 'charge', 'adjustment', 'reservation', 'release')),
+  amount_nanoton INTEGER NOT NULL,
+  reference      TEXT NOT NULL,
+  note           TEXT,
+  created_at     INTEGER NOT NULL,
+  UNIQUE (kind, reference),
+  CHECK (CASE kind
+    WHEN 'deposit'     THEN amount_nanoton > 0
+    WHEN 'charge'      THEN amount_nanoton <= 0
+    WHEN 'adjustment'  THEN amount_nanoton <> 0
+    WHEN 'reservation' THEN amount_nanoton > 0
+    WHEN 'release'     THEN amount_nanoton < 0
+  END)
+);
+CREATE INDEX ledger_by_account ON ledger(account_id, kind);
+CREATE TRIGGER ledger_no_update BEFORE UPDATE ON ledger
+BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END;
+CREATE TRIGGER ledger_no_delete BEFORE DELETE ON ledger
+BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END;
+
+-- One row per billed request (id = request id) while it holds money; closed_at is set when settled
+-- or released.
+CREATE TABLE reservations (
+  id             TEXT PRIMARY KEY,
+  account_id     INTEGER NOT NULL REFERENCES accounts(id),
+  amount_nanoton INTEGER NOT NULL CHECK (amount_nanoton > 0),
+  created_at     INTEGER NOT NULL,
+  closed_at      INTEGER
+);
+CREATE INDEX reservations_open ON reservations(account_id) WHERE closed_at IS NULL;
+
+-- One row per settled request. uncharged_nanoton is the part of the computed cost above the
+-- reservation that was not billed (normally 0), kept so the clamp is auditable and replayable.
+CREATE TABLE usage (
+  id                TEXT PRIMARY KEY,
+  account_id        INTEGER NOT NULL REFERENCES accounts(id),
+  key_id            INTEGER REFERENCES api_keys(id),
+  model             TEXT NOT NULL,
+  endpoint          TEXT NOT NULL,
+  request_guid      TEXT,
+  prompt_tokens     INTEGER NOT NULL CHECK (prompt_tokens >= 0),
+  cached_tokens     INTEGER NOT NULL CHECK (cached_tokens >= 0),
+  completion_tokens INTEGER NOT NULL CHECK (completion_tokens >= 0),
+  reasoning_tokens  INTEGER NOT NULL CHECK (reasoning_tokens >= 0),
+  cost_nanoton      INTEGER NOT NULL CHECK (cost_nanoton >= 0),
+  uncharged_nanoton INTEGER NOT NULL DEFAULT 0 CHECK (uncharged_nanoton >= 0),
+  status            TEXT NOT NULL CHECK (status IN ('ok', 'cancelled', 'timeout', 'error')),
+  started_at        INTEGER NOT NULL,
+  duration_ms       INTEGER NOT NULL CHECK (duration_ms >= 0)
+);
+CREATE INDEX usage_by_account ON usage(account_id, started_at, id);
+`;
+
+export const MIGRATIONS: readonly Migration[] = [{ version: 1, name: "platform: accounts, keys, ledger, reservations, usage", sql: initial }];

@@ -3,6 +3,7 @@
 import pkg from "../package.json" with { type: "json" };
 import { ConfigError, loadConfig, settingsHelp } from "./config/config.ts";
 import { GENERATE_FLAGS, GENERATE_HELP, generateCommand } from "./cli/generate.ts";
+import { CREATE_KEY_FLAGS, CREATE_KEY_HELP, createKeyCommand } from "./cli/create-key.ts";
 import { LLAMA_CPP_RELEASE } from "./native/release.ts";
 import { LlamaError } from "./native/llama.ts";
 import { EngineError } from "./inference/types.ts";
@@ -14,13 +15,16 @@ usage: cocoon-server <command> [options]
 commands:
   serve        run the HTTP server (the default)
   generate     load a model and stream a completion of --prompt to stdout
+  create-key   create an account with an API key (optionally credited) in the database
   version      print version, llama.cpp release and backend
   help         this text
 
 settings (flag, or COCOON_* environment variable, or a key in --config):
 ${settingsHelp()}
 
-${GENERATE_HELP}`;
+${GENERATE_HELP}
+
+${CREATE_KEY_HELP}`;
 
 async function versionText(libDir: string): Promise<string> {
   let backend = "not set up";
@@ -39,7 +43,7 @@ export async function main(argv: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  const { config, positionals, extra } = loadConfig(argv, process.env, { ...GENERATE_FLAGS, version: false });
+  const { config, positionals, extra } = loadConfig(argv, process.env, { ...GENERATE_FLAGS, ...CREATE_KEY_FLAGS, version: false });
   const command = extra.version ? "version" : (positionals[0] ?? "serve");
   switch (command) {
     case "serve": {
@@ -60,6 +64,9 @@ export async function main(argv: string[]): Promise<number> {
     }
     case "generate":
       await generateCommand(config, extra);
+      return 0;
+    case "create-key":
+      createKeyCommand(config, extra);
       return 0;
     case "version":
       console.log(await versionText(config.libDir));

@@ -7,6 +7,7 @@ import { Engine, type EngineOptions } from "./inference/engine.ts";
 import { createApp } from "./http/app.ts";
 import { ApiError } from "./http/errors.ts";
 import { Metrics } from "./ops/metrics.ts";
+import { openPlatform } from "./platform/open.ts";
 
 export interface RunningServer {
   url: string;
@@ -53,6 +54,8 @@ export async function startServer(config: Config, log: Logger = makeLogger(confi
       (engine?.stats() ?? []).map((s) => ({ model: s.id, slotsBusy: s.slotsBusy, slotsTotal: s.slotsTotal, queued: s.queued, kvUsedCells: s.kvUsedCells, kvTotalCells: s.kvTotalCells, restarts: s.restarts })),
   });
   const coefficients = new Map(models.map((m) => [m.id, m.coefficient ?? 1000]));
+  const platform = config.noAuth ? null : openPlatform(config);
+  log("info", platform ? `API keys and billing on (database ${platform.path})` : "--no-auth: API keys and billing are off");
   const app = createApp({
     get engine(): Engine {
       if (shuttingDown) throw new ApiError("not_ready", "the server is shutting down", null, { "Retry-After": "5" });
@@ -60,6 +63,7 @@ export async function startServer(config: Config, log: Logger = makeLogger(confi
       return engine;
     },
     metrics,
+    platform: platform?.service ?? null,
     version: pkg.version,
     loadedEngine: () => engine,
     coefficient: (id) => coefficients.get(id) ?? 1000,
@@ -103,6 +107,7 @@ export async function startServer(config: Config, log: Logger = makeLogger(confi
       if (metrics.active > 0) log("warn", `cancelling ${metrics.active} requests still running`);
       engine?.close();
       server.stop(true);
+      platform?.service.db.close();
       log("info", "stopped");
     },
   };

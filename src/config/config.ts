@@ -39,6 +39,17 @@ export const SETTINGS = {
   llamaLogLevel: def({ kind: "string", default: "error", choices: ["none", "debug", "info", "warn", "error"], description: "Least severe llama.cpp message passed to stderr." }),
   maxBodyBytes: def({ kind: "int", default: 8 * 1024 * 1024, min: 1024, description: "Largest accepted request body in bytes; larger ones get 413." }),
   shutdownGrace: def({ kind: "int", default: 10, min: 0, max: 3600, description: "Seconds SIGTERM/SIGINT waits for in-flight requests before cancelling them." }),
+  db: def({ kind: "string", default: "", description: "SQLite database file (accounts, keys, ledger, usage). Defaults to cocoon.sqlite in the data directory." }),
+  noAuth: def({ kind: "bool", default: false, description: "Turn API keys and billing off: a private single-user server." }),
+  adminToken: def({ kind: "string", default: "", description: "Bearer token for admin routes and for POST /v1/keys (empty: admin routes are off)." }),
+  signupCredit: def({ kind: "string", default: "0", description: "TON credited to every new account (e.g. 0.1 for a trial; 0 = none)." }),
+  priceNanoton: def({ kind: "int", default: 20, min: 0, description: "Base price per token in nanoton, before the per-type multiplier and the markup." }),
+  markup: def({ kind: "string", default: "1.5", description: "Markup over the base price, a decimal." }),
+  minimumBalance: def({ kind: "string", default: "0.01", description: "TON an account needs to start a request." }),
+  maxOverdraft: def({ kind: "string", default: "0.05", description: "TON in-flight requests may take a balance below zero." }),
+  rateLimitRpm: def({ kind: "int", default: 60, min: 1, description: "Requests per minute per API key (unless the key has its own)." }),
+  rateLimitTpm: def({ kind: "int", default: 150000, min: 1, description: "Tokens per minute per API key." }),
+  rateLimitRpd: def({ kind: "int", default: 3500, min: 1, description: "Requests per day per API key." }),
   config: def({ kind: "string", default: "", description: "Config file (JSON or TOML) with any of these settings, keys as in --help (camelCase or kebab-case)." }),
 } as const;
 

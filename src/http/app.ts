@@ -3,11 +3,12 @@
 // also declare `parse: "json"` so the document shows their JSON bodies.
 import { Elysia } from "elysia";
 import { openapi } from "@elysiajs/openapi";
-import { ApiError, toApiError } from "./errors.ts";
+import { ApiError, stickyHeaders, toApiError } from "./errors.ts";
 import { validationMessage, validationParam } from "./validation.ts";
 import { openaiRoutes } from "../openai/index.ts";
 import { opsRoutes, type OpsDeps } from "../ops/index.ts";
 import { swaggerRoutes } from "./swagger.ts";
+import { platformRoutes } from "../platform/index.ts";
 import type { InferenceDeps } from "../openai/service.ts";
 
 export interface AppDeps extends InferenceDeps, OpsDeps {
@@ -62,6 +63,8 @@ export function createApp(deps: AppDeps) {
     .onParse(async ({ request }) => {
       if (request.method === "GET" || request.method === "HEAD") return;
       const buf = await request.arrayBuffer();
+      // No body at all: routes whose body is optional (e.g. POST /v1/keys) take it as absent.
+      if (buf.byteLength === 0) return;
       // A chunked body has no Content-Length for onRequest to check.
       if (buf.byteLength > maxBody) throw new ApiError("payload_too_large", `The request body is ${buf.byteLength} bytes; the limit is ${maxBody}.`);
       let text: string;
@@ -96,7 +99,7 @@ export function createApp(deps: AppDeps) {
       }
       deps.metrics.observeError(api.code, api.status);
       record(request, route, api.status);
-      return api.response();
+      return api.response(stickyHeaders.get(request));
     })
     .onAfterResponse(({ request, route, set, responseValue }) => {
       // Handlers return Response objects; their status is the one that went out.
@@ -117,13 +120,30 @@ export function createApp(deps: AppDeps) {
           tags: [
             { name: "OpenAI", description: "OpenAI-compatible inference" },
             { name: "Operations", description: "Health, readiness, statistics and metrics" },
+            { name: "Authentication", description: "Accounts and API keys" },
+            { name: "Billing", description: "Balance, deposits, pricing and usage, in nanoton" },
+            { name: "Network", description: "Models and load, as the Cocoon platform reports them" },
+            { name: "Admin", description: "Operator routes (admin token)" },
           ],
+          components: { securitySchemes: { bearerAuth: { type: "http", scheme: "bearer", description: "API key with the `ck_` prefix." } } },
         },
       }),
     )
     .use(swaggerRoutes())
     .use(opsRoutes(deps))
-    .use(openaiRoutes(deps));
+    .use(openaiRoutes(deps))
+    .use(
+      deps.platform
+        ? platformRoutes({
+            platform: deps.platform,
+            modelIds: () => deps.loadedEngine()?.models().map((m) => m.id) ?? [],
+            stats: () => deps.loadedEngine()?.stats() ?? [],
+            // Deposits arrive with the TON watcher; until then there is no wallet and no rate.
+            depositWallet: () => null,
+            tonUsdRate: () => null,
+          })
+        : new Elysia({ name: "platform-off" }),
+    );
 }
 
 export type App = ReturnType<typeof createApp>;

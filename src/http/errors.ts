@@ -6,9 +6,10 @@ export const ERROR_KINDS = {
   invalid_request: { status: 400, type: "invalid_request_error", code: null },
   invalid_json: { status: 400, type: "invalid_request_error", code: "invalid_json" },
   context_length_exceeded: { status: 400, type: "invalid_request_error", code: "context_length_exceeded" },
-  unauthorized: { status: 401, type: "invalid_request_error", code: "invalid_api_key" },
-  insufficient_balance: { status: 402, type: "insufficient_quota", code: "insufficient_balance" },
-  forbidden: { status: 403, type: "permission_error", code: "forbidden" },
+  // Types and codes of 401/402/403 are the Cocoon Platform API's (seed 001).
+  unauthorized: { status: 401, type: "invalid_auth", code: "invalid_api_key" },
+  insufficient_balance: { status: 402, type: "insufficient_balance", code: "insufficient_balance" },
+  forbidden: { status: 403, type: "auth_error", code: "forbidden" },
   model_not_found: { status: 404, type: "invalid_request_error", code: "model_not_found" },
   not_found: { status: 404, type: "invalid_request_error", code: "not_found" },
   method_not_allowed: { status: 405, type: "invalid_request_error", code: "method_not_allowed" },
@@ -85,3 +86,9 @@ export function toApiError(err: unknown): ApiError {
   if (err instanceof EngineError) return fromEngineError(err);
   return new ApiError("server_error", "The server had an error while processing your request.");
 }
+
+/**
+ * Headers a route wants on whatever response its request ends with, errors included (e.g. the
+ * X-RateLimit-* of an authenticated request that then fails validation downstream).
+ */
+export const stickyHeaders = new WeakMap<Request, Record<string, string>>();

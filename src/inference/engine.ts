@@ -197,6 +197,12 @@ function toError(e: WireError): EngineError {
   return new EngineError(e.code, e.message, e.param);
 }
 
+/** A running generation: its events, and its final usage even when nobody reads to the end. */
+export interface Generation extends AsyncIterableIterator<EngineEvent> {
+  /** The done event (also after a cancel or a consumer that stopped reading), or null on failure. */
+  final: Promise<Extract<EngineEvent, { type: "done" }> | null>;
+}
+
 let nextId = 0;
 
 export class Engine {
@@ -262,7 +268,7 @@ export class Engine {
    * Aborting `signal` frees the request's slots at the next step and ends the stream with
    * finish reason "cancelled".
    */
-  submit(request: GenerateRequest, signal?: AbortSignal): AsyncIterableIterator<EngineEvent> {
+  submit(request: GenerateRequest, signal?: AbortSignal): Generation {
     const runner = this.runner(request.model);
     const id = `r${++nextId}`;
     const buffered: EngineEvent[] = [];
@@ -275,15 +281,21 @@ export class Engine {
       w?.();
     };
     const onAbort = () => runner.cancel(id);
+    let settle: (done: Extract<EngineEvent, { type: "done" }> | null) => void = () => {};
+    const final = new Promise<Extract<EngineEvent, { type: "done" }> | null>((r) => (settle = r));
     runner.submit(id, request, {
       push(event) {
         buffered.push(event);
-        if (event.type === "done") ended = true;
+        if (event.type === "done") {
+          ended = true;
+          settle(event);
+        }
         notify();
       },
       fail(err) {
         failure = err;
         ended = true;
+        settle(null);
         notify();
       },
     });
@@ -291,7 +303,8 @@ export class Engine {
     signal?.addEventListener("abort", onAbort, { once: true });
     const cleanup = () => signal?.removeEventListener("abort", onAbort);
 
-    const iterator: AsyncIterableIterator<EngineEvent> = {
+    const iterator: Generation = {
+      final,
       async next(): Promise<IteratorResult<EngineEvent>> {
         for (;;) {
           const event = buffered.shift();

@@ -17,6 +17,9 @@ export interface ReasoningDelta {
 
 type State = "start" | "reasoning" | "after" | "content";
 
+/** Whitespace allowed before an opening think tag. */
+const MAX_LEADING_WHITESPACE = 2;
+
 export class ReasoningSplitter {
   private state: State;
   /** Text not yet placed: a possible tag prefix, or whitespace that may turn out to be trimmed. */
@@ -54,7 +57,9 @@ export class ReasoningSplitter {
             this.state = "reasoning";
             continue;
           }
-          if (!final && this.open.startsWith(rest)) return out;
+          // Holding back whitespace delays the first visible token; models open their think block
+          // right away, so more than a couple of leading whitespace characters means plain content.
+          if (!final && this.open.startsWith(rest) && text.length - rest.length <= MAX_LEADING_WHITESPACE) return out;
           this.state = "content";
           continue;
         }

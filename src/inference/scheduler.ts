@@ -40,6 +40,7 @@ interface Active {
   completionTokens: number;
   reasoningTokens: number;
   cancelled: boolean;
+  reasons: FinishReason[];
 }
 
 interface Slot {
@@ -160,6 +161,7 @@ export class Scheduler {
       this.emit(id, {
         type: "done",
         slot: -1,
+        reasons: req!.samplers.map(() => "cancelled" as const),
         usage: { promptTokens: req!.tokens.length, cachedTokens: 0, completionTokens: 0, reasoningTokens: 0 },
         timings: { queueMs: now() - req!.receivedAt, promptMs: 0, generationMs: 0, promptTokensPerSecond: 0, tokensPerSecond: 0 },
       });
@@ -239,6 +241,7 @@ export class Scheduler {
       completionTokens: 0,
       reasoningTokens: 0,
       cancelled: false,
+      reasons: [],
     };
     active.slots.forEach((s, choice) => {
       s.active = active;
@@ -462,6 +465,7 @@ export class Scheduler {
     const toolCalls = out.toolCalls.filter(Boolean);
     const finalReason: FinishReason = reason === "stop" && toolCalls.length > 0 ? "tool_calls" : reason;
     a.reasoningTokens += out.reasoningTokens;
+    a.reasons[s.choice] = finalReason;
     this.emit(a.req.id, { type: "finish", index: s.choice, reason: finalReason, toolCalls, stop: out.stopHit });
     this.release(s);
     a.choicesLeft--;
@@ -507,6 +511,7 @@ export class Scheduler {
     this.emit(a.req.id, {
       type: "done",
       slot: a.slots[0]!.seq,
+      reasons: a.reasons,
       usage: {
         promptTokens: a.req.tokens.length,
         cachedTokens: a.cachedTokens,

@@ -124,7 +124,15 @@ export type EngineEvent =
   /** Choice `index` ended. */
   | { type: "finish"; index: number; reason: FinishReason; toolCalls: ToolCall[]; stop: string | null }
   /** The request ended: always the last event. */
-  | { type: "done"; usage: Usage; timings: Timings; /** The slot that ran it (-1: never started). */ slot: number };
+  | {
+      type: "done";
+      usage: Usage;
+      timings: Timings;
+      /** The slot that ran it (-1: never started). */
+      slot: number;
+      /** How each choice ended. */
+      reasons: FinishReason[];
+    };
 
 export interface ModelInfo {
   id: string;

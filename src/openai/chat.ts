@@ -1,6 +1,7 @@
 // /v1/chat/completions logic: one engine stream becomes either a chat.completion object or a
 // sequence of chat.completion.chunk objects (framed as SSE or WebSocket messages by the caller).
 import type { EngineEvent, ModelInfo, TokenLogprob, ToolCall } from "../inference/types.ts";
+import type { Generation } from "../inference/engine.ts";
 import type { ChatCompletionRequest } from "./model.ts";
 import {
   SYSTEM_FINGERPRINT,
@@ -21,9 +22,11 @@ import {
 } from "./service.ts";
 import { toApiError } from "../http/errors.ts";
 import { EngineError } from "../inference/types.ts";
+import type { Cost, Principal } from "../platform/service.ts";
+import { RequestBilling } from "./billing.ts";
 
 export type ChatOutcome =
-  | { stream: false; body: Record<string, unknown> }
+  | { stream: false; body: Record<string, unknown>; cost: Cost | null }
   | { stream: true; chunks: AsyncGenerator<Record<string, unknown>> };
 
 interface ChoiceState {
@@ -35,17 +38,20 @@ interface ChoiceState {
 }
 
 /** Validates, submits and waits for the first output; errors before any output are thrown. */
-export async function runChat(deps: InferenceDeps, body: ChatCompletionRequest, signal?: AbortSignal): Promise<ChatOutcome> {
+export async function runChat(deps: InferenceDeps, body: ChatCompletionRequest, signal?: AbortSignal, principal: Principal | null = null): Promise<ChatOutcome> {
   const cocoon = cocoonOptions(body);
   const model = pickModel(deps, body.model, cocoon, "chat");
   const request = chatRequest(body, model, cocoon);
-  let events: AsyncIterableIterator<EngineEvent>;
+  const billing = RequestBilling.start(deps.platform, principal, request, model, "chat", cocoon.guid);
+  let events: Generation;
   const submittedAt = performance.now();
   try {
     events = deps.engine.submit(request, signal);
   } catch (err) {
+    billing?.settle(null);
     throw toApiError(err);
   }
+  billing?.watch(events);
   let head: EngineEvent[];
   try {
     head = await firstEvents(events, cocoon);
@@ -57,15 +63,16 @@ export async function runChat(deps: InferenceDeps, body: ChatCompletionRequest, 
   const created = unixSeconds();
   const all = instrument(replay(head, events), deps.metrics, { model: model.id, endpoint: "chat", submittedAt });
   if (body.stream) {
-    return { stream: true, chunks: chatChunks(all, events, { id, created, model, cocoon, n: request.n ?? 1, includeUsage: body.stream_options?.include_usage ?? false }) };
+    return { stream: true, chunks: chatChunks(all, events, { id, created, model, cocoon, n: request.n ?? 1, includeUsage: body.stream_options?.include_usage ?? false, billing }) };
   }
-  return { stream: false, body: await chatObject(all, { id, created, model, cocoon, n: request.n ?? 1, logprobs: (request.logprobs ?? -1) >= 0 }) };
+  const result = await chatObject(all, { id, created, model, cocoon, n: request.n ?? 1, logprobs: (request.logprobs ?? -1) >= 0, billing });
+  return { stream: false, ...result };
 }
 
 async function chatObject(
   events: AsyncGenerator<EngineEvent>,
-  o: { id: string; created: number; model: ModelInfo; cocoon: CocoonOptions; n: number; logprobs: boolean },
-): Promise<Record<string, unknown>> {
+  o: { id: string; created: number; model: ModelInfo; cocoon: CocoonOptions; n: number; logprobs: boolean; billing: RequestBilling | null },
+): Promise<{ body: Record<string, unknown>; cost: Cost | null }> {
   const choices: ChoiceState[] = Array.from({ length: o.n }, () => ({ content: "", reasoning: "", logprobs: [], toolCalls: [], finish: null }));
   let done: Extract<EngineEvent, { type: "done" }> | null = null;
   try {
@@ -86,7 +93,8 @@ async function chatObject(
     throw toApiError(err);
   }
   if (!done) throw toApiError(new EngineError("internal", "the generation ended without a result"));
-  return {
+  const cost = o.billing?.settle(done) ?? null;
+  const body = {
     id: o.id,
     object: "chat.completion",
     created: o.created,
@@ -104,15 +112,16 @@ async function chatObject(
       logprobs: o.logprobs ? chatLogprobs(c.logprobs) : null,
       finish_reason: c.finish ?? "stop",
     })),
-    usage: usageOf(done.usage),
+    usage: usageOf(done.usage, cost),
     ...(o.cocoon.debug ? { debug: debugOf(done, o.model, o.cocoon) } : {}),
   };
+  return { body, cost };
 }
 
 async function* chatChunks(
   events: AsyncGenerator<EngineEvent>,
   source: AsyncIterableIterator<EngineEvent>,
-  o: { id: string; created: number; model: ModelInfo; cocoon: CocoonOptions; n: number; includeUsage: boolean },
+  o: { id: string; created: number; model: ModelInfo; cocoon: CocoonOptions; n: number; includeUsage: boolean; billing: RequestBilling | null },
 ): AsyncGenerator<Record<string, unknown>> {
   const base = { id: o.id, object: "chat.completion.chunk", created: o.created, model: o.model.id, system_fingerprint: SYSTEM_FINGERPRINT };
   const usageField = o.includeUsage ? { usage: null } : {};
@@ -147,8 +156,9 @@ async function* chatChunks(
         yield chunk(e.index, {}, finishReason(e.reason));
       } else {
         completed = true;
+        const cost = o.billing?.settle(e) ?? null;
         const debug = o.cocoon.debug ? { debug: debugOf(e, o.model, o.cocoon) } : {};
-        if (o.includeUsage) yield { ...base, choices: [], usage: usageOf(e.usage), ...debug };
+        if (o.includeUsage) yield { ...base, choices: [], usage: usageOf(e.usage, cost), ...debug };
         else if (o.cocoon.debug) yield { ...base, choices: [], ...debug };
       }
     }

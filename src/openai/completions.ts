@@ -2,7 +2,10 @@
 // echo, suffix (fill-in-the-middle) and the legacy logprobs format; whole objects or chunks.
 import type { EngineEvent, GenerateRequest, ModelInfo, TokenLogprob, Usage } from "../inference/types.ts";
 import type { CompletionRequest } from "./model.ts";
+import { formatTon } from "../platform/pricing.ts";
 import { ApiError, toApiError } from "../http/errors.ts";
+import type { Cost, Principal } from "../platform/service.ts";
+import { RequestBilling } from "./billing.ts";
 import {
   SYSTEM_FINGERPRINT,
   cocoonOptions,
@@ -22,13 +25,26 @@ import {
 } from "./service.ts";
 
 export type CompletionOutcome =
-  | { stream: false; body: Record<string, unknown> }
+  | { stream: false; body: Record<string, unknown>; cost: Cost | null }
   | { stream: true; chunks: AsyncGenerator<Record<string, unknown>> };
 
 interface Run {
   prompt: string | number[];
   events: AsyncGenerator<EngineEvent>;
   source: AsyncIterableIterator<EngineEvent>;
+  billing: RequestBilling | null;
+}
+
+/** The sum of the runs' settled costs (each prompt is billed as its own request). */
+function totalCost(runs: Run[], dones: (Extract<EngineEvent, { type: "done" }> | null)[]): Cost | null {
+  let total: Cost | null = null;
+  runs.forEach((r, i) => {
+    const c = r.billing?.settle(dones[i] ?? null);
+    if (!c) return;
+    const nanoton = (total?.nanoton ?? 0n) + c.nanoton;
+    total = { nanoton, ton: formatTon(nanoton) };
+  });
+  return total;
 }
 
 function prompts(p: CompletionRequest["prompt"]): (string | number[])[] {
@@ -52,7 +68,7 @@ function legacyLogprobs(lps: TokenLogprob[], startOffset: number) {
   };
 }
 
-export async function runCompletion(deps: InferenceDeps, body: CompletionRequest, signal?: AbortSignal): Promise<CompletionOutcome> {
+export async function runCompletion(deps: InferenceDeps, body: CompletionRequest, signal?: AbortSignal, principal: Principal | null = null): Promise<CompletionOutcome> {
   const cocoon = cocoonOptions(body);
   const model = pickModel(deps, body.model, cocoon, "completion");
   const n = body.n ?? 1;
@@ -80,9 +96,20 @@ export async function runCompletion(deps: InferenceDeps, body: CompletionRequest
   try {
     for (const prompt of list) {
       const submittedAt = performance.now();
-      const source = deps.engine.submit(base(prompt), signal);
+      const request = base(prompt);
+      const billing = RequestBilling.start(deps.platform, principal, request, model, "completion", cocoon.guid);
+      let source;
+      try {
+        source = deps.engine.submit(request, signal);
+      } catch (err) {
+        billing?.settle(null);
+        throw err;
+      }
+      billing?.watch(source);
+      const run: Run = { prompt, source, billing, events: instrument(replay([], source), deps.metrics, { model: model.id, endpoint: "completion", submittedAt }) };
+      runs.push(run);
       const head = await firstEvents(source, cocoon);
-      runs.push({ prompt, source, events: instrument(replay(head, source), deps.metrics, { model: model.id, endpoint: "completion", submittedAt }) });
+      run.events = instrument(replay(head, source), deps.metrics, { model: model.id, endpoint: "completion", submittedAt });
     }
   } catch (err) {
     for (const r of runs) await r.source.return?.();
@@ -93,7 +120,7 @@ export async function runCompletion(deps: InferenceDeps, body: CompletionRequest
   const created = unixSeconds();
   const ctx = { id, created, model, cocoon, n, bestOf, logprobs: wantLogprobs >= 0, echoes };
   if (body.stream) return { stream: true, chunks: completionChunks(runs, ctx, body.stream_options?.include_usage ?? false) };
-  return { stream: false, body: await completionObject(runs, ctx) };
+  return { stream: false, ...(await completionObject(runs, ctx)) };
 }
 
 interface Ctx {
@@ -117,10 +144,11 @@ function addUsage(total: Usage | null, u: Usage): Usage {
   };
 }
 
-async function completionObject(runs: Run[], o: Ctx): Promise<Record<string, unknown>> {
+async function completionObject(runs: Run[], o: Ctx): Promise<{ body: Record<string, unknown>; cost: Cost | null }> {
   const choices: Record<string, unknown>[] = [];
   let usage: Usage | null = null;
   let lastDone: Extract<EngineEvent, { type: "done" }> | null = null;
+  const dones: (Extract<EngineEvent, { type: "done" }> | null)[] = [];
   for (const [p, run] of runs.entries()) {
     const cands = Array.from({ length: o.bestOf }, () => ({ text: "", logprobs: [] as TokenLogprob[], finish: "stop" }));
     try {
@@ -132,6 +160,7 @@ async function completionObject(runs: Run[], o: Ctx): Promise<Record<string, unk
         else {
           usage = addUsage(usage, e.usage);
           lastDone = e;
+          dones[p] = e;
         }
       }
     } catch (err) {
@@ -150,16 +179,18 @@ async function completionObject(runs: Run[], o: Ctx): Promise<Record<string, unk
       });
     });
   }
-  return {
+  const cost = totalCost(runs, dones);
+  const body = {
     id: o.id,
     object: "text_completion",
     created: o.created,
     model: o.model.id,
     system_fingerprint: SYSTEM_FINGERPRINT,
     choices,
-    usage: usageOf(usage!),
+    usage: usageOf(usage!, cost),
     ...(o.cocoon.debug && lastDone ? { debug: debugOf(lastDone, o.model, o.cocoon) } : {}),
   };
+  return { body, cost };
 }
 
 async function* completionChunks(runs: Run[], o: Ctx, includeUsage: boolean): AsyncGenerator<Record<string, unknown>> {
@@ -171,6 +202,7 @@ async function* completionChunks(runs: Run[], o: Ctx, includeUsage: boolean): As
   });
   let usage: Usage | null = null;
   let lastDone: Extract<EngineEvent, { type: "done" }> | null = null;
+  const dones: (Extract<EngineEvent, { type: "done" }> | null)[] = [];
   let finished = 0;
   try {
     for (const [p, run] of runs.entries()) {
@@ -185,12 +217,14 @@ async function* completionChunks(runs: Run[], o: Ctx, includeUsage: boolean): As
         else {
           usage = addUsage(usage, e.usage);
           lastDone = e;
+          dones[p] = e;
         }
       }
       finished++;
     }
+    const cost = totalCost(runs, dones);
     const debug = o.cocoon.debug && lastDone ? { debug: debugOf(lastDone, o.model, o.cocoon) } : {};
-    if (includeUsage && usage) yield { ...base, choices: [], usage: usageOf(usage), ...debug };
+    if (includeUsage && usage) yield { ...base, choices: [], usage: usageOf(usage, cost), ...debug };
     else if (o.cocoon.debug && lastDone) yield { ...base, choices: [], ...debug };
   } finally {
     // Runs not read to the end (client gone) are cancelled.

@@ -4,8 +4,10 @@ import type { EmbeddingRequest } from "./model.ts";
 import { ApiError, toApiError } from "../http/errors.ts";
 import { cocoonOptions, pickModel, type InferenceDeps } from "./service.ts";
 import type { ModelInfo, ModelStats } from "../inference/types.ts";
+import { costField, type Cost, type Principal } from "../platform/service.ts";
+import { RequestBilling } from "./billing.ts";
 
-export async function createEmbeddings(deps: InferenceDeps, body: EmbeddingRequest): Promise<Record<string, unknown>> {
+export async function createEmbeddings(deps: InferenceDeps, body: EmbeddingRequest, principal: Principal | null = null): Promise<{ body: Record<string, unknown>; cost: Cost | null }> {
   const model = pickModel(deps, body.model, cocoonOptions({}), "embedding");
   if (body.dimensions !== undefined && body.dimensions !== model.embeddingDims) {
     throw new ApiError("invalid_request", `model '${model.id}' produces ${model.embeddingDims}-dimensional embeddings and cannot shorten them; omit dimensions`, "dimensions");
@@ -16,14 +18,19 @@ export async function createEmbeddings(deps: InferenceDeps, body: EmbeddingReque
   inputs.forEach((x, i) => {
     if (x.length === 0) throw new ApiError("invalid_request", `input[${i}] is empty`, "input");
   });
+  // Each token covers at least one byte of text; token-id inputs are their own count.
+  const upper = inputs.reduce((n, x) => n + (typeof x === "string" ? Buffer.byteLength(x) + 2 : x.length), 0);
+  const billing = RequestBilling.start(deps.platform, principal, {}, model, "embedding", null, upper);
   let result;
   try {
     result = await deps.engine.embed(model.id, inputs);
   } catch (err) {
+    billing?.settleTokens(0);
     throw toApiError(err);
   }
+  const cost = billing?.settleTokens(result.promptTokens) ?? null;
   const base64 = body.encoding_format === "base64";
-  return {
+  const out = {
     object: "list",
     data: result.vectors.map((v, index) => ({
       object: "embedding",
@@ -32,8 +39,9 @@ export async function createEmbeddings(deps: InferenceDeps, body: EmbeddingReque
       embedding: base64 ? Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString("base64") : Array.from(v),
     })),
     model: model.id,
-    usage: { prompt_tokens: result.promptTokens, total_tokens: result.promptTokens },
+    usage: { prompt_tokens: result.promptTokens, total_tokens: result.promptTokens, ...(cost ? { cost: costField(cost) } : {}) },
   };
+  return { body: out, cost };
 }
 
 const ENDPOINT: Record<ModelInfo["type"], string> = { chat: "/v1/chat/completions", completion: "/v1/completions", embedding: "/v1/embeddings" };

@@ -2,7 +2,8 @@
 // /v1/embeddings, /v1/models. Handlers stay thin: logic is in chat.ts, completions.ts, embeddings.ts.
 import { Elysia } from "elysia";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
-import { ApiError, toApiError } from "../http/errors.ts";
+import { ApiError, stickyHeaders, toApiError } from "../http/errors.ts";
+import type { Cost, Principal } from "../platform/service.ts";
 import { runChat } from "./chat.ts";
 import { runCompletion } from "./completions.ts";
 import { createEmbeddings, modelObject } from "./embeddings.ts";
@@ -14,11 +15,14 @@ import { validationMessage, validationParam } from "../http/validation.ts";
 const errors = { 400: "ErrorResponse", 404: "ErrorResponse", 413: "ErrorResponse", 500: "ErrorResponse", 503: "ErrorResponse", 504: "ErrorResponse" } as const;
 const chatValidator = TypeCompiler.Compile(ChatCompletionRequest);
 
-/** JSON or SSE, with the Cocoon timing headers. */
-function respond(outcome: { stream: false; body: Record<string, unknown> } | { stream: true; chunks: AsyncGenerator<Record<string, unknown>> }, start: number): Response {
-  const startHeader = { "X-Cocoon-Client-Start": cocoonTime(start) };
+type Outcome = { stream: false; body: Record<string, unknown>; cost: Cost | null } | { stream: true; chunks: AsyncGenerator<Record<string, unknown>> };
+
+/** JSON or SSE, with the Cocoon timing headers, the rate-limit headers and (when billed) the cost. */
+function respond(outcome: Outcome, start: number, headers: Record<string, string>): Response {
+  const startHeader = { ...headers, "X-Cocoon-Client-Start": cocoonTime(start) };
   if (!outcome.stream) {
-    return Response.json(outcome.body, { headers: { ...startHeader, "X-Cocoon-Client-End": cocoonTime() } });
+    const cost = outcome.cost ? { "X-Cocoon-Cost-Nanoton": String(outcome.cost.nanoton) } : {};
+    return Response.json(outcome.body, { headers: { ...startHeader, ...cost, "X-Cocoon-Client-End": cocoonTime() } });
   }
   // For a stream the end time is only known at the end: it goes out as an SSE comment before [DONE].
   return sseResponse(outcome.chunks, startHeader, { trailer: () => [`X-Cocoon-Client-End: ${cocoonTime()}`] });
@@ -26,19 +30,37 @@ function respond(outcome: { stream: false; body: Record<string, unknown> } | { s
 
 interface SocketState {
   busy: AbortController | null;
+  principal: Principal | null;
 }
 
 export function openaiRoutes(deps: InferenceDeps) {
   const created = unixSeconds();
   const sockets = new Map<string, SocketState>();
+  /** The caller (null with --no-auth) and its rate-limit headers; throws 401 / 429. */
+  const authorize = (request: Request): { principal: Principal | null; headers: Record<string, string> } => {
+    const platform = deps.platform;
+    if (!platform) return { principal: null, headers: {} };
+    const principal = platform.authenticate(request);
+    const headers = platform.admit(principal);
+    stickyHeaders.set(request, headers);
+    return { principal, headers };
+  };
+  // Authentication runs in the transform phase, before body validation: a caller without a valid
+  // key learns that first, and invalid requests still count against the key's rate limits.
+  const callers = new WeakMap<Request, { principal: Principal | null; headers: Record<string, string> }>();
+  const caller = (request: Request) => callers.get(request) ?? authorize(request);
   return new Elysia({ name: "openai" })
     // Registered models become OpenAPI components and are referenced by name below.
+    .onTransform(({ request }) => {
+      if (request.method === "POST") callers.set(request, authorize(request));
+    })
     .model({ ChatCompletionRequest, ChatCompletion, ChatCompletionChunk, CompletionRequest, Completion, EmbeddingRequest, EmbeddingList, Model, ModelList, ErrorResponse })
     .post(
       "/v1/chat/completions",
       async ({ body, request }) => {
         const start = Date.now();
-        return respond(await runChat(deps, body, request.signal), start);
+        const { principal, headers } = caller(request);
+        return respond(await runChat(deps, body, request.signal, principal), start, headers);
       },
       {
         body: "ChatCompletionRequest",
@@ -57,8 +79,14 @@ export function openaiRoutes(deps: InferenceDeps) {
     )
     .ws("/v1/chat/completions", {
       detail: { hide: true },
+      // Browsers cannot set headers on a WebSocket: the key may also come as ?api_key=.
+      beforeHandle({ request }) {
+        if (deps.platform) deps.platform.authenticate(request);
+      },
       open(ws) {
-        sockets.set(ws.id, { busy: null });
+        const request = (ws.data as { request?: Request }).request;
+        const principal = deps.platform && request ? deps.platform.authenticate(request) : null;
+        sockets.set(ws.id, { busy: null, principal });
       },
       close(ws) {
         // A closed socket cancels whatever it was generating.
@@ -91,7 +119,9 @@ export function openaiRoutes(deps: InferenceDeps) {
         const ac = new AbortController();
         state.busy = ac;
         try {
-          const outcome = await runChat(deps, { ...body, stream: true }, ac.signal);
+          // Each message on the socket counts against the key's rate limits like a request.
+          if (deps.platform && state.principal) deps.platform.admit(state.principal);
+          const outcome = await runChat(deps, { ...body, stream: true }, ac.signal, state.principal);
           if (outcome.stream) for await (const chunk of outcome.chunks) send(chunk);
         } catch (err) {
           if (!ac.signal.aborted) send(toApiError(err).body());
@@ -105,7 +135,8 @@ export function openaiRoutes(deps: InferenceDeps) {
       "/v1/completions",
       async ({ body, request }) => {
         const start = Date.now();
-        return respond(await runCompletion(deps, body, request.signal), start);
+        const { principal, headers } = caller(request);
+        return respond(await runCompletion(deps, body, request.signal, principal), start, headers);
       },
       {
         body: "CompletionRequest",
@@ -114,12 +145,20 @@ export function openaiRoutes(deps: InferenceDeps) {
         detail: { tags: ["OpenAI"], summary: "Create a completion", description: "OpenAI-compatible (legacy) completions; `stream: true` sends `text/event-stream` events." },
       },
     )
-    .post("/v1/embeddings", async ({ body }) => Response.json(await createEmbeddings(deps, body)), {
+    .post(
+      "/v1/embeddings",
+      async ({ body, request }) => {
+        const { principal, headers } = caller(request);
+        const { body: out, cost } = await createEmbeddings(deps, body, principal);
+        return Response.json(out, { headers: { ...headers, ...(cost ? { "X-Cocoon-Cost-Nanoton": String(cost.nanoton) } : {}) } });
+      },
+      {
       body: "EmbeddingRequest",
       parse: "json",
       response: { 200: "EmbeddingList", ...errors },
       detail: { tags: ["OpenAI"], summary: "Create embeddings", description: "Pooled, L2-normalised embeddings; `encoding_format: base64` gives little-endian float32." },
-    })
+      },
+    )
     .get(
       "/v1/models",
       () => {

@@ -6,6 +6,7 @@ import type { ChatMessage } from "../inference/chat-template.ts";
 import { ApiError } from "../http/errors.ts";
 import type { ChatCompletionRequest, CompletionRequest } from "./model.ts";
 import type { Metrics } from "../ops/metrics.ts";
+import { costField, type Cost, type Platform } from "../platform/service.ts";
 
 export const SYSTEM_FINGERPRINT = "cocoon-server";
 
@@ -13,6 +14,8 @@ export const SYSTEM_FINGERPRINT = "cocoon-server";
 export interface InferenceDeps {
   engine: Engine;
   metrics: Metrics;
+  /** Keys, rate limits and billing; null when the server runs with --no-auth. */
+  platform: Platform | null;
   /** Price coefficient of each model (Cocoon's max_coefficient compares against it). */
   coefficient(model: string): number;
 }
@@ -128,13 +131,15 @@ export function chatRequest(body: ChatCompletionRequest, model: ModelInfo, cocoo
   };
 }
 
-export function usageOf(u: Usage): { prompt_tokens: number; completion_tokens: number; total_tokens: number; prompt_tokens_details: { cached_tokens: number }; completion_tokens_details: { reasoning_tokens: number } } {
+/** OpenAI's usage object, plus what the request cost when it was billed. */
+export function usageOf(u: Usage, cost?: Cost | null) {
   return {
     prompt_tokens: u.promptTokens,
     completion_tokens: u.completionTokens,
     total_tokens: u.promptTokens + u.completionTokens,
     prompt_tokens_details: { cached_tokens: u.cachedTokens },
     completion_tokens_details: { reasoning_tokens: u.reasoningTokens },
+    ...(cost ? { cost: costField(cost) } : {}),
   };
 }
 

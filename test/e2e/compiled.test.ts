@@ -39,11 +39,17 @@ describe("compiled executable", () => {
     const version = await go(["--version"]);
     expect(version.out).toContain("backend cpu");
 
+    // The newcomer's path: an operator creates a credited key, the server bills a chat with it.
+    const created = await go(["create-key", "--credit", "0.5", "--data-dir", join(dir, "state")]);
+    expect(created.code).toBe(0);
+    const apiKey = created.out.match(/^api_key: (ck_\w+)$/m)?.[1];
+    expect(apiKey).toBeDefined();
+
     // The same file serves the API: /health, /readiness, a chat on the embedded demo model.
     const probe = Bun.serve({ port: 0, fetch: () => new Response() });
     const port = probe.port;
     probe.stop(true);
-    const server = Bun.spawn([exe, "--host", "127.0.0.1", "--port", String(port)], { cwd: dir, env, stdout: "pipe", stderr: "pipe" });
+    const server = Bun.spawn([exe, "--host", "127.0.0.1", "--port", String(port), "--data-dir", join(dir, "state")], { cwd: dir, env, stdout: "pipe", stderr: "pipe" });
     try {
       const base = `http://127.0.0.1:${port}`;
       let ready = false;
@@ -54,15 +60,19 @@ describe("compiled executable", () => {
       expect(ready).toBe(true);
       const health = (await (await fetch(`${base}/health`)).json()) as { status: string };
       expect(health.status).toBe("ok");
+      const anonymous = await fetch(`${base}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+      expect(anonymous.status).toBe(401);
       const chat = await fetch(`${base}/v1/chat/completions`, {
         method: "POST",
-        headers: { "content-type": "application/json" },
+        headers: { "content-type": "application/json", authorization: `Bearer ${apiKey}` },
         body: JSON.stringify({ messages: [{ role: "user", content: "Hi" }], max_tokens: 4, temperature: 0 }),
       });
       expect(chat.status).toBe(200);
-      const body = (await chat.json()) as { object: string; usage: { completion_tokens: number } };
+      const body = (await chat.json()) as { object: string; usage: { completion_tokens: number; cost: { nanoton: number } } };
       expect(body.object).toBe("chat.completion");
       expect(body.usage.completion_tokens).toBe(4);
+      expect(body.usage.cost.nanoton).toBeGreaterThan(0);
+      expect(chat.headers.get("x-cocoon-cost-nanoton")).toBe(String(body.usage.cost.nanoton));
     } finally {
       server.kill("SIGTERM");
       expect(await server.exited).toBe(0);

@@ -109,4 +109,12 @@ describe("ReasoningSplitter", () => {
     expect(splitReasoning("<think>a </ b </think c</think>  \n d \n")).toEqual({ reasoning: "a </ b </think c", content: "d \n" });
     expect(splitReasoning("<thinking>is not the tag</thinking>")).toEqual({ reasoning: "", content: "<thinking>is not the tag</thinking>" });
   });
+
+  test("leading whitespace is released as content at once when no think tag follows it soon", () => {
+    const r = new ReasoningSplitter();
+    expect(r.push("\n")).toEqual({ content: "", reasoning: "" });
+    // A third whitespace character rules out a think block: nothing more is held back.
+    expect(r.push("\n\n")).toEqual({ content: "\n\n\n", reasoning: "" });
+    expect(r.push("<think>")).toEqual({ content: "<think>", reasoning: "" });
+  });
 });

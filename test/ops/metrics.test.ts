@@ -152,6 +152,7 @@ describe("/health and /readiness", () => {
 
   test("before models load: /readiness 503, /health 200 with loaded false, inference 503 not_ready", async () => {
     const loading = createApp({
+      platform: null,
       get engine(): Engine {
         throw new ApiError("not_ready", "models are still loading; see /readiness", null, { "Retry-After": "2" });
       },

@@ -1,5 +1,6 @@
 // Builds the Elysia app in-process (as src/server.ts does) with a real engine on the tiny model.
 import { Engine } from "../../src/inference/engine.ts";
+import type { Platform } from "../../src/platform/service.ts";
 import { createApp, type App } from "../../src/http/app.ts";
 import { Metrics } from "../../src/ops/metrics.ts";
 import { TINY_MODEL } from "./model.ts";
@@ -17,8 +18,8 @@ export interface InProcessApp {
   close(): void;
 }
 
-export async function startInProcessApp(opts: { maxBodyBytes?: number; slots?: number } = {}): Promise<InProcessApp> {
-  const engine = await Engine.start({ models: [{ id: TINY_ID, path: TINY_MODEL }], slots: opts.slots ?? 4, ctxSize: 1024, maxQueue: 64 });
+export async function startInProcessApp(opts: { maxBodyBytes?: number; slots?: number; platform?: Platform; maxQueue?: number } = {}): Promise<InProcessApp> {
+  const engine = await Engine.start({ models: [{ id: TINY_ID, path: TINY_MODEL }], slots: opts.slots ?? 4, ctxSize: 1024, maxQueue: opts.maxQueue ?? 64 });
   const metrics = new Metrics({
     models: () =>
       engine.stats().map((s) => ({ model: s.id, slotsBusy: s.slotsBusy, slotsTotal: s.slotsTotal, queued: s.queued, kvUsedCells: s.kvUsedCells, kvTotalCells: s.kvTotalCells, restarts: s.restarts })),
@@ -27,6 +28,7 @@ export async function startInProcessApp(opts: { maxBodyBytes?: number; slots?: n
   const app = createApp({
     engine,
     metrics,
+    platform: opts.platform ?? null,
     version: "0.0.0-test",
     loadedEngine: () => engine,
     coefficient: () => 1000,

@@ -29,11 +29,11 @@ async function drain(stream: ReadableStream<Uint8Array>, sink: { text: string })
 
 /**
  * Runs `bun src/main.ts --host 127.0.0.1 --port N --parallel 4 --ctx-size 1024 ...extraArgs` and waits
- * until /readiness answers 200.
+ * until /readiness answers 200. Without `auth`, the server runs with --no-auth (no keys, no billing).
  */
-export async function startTestServer(extraArgs: string[] = [], opts: { readyTimeoutMs?: number } = {}): Promise<TestServer> {
+export async function startTestServer(extraArgs: string[] = [], opts: { readyTimeoutMs?: number; auth?: boolean } = {}): Promise<TestServer> {
   const port = freePort();
-  const args = ["--host", "127.0.0.1", "--port", String(port), "--parallel", "4", "--ctx-size", "1024", ...extraArgs];
+  const args = ["--host", "127.0.0.1", "--port", String(port), "--parallel", "4", "--ctx-size", "1024", ...(opts.auth ? [] : ["--no-auth"]), ...extraArgs];
   const proc = Bun.spawn([process.execPath, join(ROOT, "src", "main.ts"), ...args], {
     cwd: ROOT,
     env: process.env,

@@ -1,0 +1,79 @@
+// Billing around one engine request: reserve before it runs (capping max_tokens to what the account
+// can pay), then charge exactly the tokens processed when it ends, however it ends.
+import type { Generation } from "../inference/engine.ts";
+import type { EngineEvent, GenerateRequest, ModelInfo } from "../inference/types.ts";
+import type { BillingTicket, Cost, Platform, Principal } from "../platform/service.ts";
+
+type Done = Extract<EngineEvent, { type: "done" }>;
+
+/** An upper bound on the prompt's tokens without tokenizing: every token covers at least one byte. */
+export function promptTokensUpperBound(request: GenerateRequest, model: ModelInfo): number {
+  let bytes = 0;
+  if (Array.isArray(request.prompt)) bytes = request.prompt.length;
+  else if (typeof request.prompt === "string") bytes = Buffer.byteLength(request.prompt) + Buffer.byteLength(request.suffix ?? "") + 8;
+  if (request.messages) {
+    // The chat template adds role markers around each message and the tools' descriptions.
+    bytes += Buffer.byteLength(JSON.stringify(request.messages)) + 32 * request.messages.length + 64;
+    if (request.tools) bytes += Buffer.byteLength(JSON.stringify(request.tools)) + 256;
+  }
+  return Math.min(model.contextWindow, bytes + 16);
+}
+
+export class RequestBilling {
+  private settled: Cost | null = null;
+
+  private constructor(
+    private readonly platform: Platform,
+    readonly ticket: BillingTicket,
+  ) {}
+
+  /**
+   * Reserves for a request and caps its max_tokens; null when billing is off. Throws 402 when the
+   * account cannot pay for it.
+   */
+  static start(
+    platform: Platform | null,
+    principal: Principal | null,
+    request: GenerateRequest,
+    model: ModelInfo,
+    endpoint: string,
+    guid: string | null,
+    promptUpperBound?: number,
+  ): RequestBilling | null {
+    if (!platform || !principal) return null;
+    const upper = promptUpperBound ?? promptTokensUpperBound(request, model);
+    const generates = endpoint !== "embedding";
+    const { ticket, maxTokens } = platform.begin(principal, {
+      model: model.id,
+      endpoint,
+      promptTokensUpperBound: upper,
+      maxTokens: generates ? (request.maxTokens ?? Math.max(1, model.contextWindow - 1)) : 0,
+      n: request.n ?? 1,
+      requestGuid: guid,
+      generates,
+    });
+    if (generates) request.maxTokens = maxTokens;
+    return new RequestBilling(platform, ticket);
+  }
+
+  /** Settles from the engine's final event even if the client stopped reading. */
+  watch(gen: Generation): void {
+    void gen.final.then((done) => this.settle(done));
+  }
+
+  /** Charges the request's usage (idempotent: the first settlement is the one that counts). */
+  settle(done: Done | null): Cost {
+    if (this.settled) return this.settled;
+    const status = !done ? "error" : done.reasons.includes("cancelled") ? "cancelled" : done.reasons.includes("timeout") ? "timeout" : "ok";
+    const cost = this.platform.finish(this.ticket, done?.usage ?? null, status);
+    this.settled = cost;
+    return cost;
+  }
+
+  /** Settles with explicit token counts (embeddings, which have no engine events). */
+  settleTokens(promptTokens: number): Cost {
+    if (this.settled) return this.settled;
+    this.settled = this.platform.finish(this.ticket, { promptTokens, cachedTokens: 0, completionTokens: 0, reasoningTokens: 0 }, "ok");
+    return this.settled;
+  }
+}

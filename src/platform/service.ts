@@ -1,0 +1,161 @@
+// The paid platform as one service over the store: who is calling (API keys, admin token), whether
+// they may (rate limits), and what a request costs (reserve before, settle after, in nanoton).
+import type { Database } from "bun:sqlite";
+import { timingSafeEqual } from "node:crypto";
+import { ApiError } from "../http/errors.ts";
+import { verifyKey } from "./keys.ts";
+import { RateLimiter, limitsFor, type RateLimits } from "./ratelimit.ts";
+import { balanceOf, releaseOpenReservations, reserve, settle, type UsageStatus } from "./ledger.ts";
+import { completionBudget, costOf, formatTon, maxCostOf, ratesFor, type PricingConfig } from "./pricing.ts";
+
+export interface Principal {
+  accountId: number;
+  keyId: number;
+  limits: RateLimits;
+}
+
+export interface PlatformOptions {
+  /** Without auth there is no billing either: a private single-user server. */
+  auth: boolean;
+  /** Bearer token for admin routes; empty means admin routes are closed. */
+  adminToken: string;
+  pricing: PricingConfig;
+  rateLimits: RateLimits;
+  /** Credit for every new account, in nanoton (0 = none). */
+  signupCredit: bigint;
+}
+
+export interface BillingTicket {
+  requestId: string;
+  principal: Principal;
+  model: string;
+  endpoint: string;
+  requestGuid: string | null;
+  reserved: bigint;
+  startedAt: number;
+}
+
+export interface TokenUsage {
+  promptTokens: number;
+  cachedTokens: number;
+  completionTokens: number;
+  reasoningTokens: number;
+}
+
+export interface Cost {
+  nanoton: bigint;
+  ton: string;
+}
+
+/** `usage.cost` as it goes on the wire: an integer nanoton amount and the same in TON, exact. */
+export function costField(cost: Cost): { nanoton: number; ton: string } {
+  return { nanoton: Number(cost.nanoton), ton: cost.ton };
+}
+
+let seq = 0;
+
+export class Platform {
+  readonly limiter = new RateLimiter();
+
+  constructor(
+    readonly db: Database,
+    readonly opts: PlatformOptions,
+  ) {
+    // Reservations left open by a crash hold money that no request will ever settle.
+    const released = releaseOpenReservations(db);
+    if (released > 0) console.error(`WARN  released ${released} reservations left open by an earlier crash`);
+  }
+
+  get authEnabled(): boolean {
+    return this.opts.auth;
+  }
+
+  /** The caller of an authenticated route, or a 401 in the seed's shape. */
+  authenticate(request: Request): Principal {
+    const header = request.headers.get("authorization") ?? "";
+    const token = header.startsWith("Bearer ") ? header.slice(7).trim() : (new URL(request.url).searchParams.get("api_key") ?? "");
+    if (!token) throw new ApiError("unauthorized", "Missing API key: send it as `Authorization: Bearer ck_...`.");
+    const key = verifyKey(this.db, token);
+    if (!key) throw new ApiError("unauthorized", "Invalid API key");
+    return { accountId: key.accountId, keyId: key.keyId, limits: limitsFor(key.limits, this.opts.rateLimits) };
+  }
+
+  /** Admin routes: the configured admin token, compared in constant time. */
+  requireAdmin(request: Request): void {
+    const token = (request.headers.get("authorization") ?? "").replace(/^Bearer\s+/, "");
+    const expected = this.opts.adminToken;
+    const a = Buffer.from(token);
+    const b = Buffer.from(expected);
+    if (!expected || a.length !== b.length || !timingSafeEqual(a, b)) {
+      throw new ApiError("forbidden", expected ? "Admin token required" : "Admin routes are disabled: no admin token is configured");
+    }
+  }
+
+  /** Counts the request against the key's limits; returns the X-RateLimit-* headers or throws 429. */
+  admit(p: Principal): Record<string, string> {
+    const r = this.limiter.admit(p.keyId, p.limits);
+    if (!r.ok) {
+      throw new ApiError("rate_limited", `Rate limit reached for this API key; retry in ${r.retryAfterSeconds} s.`, null, {
+        ...r.headers,
+        "Retry-After": String(r.retryAfterSeconds),
+      });
+    }
+    return r.headers;
+  }
+
+  /**
+   * Reserves the worst-case cost of a request (bounded by what the account may spend) and returns
+   * how many tokens each choice may generate within it. Throws 402 below the minimum balance.
+   */
+  begin(
+    p: Principal,
+    o: { model: string; endpoint: string; promptTokensUpperBound: number; maxTokens: number; n: number; requestGuid: string | null; generates?: boolean },
+  ): { ticket: BillingTicket; maxTokens: number } {
+    const rates = ratesFor(this.opts.pricing, o.model);
+    const requestId = `req_${Date.now().toString(36)}_${(++seq).toString(36)}_${crypto.randomUUID().slice(0, 8)}`;
+    const want = maxCostOf(rates, o.promptTokensUpperBound, o.maxTokens * o.n);
+    const r = reserve(this.db, { requestId, accountId: p.accountId, want, minimumBalance: this.opts.pricing.minimumBalance, maxOverdraft: this.opts.pricing.maxOverdraft });
+    if (!r.ok) {
+      throw new ApiError(
+        "insufficient_balance",
+        `Insufficient balance: ${Number(formatTon(r.balance)).toFixed(4)} TON. Minimum: ${Number(formatTon(this.opts.pricing.minimumBalance))} TON. Top up via /v1/deposit.`,
+      );
+    }
+    // A reservation smaller than the worst case caps generation so the account cannot overspend.
+    const budget = Math.floor(completionBudget(rates, r.amount, o.promptTokensUpperBound) / o.n);
+    if (budget < 1 && (o.generates ?? true)) {
+      this.finish({ requestId, principal: p, model: o.model, endpoint: o.endpoint, requestGuid: o.requestGuid, reserved: r.amount, startedAt: Date.now() }, null, "error");
+      throw new ApiError("insufficient_balance", "Insufficient balance for this request: not enough for one token. Top up via /v1/deposit.");
+    }
+    return {
+      ticket: { requestId, principal: p, model: o.model, endpoint: o.endpoint, requestGuid: o.requestGuid, reserved: r.amount, startedAt: Date.now() },
+      maxTokens: Math.min(o.maxTokens, budget),
+    };
+  }
+
+  /** Charges exactly the tokens processed and releases the rest; safe to call more than once. */
+  finish(t: BillingTicket, usage: TokenUsage | null, status: UsageStatus): Cost {
+    const u = usage ?? { promptTokens: 0, cachedTokens: 0, completionTokens: 0, reasoningTokens: 0 };
+    const cost = costOf(ratesFor(this.opts.pricing, t.model), u);
+    const r = settle(this.db, {
+      requestId: t.requestId,
+      cost,
+      usage: {
+        keyId: t.principal.keyId,
+        model: t.model,
+        endpoint: t.endpoint,
+        requestGuid: t.requestGuid,
+        ...u,
+        status,
+        startedAt: t.startedAt,
+        durationMs: Date.now() - t.startedAt,
+      },
+    });
+    this.limiter.addTokens(t.principal.keyId, u.promptTokens + u.completionTokens);
+    return { nanoton: r.charged, ton: formatTon(r.charged) };
+  }
+
+  balance(accountId: number) {
+    return balanceOf(this.db, accountId);
+  }
+}

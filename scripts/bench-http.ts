@@ -110,7 +110,7 @@ export async function benchHttp(opts: HttpBenchOptions = {}): Promise<string> {
   const port = freePort();
   const base = `http://127.0.0.1:${port}`;
   const ours = Bun.spawn(
-    [process.execPath, join(ROOT, "src", "main.ts"), "--host", "127.0.0.1", "--port", String(port), "--parallel", String(SLOTS), "--ctx-size", "4096", "--log-level", "warn"],
+    [process.execPath, join(ROOT, "src", "main.ts"), "--host", "127.0.0.1", "--port", String(port), "--parallel", String(SLOTS), "--ctx-size", "4096", "--log-level", "warn", "--no-auth"],
     { cwd: ROOT, stdout: "ignore", stderr: "inherit" },
   );
   let bare: Subprocess | null = null;

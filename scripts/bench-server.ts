@@ -39,14 +39,14 @@ export function ensureLlamaServer(log: (l: string) => void): string {
   return bin;
 }
 
-function freePort(): number {
+export function freePort(): number {
   const s = Bun.serve({ port: 0, fetch: () => new Response() });
   const p = s.port!;
   s.stop(true);
   return p;
 }
 
-async function waitReady(url: string, proc: Bun.Subprocess, path: string): Promise<void> {
+export async function waitReady(url: string, proc: Bun.Subprocess, path: string): Promise<void> {
   for (let i = 0; i < 600; i++) {
     if (proc.exitCode !== null) throw new Error(`server exited with ${proc.exitCode} before becoming ready`);
     const ok = await fetch(url + path).then((r) => r.status === 200, () => false);
@@ -66,11 +66,11 @@ interface StreamResult {
 }
 
 /** One streamed request; times each content chunk as the client sees it. */
-async function stream(url: string, body: Record<string, unknown>, chat: boolean): Promise<StreamResult & { text: string }> {
+export async function stream(url: string, body: Record<string, unknown>, chat: boolean, headers: Record<string, string> = {}): Promise<StreamResult & { text: string }> {
   const start = performance.now();
   const res = await fetch(`${url}/v1/${chat ? "chat/completions" : "completions"}`, {
     method: "POST",
-    headers: { "content-type": "application/json" },
+    headers: { "content-type": "application/json", ...headers },
     body: JSON.stringify({ ...body, stream: true }),
   });
   if (!res.ok || !res.body) throw new Error(`${url}: HTTP ${res.status} ${await res.text()}`);
@@ -189,14 +189,15 @@ export async function benchServer(opts: ServerBenchOptions = {}): Promise<string
     const url = `http://127.0.0.1:${port}`;
     const cmd =
       which === "llama"
-        ? [llamaServer, "-m", model, "--host", "127.0.0.1", "--port", String(port), "-np", String(slots), "-c", String(ctx * slots), "-t", String(threads), "-b", "512", "-ub", "512", "-kvu", "--no-webui", "--log-disable"]
-        : [process.execPath, join(ROOT, "src", "main.ts"), "--model", `bench=${model}`, "--host", "127.0.0.1", "--port", String(port), "--parallel", String(slots), "--ctx-size", String(ctx), "--threads", String(threads), "--batch-size", "512", "--log-level", "warn"];
+        ? [llamaServer, "-m", model, "--host", "127.0.0.1", "--port", String(port), "-np", String(slots), "-c", String(ctx * slots), "-t", String(threads), "-b", "512", "-ub", "512", "-kvu", "--no-webui"]
+        : [process.execPath, join(ROOT, "src", "main.ts"), "--model", `bench=${model}`, "--host", "127.0.0.1", "--port", String(port), "--parallel", String(slots), "--ctx-size", String(ctx), "--threads", String(threads), "--batch-size", "512", "--log-level", "warn", "--no-auth"];
     log(`${which === "llama" ? "llama-server" : "cocoon-server"}: ${slots} slots x ${ctx} tokens, ${threads} threads`);
     // Server logs go to a file: an unread pipe would fill up and stall the server.
     const logFile = join(ROOT, "build", "cache", `bench-${which}.log`);
     const proc = Bun.spawn(cmd, { stdout: "ignore", stderr: Bun.file(logFile), env: { ...process.env, COCOON_LIB_DIR: libDir } });
     try {
-      await waitReady(url, proc, "/health").catch((err) => {
+      // llama-server answers /health 503 while loading; ours has /readiness for that.
+      await waitReady(url, proc, which === "llama" ? "/health" : "/readiness").catch((err) => {
         throw new Error(`${err.message}; see ${logFile}`);
       });
       results[which] = await measure(url, o, log);

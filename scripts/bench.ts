@@ -1,10 +1,11 @@
 // `bun run bench [-- suite...]`: side-by-side benchmarks, each printing ratios against a reference
-// measured in the same run. Suites: server (vs llama-server), engine, http; all of them by default,
+// measured in the same run. Suites: server (vs llama-server), engine, http, billing; all by default,
 // with the tables saved to bench/results/<date>-<host>.md.
 import { parseArgs } from "node:util";
 import { benchEngine } from "./bench-engine.ts";
 import { benchHttp } from "./bench-http.ts";
 import { benchServer, saveResults } from "./bench-server.ts";
+import { benchBilling } from "./bench-billing.ts";
 import { ensureSetup } from "./ensure-setup.ts";
 
 const { values, positionals } = parseArgs({
@@ -28,12 +29,13 @@ if (values.help) {
   engine   engine vs a raw decode loop through the same binding; concurrency 1-8; sampler cost
            (default model: a generated Qwen3-0.6B-sized Q8_0 model in models/)
   http     GET /v1/models requests/s vs a bare Bun.serve with the same bytes (wrk when installed);
-           /health p99 with every slot generating vs idle (tiny demo model)`);
+           /health p99 with every slot generating vs idle (tiny demo model)
+  billing  the same streaming load with billing on vs --no-auth; authenticated GET /v1/balance req/s`);
   process.exit(0);
 }
 
 ensureSetup();
-const suites = positionals.length ? positionals : ["server", "engine", "http"];
+const suites = positionals.length ? positionals : ["server", "engine", "http", "billing"];
 const tables: string[] = [];
 const common = {
   model: values.model,
@@ -53,8 +55,10 @@ for (const suite of suites) {
     }));
   } else if (suite === "http") {
     tables.push(await benchHttp());
+  } else if (suite === "billing") {
+    tables.push(await benchBilling());
   } else {
-    console.error(`unknown benchmark suite "${suite}" (available: server, engine, http)`);
+    console.error(`unknown benchmark suite "${suite}" (available: server, engine, http, billing)`);
     process.exit(2);
   }
 }

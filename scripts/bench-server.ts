@@ -68,10 +68,16 @@ interface StreamResult {
 /** One streamed request; times each content chunk as the client sees it. */
 export async function stream(url: string, body: Record<string, unknown>, chat: boolean, headers: Record<string, string> = {}): Promise<StreamResult & { text: string }> {
   const start = performance.now();
-  const res = await fetch(`${url}/v1/${chat ? "chat/completions" : "completions"}`, {
-    method: "POST",
-    headers: { "content-type": "application/json", ...headers },
-    body: JSON.stringify({ ...body, stream: true }),
+  const send = () =>
+    fetch(`${url}/v1/${chat ? "chat/completions" : "completions"}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...headers },
+      body: JSON.stringify({ ...body, stream: true }),
+    });
+  // A pooled keep-alive connection the server already closed fails at once: one retry on a new one.
+  const res = await send().catch((err: { code?: string }) => {
+    if (err?.code === "ECONNRESET") return send();
+    throw err;
   });
   if (!res.ok || !res.body) throw new Error(`${url}: HTTP ${res.status} ${await res.text()}`);
   const decoder = new TextDecoder();

@@ -37,6 +37,7 @@ export function engineOptions(config: Config, models: ModelEntry[]): EngineOptio
     threads: config.threads,
     gpuLayers: config.gpuLayers,
     maxQueue: config.maxQueue,
+    cacheRamMiB: config.cacheRam,
     libDir: config.libDir || undefined,
     llamaLogLevel: config.llamaLogLevel as EngineOptions["llamaLogLevel"],
   };

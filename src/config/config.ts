@@ -31,6 +31,7 @@ export const SETTINGS = {
   ctxSize: def({ kind: "int", default: 4096, min: 0, short: "c", description: "Context window per request in tokens (prompt + completion); each slot gets one (0 = the model's own)." }),
   parallel: def({ kind: "int", default: 4, min: 1, max: 256, description: "Parallel slots (sequences decoded together) per model." }),
   threads: def({ kind: "int", default: 0, min: 0, short: "t", description: "CPU threads for decoding (0 = all cores)." }),
+  cacheRam: def({ kind: "int", default: 1024, min: 0, description: "MiB of memory per model for KV state of evicted prompts and pinned sessions, restored instead of recomputed (0 = off)." }),
   maxQueue: def({ kind: "int", default: 64, min: 0, description: "Requests per model that may wait for a free slot; more get 503 overloaded." }),
   batchSize: def({ kind: "int", default: 512, min: 1, description: "Most tokens per decode step." }),
   libDir: def({ kind: "string", default: "", description: "Directory with the llama.cpp libraries; a compiled executable extracts its own there." }),

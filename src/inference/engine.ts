@@ -20,6 +20,8 @@ export interface EngineOptions {
   gpuLayers?: number;
   /** Requests that may wait for a slot, per model. Defaults to 64. */
   maxQueue?: number;
+  /** MiB of parked KV state per model (evicted prompts, pinned sessions). Defaults to 1024. */
+  cacheRamMiB?: number;
   /** Library directory; defaults to the located one (extracted when compiled). */
   libDir?: string;
   /** Defaults to "error". */
@@ -228,6 +230,7 @@ export class Engine {
           threads: opts.threads ?? 0,
           gpuLayers: model.gpuLayers ?? opts.gpuLayers ?? -1,
           maxQueue: opts.maxQueue ?? 64,
+          parkBytes: (opts.cacheRamMiB ?? 1024) * 2 ** 20,
         },
         opts.maxQueue ?? 64,
       );

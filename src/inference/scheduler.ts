@@ -62,19 +62,25 @@ interface Slot {
   lastUsed: number;
 }
 
-interface SavedSession {
+/** A slot's KV state saved to memory before the slot was given to another prompt. */
+interface ParkedState {
   tokens: number[];
   state: Uint8Array;
+  /** The conversation it belongs to, when the caller pinned one. */
+  key: string | null;
   savedAt: number;
 }
+
+/** Shorter caches are cheaper to recompute than to save and restore. */
+const MIN_PARK_TOKENS = 128;
 
 export interface SchedulerOptions {
   /** Tokens one request may occupy (prompt + completion). */
   ctxPerSlot: number;
   /** Waiting requests beyond the running ones. */
   maxQueue: number;
-  /** Bytes of parked session state kept in memory. Defaults to 512 MiB. */
-  sessionBytes?: number;
+  /** Bytes of parked KV state (evicted prefixes and pinned sessions) kept in memory. Defaults to 1 GiB. */
+  parkBytes?: number;
 }
 
 const now = () => performance.now();
@@ -83,8 +89,8 @@ export class Scheduler {
   private readonly slots: Slot[];
   private readonly queue: PreparedRequest[] = [];
   private readonly active = new Map<string, Active>();
-  private readonly sessions = new Map<string, SavedSession>();
-  private sessionBytes = 0;
+  private parked: ParkedState[] = [];
+  private parkedBytes = 0;
   private readonly batch: LlamaBatch;
   private clock = 0;
   readonly stats = { promptTokens: 0, generatedTokens: 0, cachedTokens: 0, requests: 0 };
@@ -219,7 +225,7 @@ export class Scheduler {
     const tokens = req.tokens;
     const primary = this.pickSlot(req, free);
     const others = free.filter((s) => s !== primary).sort((a, b) => a.lastUsed - b.lastUsed).slice(0, req.samplers.length - 1);
-    for (const s of [primary, ...others]) this.parkSession(s, req.sessionKey);
+    for (const s of [primary, ...others]) this.park(s, req);
 
     let reuse = this.reusePrefix(primary, tokens, req.sessionKey);
     // The last prompt token is always decoded again: its logits start generation.
@@ -302,16 +308,23 @@ export class Scheduler {
         donorLen = len;
       }
     }
-    const saved = sessionKey ? this.sessions.get(sessionKey) : undefined;
-    const savedLen = saved ? commonPrefix(saved.tokens, tokens) : 0;
+    // The parked state with the longest common prefix; the caller's own conversation wins ties.
+    let saved: ParkedState | null = null;
+    let savedLen = 0;
+    for (const p of this.parked) {
+      const len = commonPrefix(p.tokens, tokens);
+      if (len > savedLen || (len === savedLen && len > 0 && sessionKey !== null && p.key === sessionKey)) {
+        saved = p;
+        savedLen = len;
+      }
+    }
     if (saved && savedLen > donorLen) {
+      this.unpark(saved);
       try {
         this.ctx.restoreSequence(saved.state, slot.seq);
         slot.cached = saved.tokens.slice();
-        this.dropSession(sessionKey!);
         return savedLen;
       } catch {
-        this.dropSession(sessionKey!);
         this.ctx.seqRemove(slot.seq);
         slot.cached = [];
         own = 0;
@@ -326,32 +339,38 @@ export class Scheduler {
     return own;
   }
 
-  /** Before a slot pinned to a conversation is reused for another, its state is saved. */
-  private parkSession(slot: Slot, incoming: string | null): void {
-    const key = slot.sessionKey;
-    if (!key || key === incoming || slot.cached.length === 0) return;
-    const limit = this.opts.sessionBytes ?? 512 * 2 ** 20;
-    try {
-      const state = this.ctx.saveSequence(slot.seq);
-      this.dropSession(key);
-      this.sessions.set(key, { tokens: slot.cached.slice(), state, savedAt: ++this.clock });
-      this.sessionBytes += state.length;
-      // Oldest parked sessions go first when over budget.
-      for (const [k] of [...this.sessions].sort((a, b) => a[1].savedAt - b[1].savedAt)) {
-        if (this.sessionBytes <= limit) break;
-        if (k !== key) this.dropSession(k);
+  /**
+   * Before a slot is given to a prompt that would overwrite part of its cache, its KV state is saved
+   * to memory (as llama-server's prompt cache does), so an evicted conversation's next turn is
+   * restored instead of recomputed. Pinned conversations are always kept; short caches are not.
+   */
+  private park(slot: Slot, incoming: PreparedRequest): void {
+    const pinned = slot.sessionKey !== null && slot.sessionKey !== incoming.sessionKey;
+    const kept = commonPrefix(slot.cached, incoming.tokens);
+    const limit = this.opts.parkBytes ?? 2 ** 30;
+    const worth = pinned || (limit > 0 && slot.cached.length >= MIN_PARK_TOKENS);
+    if (worth && kept < slot.cached.length) {
+      try {
+        const state = this.ctx.saveSequence(slot.seq);
+        const tokens = slot.cached.slice();
+        // A parked prefix of what is parked now adds nothing.
+        for (const p of [...this.parked]) if (p.tokens.length <= tokens.length && commonPrefix(p.tokens, tokens) === p.tokens.length) this.unpark(p);
+        this.parked.push({ tokens, state, key: slot.sessionKey, savedAt: ++this.clock });
+        this.parkedBytes += state.length;
+        // Oldest first when over budget.
+        while (this.parkedBytes > limit && this.parked.length > 1) this.unpark(this.parked[0]!);
+      } catch {
+        // Parking is an optimisation; losing it only costs a recompute.
       }
-    } catch {
-      // Parking is an optimisation; losing it only costs a recompute.
     }
-    slot.sessionKey = null;
+    if (pinned) slot.sessionKey = null;
   }
 
-  private dropSession(key: string): void {
-    const s = this.sessions.get(key);
-    if (!s) return;
-    this.sessionBytes -= s.state.length;
-    this.sessions.delete(key);
+  private unpark(p: ParkedState): void {
+    const i = this.parked.indexOf(p);
+    if (i === -1) return;
+    this.parked.splice(i, 1);
+    this.parkedBytes -= p.state.length;
   }
 
   // ---- one step ------------------------------------------------------------------------------------

@@ -26,6 +26,8 @@ export interface WorkerInit {
   threads: number;
   gpuLayers: number;
   maxQueue: number;
+  /** Bytes of parked KV state the scheduler may keep. */
+  parkBytes: number;
 }
 
 export type CallMap = {

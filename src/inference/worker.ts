@@ -44,6 +44,7 @@ class ModelHost {
     this.scheduler = new Scheduler(m, this.ctx, (id, event) => this.outbox.push({ id, event }), {
       ctxPerSlot,
       maxQueue: init.maxQueue,
+      parkBytes: init.parkBytes,
     });
     this.eog = eogTokens(m);
     this.info = {

@@ -8,8 +8,8 @@ import { ROOT } from "./setup-native.ts";
 import { freePort, stream, waitReady } from "./bench-server.ts";
 
 const CONCURRENCY = 4;
-const TOKENS = 64;
-const REPEATS = 3;
+const TOKENS = 128;
+const REPEATS = 5;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function aggregate(url: string, headers: Record<string, string>): Promise<number> {

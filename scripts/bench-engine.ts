@@ -113,7 +113,7 @@ function samplerCost(path: string): { name: string; ours: number; chain: number 
 
 export async function benchEngine(opts: EngineBenchOptions = {}): Promise<string> {
   const tokens = opts.tokens ?? 96;
-  const repeats = opts.repeats ?? 3;
+  const repeats = opts.repeats ?? 5;
   const threads = opts.threads ?? (navigator.hardwareConcurrency || 2);
   const path = opts.model ?? join(ROOT, "models", "qwen3-0.6b-q8_0.gguf");
   if (!opts.model) await makeTestModel({ preset: "qwen3-0.6b", type: "Q8_0", out: path });
@@ -126,12 +126,15 @@ export async function benchEngine(opts: EngineBenchOptions = {}): Promise<string
   log("");
 
   const raw: number[] = [];
-  for (let i = 0; i < repeats; i++) raw.push(rawDecode(path, tokens, threads));
   const engine = await Engine.start({ models: [{ id: "bench", path }], slots: 8, ctxSize: 512, threads, llamaLogLevel: "error" });
   try {
     await engineRun(engine, 8, 1); // warm-up
     const single: number[] = [];
-    for (let i = 0; i < repeats; i++) single.push((await engineRun(engine, tokens, 1)).perStream);
+    // Alternating the two keeps drift (heat, other load) from favouring either side.
+    for (let i = 0; i < repeats; i++) {
+      raw.push(rawDecode(path, tokens, threads));
+      single.push((await engineRun(engine, tokens, 1)).perStream);
+    }
     log("| measure | ours | reference | ratio |");
     log("| --- | ---: | ---: | ---: |");
     log(`| single-stream decode tok/s (engine ÷ raw binding loop) | ${fmt(median(single))} | ${fmt(median(raw))} | ${fmt(median(single) / median(raw), 3)} |`);

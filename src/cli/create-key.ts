@@ -4,9 +4,7 @@
 import type { Config } from "../config/config.ts";
 import { ConfigError } from "../config/config.ts";
 import { openPlatform } from "../platform/open.ts";
-import { createAccount } from "../platform/accounts.ts";
-import { createKey } from "../platform/keys.ts";
-import { credit } from "../platform/ledger.ts";
+import { openAccount } from "../platform/operations.ts";
 import { formatTon, parseTon } from "../platform/pricing.ts";
 
 export const CREATE_KEY_FLAGS = { credit: true, label: true } as const;
@@ -19,13 +17,12 @@ export function createKeyCommand(config: Config, extra: Record<string, string | 
   const amount = typeof extra.credit === "string" ? parseCredit(extra.credit) : 0n;
   const { service, path } = openPlatform(config);
   try {
-    const account = createAccount(service.db, typeof extra.label === "string" ? extra.label : null);
-    const key = createKey(service.db, account.id, "created by create-key");
-    if (amount > 0n) credit(service.db, account.id, amount, "adjustment", `cli:${crypto.randomUUID()}`, "create-key --credit");
-    out(`api_key: ${key.key}`);
-    out(`account: ${account.id}`);
+    // Account, key and credit in one transaction: nothing half-made if anything fails.
+    const account = openAccount(service.db, { label: typeof extra.label === "string" ? extra.label : null, signupCredit: amount });
+    out(`api_key: ${account.key}`);
+    out(`account: ${account.accountId}`);
     out(`deposit_code: ${account.depositCode}`);
-    out(`balance_ton: ${formatTon(service.balance(account.id)!.balance)}`);
+    out(`balance_ton: ${formatTon(account.balance)}`);
     out(`database: ${path}`);
     out("The key is shown only this once; send it as `Authorization: Bearer <api_key>`.");
   } finally {

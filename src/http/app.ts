@@ -20,8 +20,8 @@ export interface AppDeps extends InferenceDeps, OpsDeps {
 }
 
 /** Route label for metrics: the matched route pattern, never the raw path (bounded cardinality). */
-function routeOf(route: string | undefined, path: string): string {
-  return route && route !== "*" ? route : path || "unmatched";
+function routeOf(route: string | undefined): string {
+  return route && route !== "*" ? route : "unmatched";
 }
 
 /** Deepest bracket nesting outside strings, in one pass. */
@@ -45,15 +45,15 @@ export function createApp(deps: AppDeps) {
   const maxBody = deps.maxBodyBytes ?? 8 * 2 ** 20;
   const log = deps.log ?? (() => {});
   const access = deps.access ?? (() => {});
+  const started = new WeakMap<Request, number>();
   const recorded = new WeakSet<Request>();
   const record = (request: Request, route: string | undefined, status: number) => {
     if (recorded.has(request)) return;
     recorded.add(request);
     const ms = performance.now() - (started.get(request) ?? performance.now());
-    deps.metrics.observeHttp(routeOf(route, ""), request.method, status, ms / 1000);
+    deps.metrics.observeHttp(routeOf(route), request.method, status, ms / 1000);
     access(`${request.method} ${new URL(request.url).pathname} ${status} ${ms.toFixed(1)}ms`);
   };
-  const started = new WeakMap<Request, number>();
   return new Elysia({ normalize: false })
     .onRequest(({ request }) => {
       started.set(request, performance.now());

@@ -170,7 +170,9 @@ class ModelRunner {
   }
 
   cancel(id: string): void {
-    if (this.listeners.has(id)) this.post({ type: "cancel", id });
+    // Chained on the same promise as the submit, so a cancel right after submit() can never reach
+    // the worker before the request it cancels.
+    if (this.listeners.has(id)) void this.ready.then(() => this.post({ type: "cancel", id }));
   }
 
   async call<M extends keyof CallMap>(method: M, args: CallMap[M]["args"]): Promise<CallMap[M]["result"]> {

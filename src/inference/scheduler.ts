@@ -41,6 +41,8 @@ interface Active {
   reasoningTokens: number;
   cancelled: boolean;
   reasons: FinishReason[];
+  /** Prompt tokens in the KV cache when the request ended (all of them once the prompt is done). */
+  promptFed: number;
 }
 
 interface Slot {
@@ -168,7 +170,8 @@ export class Scheduler {
         type: "done",
         slot: -1,
         reasons: req!.samplers.map(() => "cancelled" as const),
-        usage: { promptTokens: req!.tokens.length, cachedTokens: 0, completionTokens: 0, reasoningTokens: 0 },
+        // Nothing of it was processed: a cancelled queued request used no prompt tokens.
+        usage: { promptTokens: 0, cachedTokens: 0, completionTokens: 0, reasoningTokens: 0 },
         timings: { queueMs: now() - req!.receivedAt, promptMs: 0, generationMs: 0, promptTokensPerSecond: 0, tokensPerSecond: 0 },
       });
       return;
@@ -248,6 +251,7 @@ export class Scheduler {
       reasoningTokens: 0,
       cancelled: false,
       reasons: [],
+      promptFed: tokens.length,
     };
     active.slots.forEach((s, choice) => {
       s.active = active;
@@ -512,8 +516,10 @@ export class Scheduler {
     for (const s of a.slots) {
       if (s.active !== a) continue;
       if (s.state === "prompt" && s.choice === 0) {
-        // An unfinished prompt leaves a partial cache that is still a valid prefix.
+        // An unfinished prompt leaves a partial cache that is still a valid prefix, and only that
+        // part was processed (and is billed).
         s.cached = s.cached.slice(0, s.promptPos);
+        a.promptFed = s.promptPos;
       }
       if (s.output) this.finishChoice(s, reason);
       else this.release(s);
@@ -524,7 +530,7 @@ export class Scheduler {
     this.active.delete(a.req.id);
     const end = now();
     const first = a.firstTokenAt || end;
-    const processed = a.req.tokens.length - a.cachedTokens;
+    const processed = a.promptFed - a.cachedTokens;
     const promptMs = first - a.startedAt;
     const generationMs = end - first;
     this.emit(a.req.id, {
@@ -532,8 +538,8 @@ export class Scheduler {
       slot: a.slots[0]!.seq,
       reasons: a.reasons,
       usage: {
-        promptTokens: a.req.tokens.length,
-        cachedTokens: a.cachedTokens,
+        promptTokens: a.promptFed,
+        cachedTokens: Math.min(a.cachedTokens, a.promptFed),
         completionTokens: a.completionTokens,
         reasoningTokens: a.reasoningTokens,
       },

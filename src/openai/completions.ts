@@ -33,6 +33,7 @@ interface Run {
   events: AsyncGenerator<EngineEvent>;
   source: AsyncIterableIterator<EngineEvent>;
   billing: RequestBilling | null;
+  submittedAt: number;
 }
 
 /** The sum of the runs' settled costs (each prompt is billed as its own request). */
@@ -92,29 +93,38 @@ export async function runCompletion(deps: InferenceDeps, body: CompletionRequest
     timeoutMs: cocoon.timeoutMs || undefined,
   });
 
+  // All prompts start together; the response waits until each has output (or failed), so a
+  // failing prompt aborts the request before any text went out, and the others are not billed.
   const runs: Run[] = [];
-  try {
-    for (const prompt of list) {
-      const submittedAt = performance.now();
-      const request = base(prompt);
-      const billing = RequestBilling.start(deps.platform, principal, request, model, "completion", cocoon.guid);
-      let source;
-      try {
-        source = deps.engine.submit(request, signal);
-      } catch (err) {
-        billing?.settle(null);
-        throw err;
-      }
-      billing?.watch(source);
-      const run: Run = { prompt, source, billing, events: instrument(replay([], source), deps.metrics, { model: model.id, endpoint: "completion", submittedAt }) };
-      runs.push(run);
-      const head = await firstEvents(source, cocoon);
-      run.events = instrument(replay(head, source), deps.metrics, { model: model.id, endpoint: "completion", submittedAt });
+  const abort = async (err: unknown): Promise<never> => {
+    for (const r of runs) {
+      r.billing?.settle(null);
+      await r.source.return?.();
     }
-  } catch (err) {
-    for (const r of runs) await r.source.return?.();
     throw toApiError(err);
+  };
+  for (const prompt of list) {
+    const submittedAt = performance.now();
+    const request = base(prompt);
+    let billing: RequestBilling | null = null;
+    let source;
+    try {
+      billing = RequestBilling.start(deps.platform, principal, request, model, "completion", cocoon.guid);
+      source = deps.engine.submit(request, signal);
+    } catch (err) {
+      billing?.settle(null);
+      return abort(err);
+    }
+    billing?.watch(source);
+    runs.push({ prompt, source, billing, events: instrument(replay([], source), deps.metrics, { model: model.id, endpoint: "completion", submittedAt }), submittedAt });
   }
+  const heads = await Promise.allSettled(runs.map((r) => firstEvents(r.source, cocoon)));
+  const failed = heads.find((h) => h.status === "rejected");
+  if (failed) return abort((failed as PromiseRejectedResult).reason);
+  runs.forEach((r, i) => {
+    const head = (heads[i] as PromiseFulfilledResult<EngineEvent[]>).value;
+    r.events = instrument(replay(head, r.source), deps.metrics, { model: model.id, endpoint: "completion", submittedAt: r.submittedAt });
+  });
   const echoes = body.echo ? await Promise.all(list.map((p) => (typeof p === "string" ? p : deps.engine.detokenize(model.id, p)))) : list.map(() => "");
   const id = responseId("cmpl", cocoon.guid);
   const created = unixSeconds();

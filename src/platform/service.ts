@@ -121,16 +121,19 @@ export class Platform {
         `Insufficient balance: ${Number(formatTon(r.balance)).toFixed(4)} TON. Minimum: ${Number(formatTon(this.opts.pricing.minimumBalance))} TON. Top up via /v1/deposit.`,
       );
     }
+    const ticket: BillingTicket = { requestId, principal: p, model: o.model, endpoint: o.endpoint, requestGuid: o.requestGuid, reserved: r.amount, startedAt: Date.now() };
+    // Nothing caps a prompt-only request (embeddings): it needs its whole worst case reserved.
+    if (!(o.generates ?? true) && r.amount < want) {
+      this.finish(ticket, null, "error");
+      throw new ApiError("insufficient_balance", "Insufficient balance for this request; other requests in flight hold the rest. Top up via /v1/deposit.");
+    }
     // A reservation smaller than the worst case caps generation so the account cannot overspend.
     const budget = Math.floor(completionBudget(rates, r.amount, o.promptTokensUpperBound) / o.n);
     if (budget < 1 && (o.generates ?? true)) {
-      this.finish({ requestId, principal: p, model: o.model, endpoint: o.endpoint, requestGuid: o.requestGuid, reserved: r.amount, startedAt: Date.now() }, null, "error");
+      this.finish(ticket, null, "error");
       throw new ApiError("insufficient_balance", "Insufficient balance for this request: not enough for one token. Top up via /v1/deposit.");
     }
-    return {
-      ticket: { requestId, principal: p, model: o.model, endpoint: o.endpoint, requestGuid: o.requestGuid, reserved: r.amount, startedAt: Date.now() },
-      maxTokens: Math.min(o.maxTokens, budget),
-    };
+    return { ticket, maxTokens: Math.min(o.maxTokens, budget) };
   }
 
   /** Charges exactly the tokens processed and releases the rest; safe to call more than once. */

@@ -156,6 +156,31 @@ describe("engine", () => {
     }
   });
 
+  test("a request cancelled in the queue or mid-prompt reports only the prompt tokens it processed", async () => {
+    const small = await Engine.start({ models: [{ id: "tiny", path: TINY_MODEL }], slots: 1, ctxSize: 1024, batchSize: 64, maxQueue: 4 });
+    try {
+      const ac = new AbortController();
+      const running = small.submit(greedy("Busy:", 300, { ignoreEos: true }), ac.signal);
+      await running.next();
+      const queuedAc = new AbortController();
+      const queued = small.submit(greedy("Never started", 4), queuedAc.signal);
+      queuedAc.abort();
+      expect((await queued.final)!.usage.promptTokens).toBe(0);
+      ac.abort();
+      await collect(running);
+      // A long prompt processed in chunks of 64, cancelled after its first chunk.
+      const longAc = new AbortController();
+      const long = small.submit({ prompt: Array.from({ length: 900 }, (_, i) => 1000 + (i % 500)), maxTokens: 2 }, longAc.signal);
+      setTimeout(() => longAc.abort(), 5);
+      const done = await long.final;
+      expect(done!.usage.promptTokens).toBeLessThan(900);
+      expect(done!.usage.completionTokens).toBe(0);
+      expect(done!.reasons).toEqual(["cancelled"]);
+    } finally {
+      small.close();
+    }
+  });
+
   test("the main event loop stays responsive while every slot generates", async () => {
     const lateness: number[] = [];
     let last = performance.now();

@@ -31,11 +31,11 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function account(balanceTon: string): { id: number; key: string } {
+function account(balanceTon: string): { id: number; key: string; keyId: number } {
   const a = createAccount(db);
   const k = createKey(db, a.id);
   if (balanceTon !== "0") credit(db, a.id, parseTon(balanceTon), "adjustment", `test:${a.id}`);
-  return { id: a.id, key: k.key };
+  return { id: a.id, key: k.key, keyId: k.id };
 }
 
 const chat = (key: string, body: Record<string, unknown>, signal?: AbortSignal) =>
@@ -117,6 +117,34 @@ describe("billing", () => {
     const b = platform.balance(a.id)!;
     expect(b.reserved).toBe(0n);
     expect(b.balance >= -pricing.maxOverdraft).toBe(true);
+  });
+
+  test("a completions request whose last prompt fails is refused whole and charges nothing", async () => {
+    const a = account("1");
+    const before = platform.balance(a.id)!.balance;
+    const r = await app.request("/v1/completions", {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${a.key}` },
+      body: JSON.stringify({ prompt: ["a b c", "d e f", "hello ".repeat(1100)], max_tokens: 20, temperature: 0 }),
+    });
+    expect(r.status).toBe(400);
+    expect(((await r.json()) as { error: { code: string } }).error.code).toBe("context_length_exceeded");
+    await Bun.sleep(100);
+    const after = platform.balance(a.id)!;
+    expect(after.balance).toBe(before);
+    expect(after.reserved).toBe(0n);
+  });
+
+  test("a prompt-only request (embeddings) needs its whole cost reserved: no free tokens beyond the hold", () => {
+    const a = account("0.0101");
+    const principal = { accountId: a.id, keyId: a.keyId, limits: { rpm: 1000, tpm: 1_000_000, rpd: 1000 } };
+    // A long generation holds nearly all the account may spend.
+    const chat = platform.begin(principal, { model: "tiny-qwen3", endpoint: "chat", promptTokensUpperBound: 10, maxTokens: 99, n: 1, requestGuid: null });
+    expect(() => platform.begin(principal, { model: "tiny-qwen3", endpoint: "embedding", promptTokensUpperBound: 100_000, maxTokens: 0, n: 1, requestGuid: null, generates: false })).toThrow(
+      /Insufficient balance/,
+    );
+    platform.finish(chat.ticket, null, "cancelled");
+    expect(platform.balance(a.id)!.reserved).toBe(0n);
   });
 
   test("500 concurrent billed requests from 20 accounts, a third aborted mid-stream: the ledger adds up", async () => {

@@ -119,8 +119,13 @@ export function openaiRoutes(deps: InferenceDeps) {
         const ac = new AbortController();
         state.busy = ac;
         try {
-          // Each message on the socket counts against the key's rate limits like a request.
-          if (deps.platform && state.principal) deps.platform.admit(state.principal);
+          // Each message is a request: the key is checked again (it may have been revoked since the
+          // socket opened) and counts against the rate limits.
+          const request = (ws.data as { request?: Request }).request;
+          if (deps.platform && request) {
+            state.principal = deps.platform.authenticate(request);
+            deps.platform.admit(state.principal);
+          }
           const outcome = await runChat(deps, { ...body, stream: true }, ac.signal, state.principal);
           if (outcome.stream) for await (const chunk of outcome.chunks) send(chunk);
         } catch (err) {

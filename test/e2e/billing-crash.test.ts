@@ -79,4 +79,40 @@ describe("billing across a crash", () => {
       await server.stop();
     }
   });
+
+  test("a key revoked while its WebSocket is open stops working on the next message", async () => {
+    const key = createKey("1");
+    const server = await startTestServer(["--data-dir", dir, "--admin-token", "admin-secret"], { auth: true });
+    try {
+      const ws = new WebSocket(`${server.url.replace("http", "ws")}/v1/chat/completions?api_key=${key}`);
+      const messages: string[] = [];
+      const done = () => new Promise<void>((resolve) => {
+        const check = setInterval(() => {
+          if (messages.filter((m) => m === "[DONE]").length >= expected) {
+            clearInterval(check);
+            resolve();
+          }
+        }, 10);
+      });
+      let expected = 1;
+      ws.onmessage = (e) => messages.push(String(e.data));
+      await new Promise((r) => (ws.onopen = r));
+      ws.send(JSON.stringify({ messages: [{ role: "user", content: "hi" }], max_tokens: 2 }));
+      await done();
+      expect(messages.some((m) => m.includes("chat.completion.chunk"))).toBe(true);
+      const keys = (await (await fetch(`${server.url}/v1/keys`, { headers: { authorization: `Bearer ${key}` } })).json()) as { data: { id: number }[] };
+      const revoked = await fetch(`${server.url}/admin/keys/${keys.data[0]!.id}/revoke`, { method: "POST", headers: { authorization: "Bearer admin-secret" } });
+      expect(revoked.status).toBe(200);
+      const before = messages.length;
+      expected = 2;
+      ws.send(JSON.stringify({ messages: [{ role: "user", content: "hi" }], max_tokens: 2 }));
+      await done();
+      const after = messages.slice(before);
+      expect(JSON.parse(after[0]!).error.code).toBe("invalid_api_key");
+      expect(after.some((m) => m.includes("chat.completion.chunk"))).toBe(false);
+      ws.close();
+    } finally {
+      await server.stop();
+    }
+  });
 });

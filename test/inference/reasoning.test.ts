@@ -2,6 +2,7 @@
 // that open the block themselves, and a later <think> that must stay content.
 import { describe, expect, test } from "bun:test";
 import { ReasoningSplitter, splitReasoning } from "../../src/inference/reasoning.ts";
+import { prng } from "../support/chunking.ts";
 
 function streamed(chunks: string[], startsInReasoning = false) {
   const splitter = new ReasoningSplitter({ startsInReasoning });
@@ -14,16 +15,6 @@ function streamed(chunks: string[], startsInReasoning = false) {
   return { content, reasoning };
 }
 
-/** A small seeded PRNG (mulberry32) so random chunkings are reproducible. */
-function prng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe("splitReasoning", () => {
   test("a leading think block is reasoning, trimmed; the newlines after </think> are dropped", () => {

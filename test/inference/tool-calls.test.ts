@@ -3,6 +3,7 @@
 import { describe, expect, test } from "bun:test";
 import type { ToolCall, ToolCallFormat } from "../../src/inference/chat-template.ts";
 import { collectToolEvents, parseToolCalls, ToolCallStream, type ToolStreamEvent } from "../../src/inference/tool-calls.ts";
+import { prng, randomChunks } from "../support/chunking.ts";
 
 function counterIds(): () => string {
   let n = 0;
@@ -22,26 +23,7 @@ function streamed(chunks: string[], format: ToolCallFormat) {
   return { events, result: collectToolEvents(events) };
 }
 
-/** A small seeded PRNG (mulberry32) so random chunkings are reproducible. */
-function prng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
-function randomChunks(text: string, random: () => number): string[] {
-  const chunks: string[] = [];
-  for (let i = 0; i < text.length; ) {
-    const size = 1 + Math.floor(random() * 12);
-    chunks.push(text.slice(i, i + size));
-    i += size;
-  }
-  return chunks;
-}
 
 const SAMPLES: Array<[ToolCallFormat, string]> = [
   ["hermes", 'Let me check.\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'],

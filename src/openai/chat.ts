@@ -19,15 +19,12 @@ import {
   usageOf,
   type CocoonOptions,
   type InferenceDeps,
+  type Outcome,
 } from "./service.ts";
 import { toApiError } from "../http/errors.ts";
 import { EngineError } from "../inference/types.ts";
 import type { Cost, Principal } from "../platform/service.ts";
 import { RequestBilling } from "./billing.ts";
-
-export type ChatOutcome =
-  | { stream: false; body: Record<string, unknown>; cost: Cost | null }
-  | { stream: true; chunks: AsyncGenerator<Record<string, unknown>> };
 
 interface ChoiceState {
   content: string;
@@ -38,7 +35,7 @@ interface ChoiceState {
 }
 
 /** Validates, submits and waits for the first output; errors before any output are thrown. */
-export async function runChat(deps: InferenceDeps, body: ChatCompletionRequest, signal?: AbortSignal, principal: Principal | null = null): Promise<ChatOutcome> {
+export async function runChat(deps: InferenceDeps, body: ChatCompletionRequest, signal?: AbortSignal, principal: Principal | null = null): Promise<Outcome> {
   const cocoon = cocoonOptions(body);
   const model = pickModel(deps, body.model, cocoon, "chat");
   const request = chatRequest(body, model, cocoon);

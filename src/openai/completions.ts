@@ -22,11 +22,8 @@ import {
   usageOf,
   type CocoonOptions,
   type InferenceDeps,
+  type Outcome,
 } from "./service.ts";
-
-export type CompletionOutcome =
-  | { stream: false; body: Record<string, unknown>; cost: Cost | null }
-  | { stream: true; chunks: AsyncGenerator<Record<string, unknown>> };
 
 interface Run {
   prompt: string | number[];
@@ -69,7 +66,7 @@ function legacyLogprobs(lps: TokenLogprob[], startOffset: number) {
   };
 }
 
-export async function runCompletion(deps: InferenceDeps, body: CompletionRequest, signal?: AbortSignal, principal: Principal | null = null): Promise<CompletionOutcome> {
+export async function runCompletion(deps: InferenceDeps, body: CompletionRequest, signal?: AbortSignal, principal: Principal | null = null): Promise<Outcome> {
   const cocoon = cocoonOptions(body);
   const model = pickModel(deps, body.model, cocoon, "completion");
   const n = body.n ?? 1;
@@ -95,9 +92,9 @@ export async function runCompletion(deps: InferenceDeps, body: CompletionRequest
 
   // All prompts start together; the response waits until each has output (or failed), so a
   // failing prompt aborts the request before any text went out, and the others are not billed.
-  const runs: Run[] = [];
+  const started: Omit<Run, "events">[] = [];
   const abort = async (err: unknown): Promise<never> => {
-    for (const r of runs) {
+    for (const r of started) {
       r.billing?.settle(null);
       await r.source.return?.();
     }
@@ -116,15 +113,19 @@ export async function runCompletion(deps: InferenceDeps, body: CompletionRequest
       return abort(err);
     }
     billing?.watch(source);
-    runs.push({ prompt, source, billing, events: instrument(replay([], source), deps.metrics, { model: model.id, endpoint: "completion", submittedAt }), submittedAt });
+    started.push({ prompt, source, billing, submittedAt });
   }
-  const heads = await Promise.allSettled(runs.map((r) => firstEvents(r.source, cocoon)));
+  const heads = await Promise.allSettled(started.map((r) => firstEvents(r.source, cocoon)));
   const failed = heads.find((h) => h.status === "rejected");
   if (failed) return abort((failed as PromiseRejectedResult).reason);
-  runs.forEach((r, i) => {
-    const head = (heads[i] as PromiseFulfilledResult<EngineEvent[]>).value;
-    r.events = instrument(replay(head, r.source), deps.metrics, { model: model.id, endpoint: "completion", submittedAt: r.submittedAt });
-  });
+  const runs: Run[] = started.map((r, i) => ({
+    ...r,
+    events: instrument(replay((heads[i] as PromiseFulfilledResult<EngineEvent[]>).value, r.source), deps.metrics, {
+      model: model.id,
+      endpoint: "completion",
+      submittedAt: r.submittedAt,
+    }),
+  }));
   const echoes = body.echo ? await Promise.all(list.map((p) => (typeof p === "string" ? p : deps.engine.detokenize(model.id, p)))) : list.map(() => "");
   const id = responseId("cmpl", cocoon.guid);
   const created = unixSeconds();

@@ -4,25 +4,25 @@ import { Elysia } from "elysia";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { ApiError, stickyHeaders, toApiError } from "../http/errors.ts";
 import type { Cost, Principal } from "../platform/service.ts";
+
+/** The cost of a billed response as a header (streams carry it in their usage chunk instead). */
+const costHeader = (cost: Cost | null): Record<string, string> => (cost ? { "X-Cocoon-Cost-Nanoton": String(cost.nanoton) } : {});
 import { runChat } from "./chat.ts";
 import { runCompletion } from "./completions.ts";
 import { createEmbeddings, modelObject } from "./embeddings.ts";
 import { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Completion, CompletionRequest, EmbeddingList, EmbeddingRequest, ErrorResponse, Model, ModelList } from "./model.ts";
 import { sseResponse } from "./sse.ts";
-import { cocoonTime, unixSeconds, type InferenceDeps } from "./service.ts";
+import { cocoonTime, unixSeconds, type InferenceDeps, type Outcome } from "./service.ts";
 import { validationMessage, validationParam } from "../http/validation.ts";
 
 const errors = { 400: "ErrorResponse", 404: "ErrorResponse", 413: "ErrorResponse", 500: "ErrorResponse", 503: "ErrorResponse", 504: "ErrorResponse" } as const;
 const chatValidator = TypeCompiler.Compile(ChatCompletionRequest);
 
-type Outcome = { stream: false; body: Record<string, unknown>; cost: Cost | null } | { stream: true; chunks: AsyncGenerator<Record<string, unknown>> };
-
 /** JSON or SSE, with the Cocoon timing headers, the rate-limit headers and (when billed) the cost. */
 function respond(outcome: Outcome, start: number, headers: Record<string, string>): Response {
   const startHeader = { ...headers, "X-Cocoon-Client-Start": cocoonTime(start) };
   if (!outcome.stream) {
-    const cost = outcome.cost ? { "X-Cocoon-Cost-Nanoton": String(outcome.cost.nanoton) } : {};
-    return Response.json(outcome.body, { headers: { ...startHeader, ...cost, "X-Cocoon-Client-End": cocoonTime() } });
+    return Response.json(outcome.body, { headers: { ...startHeader, ...costHeader(outcome.cost), "X-Cocoon-Client-End": cocoonTime() } });
   }
   // For a stream the end time is only known at the end: it goes out as an SSE comment before [DONE].
   return sseResponse(outcome.chunks, startHeader, { trailer: () => [`X-Cocoon-Client-End: ${cocoonTime()}`] });
@@ -155,7 +155,7 @@ export function openaiRoutes(deps: InferenceDeps) {
       async ({ body, request }) => {
         const { principal, headers } = caller(request);
         const { body: out, cost } = await createEmbeddings(deps, body, principal);
-        return Response.json(out, { headers: { ...headers, ...(cost ? { "X-Cocoon-Cost-Nanoton": String(cost.nanoton) } : {}) } });
+        return Response.json(out, { headers: { ...headers, ...costHeader(cost) } });
       },
       {
       body: "EmbeddingRequest",

@@ -59,7 +59,6 @@ export const Usage = t.Object(
     prompt_tokens_details: t.Optional(t.Object({ cached_tokens: Type.Integer() })),
     completion_tokens_details: t.Optional(t.Object({ reasoning_tokens: Type.Integer() })),
   },
-  {},
 );
 
 const Debug = t.Optional(
@@ -106,7 +105,6 @@ export const ChatMessage = t.Object(
     tool_call_id: t.Optional(t.String()),
     reasoning_content: t.Optional(Nullable(t.String())),
   },
-  {},
 );
 
 const Tool = t.Object({
@@ -183,7 +181,6 @@ export const ChatCompletion = t.Object(
     usage: Usage,
     debug: Debug,
   },
-  {},
 );
 
 export const ChatCompletionChunk = t.Object(
@@ -278,7 +275,6 @@ export const EmbeddingList = t.Object(
     model: t.String(),
     usage: t.Object({ prompt_tokens: Type.Integer(), total_tokens: Type.Integer() }),
   },
-  {},
 );
 
 // ---- models ---------------------------------------------------------------------------------------
@@ -295,7 +291,6 @@ export const Model = t.Object(
     workers: t.Array(t.Object({ running_requests: Type.Integer(), max_running_requests: Type.Integer() })),
     meta: t.Optional(t.Record(t.String(), t.Unknown())),
   },
-  {},
 );
 
 export const ModelList = t.Object({ object: t.Literal("list"), data: t.Array(Model) }, {});

@@ -61,6 +61,11 @@ export function pickModel(deps: InferenceDeps, requested: string | undefined, co
   return info;
 }
 
+/** What a chat or completions request produced: a whole response body, or chunks to stream. */
+export type Outcome =
+  | { stream: false; body: Record<string, unknown>; cost: Cost | null }
+  | { stream: true; chunks: AsyncGenerator<Record<string, unknown>> };
+
 let counter = 0;
 /** Response ids: the request_guid when given, else a unique random one. */
 export function responseId(prefix: "chatcmpl" | "cmpl", guid: string | null): string {

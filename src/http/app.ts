@@ -8,6 +8,7 @@ import { validationMessage, validationParam } from "./validation.ts";
 import { openaiRoutes } from "../openai/index.ts";
 import { opsRoutes, type OpsDeps } from "../ops/index.ts";
 import { swaggerRoutes } from "./swagger.ts";
+import { webRoutes } from "../web/index.ts";
 import { platformRoutes } from "../platform/index.ts";
 import type { InferenceDeps } from "../openai/service.ts";
 import { sessionRoutes } from "../sessions/index.ts";
@@ -139,6 +140,7 @@ export function createApp(deps: AppDeps) {
       }),
     )
     .use(swaggerRoutes())
+    .use(webRoutes())
     .use(opsRoutes(deps))
     .use(openaiRoutes(deps))
     .use(sessionRoutes({ sessions, platform: deps.platform }))

@@ -52,6 +52,17 @@ describe("openStore", () => {
     db.close();
   });
 
+  test("a version missing below the highest applied one (merged from another branch) is applied on the next open", () => {
+    const path = freshPath();
+    const withGap = [MIGRATIONS[0]!, { version: 5, name: "five", sql: "CREATE TABLE five (id INTEGER PRIMARY KEY)" }];
+    openStore(path, { migrations: withGap }).close();
+    const merged = [MIGRATIONS[0]!, { version: 4, name: "four", sql: "CREATE TABLE four (id INTEGER PRIMARY KEY)" }, withGap[1]!];
+    const db = openStore(path, { migrations: merged });
+    expect(db.query<{ version: bigint }, []>("SELECT version FROM schema_migrations ORDER BY version").all().map((r) => Number(r.version))).toEqual([1, 4, 5]);
+    expect(db.query("SELECT name FROM sqlite_master WHERE name = 'four'").get()).toEqual({ name: "four" });
+    db.close();
+  });
+
   test("a failing migration leaves neither its changes nor its version behind", () => {
     const path = freshPath();
     const bad = [...MIGRATIONS, { version: latest + 1, name: "broken", sql: "CREATE TABLE half (x); INSERT INTO nowhere VALUES (1);" }];

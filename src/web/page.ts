@@ -66,7 +66,7 @@ export function renderPage(assets: { script: string; style: string }): string {
       </div>
     </div>
     <div class="error-banner" id="error-banner" data-testid="error-banner" role="alert" hidden>
-      <span class="error-text" id="error-text"></span>
+      <span class="error-text" id="error-text" data-testid="error-text"></span>
       <button type="button" class="icon-btn" id="error-close" aria-label="Dismiss error">&times;</button>
     </div>
     <div class="statusbar" aria-label="Generation statistics">

@@ -301,7 +301,7 @@ describe("web chat UI (Chromium)", () => {
         session_id: "web-ui-render-test",
         messages: [
           { role: "user", content: "Show me" },
-          { role: "assistant", content: hostile },
+          { role: "assistant", content: hostile, reasoning_content: "First I *think* <b>hard</b>." },
           { role: "user", content: "Thanks" },
         ],
         max_tokens: 4,
@@ -327,9 +327,44 @@ describe("web chat UI (Chromium)", () => {
     expect(await block.locator(".tok-kw").first().textContent()).toBe("const");
     expect(await block.locator(".tok-num").first().textContent()).toBe("42");
     expect(await block.locator(".tok-com").first().textContent()).toBe("// the answer");
+    // Reasoning is shown folded, rendered as safely as the answer.
+    const reasoning = msg.locator('[data-testid="reasoning"]');
+    expect(await reasoning.isVisible()).toBe(true);
+    expect(await reasoning.evaluate((d: any) => d.open as boolean)).toBe(false);
+    expect(await reasoning.locator("summary").textContent()).toBe("Reasoning");
+    await reasoning.locator("summary").click();
+    expect(await reasoning.locator(".reasoning-body").textContent()).toBe("First I think <b>hard</b>.");
+    expect(await reasoning.locator(".reasoning-body em").textContent()).toBe("think");
     await block.locator('[data-testid="copy-code"]').click();
     await block.locator('[data-testid="copy-code"]:text-is("Copied")').waitFor();
     expect(await page.evaluate(() => navigator.clipboard.readText())).toBe("const answer = 42; // the answer");
+  });
+
+  browserTest("registering gets a new key and deposit instructions; a reply it cannot pay for is refused with a hint and the text kept", async () => {
+    const fresh = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const p = await fresh.newPage();
+    p.setDefaultTimeout(100_000);
+    await p.goto(server.url);
+    await p.waitForSelector('[data-ready="true"]');
+    await p.click('[data-testid="register-button"]');
+    await p.waitForSelector('[data-testid="new-key"]:not([hidden])');
+    const key = (await p.textContent('[data-testid="new-key-value"]')) ?? "";
+    expect(key).toMatch(/^ck_\w{40,}$/);
+    // The key works against the API, and the page now uses it.
+    const balance = await fetch(`${server.url}/v1/balance`, { headers: { authorization: `Bearer ${key}` } });
+    expect(balance.status).toBe(200);
+    await p.waitForSelector('[data-testid="balance"]:text-is("0 TON")');
+    await p.waitForSelector('[data-testid="deposit-info"]:not([hidden])');
+    expect(await p.textContent('[data-testid="deposit-instructions"]')).toContain("Deposits are not enabled on this server");
+    await p.keyboard.press("Escape");
+    await p.fill('[data-testid="composer-input"]', "Hi");
+    await p.press('[data-testid="composer-input"]', "Enter");
+    await p.waitForSelector('[data-testid="error-banner"]:not([hidden])');
+    expect(await p.textContent('[data-testid="error-text"]')).toMatch(/balance.*Open Account to see how to deposit\.$/is);
+    expect(await p.inputValue('[data-testid="composer-input"]')).toBe("Hi");
+    expect(await p.locator('[data-testid="message"]').count()).toBe(0);
+    expect(await p.locator('[data-testid="session-item"]').count()).toBe(0);
+    await fresh.close();
   });
 
   browserTest("the theme toggle switches to light mode and is remembered", async () => {
@@ -364,6 +399,29 @@ describe("web chat UI (Chromium)", () => {
     await phone.close();
   });
 
+  browserTest("Stop cancels a reply mid-stream: the server stores nothing and the text goes back into the box", async () => {
+    await page.click('[data-testid="new-chat"]');
+    await page.click('[data-testid="settings-toggle"]');
+    await page.fill('[data-testid="setting-max-tokens"]', "900");
+    await page.keyboard.press("Escape");
+    const listed = await page.locator('[data-testid="session-item"]').count();
+    const sent = chats.length;
+    await page.fill('[data-testid="composer-input"]', "Stop me");
+    await page.press('[data-testid="composer-input"]', "Enter");
+    await page.waitForSelector('[data-testid="conn-status"][data-state="streaming"]');
+    await page.waitForSelector(".msg.streaming [data-testid=message-content]:not(:empty)");
+    await page.click('[data-testid="stop-button"]');
+    await replyDone(page);
+    const stopped = chats[sent]!;
+    expect(stopped.max_tokens).toBe(900);
+    expect(await page.inputValue('[data-testid="composer-input"]')).toBe("Stop me");
+    expect(await page.locator('[data-testid="message"]').count()).toBe(0);
+    const res = await fetch(`${server.url}/v1/sessions/${stopped.session_id}`, { headers: { authorization: `Bearer ${apiKey}` } });
+    expect(res.status).toBe(404);
+    expect(await page.locator('[data-testid="session-item"]').count()).toBe(listed);
+    await page.waitForSelector('[data-testid="conn-status"][data-state="online"]');
+  });
+
   browserTest("no script error happened on the page through all of the above", () => {
     expect(pageErrors).toEqual([]);
   });
@@ -388,13 +446,19 @@ describe("web chat UI on a server without keys (Chromium)", () => {
     expect(await page.isVisible('[data-testid="account-panel"]')).toBe(false);
     await page.click('[data-testid="settings-toggle"]');
     await page.fill('[data-testid="setting-max-tokens"]', "128");
+    await page.fill('[data-testid="setting-system-prompt"]', "You are terse.");
+    await page.fill('[data-testid="setting-stop"]', "STOP\nEND");
     await page.keyboard.press("Escape");
     expect(await page.isVisible('[data-testid="balance"]')).toBe(false);
+    const chats = recordPosts(page, "/v1/chat/completions");
     await page.fill('[data-testid="composer-input"]', "Hi");
     await page.click('[data-testid="send-button"]');
     await page.waitForSelector(".msg.streaming");
     await replyDone(page);
     expect(await page.locator('[data-testid="message"][data-role="assistant"]').count()).toBe(1);
+    // The system prompt opened the conversation and is kept with it; the stop sequences went along.
+    expect(chats[0]).toMatchObject({ messages: [{ role: "system", content: "You are terse." }, { role: "user", content: "Hi" }], stop: ["STOP", "END"], max_tokens: 128 });
+    expect(await page.locator('[data-testid="message"]').first().getAttribute("data-role")).toBe("system");
     expect(await page.textContent('[data-testid="token-counter"]')).toMatch(/^[1-9]\d* tokens$/);
     expect(await page.locator('[data-testid="session-item"]').count()).toBe(1);
     expect(await page.isVisible('[data-testid="error-banner"]')).toBe(false);

@@ -55,8 +55,8 @@ export function renderPage(assets: { script: string; style: string }): string {
     <div class="chat-head">
       <h1 class="chat-title" id="chat-title" data-testid="chat-title">New chat</h1>
       <div class="chat-actions">
-        <button type="button" class="btn small" id="export-json" data-testid="export-json" aria-label="Export this conversation as JSON">Export JSON</button>
-        <button type="button" class="btn small" id="export-markdown" data-testid="export-markdown" aria-label="Export this conversation as Markdown">Export Markdown</button>
+        <button type="button" class="btn small" id="export-json" data-testid="export-json" aria-label="Export this conversation as JSON"><span class="wide-only">Export </span>JSON</button>
+        <button type="button" class="btn small" id="export-markdown" data-testid="export-markdown" aria-label="Export this conversation as Markdown"><span class="wide-only">Export </span>Markdown</button>
       </div>
     </div>
     <div class="messages" id="messages" data-testid="messages" role="log" aria-live="polite" aria-label="Messages" tabindex="0">

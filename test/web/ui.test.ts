@@ -175,6 +175,13 @@ describe("web chat UI (Chromium)", () => {
   });
 
   browserTest("Enter sends a message; the reply streams in with a live token counter and its cost", async () => {
+    // Shift+Enter is a new line, not a send.
+    await page.click('[data-testid="composer-input"]');
+    await page.keyboard.type("line one");
+    await page.keyboard.press("Shift+Enter");
+    await page.keyboard.type("line two");
+    expect(await page.inputValue('[data-testid="composer-input"]')).toBe("line one\nline two");
+    expect(chats.length).toBe(0);
     await watchStreaming(page);
     await page.fill('[data-testid="composer-input"]', "Hello there");
     await page.press('[data-testid="composer-input"]', "Enter");
@@ -386,8 +393,12 @@ describe("web chat UI (Chromium)", () => {
     expect(await phone.isVisible('[data-testid="composer-input"]')).toBe(true);
     expect(await phone.isVisible('[data-testid="send-button"]')).toBe(true);
     expect(await phone.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
-    const box = (await phone.locator('[data-testid="composer-input"]').boundingBox())!;
-    expect(box.x + box.width).toBeLessThanOrEqual(390);
+    // Every control of the top bar and the composer is on screen.
+    for (const id of ["sidebar-toggle", "model-select", "account-toggle", "settings-toggle", "theme-toggle", "composer-input", "send-button"]) {
+      const box = (await phone.locator(`[data-testid="${id}"]`).boundingBox())!;
+      expect(box.x).toBeGreaterThanOrEqual(0);
+      expect(box.x + box.width).toBeLessThanOrEqual(390);
+    }
     await phone.click('[data-testid="sidebar-toggle"]');
     expect(await phone.getAttribute('[data-testid="sidebar-toggle"]', "aria-expanded")).toBe("true");
     const item = phone.locator(`[data-testid="session-item"][data-session-id="${sessionId}"]`);

@@ -29,6 +29,8 @@ if (!CHROMIUM) {
   console.warn(`\n${line}\n!!! SKIPPING THE WEB UI BROWSER TESTS: ${SKIP_REASON}\n${line}\n`);
 }
 const browserTest = test.skipIf(!CHROMIUM);
+/** Suite names carry the skip reason, so reports (junit) say why too. */
+const suite = (name: string) => (CHROMIUM ? name : `${name} [SKIPPED: ${SKIP_REASON}]`);
 
 const dir = mkdtempSync(join(tmpdir(), "cocoon-web-ui-"));
 let server: TestServer;
@@ -120,7 +122,7 @@ async function until(check: () => boolean | Promise<boolean>): Promise<void> {
 
 const currentSessionId = (page: Page) => page.evaluate(() => localStorage.getItem("cocoon.session")).then((v) => (v ? (JSON.parse(v) as string) : null));
 
-describe("web chat UI (Chromium)", () => {
+describe(suite("web chat UI (Chromium)"), () => {
   let context: BrowserContext;
   let page: Page;
   let chats: Record<string, unknown>[];
@@ -438,7 +440,7 @@ describe("web chat UI (Chromium)", () => {
   });
 });
 
-describe("web chat UI on a server without keys (Chromium)", () => {
+describe(suite("web chat UI on a server without keys (Chromium)"), () => {
   let open: TestServer;
   beforeAll(async () => {
     if (!CHROMIUM) return;

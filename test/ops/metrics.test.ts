@@ -147,7 +147,9 @@ describe("/health and /readiness", () => {
   test("/readiness is 200 once the model is loaded", async () => {
     const res = await h.request("/readiness");
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ status: "ready", models: [TINY_ID] });
+    const body = (await res.json()) as Record<string, unknown> & { timestamp: string };
+    expect(body).toEqual({ status: "ready", models_available: 1, timestamp: body.timestamp, models: [TINY_ID] });
+    expect(new Date(body.timestamp).toISOString()).toBe(body.timestamp);
   });
 
   test("before models load: /readiness 503, /health 200 with loaded false, inference 503 not_ready", async () => {

@@ -68,13 +68,7 @@ async function sendTurn(text) {
   const base = c.messages.length;
   c.messages.push({ role: "user", content: text, created: Math.floor(Date.now() / 1000) });
   renderConversation();
-  const stored = await streamReply(outgoing, { base });
-  // A failed or stopped turn stores nothing on the server: give the text back to edit or resend.
-  const input = /** @type {HTMLTextAreaElement} */ (byId("composer-input"));
-  if (!stored && !input.value.trim()) {
-    input.value = text;
-    autosize(input);
-  }
+  await streamReply(outgoing, { base, text });
 }
 
 async function regenerate() {
@@ -93,10 +87,11 @@ async function regenerate() {
 }
 
 /**
- * Streams the next assistant reply of the open session; `messages` are the new turns to append first and
- * `base` is how many messages the conversation had before them. Resolves true when the server stored the turn.
+ * Streams the next assistant reply of the open session; `messages` are the new turns to append first,
+ * `base` is how many messages the conversation had before them and `text` what the user typed (put back
+ * in the box if the turn fails). Resolves true when the server stored the turn.
  */
-async function streamReply(messages, { base }) {
+async function streamReply(messages, { base, text }) {
   const c = state.current;
   if (!c || state.stream) return false;
   clearError();
@@ -146,12 +141,12 @@ async function streamReply(messages, { base }) {
       if (event.usage) usage = event.usage;
       const delta = event.choices?.[0]?.delta;
       if (!delta) return;
-      const text = delta.content ?? "";
+      const said = delta.content ?? "";
       const thought = delta.reasoning_content ?? "";
-      if (!text && !thought) return;
+      if (!said && !thought) return;
       if (!firstAt) firstAt = performance.now();
       pieces++;
-      reply.content += text;
+      reply.content += said;
       reply.reasoning_content += thought;
       if (!frame) frame = requestAnimationFrame(paint);
     });
@@ -174,10 +169,6 @@ async function streamReply(messages, { base }) {
     cost.textContent = `reply cost ${tonText(usage.cost)}`;
   }
   if (tps) state.speeds.set(`${c.id}:${index}`, tps);
-  if (failure) {
-    showError(failure.status === 402 ? `${failure.message} Open Account to see how to deposit.` : failure.message);
-    if (failure.status === 402 && state.billing) void refreshDeposit();
-  }
   const stored = !failure && !aborted;
   if (stored) {
     c.messages.push({ ...reply, usage: usage ?? undefined, cost: usage?.cost });
@@ -185,6 +176,16 @@ async function streamReply(messages, { base }) {
   } else {
     c.messages.length = base;
     if (c.local && !c.messages.length) state.current = null;
+    // A failed or stopped turn stores nothing on the server: give the text back to edit or resend.
+    const input = /** @type {HTMLTextAreaElement} */ (byId("composer-input"));
+    if (text !== undefined && !input.value.trim()) {
+      input.value = text;
+      autosize(input);
+    }
+  }
+  if (failure) {
+    showError(failure.status === 402 ? `${failure.message} Open Account to see how to deposit.` : failure.message);
+    if (failure.status === 402 && state.billing) void refreshDeposit();
   }
   setStreaming(false);
   renderConversation();

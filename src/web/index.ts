@@ -1,6 +1,7 @@
 // The built-in chat UI: `GET /` serves one HTML page whose script and stylesheet are embedded in the
 // executable (imported as text), so the UI works from the compiled binary on a box with no internet.
 import { Elysia } from "elysia";
+import { ApiError } from "../http/errors.ts";
 import dom from "./assets/dom.js" with { type: "text" };
 import highlight from "./assets/highlight.js" with { type: "text" };
 import markdown from "./assets/markdown.js" with { type: "text" };
@@ -66,7 +67,7 @@ export function webRoutes() {
       "/ui/:file",
       ({ params }) => {
         const asset = ASSETS[params.file];
-        if (!asset) return new Response("not found", { status: 404, headers: { "Content-Type": "text/plain; charset=utf-8" } });
+        if (!asset) throw new ApiError("not_found", `No UI asset named '${params.file}'.`);
         return new Response(asset.body, {
           headers: { "Content-Type": asset.type, "Cache-Control": "public, max-age=31536000, immutable", "X-Content-Type-Options": "nosniff" },
         });

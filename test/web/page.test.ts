@@ -64,9 +64,12 @@ describe("GET /", () => {
     expect(types.get("css")).toBe("text/css; charset=utf-8");
   });
 
-  test("an unknown asset name is 404", async () => {
+  test("an unknown asset name is a 404 in the OpenAI error shape", async () => {
     const res = await h.request("/ui/app.nothere.js");
     expect(res.status).toBe(404);
+    const body = (await res.json()) as { error: { message: string; type: string; param: string | null; code: string | null } };
+    expect(body.error.message).toBe("No UI asset named 'app.nothere.js'.");
+    expect(body.error.code).toBe("not_found");
   });
 
   test("the OpenAPI document lists / with a short description and hides the asset route", async () => {

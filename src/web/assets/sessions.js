@@ -58,6 +58,12 @@ async function openSession(id) {
     const s = await fetchSession(id);
     state.current = { ...s, messages: s.messages ?? [], local: false };
     storage.set("session", id);
+    // A conversation continues with the model it last used, when this server still serves it.
+    const picker = /** @type {HTMLSelectElement} */ (byId("model-select"));
+    if (s.model && [...picker.options].some((o) => o.value === s.model)) {
+      picker.value = s.model;
+      state.model = s.model;
+    }
     renderConversation();
     renderSessionList();
     resetCounters();

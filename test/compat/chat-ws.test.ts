@@ -180,6 +180,33 @@ describe("WS /chat/ws", () => {
   });
 });
 
+describe("WebSocket on /v1/chat/completions with session_id", () => {
+  test("a turn sent over the OpenAI WebSocket is stored in the session like an HTTP one", async () => {
+    const key = account();
+    const ws = new WebSocket(`ws://${base}/v1/chat/completions?api_key=${key}`);
+    const frames: string[] = [];
+    const done = new Promise<void>((resolve) => {
+      ws.onmessage = (e) => {
+        frames.push(String(e.data));
+        if (String(e.data) === "[DONE]") resolve();
+      };
+    });
+    await new Promise<void>((r) => (ws.onopen = () => r()));
+    ws.send(JSON.stringify({ session_id: "over-ws", messages: [{ role: "user", content: "Hello over WS" }], max_tokens: 5, temperature: 0 }));
+    await done;
+    ws.close();
+    const text = frames
+      .filter((f) => f.startsWith("{"))
+      .map((f) => (JSON.parse(f) as { choices: { delta: { content?: string } }[] }).choices[0]?.delta.content ?? "")
+      .join("");
+    const history = (await (await app.request("/chat/history/over-ws", { headers: auth(key) })).json()) as { role: string; content: string }[];
+    expect(history).toEqual([
+      { role: "user", content: "Hello over WS" },
+      { role: "assistant", content: text },
+    ]);
+  });
+});
+
 describe("keys and billing on the seed 003 routes", () => {
   const post = (key: string | null, path: string, body: unknown) =>
     app.request(path, { method: "POST", headers: { "content-type": "application/json", ...(key ? auth(key) : {}) }, body: JSON.stringify(body) });

@@ -132,7 +132,12 @@ export class SessionService {
     const key = this.keyOf(owner, id);
     this.running.get(key)?.abort();
     this.store.delete(owner, id);
-    await this.opts.forget?.(key);
+    try {
+      await this.opts.forget?.(key);
+    } catch {
+      // The session is gone either way; the engine only fails this when its worker died, and the
+      // restarted worker holds nothing of the session.
+    }
   }
 
   private ensureIdle(owner: string, id: string): void {

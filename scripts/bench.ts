@@ -1,11 +1,12 @@
 // `bun run bench [-- suite...]`: side-by-side benchmarks, each printing ratios against a reference
-// measured in the same run. Suites: server (vs llama-server), engine, http, billing; all by default,
+// measured in the same run. Suites: server (vs llama-server), engine, http, billing, sessions; all by default,
 // with the tables saved to bench/results/<date>-<host>.md.
 import { parseArgs } from "node:util";
 import { benchEngine } from "./bench-engine.ts";
 import { benchHttp } from "./bench-http.ts";
 import { benchServer, saveResults } from "./bench-server.ts";
 import { benchBilling } from "./bench-billing.ts";
+import { benchSessions } from "./bench-sessions.ts";
 import { ensureSetup } from "./ensure-setup.ts";
 
 const { values, positionals } = parseArgs({
@@ -22,7 +23,7 @@ const { values, positionals } = parseArgs({
 });
 
 if (values.help) {
-  console.log(`usage: bun run bench [-- server|engine|http ...] [--model FILE] [--tokens N] [--repeats N] [--threads N] [--no-save]
+  console.log(`usage: bun run bench [-- server|engine|http|billing|sessions ...] [--model FILE] [--tokens N] [--repeats N] [--threads N] [--no-save]
 
   server   cocoon-server vs llama-server (built once from the same llama.cpp source bundle): decode
            tok/s, aggregate tok/s at 1-8 concurrent, TTFT and inter-token latency p50/p99, multi-turn TTFT
@@ -30,12 +31,14 @@ if (values.help) {
            (default model: a generated Qwen3-0.6B-sized Q8_0 model in models/)
   http     GET /v1/models requests/s vs a bare Bun.serve with the same bytes (wrk when installed);
            /health p99 with every slot generating vs idle (tiny demo model)
-  billing  the same streaming load with billing on vs --no-auth; authenticated GET /v1/balance req/s`);
+  billing  the same streaming load with billing on vs --no-auth; authenticated GET /v1/balance req/s
+  sessions TTFT of turn 10 (~4k tokens of history) in a session vs the same prompt cold, and turn 1
+           (tiny demo model and the Qwen3-0.6B-sized model, or --model FILE)`);
   process.exit(0);
 }
 
 ensureSetup();
-const suites = positionals.length ? positionals : ["server", "engine", "http", "billing"];
+const suites = positionals.length ? positionals : ["server", "engine", "http", "billing", "sessions"];
 const tables: string[] = [];
 const common = {
   model: values.model,
@@ -57,8 +60,10 @@ for (const suite of suites) {
     tables.push(await benchHttp());
   } else if (suite === "billing") {
     tables.push(await benchBilling());
+  } else if (suite === "sessions") {
+    tables.push(await benchSessions({ models: values.model ? [values.model] : undefined, repeats: common.repeats, threads: common.threads }));
   } else {
-    console.error(`unknown benchmark suite "${suite}" (available: server, engine, http, billing)`);
+    console.error(`unknown benchmark suite "${suite}" (available: server, engine, http, billing, sessions)`);
     process.exit(2);
   }
 }

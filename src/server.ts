@@ -7,7 +7,9 @@ import { Engine, type EngineOptions } from "./inference/engine.ts";
 import { createApp } from "./http/app.ts";
 import { ApiError } from "./http/errors.ts";
 import { Metrics } from "./ops/metrics.ts";
-import { openPlatform } from "./platform/open.ts";
+import { openPlatform, storePath } from "./platform/open.ts";
+import { SessionService } from "./sessions/service.ts";
+import { openStore } from "./store/db.ts";
 
 export interface RunningServer {
   url: string;
@@ -57,6 +59,10 @@ export async function startServer(config: Config, log: Logger = makeLogger(confi
   const coefficients = new Map(models.map((m) => [m.id, m.coefficient ?? 1000]));
   const platform = config.noAuth ? null : openPlatform(config);
   log("info", platform ? `API keys and billing on (database ${platform.path})` : "--no-auth: API keys and billing are off");
+  // Without auth there is no platform, but chat sessions still persist: in the same database file,
+  // all owned by the one local user.
+  const sessionsDb = platform ? platform.service.db : openStore(storePath(config));
+  const sessions = new SessionService(sessionsDb, { forget: (key) => engine?.forgetSession(key) });
   const app = createApp({
     get engine(): Engine {
       if (shuttingDown) throw new ApiError("not_ready", "the server is shutting down", null, { "Retry-After": "5" });
@@ -65,6 +71,7 @@ export async function startServer(config: Config, log: Logger = makeLogger(confi
     },
     metrics,
     platform: platform?.service ?? null,
+    sessions,
     version: pkg.version,
     loadedEngine: () => engine,
     coefficient: (id) => coefficients.get(id) ?? 1000,
@@ -108,7 +115,7 @@ export async function startServer(config: Config, log: Logger = makeLogger(confi
       if (metrics.active > 0) log("warn", `cancelling ${metrics.active} requests still running`);
       engine?.close();
       server.stop(true);
-      platform?.service.db.close();
+      sessionsDb.close();
       log("info", "stopped");
     },
   };

@@ -8,8 +8,13 @@ import { validationMessage, validationParam } from "./validation.ts";
 import { openaiRoutes } from "../openai/index.ts";
 import { opsRoutes, type OpsDeps } from "../ops/index.ts";
 import { swaggerRoutes } from "./swagger.ts";
+import { webRoutes } from "../web/index.ts";
 import { platformRoutes } from "../platform/index.ts";
 import type { InferenceDeps } from "../openai/service.ts";
+import { sessionRoutes } from "../sessions/index.ts";
+import { SessionService } from "../sessions/service.ts";
+import { compatRoutes } from "../compat/index.ts";
+import { openStore } from "../store/db.ts";
 
 export interface AppDeps extends InferenceDeps, OpsDeps {
   /** Largest accepted request body in bytes. Defaults to 8 MiB. */
@@ -42,6 +47,9 @@ function nestingDepth(text: string): number {
 }
 
 export function createApp(deps: AppDeps) {
+  // Sessions live in the platform's database, or (an app built without one, e.g. in tests) in a
+  // private in-memory store. Set on deps so every route module sees the same service.
+  const sessions = (deps.sessions ??= new SessionService(deps.platform?.db ?? openStore(":memory:"), { forget: (key) => deps.loadedEngine()?.forgetSession(key) }));
   const maxBody = deps.maxBodyBytes ?? 8 * 2 ** 20;
   const log = deps.log ?? (() => {});
   const access = deps.access ?? (() => {});
@@ -124,14 +132,19 @@ export function createApp(deps: AppDeps) {
             { name: "Billing", description: "Balance, deposits, pricing and usage, in nanoton" },
             { name: "Network", description: "Models and load, as the Cocoon platform reports them" },
             { name: "Admin", description: "Operator routes (admin token)" },
+            { name: "Sessions", description: "Server-side chat sessions (our extension; turns via session_id on /v1/chat/completions)" },
+            { name: "Seed 003", description: "The seed 003 service's API, field names and framings kept exactly (errors in OpenAI's shape)" },
           ],
           components: { securitySchemes: { bearerAuth: { type: "http", scheme: "bearer", description: "API key with the `ck_` prefix." } } },
         },
       }),
     )
     .use(swaggerRoutes())
+    .use(webRoutes())
     .use(opsRoutes(deps))
     .use(openaiRoutes(deps))
+    .use(sessionRoutes({ sessions, platform: deps.platform }))
+    .use(compatRoutes(deps, sessions))
     .use(
       deps.platform
         ? platformRoutes({

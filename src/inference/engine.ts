@@ -62,7 +62,7 @@ class ModelRunner {
     private readonly init: WorkerInit,
     private readonly maxQueue: number,
   ) {
-    this.stats = { id: init.model.id, slotsBusy: 0, slotsTotal: init.slots, queued: 0, promptTokens: 0, generatedTokens: 0, cachedTokens: 0, requests: 0, restarts: 0, ready: false, kvUsedCells: 0, kvTotalCells: 0 };
+    this.stats = { id: init.model.id, slotsBusy: 0, slotsTotal: init.slots, queued: 0, promptTokens: 0, generatedTokens: 0, cachedTokens: 0, requests: 0, restarts: 0, ready: false, kvUsedCells: 0, kvTotalCells: 0, pinnedSlots: 0, parkedStates: 0, parkedSessions: 0, parkedBytes: 0 };
   }
 
   start(): Promise<void> {
@@ -182,6 +182,11 @@ class ModelRunner {
       this.calls.set(rid, { resolve: resolve as (v: unknown) => void, reject });
       this.post({ type: "call", rid, method, args } as ToWorker);
     });
+  }
+
+  /** Updates the stats from a snapshot that came with a reply rather than with events. */
+  refreshStats(stats: ModelStats): void {
+    this.stats = { ...stats, restarts: this.restarts };
   }
 
   crashForTest(): void {
@@ -356,6 +361,22 @@ export class Engine {
   /** The prompt a chat request renders to (for debugging and echo). */
   render(model: string | undefined, args: CallMap["render"]["args"]): Promise<CallMap["render"]["result"]> {
     return this.runner(model).call("render", args);
+  }
+
+  /**
+   * Forgets a pinned conversation on every model: frees its slot's KV cells and drops its parked
+   * states (after its session is deleted). Returns how many slots and parked states were freed.
+   */
+  async forgetSession(key: string): Promise<{ slots: number; parked: number }> {
+    const results = await Promise.all(
+      [...this.runners.values()].map(async (r) => {
+        if (!r.info) return { slots: 0, parked: 0 };
+        const res = await r.call("forgetSession", { key });
+        r.refreshStats(res.stats);
+        return res;
+      }),
+    );
+    return results.reduce((a, b) => ({ slots: a.slots + b.slots, parked: a.parked + b.parked }), { slots: 0, parked: 0 });
   }
 
   /** Test hook: makes a model's worker die as a native crash would. */

@@ -138,7 +138,31 @@ export class Scheduler {
       ready: true,
       kvUsedCells: used,
       kvTotalCells: this.ctx.nCtx,
+      pinnedSlots: this.slots.filter((s) => s.sessionKey !== null).length,
+      parkedStates: this.parked.length,
+      parkedSessions: this.parked.filter((p) => p.key !== null).length,
+      parkedBytes: this.parkedBytes,
     };
+  }
+
+  /**
+   * Drops everything kept for a conversation: its pinned idle slot's KV cells and its parked states.
+   * A slot still generating for it is only unpinned (its request finishes normally). Returns what was freed.
+   */
+  forgetSession(key: string): { slots: number; parked: number } {
+    let slots = 0;
+    for (const s of this.slots) {
+      if (s.sessionKey !== key) continue;
+      s.sessionKey = null;
+      if (s.state === "idle") {
+        this.ctx.seqRemove(s.seq);
+        s.cached = [];
+      }
+      slots++;
+    }
+    const gone = this.parked.filter((p) => p.key === key);
+    for (const p of gone) this.unpark(p);
+    return { slots, parked: gone.length };
   }
 
   /** Queues a request; throws EngineError for requests that can never run. */
@@ -279,19 +303,18 @@ export class Scheduler {
       const pinned = free.find((s) => s.sessionKey === req.sessionKey);
       if (pinned) return pinned;
     }
-    let best = free[0]!;
+    // A slot pinned to another conversation is used only when nothing else is free: a shared prefix
+    // (the chat template's opening) is copied from it by reusePrefix anyway, without evicting it.
+    const unpinned = free.filter((s) => !s.sessionKey || s.sessionKey === req.sessionKey);
+    const candidates = unpinned.length > 0 ? unpinned : free;
+    let best = candidates[0]!;
     let bestLen = -1;
-    for (const s of free) {
+    for (const s of candidates) {
       const len = commonPrefix(s.cached, req.tokens);
       if (len > bestLen || (len === bestLen && s.lastUsed < best.lastUsed)) {
         best = s;
         bestLen = len;
       }
-    }
-    // A slot pinned to another conversation is used only when nothing else is free.
-    if (bestLen === 0 && best.sessionKey) {
-      const unpinned = free.filter((s) => !s.sessionKey).sort((a, b) => a.lastUsed - b.lastUsed)[0];
-      if (unpinned) return unpinned;
     }
     return best;
   }

@@ -170,6 +170,12 @@ export interface ModelStats {
   /** KV cache cells holding tokens (shared prefixes counted per slot) and cells in all. */
   kvUsedCells: number;
   kvTotalCells: number;
+  /** Slots pinned to a conversation (`sessionKey`). */
+  pinnedSlots: number;
+  /** KV states parked in memory, those of pinned conversations, and their bytes. */
+  parkedStates: number;
+  parkedSessions: number;
+  parkedBytes: number;
 }
 
 /** Typed engine failures; the HTTP layer maps each code to a status. */

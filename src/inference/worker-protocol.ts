@@ -35,6 +35,7 @@ export type CallMap = {
   detokenize: { args: { tokens: number[] }; result: string };
   embed: { args: { inputs: (string | number[])[] }; result: { vectors: Float32Array[]; promptTokens: number } };
   render: { args: { messages: ChatMessage[]; options?: RenderOptions }; result: { prompt: string; startsInReasoning: boolean } };
+  forgetSession: { args: { key: string }; result: { slots: number; parked: number; stats: ModelStats } };
 };
 
 export type ToWorker =

@@ -324,6 +324,8 @@ self.onmessage = (e: MessageEvent<ToWorker>) => {
           } else if (msg.method === "render") {
             if (!h.template) throw new EngineError("invalid_request", `model ${h.info.id} has no chat template`, "messages");
             result = h.template.render(msg.args.messages, msg.args.options);
+          } else if (msg.method === "forgetSession") {
+            result = { ...h.scheduler.forgetSession(msg.args.key), stats: h.scheduler.snapshot(h.info.id) };
           }
           post({ type: "reply", rid: msg.rid, result });
         } catch (err) {

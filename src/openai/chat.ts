@@ -21,7 +21,9 @@ import {
   type InferenceDeps,
   type Outcome,
 } from "./service.ts";
-import { toApiError } from "../http/errors.ts";
+import { ApiError, toApiError } from "../http/errors.ts";
+import { ownerOf, textOf, type Turn } from "../sessions/service.ts";
+import { recordTurn } from "../sessions/turn.ts";
 import { EngineError } from "../inference/types.ts";
 import type { Cost, Principal } from "../platform/service.ts";
 import { RequestBilling } from "./billing.ts";
@@ -38,15 +40,29 @@ interface ChoiceState {
 export async function runChat(deps: InferenceDeps, body: ChatCompletionRequest, signal?: AbortSignal, principal: Principal | null = null): Promise<Outcome> {
   const cocoon = cocoonOptions(body);
   const model = pickModel(deps, body.model, cocoon, "chat");
+  if (body.messages.length === 0 && body.session_id === undefined) {
+    throw new ApiError("invalid_request", "Invalid value for 'messages': expected at least 1 message (an empty list only with a session_id, to answer its stored history).", "messages");
+  }
   const request = chatRequest(body, model, cocoon);
-  const billing = RequestBilling.start(deps.platform, principal, request, model, "chat", cocoon.guid);
+  const turn = body.session_id === undefined ? null : beginSessionTurn(deps, body, principal);
+  let billing: RequestBilling | null = null;
   let events: Generation;
   const submittedAt = performance.now();
   try {
-    events = deps.engine.submit(request, signal);
+    if (turn) {
+      request.messages = turn.messages;
+      request.sessionKey = turn.key;
+    }
+    billing = RequestBilling.start(deps.platform, principal, request, model, "chat", cocoon.guid);
+    try {
+      events = deps.engine.submit(request, turn ? (signal ? AbortSignal.any([signal, turn.signal]) : turn.signal) : signal);
+    } catch (err) {
+      billing?.settle(null);
+      throw toApiError(err);
+    }
   } catch (err) {
-    billing?.settle(null);
-    throw toApiError(err);
+    turn?.end();
+    throw err;
   }
   billing?.watch(events);
   let head: EngineEvent[];
@@ -54,16 +70,33 @@ export async function runChat(deps: InferenceDeps, body: ChatCompletionRequest, 
     head = await firstEvents(events, cocoon);
   } catch (err) {
     await events.return?.();
+    turn?.end();
     throw toApiError(err);
   }
   const id = responseId("chatcmpl", cocoon.guid);
   const created = unixSeconds();
-  const all = instrument(replay(head, events), deps.metrics, { model: model.id, endpoint: "chat", submittedAt });
+  const source = replay(head, events);
+  const recorded = turn ? recordTurn(source, turn, { model: model.id, settle: (done) => billing?.settle(done).nanoton ?? null }) : source;
+  const all = instrument(recorded, deps.metrics, { model: model.id, endpoint: "chat", submittedAt });
+  const headers = turn ? { "X-Cocoon-Session-Id": turn.id } : undefined;
   if (body.stream) {
-    return { stream: true, chunks: chatChunks(all, events, { id, created, model, cocoon, n: request.n ?? 1, includeUsage: body.stream_options?.include_usage ?? false, billing }) };
+    return { stream: true, headers, chunks: chatChunks(all, events, { id, created, model, cocoon, n: request.n ?? 1, includeUsage: body.stream_options?.include_usage ?? false, billing }) };
   }
   const result = await chatObject(all, { id, created, model, cocoon, n: request.n ?? 1, logprobs: (request.logprobs ?? -1) >= 0, billing });
-  return { stream: false, ...result };
+  return { stream: false, headers, ...result };
+}
+
+/** session_id: the new messages as they will be stored, and the session's turn (its lock held). */
+function beginSessionTurn(deps: InferenceDeps, body: ChatCompletionRequest, principal: Principal | null): Turn {
+  const sessions = deps.sessions;
+  if (!sessions) throw new ApiError("invalid_request", "Sessions are not available on this server.", "session_id");
+  if ((body.n ?? 1) > 1) throw new ApiError("invalid_request", "n must be 1 with session_id: a session stores one reply per turn.", "n");
+  if (body.tools?.length) throw new ApiError("invalid_request", "tools cannot be combined with session_id: sessions store text conversations.", "tools");
+  const incoming = body.messages.map((m, i) => {
+    if (m.role === "tool") throw new ApiError("invalid_request", "tool messages cannot be stored in a session.", `messages[${i}].role`);
+    return { role: m.role, content: textOf(m.content), reasoningContent: m.reasoning_content ?? null };
+  });
+  return sessions.beginTurn(ownerOf(principal), body.session_id!, incoming, { param: "session_id" });
 }
 
 async function chatObject(

@@ -20,7 +20,7 @@ const chatValidator = TypeCompiler.Compile(ChatCompletionRequest);
 
 /** JSON or SSE, with the Cocoon timing headers, the rate-limit headers and (when billed) the cost. */
 function respond(outcome: Outcome, start: number, headers: Record<string, string>): Response {
-  const startHeader = { ...headers, "X-Cocoon-Client-Start": cocoonTime(start) };
+  const startHeader = { ...headers, ...outcome.headers, "X-Cocoon-Client-Start": cocoonTime(start) };
   if (!outcome.stream) {
     return Response.json(outcome.body, { headers: { ...startHeader, ...costHeader(outcome.cost), "X-Cocoon-Client-End": cocoonTime() } });
   }

@@ -134,7 +134,16 @@ const ResponseFormat = t.Union([
 export const ChatCompletionRequest = t.Object(
   {
     model: t.Optional(t.String({ description: "Model id; defaults to the first served model." })),
-    messages: t.Array(ChatMessage, { minItems: 1 }),
+    messages: t.Array(ChatMessage, { description: "At least one message, unless session_id names a session whose stored history the model should answer (regenerate)." }),
+    session_id: t.Optional(
+      t.String({
+        pattern: "^[A-Za-z0-9._:~-]{1,128}$",
+        description:
+          "Cocoon extension: a server-side chat session (created on first use, private to the caller's account). The model sees the session's stored history followed by `messages`; " +
+          "when the turn completes, `messages` and the assistant reply (with its usage and cost) are appended to it. With an empty `messages` the model answers the stored history (regenerate after a rollback). " +
+          "A cancelled or failed turn stores nothing. The response carries `X-Cocoon-Session-Id`. Not combinable with `n` > 1 or `tools`.",
+      }),
+    ),
     max_tokens: t.Optional(Nullable(Type.Integer({ minimum: 1 }))),
     max_completion_tokens: t.Optional(Nullable(Type.Integer({ minimum: 1 }))),
     logprobs: t.Optional(Nullable(t.Boolean())),

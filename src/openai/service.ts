@@ -7,6 +7,7 @@ import { ApiError } from "../http/errors.ts";
 import type { ChatCompletionRequest, CompletionRequest } from "./model.ts";
 import type { Metrics } from "../ops/metrics.ts";
 import { costField, type Cost, type Platform } from "../platform/service.ts";
+import type { SessionService } from "../sessions/service.ts";
 
 export const SYSTEM_FINGERPRINT = "cocoon-server";
 
@@ -18,6 +19,8 @@ export interface InferenceDeps {
   platform: Platform | null;
   /** Price coefficient of each model (Cocoon's max_coefficient compares against it). */
   coefficient(model: string): number;
+  /** Server-side chat sessions (session_id); createApp provides an in-memory store when absent. */
+  sessions?: SessionService | null;
 }
 
 /** Cocoon fields, read and stripped before the engine sees the request. */
@@ -63,8 +66,8 @@ export function pickModel(deps: InferenceDeps, requested: string | undefined, co
 
 /** What a chat or completions request produced: a whole response body, or chunks to stream. */
 export type Outcome =
-  | { stream: false; body: Record<string, unknown>; cost: Cost | null }
-  | { stream: true; chunks: AsyncGenerator<Record<string, unknown>> };
+  | { stream: false; body: Record<string, unknown>; cost: Cost | null; headers?: Record<string, string> }
+  | { stream: true; chunks: AsyncGenerator<Record<string, unknown>>; headers?: Record<string, string> };
 
 let counter = 0;
 /** Response ids: the request_guid when given, else a unique random one. */

@@ -30,6 +30,13 @@ const HealthResponse = t.Object(
   { $id: "#/components/schemas/Health" },
 );
 
+const Readiness = t.Object({
+  status: t.String({ description: "ready, or loading (503)." }),
+  models_available: t.Integer(),
+  timestamp: t.String({ description: "ISO 8601." }),
+  models: t.Array(t.String()),
+});
+
 const JsonStats = t.Object(
   {
     requests_served: t.Integer(),
@@ -140,11 +147,14 @@ export function opsRoutes(deps: OpsDeps) {
       "/readiness",
       () => {
         const engine = deps.loadedEngine();
-        if (!engine) return Response.json({ status: "loading", models: [] }, { status: 503, headers: { "Retry-After": "2" } });
-        return Response.json({ status: "ready", models: engine.models().map((m) => m.id) });
+        const timestamp = new Date().toISOString();
+        // Seed 003's fields (status, models_available, timestamp) plus the ids.
+        if (!engine) return Response.json({ status: "loading", models_available: 0, timestamp, models: [] }, { status: 503, headers: { "Retry-After": "2" } });
+        const models = engine.models().map((m) => m.id);
+        return Response.json({ status: "ready", models_available: models.length, timestamp, models });
       },
       {
-        response: { 200: t.Object({ status: t.String(), models: t.Array(t.String()) }), 503: t.Object({ status: t.String(), models: t.Array(t.String()) }) },
+        response: { 200: Readiness, 503: Readiness },
         detail: { tags, summary: "Readiness", description: "200 once every model is loaded, 503 before." },
       },
     )

@@ -82,6 +82,9 @@ export interface GenerationRecord {
   finishReason: string;
 }
 
+const COMPLETION_ROUTES = new Set(["/completions", "/v1/completions"]);
+const CHAT_ROUTES = new Set(["/chat/completions", "/v1/chat/completions"]);
+
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 const ITL_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28];
 
@@ -97,17 +100,30 @@ export class Metrics {
   readonly ttft = new Histogram("cocoon_time_to_first_token_seconds", "Time from submit to the first output, by model.", LATENCY_BUCKETS);
   readonly itl = new Histogram("cocoon_inter_token_latency_seconds", "Time between consecutive outputs of one generation, by model.", ITL_BUCKETS);
   readonly generationDuration = new Histogram("cocoon_generation_duration_seconds", "Time from submit to the end of a generation, by model.", LATENCY_BUCKETS);
+  // Seed 003's metric names, so dashboards built on that service keep working.
+  readonly seedHealth = new Counter("health_check_requests_total", "GET /health requests (seed 003).");
+  readonly seedCompletions = new Counter("completions_requests_total", "Requests to /completions and /v1/completions (seed 003).");
+  readonly seedChat = new Counter("chat_completions_requests_total", "Requests to /chat/completions and /v1/chat/completions (seed 003).");
+  readonly seedDuration = new Histogram("completions_duration_seconds", "Inference latency: submit to the end of a generation (seed 003).", LATENCY_BUCKETS);
+  readonly seedTokens = new Counter("completions_tokens_total", "Tokens generated (seed 003).");
+  readonly seedErrors = new Counter("completions_errors_total", "Error responses of the completion and chat routes (seed 003).");
   readonly startedAt = Date.now();
   /** seed 002's counters, kept alongside. */
   served = 0;
   responseSecondsTotal = 0;
   active = 0;
 
-  constructor(private readonly gauges?: GaugeSource) {}
+  constructor(private readonly gauges?: GaugeSource) {
+    // Unlabelled counters start at 0 so they are scraped before the first event.
+    for (const c of [this.seedHealth, this.seedCompletions, this.seedChat, this.seedTokens, this.seedErrors]) c.inc({}, 0);
+  }
 
   observeHttp(route: string, method: string, status: number, seconds: number): void {
     this.httpRequests.inc({ route, method, status: String(status) });
     this.httpDuration.observe(seconds, { route });
+    const seed = route === "/health" ? this.seedHealth : COMPLETION_ROUTES.has(route) ? this.seedCompletions : CHAT_ROUTES.has(route) ? this.seedChat : null;
+    seed?.inc();
+    if (seed && seed !== this.seedHealth && status >= 400) this.seedErrors.inc();
   }
 
   observeError(code: string | null, status: number): void {
@@ -124,6 +140,8 @@ export class Metrics {
     if (g.ttft !== null) this.ttft.observe(g.ttft, model);
     for (const x of g.interTokenLatencies) this.itl.observe(x, model);
     this.generationDuration.observe(g.duration, model);
+    this.seedDuration.observe(g.duration);
+    this.seedTokens.inc({}, g.completionTokens);
     this.served++;
     this.responseSecondsTotal += g.duration;
   }
@@ -141,6 +159,12 @@ export class Metrics {
       this.ttft,
       this.itl,
       this.generationDuration,
+      this.seedHealth,
+      this.seedCompletions,
+      this.seedChat,
+      this.seedDuration,
+      this.seedTokens,
+      this.seedErrors,
     ].map((m) => m.render());
     const gauge = (name: string, help: string, rows: [Labels, number][]) =>
       [`# HELP ${name} ${help}`, `# TYPE ${name} gauge`, ...rows.map(([l, v]) => `${name}${labelText(l)} ${num(v)}`)].join("\n");

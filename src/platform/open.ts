@@ -21,9 +21,15 @@ function ton(name: string, value: string): bigint {
   }
 }
 
-export function openPlatform(config: Config): { service: Platform; path: string } {
+/** The database file: --db, else cocoon.sqlite in the data directory (created if missing). */
+export function storePath(config: Pick<Config, "dataDir" | "db">): string {
   const path = resolve(config.db || join(dataDir(config), "cocoon.sqlite"));
   mkdirSync(dirname(path), { recursive: true });
+  return path;
+}
+
+export function openPlatform(config: Config): { service: Platform; path: string } {
+  const path = storePath(config);
   const pricing = pricingConfig({
     baseNanoton: BigInt(config.priceNanoton),
     markup: config.markup,

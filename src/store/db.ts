@@ -62,8 +62,11 @@ function migrate(db: Database, migrations: readonly Migration[]): void {
     throw new StoreVersionError(`database schema version ${current} is newer than this build supports (${known}); upgrade cocoon-server or use another database file`);
   }
   const applied = db.query<{ one: bigint }, [number]>("SELECT 1 AS one FROM schema_migrations WHERE version = ?");
+  // Each version is applied when it is not recorded, not when it is above the highest recorded one:
+  // branches append versions independently (e.g. 1, 3 here and 1, 2 elsewhere), and a file written
+  // with 1 and 3 must still get 2 once both are merged.
   for (const m of migrations) {
-    if (m.version <= current) continue;
+    if (applied.get(m.version)) continue;
     // Re-checked inside the write lock: another process may have applied it since we looked.
     inTransaction(db, () => {
       if (applied.get(m.version)) return;

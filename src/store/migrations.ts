@@ -94,4 +94,46 @@ CREATE TABLE usage (
 CREATE INDEX usage_by_account ON usage(account_id, started_at, id);
 `;
 
-export const MIGRATIONS: readonly Migration[] = [{ version: 1, name: "platform: accounts, keys, ledger, reservations, usage", sql: initial }];
+// Chat sessions: owner is "account:<id>" or "local" (--no-auth), so each owner has its own id space
+// and another owner's session simply does not exist for a caller. Messages keep their order in
+// `position`; an assistant message carries its turn's usage and cost. The session's totals count
+// every turn generated in it, including turns later rolled back (they were paid for).
+const sessions = `
+CREATE TABLE chat_sessions (
+  owner             TEXT NOT NULL,
+  id                TEXT NOT NULL,
+  title             TEXT NOT NULL DEFAULT '',
+  model             TEXT NOT NULL,
+  created_at        INTEGER NOT NULL,
+  updated_at        INTEGER NOT NULL,
+  prompt_tokens     INTEGER NOT NULL DEFAULT 0 CHECK (prompt_tokens >= 0),
+  cached_tokens     INTEGER NOT NULL DEFAULT 0 CHECK (cached_tokens >= 0),
+  completion_tokens INTEGER NOT NULL DEFAULT 0 CHECK (completion_tokens >= 0),
+  cost_nanoton      INTEGER NOT NULL DEFAULT 0 CHECK (cost_nanoton >= 0),
+  PRIMARY KEY (owner, id)
+);
+CREATE INDEX chat_sessions_recent ON chat_sessions(owner, updated_at);
+
+CREATE TABLE chat_messages (
+  owner             TEXT NOT NULL,
+  session_id        TEXT NOT NULL,
+  position          INTEGER NOT NULL CHECK (position >= 0),
+  role              TEXT NOT NULL CHECK (role IN ('system', 'developer', 'user', 'assistant')),
+  content           TEXT NOT NULL,
+  reasoning_content TEXT,
+  created_at        INTEGER NOT NULL,
+  prompt_tokens     INTEGER,
+  cached_tokens     INTEGER,
+  completion_tokens INTEGER,
+  cost_nanoton      INTEGER CHECK (cost_nanoton IS NULL OR cost_nanoton >= 0),
+  PRIMARY KEY (owner, session_id, position),
+  FOREIGN KEY (owner, session_id) REFERENCES chat_sessions(owner, id) ON DELETE CASCADE
+);
+`;
+
+export const MIGRATIONS: readonly Migration[] = [
+  { version: 1, name: "platform: accounts, keys, ledger, reservations, usage", sql: initial },
+  // Version 2 is the TON deposits migration of another branch; versions apply by number, not by
+  // contiguity (see migrate() in db.ts).
+  { version: 3, name: "sessions: chat sessions and their messages", sql: sessions },
+];

@@ -60,6 +60,15 @@ describe("compiled executable", () => {
       expect(ready).toBe(true);
       const health = (await (await fetch(`${base}/health`)).json()) as { status: string };
       expect(health.status).toBe("ok");
+      // The chat UI and its script are embedded too.
+      const page = await fetch(`${base}/`);
+      expect(page.status).toBe(200);
+      expect(page.headers.get("content-type")).toBe("text/html; charset=utf-8");
+      const script = (await page.text()).match(/<script type="module" src="(\/ui\/app\.[a-z0-9]+\.js)">/)?.[1];
+      expect(script).toBeDefined();
+      const js = await fetch(`${base}${script}`);
+      expect(js.status).toBe(200);
+      expect(await js.text()).toContain("/v1/chat/completions");
       const anonymous = await fetch(`${base}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
       expect(anonymous.status).toBe(401);
       const chat = await fetch(`${base}/v1/chat/completions`, {

@@ -319,6 +319,29 @@ describe("engine", () => {
     expect(unpinned.r2.usage.cachedTokens).toBeLessThan(unpinned.r1.usage.promptTokens - 1);
   });
 
+  test("forgetSession frees a pinned slot's KV cells and the session's parked state; other sessions keep theirs", async () => {
+    const turn = (who: string) => `<|im_start|>user\nA story about ${who}, please.<|im_end|>\n<|im_start|>assistant\n`;
+    const keep = await collect(engine.submit(greedy(turn("keep"), 8, { sessionKey: "keep" })));
+    await collect(engine.submit(greedy(turn("drop"), 8, { sessionKey: "drop" })));
+    const before = engine.stats()[0]!;
+    expect(await engine.forgetSession("drop")).toEqual({ slots: 1, parked: 0 });
+    const after = engine.stats()[0]!;
+    expect(after.pinnedSlots).toBe(before.pinnedSlots - 1);
+    expect(after.kvUsedCells).toBeLessThan(before.kvUsedCells);
+    expect(await engine.forgetSession("drop")).toEqual({ slots: 0, parked: 0 });
+    // The kept session still resumes from its cache.
+    const again = await collect(engine.submit(greedy(`${turn("keep")}${keep.texts[0]}<|im_end|>\n<|im_start|>user\nMore<|im_end|>\n<|im_start|>assistant\n`, 2, { sessionKey: "keep" })));
+    expect(again.usage.cachedTokens).toBeGreaterThanOrEqual(keep.usage.promptTokens - 1);
+    // Parked: other pinned traffic takes every slot, then the session is forgotten.
+    await collect(engine.submit(greedy(turn("parked"), 4, { sessionKey: "parked" })));
+    await Promise.all([0, 1, 2, 3].map((i) => collect(engine.submit(greedy(turn(`filler ${i}`), 2, { sessionKey: `filler-${i}` })))));
+    const parkedBefore = engine.stats()[0]!;
+    expect(await engine.forgetSession("parked")).toEqual({ slots: 0, parked: 1 });
+    expect(engine.stats()[0]!.parkedSessions).toBe(parkedBefore.parkedSessions - 1);
+    expect(engine.stats()[0]!.parkedBytes).toBeLessThan(parkedBefore.parkedBytes);
+    for (const k of ["keep", "filler-0", "filler-1", "filler-2", "filler-3"]) await engine.forgetSession(k);
+  });
+
   test("a long prompt evicted from every slot is restored from memory, not recomputed", async () => {
     const long = (topic: string) => `${topic}: ${"the quick brown fox jumps over the lazy dog ".repeat(20)}`;
     const first = await collect(engine.submit(greedy(long("Alpha"), 4)));

@@ -75,6 +75,29 @@ describe("/metrics", () => {
     expect({ code, out, err }).toEqual({ code: 0, out: "", err: "" });
   });
 
+  test("has seed 003's metrics with the counts of the requests made", async () => {
+    expect((await h.request("/health")).status).toBe(200);
+    // Requests are recorded after their response went out.
+    let text = "";
+    for (let i = 0; i < 200 && total(parseSamples(text), "health_check_requests_total") === 0; i++) {
+      if (i) await Bun.sleep(10);
+      text = await (await h.request("/metrics")).text();
+    }
+    const samples = parseSamples(text);
+    const types = typesOf(text);
+    for (const name of ["health_check_requests_total", "completions_requests_total", "chat_completions_requests_total", "completions_tokens_total", "completions_errors_total"]) {
+      expect({ name, type: types.get(name) }).toEqual({ name, type: "counter" });
+    }
+    expect(types.get("completions_duration_seconds")).toBe("histogram");
+    expect(total(samples, "health_check_requests_total")).toBeGreaterThanOrEqual(1);
+    // beforeAll: two chats and two failing ones, one completion.
+    expect(total(samples, "chat_completions_requests_total")).toBe(4);
+    expect(total(samples, "completions_requests_total")).toBe(1);
+    expect(total(samples, "completions_errors_total")).toBe(2);
+    expect(total(samples, "completions_tokens_total")).toBe(generated);
+    expect(total(samples, "completions_duration_seconds_count")).toBe(generations);
+  });
+
   test("has time-to-first-token and inter-token-latency histograms and request/token counters with values", async () => {
     const text = await (await h.request("/metrics")).text();
     const types = typesOf(text);
@@ -147,7 +170,9 @@ describe("/health and /readiness", () => {
   test("/readiness is 200 once the model is loaded", async () => {
     const res = await h.request("/readiness");
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ status: "ready", models: [TINY_ID] });
+    const body = (await res.json()) as Record<string, unknown> & { timestamp: string };
+    expect(body).toEqual({ status: "ready", models_available: 1, timestamp: body.timestamp, models: [TINY_ID] });
+    expect(new Date(body.timestamp).toISOString()).toBe(body.timestamp);
   });
 
   test("before models load: /readiness 503, /health 200 with loaded false, inference 503 not_ready", async () => {

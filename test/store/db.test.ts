@@ -25,7 +25,7 @@ describe("openStore", () => {
   test("an in-memory database gets every table of the schema", () => {
     const db = openStore(":memory:");
     const tables = db.query<{ name: string }, []>("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all().map((r) => r.name);
-    expect(tables).toEqual(["accounts", "api_keys", "ledger", "reservations", "schema_migrations", "usage"]);
+    expect(tables).toEqual(["accounts", "api_keys", "chat_messages", "chat_sessions", "ledger", "reservations", "schema_migrations", "usage"]);
     expect(schemaVersion(db)).toBe(latest);
   });
 
@@ -49,6 +49,17 @@ describe("openStore", () => {
     const db = openStore(path, { migrations: next });
     expect(schemaVersion(db)).toBe(latest + 1);
     expect(db.query("SELECT name FROM schema_migrations WHERE version = ?").get(latest + 1)).toEqual({ name: "notes" });
+    db.close();
+  });
+
+  test("a version missing below the highest applied one (merged from another branch) is applied on the next open", () => {
+    const path = freshPath();
+    const withGap = [MIGRATIONS[0]!, { version: 5, name: "five", sql: "CREATE TABLE five (id INTEGER PRIMARY KEY)" }];
+    openStore(path, { migrations: withGap }).close();
+    const merged = [MIGRATIONS[0]!, { version: 4, name: "four", sql: "CREATE TABLE four (id INTEGER PRIMARY KEY)" }, withGap[1]!];
+    const db = openStore(path, { migrations: merged });
+    expect(db.query<{ version: bigint }, []>("SELECT version FROM schema_migrations ORDER BY version").all().map((r) => Number(r.version))).toEqual([1, 4, 5]);
+    expect(db.query("SELECT name FROM sqlite_master WHERE name = 'four'").get()).toEqual({ name: "four" });
     db.close();
   });
 

@@ -1,5 +1,7 @@
 // Starts the real server (`bun src/main.ts`) as a subprocess on a free 127.0.0.1 port for e2e tests.
 import type { Subprocess } from "bun";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ROOT } from "./model.ts";
 
@@ -33,7 +35,10 @@ async function drain(stream: ReadableStream<Uint8Array>, sink: { text: string })
  */
 export async function startTestServer(extraArgs: string[] = [], opts: { readyTimeoutMs?: number; auth?: boolean } = {}): Promise<TestServer> {
   const port = freePort();
-  const args = ["--host", "127.0.0.1", "--port", String(port), "--parallel", "4", "--ctx-size", "1024", ...(opts.auth ? [] : ["--no-auth"]), ...extraArgs];
+  // Each server gets its own data directory unless the test names one: even --no-auth servers keep
+  // chat sessions in a database there, and tests must not share (or leave) one in ./data.
+  const ownDir = extraArgs.includes("--data-dir") || extraArgs.includes("--db") ? null : mkdtempSync(join(tmpdir(), "cocoon-server-"));
+  const args = ["--host", "127.0.0.1", "--port", String(port), "--parallel", "4", "--ctx-size", "1024", ...(opts.auth ? [] : ["--no-auth"]), ...(ownDir ? ["--data-dir", ownDir] : []), ...extraArgs];
   const proc = Bun.spawn([process.execPath, join(ROOT, "src", "main.ts"), ...args], {
     cwd: ROOT,
     env: process.env,
@@ -74,6 +79,7 @@ export async function startTestServer(extraArgs: string[] = [], opts: { readyTim
       const timer = setTimeout(() => proc.kill("SIGKILL"), 20_000);
       const code = await proc.exited;
       clearTimeout(timer);
+      if (ownDir) rmSync(ownDir, { recursive: true, force: true });
       if (proc.signalCode === "SIGKILL") throw new Error(`the server ignored SIGTERM for 20 s:\n${output.text}`);
       return code;
     },

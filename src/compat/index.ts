@@ -1,0 +1,317 @@
+// The seed 003 routes, field names and framings as that service documents them: /completions,
+// /chat/completions (SSE text), WS /chat/ws (text frames), /models, /sessions and /chat/history.
+// Keys, rate limits and billing apply as on /v1; errors use OpenAI's shape (see model.ts).
+import { Elysia, t } from "elysia";
+import { TypeCompiler } from "@sinclair/typebox/compiler";
+import { ApiError, toApiError } from "../http/errors.ts";
+import { validationMessage, validationParam } from "../http/validation.ts";
+import { ErrorResponse } from "../openai/model.ts";
+import { cocoonTime, type InferenceDeps } from "../openai/service.ts";
+import type { Principal } from "../platform/service.ts";
+import { authorizeCaller, docResponses } from "../sessions/index.ts";
+import { newSessionId, ownerOf, type SessionService } from "../sessions/service.ts";
+import { RollbackRequest, SeedChatRequest, SeedCompletion, SeedCompletionRequest, SeedHistory, SeedModel, SeedModelList, SeedSessionIds, StatusOk } from "./model.ts";
+import { deviceHeaders, seedChat, seedCompletion, seedModel, type TextRun, type TextSummary } from "./service.ts";
+
+const encoder = new TextEncoder();
+
+/**
+ * One SSE event carrying `text`. A text with line breaks becomes several `data:` lines, which an SSE
+ * client joins with "\n" (the SSE spec), so a token containing a newline arrives intact.
+ */
+export function sseEvent(text: string, event?: string): string {
+  return `${event ? `event: ${event}\n` : ""}${text
+    .split(/\r\n|\r|\n/)
+    .map((line) => `data: ${line}`)
+    .join("\n")}\n\n`;
+}
+
+/**
+ * The seed's SSE text stream: `data: <text>` per piece of the answer; reasoning (a thinking model's
+ * `<think>` text) as `event: reasoning` events, which plain `data` readers ignore; a failure after
+ * the stream began as one `event: error` with the OpenAI error object. The end is the end of the
+ * stream, after comment lines with the cost (when billed) and X-Cocoon-Client-End.
+ */
+function textSse(run: TextRun, headers: Record<string, string>): Response {
+  const pieces = run.pieces;
+  const body = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      let out = "";
+      try {
+        const r = await pieces.next();
+        if (!r.done) {
+          if (r.value.reasoning) out += sseEvent(r.value.reasoning, "reasoning");
+          if (r.value.content) out += sseEvent(r.value.content);
+          controller.enqueue(encoder.encode(out));
+          return;
+        }
+        const summary = r.value;
+        if (summary?.cost) out += `: X-Cocoon-Cost-Nanoton: ${summary.cost.nanoton}\n`;
+        out += `: X-Cocoon-Client-End: ${cocoonTime()}\n\n`;
+      } catch (err) {
+        out += sseEvent(JSON.stringify(toApiError(err).body()), "error");
+      }
+      controller.enqueue(encoder.encode(out));
+      controller.close();
+    },
+    async cancel() {
+      // The client went away: stopping the pieces cancels the generation.
+      await pieces.return(null);
+    },
+  });
+  return new Response(body, {
+    headers: { "Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache", Connection: "keep-alive", "X-Accel-Buffering": "no", ...headers },
+  });
+}
+
+/** Reads a whole run: the answer's text and the summary. */
+async function collect(run: TextRun): Promise<{ text: string; summary: TextSummary | null }> {
+  let text = "";
+  for (;;) {
+    const r = await run.pieces.next();
+    if (r.done) return { text, summary: r.value };
+    text += r.value.content;
+  }
+}
+
+/** The end-of-reply frame on /chat/ws: `__END__:` and a JSON summary. */
+export const END_FRAME = "__END__:";
+export const ERROR_FRAME = "__ERROR__:";
+
+interface SocketState {
+  busy: AbortController | null;
+  principal: Principal | null;
+  /** The session of messages without `session-id`: one per socket, so they continue one conversation. */
+  sessionId: string | null;
+}
+
+const chatValidator = TypeCompiler.Compile(SeedChatRequest);
+const tags = ["Seed 003"];
+const errors = { 400: "ErrorResponse", 401: "ErrorResponse", 402: "ErrorResponse", 404: "ErrorResponse", 409: "ErrorResponse", 429: "ErrorResponse", 503: "ErrorResponse" } as const;
+
+export function compatRoutes(deps: InferenceDeps, sessions: SessionService) {
+  const sockets = new Map<string, SocketState>();
+  const callers = new WeakMap<Request, { principal: Principal | null; headers: Record<string, string> }>();
+  const caller = (request: Request) => {
+    let c = callers.get(request);
+    if (!c) {
+      c = authorizeCaller(deps.platform, request);
+      callers.set(request, c);
+    }
+    return c;
+  };
+  const json = (body: unknown, headers: Record<string, string>) => Response.json(body, { headers });
+
+  return (
+    new Elysia({ name: "compat" })
+      .onTransform(({ request }) => {
+        // Key first, before body validation (as on /v1); the model routes stay public like /v1/models.
+        if (request.method === "POST") caller(request);
+      })
+      .model({ SeedCompletionRequest, SeedCompletion, SeedChatRequest, SeedModelList, SeedModel, SeedSessionIds, SeedHistory, RollbackRequest, StatusOk, ErrorResponse })
+      .post(
+        "/completions",
+        async ({ body, request }) => {
+          const start = Date.now();
+          const { principal, headers } = caller(request);
+          const run = await seedCompletion(deps, body, principal, request.signal);
+          const base = { ...headers, "X-Cocoon-Client-Start": cocoonTime(start) };
+          if (body.stream) return textSse(run, base);
+          const { text, summary } = await collect(run);
+          return json(
+            { text, model: run.model.id, tokens: summary?.tokens ?? 0 },
+            { ...base, ...(summary?.cost ? { "X-Cocoon-Cost-Nanoton": String(summary.cost.nanoton) } : {}), "X-Cocoon-Client-End": cocoonTime() },
+          );
+        },
+        {
+          body: "SeedCompletionRequest",
+          parse: "json",
+          response: { 200: "SeedCompletion", ...errors },
+          detail: {
+            tags,
+            summary: "Text completion (seed 003)",
+            description:
+              "Raw-text completion. With `stream: true`: `text/event-stream`, one `data: <token text>` event per piece (a piece with line breaks spans several `data:` lines, " +
+              "joined with \\n by SSE clients); the stream ends after `: X-Cocoon-Cost-Nanoton` (when billed) and `: X-Cocoon-Client-End` comment lines. Whole responses carry `X-Cocoon-Cost-Nanoton`.",
+          },
+        },
+      )
+      .post(
+        "/chat/completions",
+        async ({ body, request }) => {
+          const start = Date.now();
+          const { principal, headers } = caller(request);
+          const run = await seedChat(deps, sessions, body, principal, request.signal);
+          return textSse(run, {
+            ...headers,
+            ...deviceHeaders(run.model, body.device),
+            "X-Session-Id": run.sessionId!,
+            "X-Cocoon-Session-Id": run.sessionId!,
+            "X-Cocoon-Client-Start": cocoonTime(start),
+          });
+        },
+        {
+          body: "SeedChatRequest",
+          parse: "json",
+          detail: {
+            tags,
+            responses: docResponses({ 200: { description: "The answer as server-sent events.", content: { "text/event-stream": { schema: { type: "string" } } } } }),
+            summary: "Chat in a session, streamed as SSE text (seed 003)",
+            description:
+              "Appends `prompt` to the session (`session-id`, or a new one named in the `X-Session-Id` response header) and streams the answer as `data: <token text>` events " +
+              "(multi-line pieces span several `data:` lines; reasoning comes as `event: reasoning`). The cost follows as a `: X-Cocoon-Cost-Nanoton: N` comment at the end. " +
+              "`X-Cocoon-Device` says where the model runs; `X-Cocoon-Device-Note` explains when `device` asked for another one.",
+          },
+        },
+      )
+      .ws("/chat/ws", {
+        detail: { hide: true },
+        // Browsers cannot set headers on a WebSocket: the key may also come as ?api_key=.
+        beforeHandle({ request }) {
+          if (deps.platform) deps.platform.authenticate(request);
+        },
+        open(ws) {
+          const request = (ws.data as { request?: Request }).request;
+          const principal = deps.platform && request ? deps.platform.authenticate(request) : null;
+          sockets.set(ws.id, { busy: null, principal, sessionId: null });
+        },
+        close(ws) {
+          // A closed socket cancels whatever it was generating.
+          sockets.get(ws.id)?.busy?.abort();
+          sockets.delete(ws.id);
+        },
+        async message(ws, raw) {
+          const state = sockets.get(ws.id);
+          if (!state) return;
+          const fail = (message: string) => ws.send(`${ERROR_FRAME}${message}`);
+          let body: unknown = raw;
+          if (typeof raw === "string") {
+            try {
+              body = JSON.parse(raw);
+            } catch {
+              fail("the message is not valid JSON; send a JSON object like {\"model-name\": \"...\", \"prompt\": \"Hello!\"}");
+              return;
+            }
+          }
+          if (!chatValidator.Check(body)) {
+            const first = chatValidator.Errors(body).First();
+            const param = first ? validationParam(first.path) : null;
+            fail(validationMessage(param, first?.message ?? "invalid message", first?.value, first?.schema));
+            return;
+          }
+          if (state.busy) {
+            fail(`a reply is still being generated on this socket; wait for its ${END_FRAME} frame`);
+            return;
+          }
+          const ac = new AbortController();
+          state.busy = ac;
+          try {
+            // Each message is a request: the key is checked again and counts against the rate limits.
+            const request = (ws.data as { request?: Request }).request;
+            if (deps.platform && request) {
+              state.principal = deps.platform.authenticate(request);
+              deps.platform.admit(state.principal);
+            }
+            if (!body["session-id"]) state.sessionId ??= newSessionId();
+            const run = await seedChat(deps, sessions, body, state.principal, ac.signal, state.sessionId ?? undefined);
+            let summary: TextSummary | null = null;
+            for (;;) {
+              const r = await run.pieces.next();
+              if (r.done) {
+                summary = r.value;
+                break;
+              }
+              if (ac.signal.aborted) break;
+              if (r.value.content) ws.send(r.value.content);
+            }
+            if (!ac.signal.aborted) {
+              ws.send(
+                END_FRAME +
+                  JSON.stringify({
+                    session_id: run.sessionId,
+                    model: run.model.id,
+                    device: deviceHeaders(run.model, body.device)["X-Cocoon-Device"],
+                    finish_reason: summary?.reason === "length" || summary?.reason === "timeout" ? "length" : "stop",
+                    tokens: summary?.tokens ?? 0,
+                    usage: summary
+                      ? {
+                          prompt_tokens: summary.usage.promptTokens,
+                          completion_tokens: summary.usage.completionTokens,
+                          total_tokens: summary.usage.promptTokens + summary.usage.completionTokens,
+                          prompt_tokens_details: { cached_tokens: summary.usage.cachedTokens },
+                        }
+                      : null,
+                    ...(summary?.cost ? { cost: { nanoton: Number(summary.cost.nanoton), ton: summary.cost.ton } } : {}),
+                  }),
+              );
+            } else {
+              await run.pieces.return(null);
+            }
+          } catch (err) {
+            if (!ac.signal.aborted) fail(toApiError(err).message);
+          } finally {
+            state.busy = null;
+          }
+        },
+      })
+      .get("/models", () => json({ models: deps.engine.models().map((m) => m.id) }, {}), {
+        response: { 200: "SeedModelList" },
+        detail: { tags, summary: "List model ids (seed 003)" },
+      })
+      .get(
+        "/models/:id",
+        ({ params }) => {
+          const info = deps.engine.models().find((m) => m.id === params.id);
+          if (!info) throw new ApiError("model_not_found", `The model '${params.id}' does not exist`, "model");
+          return json(seedModel(info), {});
+        },
+        { params: t.Object({ id: t.String() }), response: { 200: "SeedModel", 404: "ErrorResponse" }, detail: { tags, summary: "Get a model (seed 003)" } },
+      )
+      .get(
+        "/sessions",
+        ({ request }) => {
+          const { principal, headers } = caller(request);
+          return json(sessions.list(ownerOf(principal)).map((s) => s.id), headers);
+        },
+        { response: { 200: "SeedSessionIds", ...errors }, detail: { tags, summary: "List your session ids (seed 003)" } },
+      )
+      .get(
+        "/chat/history/:id",
+        ({ request, params }) => {
+          const { principal, headers } = caller(request);
+          return json(
+            sessions.messages(ownerOf(principal), params.id).map((m) => ({ role: m.role, content: m.content })),
+            headers,
+          );
+        },
+        { params: t.Object({ id: t.String() }), response: { 200: "SeedHistory", ...errors }, detail: { tags, summary: "A session's messages (seed 003)" } },
+      )
+      .delete(
+        "/chat/history/:id",
+        async ({ request, params }) => {
+          const { principal, headers } = caller(request);
+          await sessions.delete(ownerOf(principal), params.id);
+          return new Response(null, { status: 204, headers });
+        },
+        {
+          params: t.Object({ id: t.String() }),
+          detail: { tags, summary: "Delete a session (seed 003)", description: "Cancels a reply in progress and frees the session's KV cache in the engine.", responses: docResponses({ 204: { description: "Deleted." } }) },
+        },
+      )
+      .post(
+        "/chat/history/:id/rollback",
+        ({ request, params, body }) => {
+          const { principal, headers } = caller(request);
+          sessions.rollback(ownerOf(principal), params.id, body.amount);
+          return json({ status: "ok" }, headers);
+        },
+        {
+          params: t.Object({ id: t.String() }),
+          body: "RollbackRequest",
+          parse: "json",
+          response: { 200: "StatusOk", ...errors },
+          detail: { tags, summary: "Remove the last N messages (seed 003)", description: "`amount` from 1 to the number of messages; anything else is a 400." },
+        },
+      )
+  );
+}

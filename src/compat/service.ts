@@ -1,0 +1,168 @@
+// Seed 003 requests -> engine requests, and engine streams -> plain text pieces with a final summary
+// (tokens, usage, cost). Billing, metrics and sessions work as on /v1; framing (JSON, SSE lines,
+// WebSocket frames) is left to index.ts. No Elysia here.
+import { basename } from "node:path";
+import type { Generation } from "../inference/engine.ts";
+import type { EngineEvent, FinishReason, GenerateRequest, ModelInfo, Usage } from "../inference/types.ts";
+import { ApiError, toApiError } from "../http/errors.ts";
+import { RequestBilling } from "../openai/billing.ts";
+import { cocoonOptions, firstEvents, instrument, pickModel, replay, type InferenceDeps } from "../openai/service.ts";
+import type { Cost, Principal } from "../platform/service.ts";
+import { newSessionId, ownerOf, type SessionService, type Turn } from "../sessions/service.ts";
+import { recordTurn } from "../sessions/turn.ts";
+import type { SeedChatRequest, SeedCompletionRequest } from "./model.ts";
+
+export interface TextPiece {
+  content: string;
+  reasoning: string;
+}
+
+export interface TextSummary {
+  /** Tokens generated. */
+  tokens: number;
+  usage: Usage;
+  reason: FinishReason;
+  cost: Cost | null;
+}
+
+/** A started generation: its text pieces; the generator's return value is the summary. */
+export interface TextRun {
+  model: ModelInfo;
+  sessionId: string | null;
+  pieces: AsyncGenerator<TextPiece, TextSummary | null>;
+}
+
+/** Where the model runs, in the seed's device words. */
+export function deviceOf(model: ModelInfo): "cuda" | "cpu" | "metal" {
+  if (model.gpuLayers === 0) return "cpu";
+  return model.backend === "cuda" || model.backend === "metal" ? model.backend : "cpu";
+}
+
+/** X-Cocoon-Device, plus a note when the client asked for another device (a loaded model cannot move). */
+export function deviceHeaders(model: ModelInfo, requested: string | undefined): Record<string, string> {
+  const actual = deviceOf(model);
+  const headers: Record<string, string> = { "X-Cocoon-Device": actual };
+  if (requested && requested !== actual) {
+    headers["X-Cocoon-Device-Note"] = `requested ${requested}; the model is loaded on ${actual} and cannot move`;
+  }
+  return headers;
+}
+
+/** GET /models/{id}: the seed's model object. */
+export function seedModel(m: ModelInfo) {
+  // llama.cpp describes a model as "<arch> <size> <file type>", e.g. "qwen3 0.6B Q8_0".
+  const quantization = m.description.split(" ").slice(2).join(" ").trim();
+  return { id: m.id, name: basename(m.path).replace(/\.gguf$/i, ""), context_length: m.contextWindow, quantization: quantization || null };
+}
+
+export function resolveModel(deps: InferenceDeps, id: string, endpoint: "chat" | "completion"): ModelInfo {
+  return pickModel(deps, id, cocoonOptions({}), endpoint);
+}
+
+/** Submits, bills and waits for the first output: errors before any output are thrown (HTTP status). */
+async function startRun(
+  deps: InferenceDeps,
+  request: GenerateRequest,
+  model: ModelInfo,
+  principal: Principal | null,
+  endpoint: "chat" | "completion",
+  signal: AbortSignal | undefined,
+  turn: Turn | null,
+): Promise<TextRun> {
+  let billing: RequestBilling | null = null;
+  let events: Generation;
+  const submittedAt = performance.now();
+  try {
+    billing = RequestBilling.start(deps.platform, principal, request, model, endpoint, null);
+    try {
+      events = deps.engine.submit(request, turn ? (signal ? AbortSignal.any([signal, turn.signal]) : turn.signal) : signal);
+    } catch (err) {
+      billing?.settle(null);
+      throw toApiError(err);
+    }
+  } catch (err) {
+    turn?.end();
+    throw err;
+  }
+  billing?.watch(events);
+  let head: EngineEvent[];
+  try {
+    head = await firstEvents(events, cocoonOptions({}));
+  } catch (err) {
+    await events.return?.();
+    turn?.end();
+    throw toApiError(err);
+  }
+  const source = replay(head, events);
+  const recorded = turn ? recordTurn(source, turn, { model: model.id, settle: (done) => billing?.settle(done).nanoton ?? null }) : source;
+  const all = instrument(recorded, deps.metrics, { model: model.id, endpoint, submittedAt });
+  return { model, sessionId: turn?.id ?? null, pieces: textPieces(all, events, billing) };
+}
+
+async function* textPieces(events: AsyncGenerator<EngineEvent>, source: Generation, billing: RequestBilling | null): AsyncGenerator<TextPiece, TextSummary | null> {
+  let completed = false;
+  let summary: TextSummary | null = null;
+  try {
+    for await (const e of events) {
+      if (e.type === "delta") {
+        if (e.content || e.reasoning) yield { content: e.content, reasoning: e.reasoning };
+      } else if (e.type === "done") {
+        completed = true;
+        summary = { tokens: e.usage.completionTokens, usage: e.usage, reason: e.reasons[0] ?? "stop", cost: billing?.settle(e) ?? null };
+      }
+    }
+  } finally {
+    // A consumer that stops early (client gone, socket closed) cancels the generation.
+    if (!completed) await source.return?.();
+  }
+  return summary;
+}
+
+/** POST /completions: a raw-text completion with the seed's defaults. */
+export function seedCompletion(deps: InferenceDeps, body: SeedCompletionRequest, principal: Principal | null, signal?: AbortSignal): Promise<TextRun> {
+  const model = resolveModel(deps, body.model, "completion");
+  if (body.prompt.length === 0) throw new ApiError("invalid_request", "Invalid value for 'prompt': the prompt is empty.", "prompt");
+  const request: GenerateRequest = {
+    model: model.id,
+    prompt: body.prompt,
+    maxTokens: body.max_tokens ?? 128,
+    sampling: { temperature: body.temperature ?? 0.7, topP: body.top_p ?? 0.95 },
+    stop: body.stop?.length ? body.stop : undefined,
+  };
+  return startRun(deps, request, model, principal, "completion", signal, null);
+}
+
+/**
+ * POST /chat/completions and WS /chat/ws: one turn of a session (`session-id`, or `fallbackId`, or
+ * a new random id) with the seed's defaults.
+ */
+export function seedChat(
+  deps: InferenceDeps,
+  sessions: SessionService,
+  body: SeedChatRequest,
+  principal: Principal | null,
+  signal?: AbortSignal,
+  fallbackId?: string,
+): Promise<TextRun> {
+  const model = resolveModel(deps, body["model-name"], "chat");
+  if (body.prompt.trim() === "") throw new ApiError("invalid_request", "Invalid value for 'prompt': the message is empty.", "prompt");
+  const id = body["session-id"] ?? fallbackId ?? newSessionId();
+  const turn = sessions.beginTurn(ownerOf(principal), id, [{ role: "user", content: body.prompt }], {
+    param: "session-id",
+    systemPrompt: body["system-prompt"],
+  });
+  const request: GenerateRequest = {
+    model: model.id,
+    messages: turn.messages,
+    sessionKey: turn.key,
+    maxTokens: body["max-token"] ?? 512,
+    sampling: {
+      temperature: body.temperature ?? 0.7,
+      topP: body["top-p"] ?? 0.95,
+      topK: body["top-k"] ?? 40,
+      repeatPenalty: body["repeat-penalty"] ?? 1.1,
+    },
+    stop: body.stop?.length ? body.stop : undefined,
+  };
+  return startRun(deps, request, model, principal, "chat", signal, turn);
+}

@@ -1,0 +1,142 @@
+// The /v1/sessions routes (our extension): list, read, fork and delete the caller's server-side chat
+// sessions. Turns are added through /v1/chat/completions with `session_id` (src/openai/chat.ts).
+import { Elysia, t } from "elysia";
+import { stickyHeaders } from "../http/errors.ts";
+import { ErrorResponse } from "../openai/model.ts";
+import { formatTon } from "../platform/pricing.ts";
+import type { Platform, Principal } from "../platform/service.ts";
+import { ForkRequest, SessionDetail, SessionInfo, SessionList } from "./model.ts";
+import { ownerOf, type SessionRow, type SessionService, type StoredMessage, type TurnUsage } from "./service.ts";
+
+export interface SessionRouteDeps {
+  sessions: SessionService;
+  /** Keys and rate limits; null with --no-auth (every session then belongs to the local owner). */
+  platform: Platform | null;
+}
+
+/** The caller (null with --no-auth) and its rate-limit headers, which also go on its errors; throws 401 / 429. */
+export function authorizeCaller(platform: Platform | null, request: Request): { principal: Principal | null; headers: Record<string, string> } {
+  if (!platform) return { principal: null, headers: {} };
+  const principal = platform.authenticate(request);
+  const headers = platform.admit(principal);
+  stickyHeaders.set(request, headers);
+  return { principal, headers };
+}
+
+/** OpenAPI responses written by hand (non-JSON or empty success bodies) plus the error responses. */
+export function docResponses(success: Record<number, { description: string; content?: Record<string, unknown> }>) {
+  const error = { description: "Every error, in OpenAI's shape.", content: { "application/json": { schema: { $ref: "#/components/schemas/ErrorResponse" } } } };
+  return { ...success, 400: error, 401: error, 404: error, 409: error, 429: error };
+}
+
+const seconds = (ms: number) => Math.floor(ms / 1000);
+const costOf = (nanoton: bigint) => ({ nanoton: Number(nanoton), ton: formatTon(nanoton) });
+const usageOf = (u: TurnUsage) => ({
+  prompt_tokens: u.promptTokens,
+  completion_tokens: u.completionTokens,
+  total_tokens: u.promptTokens + u.completionTokens,
+  prompt_tokens_details: { cached_tokens: u.cachedTokens },
+});
+
+export function sessionInfo(s: SessionRow) {
+  return {
+    id: s.id,
+    object: "chat.session" as const,
+    title: s.title,
+    model: s.model,
+    system_prompt: s.systemPrompt,
+    created: seconds(s.createdAt),
+    updated: seconds(s.updatedAt),
+    message_count: s.messageCount,
+    usage: usageOf(s.usage),
+    cost: costOf(s.cost),
+  };
+}
+
+export function sessionMessage(m: StoredMessage) {
+  return {
+    role: m.role,
+    content: m.content,
+    ...(m.reasoningContent ? { reasoning_content: m.reasoningContent } : {}),
+    created: seconds(m.createdAt),
+    ...(m.usage ? { usage: usageOf(m.usage) } : {}),
+    ...(m.cost !== null ? { cost: costOf(m.cost) } : {}),
+  };
+}
+
+const tags = ["Sessions"];
+const errors = { 400: "ErrorResponse", 401: "ErrorResponse", 404: "ErrorResponse", 409: "ErrorResponse", 429: "ErrorResponse" } as const;
+
+export function sessionRoutes(deps: SessionRouteDeps) {
+  const { sessions } = deps;
+  const callers = new WeakMap<Request, { principal: Principal | null; headers: Record<string, string> }>();
+  const caller = (request: Request) => {
+    let c = callers.get(request);
+    if (!c) {
+      c = authorizeCaller(deps.platform, request);
+      callers.set(request, c);
+    }
+    return c;
+  };
+  const json = (body: unknown, headers: Record<string, string>, status = 200) => Response.json(body, { status, headers });
+  return (
+    new Elysia({ name: "sessions" })
+      // Authentication before body validation, as on /v1: a caller without a key learns that first.
+      .onTransform(({ request }) => {
+        caller(request);
+      })
+      .model({ SessionInfo, SessionDetail, SessionList, ForkRequest, ErrorResponse })
+      .get(
+        "/v1/sessions",
+        ({ request }) => {
+          const { principal, headers } = caller(request);
+          return json({ object: "list", data: sessions.list(ownerOf(principal)).map(sessionInfo) }, headers);
+        },
+        { response: { 200: "SessionList", ...errors }, detail: { tags, summary: "List your chat sessions", description: "Most recently updated first. Sessions are private to the account that created them." } },
+      )
+      .get(
+        "/v1/sessions/:id",
+        ({ request, params }) => {
+          const { principal, headers } = caller(request);
+          const owner = ownerOf(principal);
+          const s = sessions.get(owner, params.id);
+          return json({ ...sessionInfo(s), messages: sessions.messages(owner, params.id).map(sessionMessage) }, headers);
+        },
+        {
+          params: t.Object({ id: t.String() }),
+          response: { 200: "SessionDetail", ...errors },
+          detail: { tags, summary: "Get a session with its messages", description: "404 for a session that does not exist or belongs to another account." },
+        },
+      )
+      .post(
+        "/v1/sessions/:id/fork",
+        ({ request, params, body }) => {
+          const { principal, headers } = caller(request);
+          return json(sessionInfo(sessions.fork(ownerOf(principal), params.id, body.messages, body.id)), headers);
+        },
+        {
+          params: t.Object({ id: t.String() }),
+          body: "ForkRequest",
+          parse: "json",
+          response: { 200: "SessionInfo", ...errors },
+          detail: {
+            tags,
+            summary: "Fork a session",
+            description: "A new session holding copies of the first `messages` messages (to edit a message and branch the conversation); the source is unchanged. Its usage and cost start at zero.",
+          },
+        },
+      )
+      .delete(
+        "/v1/sessions/:id",
+        async ({ request, params }) => {
+          const { principal, headers } = caller(request);
+          await sessions.delete(ownerOf(principal), params.id);
+          return new Response(null, { status: 204, headers });
+        },
+        {
+          params: t.Object({ id: t.String() }),
+          detail: { tags, summary: "Delete a session", description: "Cancels a reply being generated in it and frees its KV cache in the engine.", responses: docResponses({ 204: { description: "Deleted." } }) },
+        },
+      )
+  );
+}

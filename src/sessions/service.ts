@@ -1,0 +1,210 @@
+// Server-side chat sessions: who owns them, their history as the model sees it, one turn at a time
+// per session, and what a finished turn stores. Used by /v1/chat/completions (session_id), the
+// /v1/sessions routes and the seed 003 routes. No Elysia here.
+import type { Database } from "bun:sqlite";
+import { ApiError } from "../http/errors.ts";
+import type { ChatMessage } from "../inference/chat-template.ts";
+import type { Principal } from "../platform/service.ts";
+import { inTransaction } from "../store/db.ts";
+import { SessionStore, type NewMessage, type SessionRow, type StoredMessage, type StoredRole, type TurnUsage } from "./store.ts";
+
+/** Client-chosen ids (UUIDs, "my-session-id") are allowed within this charset and length. */
+export const SESSION_ID_PATTERN = "^[A-Za-z0-9._:~-]{1,128}$";
+const ID_RE = new RegExp(SESSION_ID_PATTERN);
+const TITLE_CHARS = 80;
+
+/** Whose sessions: an account, or the single local user of a --no-auth server. */
+export function ownerOf(principal: Principal | null): string {
+  return principal ? `account:${principal.accountId}` : "local";
+}
+
+export function newSessionId(): string {
+  return crypto.randomUUID();
+}
+
+/** A title from the first user message: its first non-empty line, cut to 80 characters. */
+export function titleOf(messages: { role: string; content: string }[]): string {
+  const first = messages.find((m) => m.role === "user" && m.content.trim() !== "");
+  if (!first) return "";
+  const line = first.content.trim().split("\n")[0]!.trim();
+  return line.length > TITLE_CHARS ? `${line.slice(0, TITLE_CHARS - 1)}…` : line;
+}
+
+/** What a finished turn hands back to be stored. */
+export interface TurnResult {
+  model: string;
+  content: string;
+  reasoning: string;
+  usage: TurnUsage;
+  /** The turn's charge; null when billing is off. */
+  cost: bigint | null;
+}
+
+/** One running turn: holds the session's lock until end(). */
+export interface Turn {
+  id: string;
+  /** The engine's session key: unique per owner and session, so the next turn finds its KV cache. */
+  key: string;
+  /** History plus the new messages, as the model sees them. */
+  messages: ChatMessage[];
+  /** Aborted when the session is deleted while the turn runs. */
+  signal: AbortSignal;
+  /** Stores the new messages and the reply with its usage and cost (once; later calls do nothing). */
+  commit(result: TurnResult): void;
+  /** Releases the session for the next turn. Idempotent. */
+  end(): void;
+}
+
+export interface SessionServiceOptions {
+  /** Frees the engine's cache for a session key (pinned slot, parked state); may be absent while loading. */
+  forget?: (key: string) => Promise<unknown> | void;
+  now?: () => number;
+}
+
+export class SessionService {
+  readonly store: SessionStore;
+  /** Sessions with a turn in flight, by engine key. */
+  private readonly running = new Map<string, AbortController>();
+  private readonly now: () => number;
+
+  constructor(
+    readonly db: Database,
+    private readonly opts: SessionServiceOptions = {},
+  ) {
+    this.store = new SessionStore(db);
+    this.now = opts.now ?? Date.now;
+  }
+
+  /** 400 for an id outside the allowed charset or length. */
+  checkId(id: string, param: string): void {
+    if (!ID_RE.test(id)) {
+      throw new ApiError("invalid_request", `Invalid value for '${param}': a session id is 1 to 128 characters of A-Z a-z 0-9 . _ : ~ -`, param);
+    }
+  }
+
+  keyOf(owner: string, id: string): string {
+    return `session:${owner}:${id}`;
+  }
+
+  list(owner: string): SessionRow[] {
+    return this.store.list(owner);
+  }
+
+  /** The session or a 404; another owner's session is indistinguishable from a missing one. */
+  get(owner: string, id: string): SessionRow {
+    const s = ID_RE.test(id) ? this.store.get(owner, id) : null;
+    if (!s) throw new ApiError("not_found", `No session with id '${id}'.`, "session_id");
+    return s;
+  }
+
+  messages(owner: string, id: string): StoredMessage[] {
+    this.get(owner, id);
+    return this.store.messages(owner, id);
+  }
+
+  /** A new session (server-generated id unless `to` is given) with copies of the first n messages. */
+  fork(owner: string, id: string, n: number, to?: string): SessionRow {
+    const src = this.get(owner, id);
+    if (!Number.isInteger(n) || n < 0 || n > src.messageCount) {
+      throw new ApiError("invalid_request", `Invalid value for 'messages': the session has ${src.messageCount} messages; fork from 0 to ${src.messageCount} of them`, "messages");
+    }
+    const target = to ?? newSessionId();
+    if (to !== undefined) this.checkId(to, "id");
+    if (!this.store.fork(owner, id, target, n, this.now())) {
+      throw new ApiError("invalid_request", `A session with id '${target}' already exists.`, "id");
+    }
+    return this.store.get(owner, target)!;
+  }
+
+  /** Removes exactly the last n messages; 400 when n is not 1..message count, 409 during a turn. */
+  rollback(owner: string, id: string, n: number): void {
+    const s = this.get(owner, id);
+    if (!Number.isInteger(n) || n < 1 || n > s.messageCount) {
+      throw new ApiError("invalid_request", `Invalid value for 'amount': the session has ${s.messageCount} messages; roll back 1 to ${s.messageCount}`, "amount");
+    }
+    this.ensureIdle(owner, id);
+    this.store.rollback(owner, id, n, this.now());
+  }
+
+  /** Deletes the session, cancels a turn running on it and frees its engine cache. */
+  async delete(owner: string, id: string): Promise<void> {
+    this.get(owner, id);
+    const key = this.keyOf(owner, id);
+    this.running.get(key)?.abort();
+    this.store.delete(owner, id);
+    try {
+      await this.opts.forget?.(key);
+    } catch {
+      // The session is gone either way; the engine only fails this when its worker died, and the
+      // restarted worker holds nothing of the session.
+    }
+  }
+
+  private ensureIdle(owner: string, id: string): void {
+    if (this.running.has(this.keyOf(owner, id))) {
+      throw new ApiError("conflict", `A reply is still being generated in session '${id}'; wait for it or cancel it first.`, "session_id");
+    }
+  }
+
+  /**
+   * Starts a turn: the stored history plus `incoming` (and `systemPrompt`, which replaces the
+   * session's first system message or goes first) is what the model sees. With no incoming message
+   * the model answers the stored history as it is (regenerate after a rollback). Nothing is written
+   * until commit(): a turn that fails or is cancelled leaves the session as it was.
+   */
+  beginTurn(owner: string, id: string, incoming: NewMessage[], o: { param: string; systemPrompt?: string }): Turn {
+    this.checkId(id, o.param);
+    const key = this.keyOf(owner, id);
+    this.ensureIdle(owner, id);
+    const stored = this.store.messages(owner, id);
+    let history: { role: StoredRole; content: string; reasoningContent: string | null }[] = stored;
+    if (o.systemPrompt !== undefined) {
+      const sys = { role: "system" as const, content: o.systemPrompt, reasoningContent: null };
+      history = stored[0]?.role === "system" ? [sys, ...stored.slice(1)] : [sys, ...stored];
+    }
+    const all = [...history, ...incoming.map((m) => ({ ...m, reasoningContent: m.reasoningContent ?? null }))];
+    if (!all.some((m) => m.role !== "system")) {
+      throw new ApiError("invalid_request", incoming.length === 0 ? `Session '${id}' has no messages to answer; send at least one message.` : "Send at least one non-system message.", o.param === "session_id" ? "messages" : "prompt");
+    }
+    if (incoming.length === 0 && all.at(-1)!.role === "assistant") {
+      throw new ApiError("invalid_request", `The last message of session '${id}' is already an assistant reply; roll it back to regenerate it, or send a new message.`, "messages");
+    }
+    const controller = new AbortController();
+    this.running.set(key, controller);
+    let done = false;
+    const end = () => {
+      if (done) return;
+      done = true;
+      if (this.running.get(key) === controller) this.running.delete(key);
+    };
+    let committed = false;
+    return {
+      id,
+      key,
+      signal: controller.signal,
+      messages: all.map((m) => ({ role: m.role, content: m.content, ...(m.reasoningContent ? { reasoning_content: m.reasoningContent } : {}) })),
+      commit: (r) => {
+        // A session deleted during the turn stays deleted.
+        if (committed || controller.signal.aborted) return;
+        committed = true;
+        const now = this.now();
+        const reply: NewMessage = { role: "assistant", content: r.content, reasoningContent: r.reasoning || null, usage: r.usage, cost: r.cost };
+        inTransaction(this.db, () => {
+          this.store.create(owner, id, { title: titleOf(all), model: r.model, now });
+          if (o.systemPrompt !== undefined) this.store.setSystemPrompt(owner, id, o.systemPrompt, now);
+          this.store.append(owner, id, [...incoming, reply], { model: r.model, now, title: titleOf(all), turn: { usage: r.usage, cost: r.cost ?? 0n } });
+        });
+      },
+      end,
+    };
+  }
+}
+
+/** Text of an OpenAI message content (string or text parts); null for none. */
+export function textOf(content: string | { type: string; text?: string }[] | null | undefined): string {
+  if (content === null || content === undefined) return "";
+  if (typeof content === "string") return content;
+  return content.map((p) => (p.type === "text" ? (p.text ?? "") : "")).join("");
+}
+
+export type { SessionRow, StoredMessage, TurnUsage };

@@ -1,0 +1,80 @@
+// The built-in chat UI: `GET /` serves one HTML page whose script and stylesheet are embedded in the
+// executable (imported as text), so the UI works from the compiled binary on a box with no internet.
+import { Elysia } from "elysia";
+import { ApiError } from "../http/errors.ts";
+import dom from "./assets/dom.js" with { type: "text" };
+import highlight from "./assets/highlight.js" with { type: "text" };
+import markdown from "./assets/markdown.js" with { type: "text" };
+import state from "./assets/state.js" with { type: "text" };
+import account from "./assets/account.js" with { type: "text" };
+import sessions from "./assets/sessions.js" with { type: "text" };
+import stream from "./assets/stream.js" with { type: "text" };
+import app from "./assets/app.js" with { type: "text" };
+import style from "./assets/app.css" with { type: "text" };
+import { renderPage } from "./page.ts";
+
+// The browser code is plain JavaScript in parts that share one scope: joined in this order into one
+// module, it is one request and needs no bundler at build time. Model output is rendered by building
+// DOM nodes with textContent only: no string of it is ever parsed as HTML.
+const script = [dom, highlight, markdown, state, account, sessions, stream, app].join("\n");
+
+interface Asset {
+  body: string;
+  type: string;
+}
+
+/** Content-hashed file name, so a new build is never served from a stale browser cache. */
+const hashed = (base: string, ext: string, body: string) => `${base}.${Bun.hash(body).toString(36)}.${ext}`;
+
+const scriptName = hashed("app", "js", script);
+const styleName = hashed("app", "css", style);
+
+const ASSETS: Record<string, Asset> = {
+  [scriptName]: { body: script, type: "text/javascript; charset=utf-8" },
+  [styleName]: { body: style, type: "text/css; charset=utf-8" },
+};
+
+const PAGE = renderPage({ script: `/ui/${scriptName}`, style: `/ui/${styleName}` });
+
+// The page renders model output: the policy forbids anything but our own script and style, so even a
+// rendering bug cannot run injected code or load from another host.
+const SECURITY_HEADERS = {
+  "Content-Security-Policy":
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  "X-Content-Type-Options": "nosniff",
+  "Referrer-Policy": "no-referrer",
+};
+
+export function webRoutes() {
+  return new Elysia({ name: "web-ui" })
+    .get(
+      "/",
+      () =>
+        new Response(PAGE, {
+          // The page names the hashed assets, so it must be revalidated to pick up a new build.
+          headers: { "Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-cache", ...SECURITY_HEADERS },
+        }),
+      {
+        detail: {
+          tags: ["Web UI"],
+          summary: "The built-in chat UI",
+          description: "An HTML page (no external resources): chat with streaming, server-side sessions, settings, API key entry or registration, balance and deposits.",
+          responses: { 200: { description: "The chat UI page.", content: { "text/html": { schema: { type: "string" } } } } },
+        },
+      },
+    )
+    .get(
+      "/ui/:file",
+      ({ params }) => {
+        const asset = ASSETS[params.file];
+        if (!asset) throw new ApiError("not_found", `No UI asset named '${params.file}'.`);
+        return new Response(asset.body, {
+          headers: { "Content-Type": asset.type, "Cache-Control": "public, max-age=31536000, immutable", "X-Content-Type-Options": "nosniff" },
+        });
+      },
+      { detail: { hide: true } },
+    );
+}
+
+/** The asset URLs the page references (for tests). */
+export const webAssets = { script: `/ui/${scriptName}`, style: `/ui/${styleName}` };

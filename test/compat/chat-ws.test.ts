@@ -1,0 +1,255 @@
+// WS /chat/ws over a real socket, and keys and billing on the seed 003 routes: text token frames and
+// the __END__ frame, __ERROR__ frames for bad input, a closed socket cancelling generation, auth by
+// header or ?api_key=, and charges that match the ledger and the session.
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { openStore } from "../../src/store/db.ts";
+import { Platform } from "../../src/platform/service.ts";
+import { createAccount } from "../../src/platform/accounts.ts";
+import { createKey } from "../../src/platform/keys.ts";
+import { credit } from "../../src/platform/ledger.ts";
+import { parseTon, pricingConfig } from "../../src/platform/pricing.ts";
+import { startInProcessApp, type InProcessApp } from "../support/app.ts";
+
+setDefaultTimeout(120_000);
+
+const dir = mkdtempSync(join(tmpdir(), "cocoon-chat-ws-"));
+const db = openStore(join(dir, "ws.sqlite"));
+const platform = new Platform(db, { auth: true, adminToken: "", pricing: pricingConfig({ baseNanoton: 20n }), rateLimits: { rpm: 10_000, tpm: 100_000_000, rpd: 100_000 }, signupCredit: 0n });
+let app: InProcessApp;
+let base: string;
+
+beforeAll(async () => {
+  app = await startInProcessApp({ platform });
+  app.app.listen({ hostname: "127.0.0.1", port: 0 });
+  base = `127.0.0.1:${app.app.server!.port}`;
+});
+afterAll(async () => {
+  await app.app.stop(true);
+  app.close();
+  db.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function account(): string {
+  const a = createAccount(db);
+  credit(db, a.id, parseTon("10"), "adjustment", `test:${a.id}`);
+  return createKey(db, a.id).key;
+}
+
+interface End {
+  session_id: string;
+  model: string;
+  device: string;
+  finish_reason: string;
+  tokens: number;
+  usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number; prompt_tokens_details: { cached_tokens: number } };
+  cost?: { nanoton: number; ton: string };
+}
+
+/** A socket whose frames are queued; next() waits for the following one. */
+async function connect(query: string, headers?: Record<string, string>) {
+  const ws = new WebSocket(`ws://${base}/chat/ws${query}`, headers ? ({ headers } as unknown as string[]) : undefined);
+  const frames: string[] = [];
+  let wake: (() => void) | null = null;
+  ws.onmessage = (e) => {
+    frames.push(String(e.data));
+    wake?.();
+  };
+  const closed = new Promise<number>((r) => (ws.onclose = (e) => r(e.code)));
+  await new Promise<void>((resolve, reject) => {
+    ws.onopen = () => resolve();
+    ws.onerror = () => reject(new Error("the socket did not open"));
+  });
+  const next = async (): Promise<string> => {
+    while (frames.length === 0) await new Promise<void>((r) => (wake = r));
+    return frames.shift()!;
+  };
+  /** Token frames until __END__ (parsed) or __ERROR__. */
+  const reply = async (): Promise<{ text: string; frames: string[]; end: End | null; error: string | null }> => {
+    const got: string[] = [];
+    for (;;) {
+      const f = await next();
+      if (f.startsWith("__END__:")) return { text: got.join(""), frames: got, end: JSON.parse(f.slice(8)) as End, error: null };
+      if (f.startsWith("__ERROR__:")) return { text: got.join(""), frames: got, end: null, error: f.slice(10) };
+      got.push(f);
+    }
+  };
+  return { ws, next, reply, closed, send: (v: unknown) => ws.send(typeof v === "string" ? v : JSON.stringify(v)) };
+}
+
+const auth = (key: string) => ({ authorization: `Bearer ${key}` });
+
+describe("WS /chat/ws", () => {
+  test("streams text frames, ends each reply with __END__ and continues the socket's session", async () => {
+    const key = account();
+    const c = await connect(`?api_key=${key}`);
+    c.send({ "model-name": "tiny-qwen3", prompt: "Hello!", "max-token": 12, temperature: 0, "system-prompt": "You are helpful", device: "cuda" });
+    const first = await c.reply();
+    expect(first.error).toBeNull();
+    expect(first.frames.length).toBeGreaterThan(1);
+    expect(first.frames.every((f) => f.length > 0)).toBe(true);
+    const end = first.end!;
+    expect(end.model).toBe("tiny-qwen3");
+    expect(end.device).toBe("cpu");
+    expect(end.tokens).toBe(end.usage.completion_tokens);
+    expect(end.cost!.nanoton).toBeGreaterThan(0);
+    // No session-id: the socket got one of its own, and the next message continues it.
+    c.send({ "model-name": "tiny-qwen3", prompt: "Tell me more.", "max-token": 6, temperature: 0 });
+    const second = await c.reply();
+    expect(second.end!.session_id).toBe(end.session_id);
+    expect(second.end!.usage.prompt_tokens_details.cached_tokens).toBeGreaterThan(end.usage.prompt_tokens - 2);
+    const history = (await (await app.request(`/chat/history/${end.session_id}`, { headers: auth(key) })).json()) as { role: string; content: string }[];
+    expect(history).toEqual([
+      { role: "system", content: "You are helpful" },
+      { role: "user", content: "Hello!" },
+      { role: "assistant", content: first.text },
+      { role: "user", content: "Tell me more." },
+      { role: "assistant", content: second.text },
+    ]);
+    // The cost on the session is the sum of what the __END__ frames reported.
+    const info = (await (await app.request(`/v1/sessions/${end.session_id}`, { headers: auth(key) })).json()) as { cost: { nanoton: number } };
+    expect(info.cost.nanoton).toBe(end.cost!.nanoton + second.end!.cost!.nanoton);
+    c.ws.close();
+  });
+
+  test("an explicit session-id is used, and the Authorization header works too", async () => {
+    const key = account();
+    const c = await connect("", auth(key));
+    c.send({ "model-name": "tiny-qwen3", prompt: "Hi", "session-id": "ws-session", "max-token": 3 });
+    expect((await c.reply()).end!.session_id).toBe("ws-session");
+    const ids = (await (await app.request("/sessions", { headers: auth(key) })).json()) as string[];
+    expect(ids).toEqual(["ws-session"]);
+    c.ws.close();
+  });
+
+  test("bad input gets an __ERROR__: frame and the socket stays usable", async () => {
+    const key = account();
+    const c = await connect(`?api_key=${key}`);
+    c.send("not json at all");
+    expect(await c.next()).toStartWith("__ERROR__:the message is not valid JSON");
+    c.send({ prompt: "Hi" });
+    expect(await c.next()).toBe("__ERROR__:Missing required parameter: 'model-name'.");
+    c.send({ "model-name": "tiny-qwen3", prompt: "Hi", device: "tpu" });
+    expect(await c.next()).toStartWith("__ERROR__:Invalid value for 'device'");
+    c.send({ "model-name": "nope", prompt: "Hi" });
+    expect(await c.next()).toBe("__ERROR__:The model 'nope' does not exist");
+    c.send({ "model-name": "tiny-qwen3", prompt: "Hi", "max-token": 3 });
+    expect((await c.reply()).end).not.toBeNull();
+    // A second message while a reply is running is refused; the running one still ends normally.
+    c.send({ "model-name": "tiny-qwen3", prompt: "Long", "max-token": 40 });
+    c.send({ "model-name": "tiny-qwen3", prompt: "Overlap", "max-token": 3 });
+    const frames: string[] = [];
+    for (;;) {
+      const f = await c.next();
+      frames.push(f);
+      if (f.startsWith("__END__:")) break;
+    }
+    expect(frames.filter((f) => f.startsWith("__ERROR__:a reply is still being generated")).length).toBe(1);
+    c.ws.close();
+  });
+
+  test("closing the socket cancels the generation: the slot is freed within a moment and nothing is stored", async () => {
+    const key = account();
+    const c = await connect(`?api_key=${key}`);
+    c.send({ "model-name": "tiny-qwen3", prompt: "Write forever", "session-id": "cut-short", "max-token": 900, temperature: 1 });
+    await c.next();
+    expect(app.engine.stats()[0]!.slotsBusy).toBe(1);
+    const closedAt = performance.now();
+    c.ws.close();
+    while (app.engine.stats()[0]!.slotsBusy > 0 && performance.now() - closedAt < 5000) await Bun.sleep(5);
+    expect(app.engine.stats()[0]!.slotsBusy).toBe(0);
+    // Billed as cancelled, far from the 900 tokens asked for (the settlement follows the engine's end).
+    type UsageList = { data: { completion_tokens: number; status: string }[] };
+    let settled: UsageList = { data: [] };
+    while (settled.data.length === 0 && performance.now() - closedAt < 5000) {
+      settled = (await (await app.request("/v1/usage", { headers: auth(key) })).json()) as UsageList;
+      if (settled.data.length === 0) await Bun.sleep(10);
+    }
+    expect(settled.data.length).toBe(1);
+    expect(settled.data[0]!.status).toBe("cancelled");
+    expect(settled.data[0]!.completion_tokens).toBeLessThan(900);
+    expect((await app.request("/chat/history/cut-short", { headers: auth(key) })).status).toBe(404);
+  });
+
+  test("without a key the upgrade is refused", async () => {
+    await expect(connect("")).rejects.toThrow();
+    await expect(connect("?api_key=ck_wrong")).rejects.toThrow();
+  });
+});
+
+describe("WebSocket on /v1/chat/completions with session_id", () => {
+  test("a turn sent over the OpenAI WebSocket is stored in the session like an HTTP one", async () => {
+    const key = account();
+    const ws = new WebSocket(`ws://${base}/v1/chat/completions?api_key=${key}`);
+    const frames: string[] = [];
+    const done = new Promise<void>((resolve) => {
+      ws.onmessage = (e) => {
+        frames.push(String(e.data));
+        if (String(e.data) === "[DONE]") resolve();
+      };
+    });
+    await new Promise<void>((r) => (ws.onopen = () => r()));
+    ws.send(JSON.stringify({ session_id: "over-ws", messages: [{ role: "user", content: "Hello over WS" }], max_tokens: 5, temperature: 0 }));
+    await done;
+    ws.close();
+    const text = frames
+      .filter((f) => f.startsWith("{"))
+      .map((f) => (JSON.parse(f) as { choices: { delta: { content?: string } }[] }).choices[0]?.delta.content ?? "")
+      .join("");
+    const history = (await (await app.request("/chat/history/over-ws", { headers: auth(key) })).json()) as { role: string; content: string }[];
+    expect(history).toEqual([
+      { role: "user", content: "Hello over WS" },
+      { role: "assistant", content: text },
+    ]);
+  });
+});
+
+describe("keys and billing on the seed 003 routes", () => {
+  const post = (key: string | null, path: string, body: unknown) =>
+    app.request(path, { method: "POST", headers: { "content-type": "application/json", ...(key ? auth(key) : {}) }, body: JSON.stringify(body) });
+
+  test("every session and inference route needs a key (401 in OpenAI's shape); /models stays public", async () => {
+    for (const [method, path] of [
+      ["POST", "/completions"],
+      ["POST", "/chat/completions"],
+      ["GET", "/sessions"],
+      ["GET", "/chat/history/x"],
+      ["DELETE", "/chat/history/x"],
+      ["POST", "/chat/history/x/rollback"],
+    ] as const) {
+      const r = await app.request(path, { method, headers: { "content-type": "application/json" }, body: method === "POST" ? "{}" : undefined });
+      expect({ path, status: r.status }).toEqual({ path, status: 401 });
+      expect(((await r.json()) as { error: { code: string } }).error.code).toBe("invalid_api_key");
+    }
+    expect((await app.request("/models")).status).toBe(200);
+  });
+
+  test("/completions is charged: X-Cocoon-Cost-Nanoton is the ledger's charge", async () => {
+    const key = account();
+    const r = await post(key, "/completions", { model: "tiny-qwen3", prompt: "Hello", max_tokens: 5 });
+    expect(r.status).toBe(200);
+    expect(r.headers.get("x-ratelimit-limit")).not.toBeNull();
+    const cost = Number(r.headers.get("x-cocoon-cost-nanoton"));
+    expect(cost).toBeGreaterThan(0);
+    const usage = (await (await app.request("/v1/usage", { headers: auth(key) })).json()) as { data: { cost: { nanoton: number }; endpoint: string }[] };
+    expect(usage.data.map((u) => [u.endpoint, u.cost.nanoton])).toEqual([["completion", cost]]);
+  });
+
+  test("a streamed /chat/completions turn ends with its cost, which the session stores", async () => {
+    const key = account();
+    const r = await post(key, "/chat/completions", { "model-name": "tiny-qwen3", prompt: "Hello", "max-token": 5, "session-id": "paid" });
+    const text = await r.text();
+    const m = /\n: X-Cocoon-Cost-Nanoton: (\d+)\n/.exec(text);
+    expect(m).not.toBeNull();
+    const cost = Number(m![1]);
+    expect(cost).toBeGreaterThan(0);
+    const info = (await (await app.request("/v1/sessions/paid", { headers: auth(key) })).json()) as { cost: { nanoton: number }; messages: { cost?: { nanoton: number } }[] };
+    expect(info.cost.nanoton).toBe(cost);
+    expect(info.messages[1]!.cost!.nanoton).toBe(cost);
+    const usage = (await (await app.request("/v1/usage", { headers: auth(key) })).json()) as { data: { cost: { nanoton: number } }[] };
+    expect(usage.data.map((u) => u.cost.nanoton)).toEqual([cost]);
+  });
+});

@@ -1,0 +1,244 @@
+// The seed 003 API, as that service documents it: exact field names and response shapes of every
+// route, SSE text framing, sessions through session-id, history, 204 on delete, rollback of exactly
+// N messages, device reporting, and errors in OpenAI's shape. Runs --no-auth (the local owner).
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { sseEvent } from "../../src/compat/index.ts";
+import { startInProcessApp, type InProcessApp } from "../support/app.ts";
+
+setDefaultTimeout(120_000);
+
+let app: InProcessApp;
+beforeAll(async () => {
+  app = await startInProcessApp();
+});
+afterAll(() => app.close());
+
+const post = (path: string, body: unknown) => app.request(path, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+
+/** An SSE body read as the spec says: events split on blank lines, data lines joined with "\n". */
+function parseSse(text: string): { event: string; data: string }[] {
+  const events: { event: string; data: string }[] = [];
+  for (const block of text.split("\n\n")) {
+    const data: string[] = [];
+    let event = "message";
+    for (const line of block.split("\n")) {
+      if (line.startsWith("data:")) data.push(line.slice(line.startsWith("data: ") ? 6 : 5));
+      else if (line.startsWith("event:")) event = line.slice(6).trim();
+    }
+    if (data.length) events.push({ event, data: data.join("\n") });
+  }
+  return events;
+}
+
+const expectOpenAiError = async (r: Response, status: number, param?: string) => {
+  expect(r.status).toBe(status);
+  const body = (await r.json()) as { error: { message: string; type: string; param: string | null; code: string | null } };
+  expect(Object.keys(body.error).sort()).toEqual(["code", "message", "param", "type"]);
+  expect(body.error.message.length).toBeGreaterThan(5);
+  if (param !== undefined) expect(body.error.param).toBe(param);
+};
+
+describe("SSE framing", () => {
+  test("a piece with line breaks becomes several data: lines that an SSE reader joins back", () => {
+    expect(sseEvent(" upon")).toBe("data:  upon\n\n");
+    expect(sseEvent("a\nb")).toBe("data: a\ndata: b\n\n");
+    expect(sseEvent("\n")).toBe("data: \ndata: \n\n");
+    expect(sseEvent("x", "reasoning")).toBe("event: reasoning\ndata: x\n\n");
+    for (const piece of ["plain", " lead", "two\nlines", "\n\n", "end\n", "crlf\r\nx"]) {
+      expect(parseSse(sseEvent(piece))[0]!.data).toBe(piece.replace(/\r\n/g, "\n"));
+    }
+  });
+});
+
+describe("POST /completions", () => {
+  test("answers {text, model, tokens}", async () => {
+    const r = await post("/completions", { model: "tiny-qwen3", prompt: "Once upon a time", max_tokens: 12, temperature: 0 });
+    expect(r.status).toBe(200);
+    const body = (await r.json()) as { text: string; model: string; tokens: number };
+    expect(Object.keys(body).sort()).toEqual(["model", "text", "tokens"]);
+    expect(body.model).toBe("tiny-qwen3");
+    expect(body.tokens).toBeGreaterThan(0);
+    expect(body.tokens).toBeLessThanOrEqual(12);
+    expect(body.text.length).toBeGreaterThan(0);
+    expect(r.headers.get("x-cocoon-client-start")).not.toBeNull();
+  });
+
+  test("max_tokens defaults to 128", async () => {
+    const r = await post("/completions", { model: "tiny-qwen3", prompt: "Count: one two three", temperature: 0, stop: [] });
+    const body = (await r.json()) as { tokens: number };
+    // Greedy on this prompt never ends by itself that early: the cap is what stops it (without the
+    // seed's default it would run to the end of the context).
+    expect(body.tokens).toBe(128);
+  });
+
+  test("stream: one data: event per token text, the same text as without streaming", async () => {
+    const req = { model: "tiny-qwen3", prompt: "The weather today is", max_tokens: 24, temperature: 0 };
+    const whole = (await (await post("/completions", req)).json()) as { text: string; tokens: number };
+    const r = await post("/completions", { ...req, stream: true });
+    expect(r.status).toBe(200);
+    expect(r.headers.get("content-type")).toStartWith("text/event-stream");
+    const text = await r.text();
+    const events = parseSse(text);
+    expect(events.length).toBeGreaterThan(1);
+    expect(events.every((e) => e.event === "message")).toBe(true);
+    expect(events.map((e) => e.data).join("")).toBe(whole.text);
+    // The stream ends with the client-end comment and no [DONE] (the seed has none).
+    expect(text).toMatch(/: X-Cocoon-Client-End: \d+\.\d{3}\n\n$/);
+    expect(text).not.toContain("[DONE]");
+  });
+
+  test("bad input: OpenAI-shaped 400s naming the field, 404 for an unknown model", async () => {
+    await expectOpenAiError(await post("/completions", { prompt: "x" }), 400, "model");
+    await expectOpenAiError(await post("/completions", { model: "tiny-qwen3" }), 400, "prompt");
+    await expectOpenAiError(await post("/completions", { model: "tiny-qwen3", prompt: "x", temperature: 3 }), 400, "temperature");
+    await expectOpenAiError(await post("/completions", { model: "tiny-qwen3", prompt: "x", max_tokens: 0 }), 400, "max_tokens");
+    await expectOpenAiError(await post("/completions", { model: "tiny-qwen3", prompt: "x", stop: "\n" }), 400, "stop");
+    await expectOpenAiError(await post("/completions", { model: "nope", prompt: "x" }), 404, "model");
+  });
+});
+
+describe("POST /chat/completions", () => {
+  const chat = (body: Record<string, unknown>) => post("/chat/completions", { "model-name": "tiny-qwen3", "max-token": 10, temperature: 0, ...body });
+
+  test("streams SSE text in a new session named by X-Session-Id, and the history holds the turn", async () => {
+    const r = await chat({ prompt: "What is Rust?", "system-prompt": "You are a Rust expert" });
+    expect(r.status).toBe(200);
+    expect(r.headers.get("content-type")).toStartWith("text/event-stream");
+    const id = r.headers.get("x-session-id")!;
+    expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(r.headers.get("x-cocoon-session-id")).toBe(id);
+    const answer = parseSse(await r.text())
+      .filter((e) => e.event === "message")
+      .map((e) => e.data)
+      .join("");
+    const history = (await (await app.request(`/chat/history/${id}`)).json()) as { role: string; content: string }[];
+    expect(history).toEqual([
+      { role: "system", content: "You are a Rust expert" },
+      { role: "user", content: "What is Rust?" },
+      { role: "assistant", content: answer },
+    ]);
+    // Continuing with session-id appends, and reuses the cached history.
+    const next = await chat({ prompt: "And Go?", "session-id": id });
+    expect(next.headers.get("x-session-id")).toBe(id);
+    await next.text();
+    const after = (await (await app.request(`/chat/history/${id}`)).json()) as { role: string }[];
+    expect(after.map((m) => m.role)).toEqual(["system", "user", "assistant", "user", "assistant"]);
+    expect(((await (await app.request("/sessions")).json()) as string[])).toContain(id);
+  });
+
+  test("a client-chosen session-id is used as is; system-prompt replaces the session's", async () => {
+    await (await chat({ prompt: "Hi", "session-id": "my-session-id", "system-prompt": "Old" })).text();
+    await (await chat({ prompt: "Again", "session-id": "my-session-id", "system-prompt": "New" })).text();
+    const history = (await (await app.request("/chat/history/my-session-id")).json()) as { role: string; content: string }[];
+    expect(history[0]).toEqual({ role: "system", content: "New" });
+    expect(history.filter((m) => m.role === "system").length).toBe(1);
+    expect(history.length).toBe(5);
+  });
+
+  test("device is accepted and reported: the model cannot move, and the headers say so", async () => {
+    const cpu = await chat({ prompt: "Hi", device: "cpu" });
+    expect(cpu.headers.get("x-cocoon-device")).toBe("cpu");
+    expect(cpu.headers.get("x-cocoon-device-note")).toBeNull();
+    await cpu.text();
+    const cuda = await chat({ prompt: "Hi", device: "cuda" });
+    expect(cuda.status).toBe(200);
+    expect(cuda.headers.get("x-cocoon-device")).toBe("cpu");
+    expect(cuda.headers.get("x-cocoon-device-note")).toBe("requested cuda; the model is loaded on cpu and cannot move");
+    await cuda.text();
+    await expectOpenAiError(await chat({ prompt: "Hi", device: "tpu" }), 400, "device");
+  });
+
+  test("hyphenated fields are validated by their own names", async () => {
+    await expectOpenAiError(await post("/chat/completions", { prompt: "Hi" }), 400, "model-name");
+    await expectOpenAiError(await chat({}), 400, "prompt");
+    await expectOpenAiError(await chat({ prompt: "Hi", "max-token": 0 }), 400, "max-token");
+    await expectOpenAiError(await chat({ prompt: "Hi", "top-p": 2 }), 400, "top-p");
+    await expectOpenAiError(await chat({ prompt: "Hi", "top-k": -1 }), 400, "top-k");
+    await expectOpenAiError(await chat({ prompt: "Hi", "repeat-penalty": 3 }), 400, "repeat-penalty");
+    await expectOpenAiError(await chat({ prompt: "Hi", "session-id": "no spaces" }), 400, "session-id");
+    await expectOpenAiError(await chat({ prompt: "Hi", "model-name": "nope" }), 404, "model");
+  });
+
+  test("the seed's full example request is accepted with every field", async () => {
+    const r = await post("/chat/completions", {
+      "model-name": "tiny-qwen3",
+      prompt: "What is async/await in Rust?",
+      "max-token": 8,
+      temperature: 0.8,
+      "top-p": 0.95,
+      "top-k": 40,
+      "repeat-penalty": 1.1,
+      "system-prompt": "You are a Rust expert",
+      stop: [],
+      device: "cuda",
+    });
+    expect(r.status).toBe(200);
+    expect(parseSse(await r.text()).length).toBeGreaterThan(0);
+  });
+});
+
+describe("models", () => {
+  test("GET /models lists ids as {models: [...]}", async () => {
+    const r = await app.request("/models");
+    expect(r.status).toBe(200);
+    expect(await r.json()).toEqual({ models: ["tiny-qwen3"] });
+  });
+
+  test("GET /models/{id} is {id, name, context_length, quantization}; unknown ids are an OpenAI 404", async () => {
+    const r = await app.request("/models/tiny-qwen3");
+    expect(r.status).toBe(200);
+    expect(await r.json()).toEqual({ id: "tiny-qwen3", name: "tiny-qwen3", context_length: 1024, quantization: "F16" });
+    await expectOpenAiError(await app.request("/models/unknown-model"), 404, "model");
+  });
+});
+
+describe("history", () => {
+  const turn = async (id: string, prompt: string) => (await post("/chat/completions", { "model-name": "tiny-qwen3", prompt, "session-id": id, "max-token": 3 })).text();
+
+  test("GET /sessions is an array of ids; GET /chat/history/{id} is [{role, content}]", async () => {
+    await turn("hist-a", "Hello");
+    const ids = (await (await app.request("/sessions")).json()) as unknown;
+    expect(Array.isArray(ids)).toBe(true);
+    expect((ids as unknown[]).every((x) => typeof x === "string")).toBe(true);
+    expect((ids as string[])[0]).toBe("hist-a");
+    const history = (await (await app.request("/chat/history/hist-a")).json()) as Record<string, unknown>[];
+    expect(history.map((m) => Object.keys(m).sort())).toEqual([
+      ["content", "role"],
+      ["content", "role"],
+    ]);
+    await expectOpenAiError(await app.request("/chat/history/missing"), 404);
+  });
+
+  test("rollback removes exactly the last N messages; N outside 1..length is a 400", async () => {
+    for (const p of ["one", "two", "three"]) await turn("roll", p);
+    const full = (await (await app.request("/chat/history/roll")).json()) as { role: string; content: string }[];
+    expect(full.length).toBe(6);
+    const rb = (amount: unknown) => post("/chat/history/roll/rollback", { amount });
+    const r = await rb(3);
+    expect(r.status).toBe(200);
+    expect(await r.json()).toEqual({ status: "ok" });
+    expect(await (await app.request("/chat/history/roll")).json()).toEqual(full.slice(0, 3));
+    await expectOpenAiError(await rb(4), 400, "amount");
+    await expectOpenAiError(await rb(0), 400, "amount");
+    await expectOpenAiError(await rb(-1), 400, "amount");
+    await expectOpenAiError(await rb(1.5), 400, "amount");
+    await expectOpenAiError(await post("/chat/history/roll/rollback", {}), 400, "amount");
+    expect(await (await app.request("/chat/history/roll")).json()).toEqual(full.slice(0, 3));
+    expect((await rb(3)).status).toBe(200);
+    expect(await (await app.request("/chat/history/roll")).json()).toEqual([]);
+    await expectOpenAiError(await post("/chat/history/nobody/rollback", { amount: 1 }), 404);
+  });
+
+  test("DELETE /chat/history/{id} answers 204 with no body and frees the session's engine cache", async () => {
+    await turn("gone", "Remember me");
+    const before = app.engine.stats()[0]!;
+    const r = await app.request("/chat/history/gone", { method: "DELETE" });
+    expect(r.status).toBe(204);
+    expect(await r.text()).toBe("");
+    const after = app.engine.stats()[0]!;
+    expect(after.pinnedSlots + after.parkedSessions).toBe(before.pinnedSlots + before.parkedSessions - 1);
+    await expectOpenAiError(await app.request("/chat/history/gone"), 404);
+    expect(((await (await app.request("/sessions")).json()) as string[])).not.toContain("gone");
+    await expectOpenAiError(await app.request("/chat/history/gone", { method: "DELETE" }), 404);
+  });
+});

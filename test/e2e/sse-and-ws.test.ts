@@ -314,7 +314,7 @@ describe("WebSocket on /v1/chat/completions", () => {
 
 describe("shutdown", () => {
   test("SIGTERM lets an in-flight stream finish with [DONE] and exits 0", async () => {
-    const res = await post("/v1/chat/completions", userChat("A short story.", { max_tokens: 200, ignore_eos: true, stream: true }));
+    const res = await post("/v1/chat/completions", userChat("A short story.", { max_tokens: 60, ignore_eos: true, stream: true }));
     expect(res.status).toBe(200);
     const reader = res.body!.getReader();
     const first = await reader.read();

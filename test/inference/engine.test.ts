@@ -34,6 +34,15 @@ async function collect(stream: AsyncIterable<EngineEvent>): Promise<Result> {
   return r;
 }
 
+/** Resolves once `cond` holds; fails after `ms`. */
+async function until(cond: () => boolean, ms = 10_000): Promise<void> {
+  const deadline = performance.now() + ms;
+  while (!cond()) {
+    if (performance.now() > deadline) throw new Error(`condition not met within ${ms} ms`);
+    await Bun.sleep(5);
+  }
+}
+
 const greedy = (prompt: string, maxTokens: number, extra: Partial<GenerateRequest> = {}): GenerateRequest => ({
   prompt,
   maxTokens,
@@ -103,31 +112,36 @@ describe("engine", () => {
     const long = greedy("Write forever:", 900, { ignoreEos: true });
     const controllers = [0, 1, 2, 3].map(() => new AbortController());
     const streams = controllers.map((c) => engine.submit(long, c.signal));
-    // Wait until all four slots are generating.
-    await Promise.all(streams.map((s) => s.next()));
-    let survivorTokens = 0;
-    let queuedStarted = false;
-    const survivor = (async () => {
-      for await (const e of streams[1]!) if (e.type === "delta" && !queuedStarted) survivorTokens++;
-    })();
-    const queued = engine.submit(greedy("Next in line", 4));
-    await Bun.sleep(30);
-    expect(engine.stats()[0]!.queued).toBe(1);
-    survivorTokens = 0;
-    controllers[0]!.abort();
-    const first = await queued.next();
-    queuedStarted = true;
-    expect(first.done).toBe(false);
-    // Cancel message, one step to free the slot, one step to start: a few of the survivor's tokens.
-    expect(survivorTokens).toBeLessThanOrEqual(4);
-    const rest = await collect(queued);
-    expect(rest.reasons[0]).toBe("length");
-    const aborted = await collect(streams[0]!);
-    expect(aborted.reasons[0]).toBe("cancelled");
-    for (const c of controllers) c.abort();
-    await survivor;
-    await Promise.all(streams.slice(2).map((s) => collect(s)));
-    expect(engine.stats()[0]!.slotsBusy).toBe(0);
+    try {
+      // Wait until all four slots are generating.
+      await Promise.all(streams.map((s) => s.next()));
+      let survivorTokens = 0;
+      let queuedStarted = false;
+      const survivor = (async () => {
+        for await (const e of streams[1]!) if (e.type === "delta" && !queuedStarted) survivorTokens++;
+      })();
+      const queued = engine.submit(greedy("Next in line", 4));
+      // The worker reports its queue with its step results: wait for that report, however busy the machine.
+      await until(() => engine.stats()[0]!.queued === 1);
+      survivorTokens = 0;
+      controllers[0]!.abort();
+      const first = await queued.next();
+      queuedStarted = true;
+      expect(first.done).toBe(false);
+      // Cancel message, one step to free the slot, one step to start: a few of the survivor's tokens.
+      expect(survivorTokens).toBeLessThanOrEqual(4);
+      const rest = await collect(queued);
+      expect(rest.reasons[0]).toBe("length");
+      const aborted = await collect(streams[0]!);
+      expect(aborted.reasons[0]).toBe("cancelled");
+      for (const c of controllers) c.abort();
+      await survivor;
+      await Promise.all(streams.slice(2).map((s) => collect(s)));
+      expect(engine.stats()[0]!.slotsBusy).toBe(0);
+    } finally {
+      // A failed expectation must not leave four 900-token generations running into the next tests.
+      for (const c of controllers) c.abort();
+    }
   });
 
   test("a full queue rejects at once with overloaded, and nothing hangs", async () => {

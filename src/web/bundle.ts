@@ -9,7 +9,14 @@
  */
 export function bundleClient(): string {
   const entry = `${import.meta.dir}/client/app.ts`;
-  const r = Bun.spawnSync([process.execPath, "build", entry, "--target=browser", "--format=esm"], { stdout: "pipe", stderr: "pipe" });
-  if (r.exitCode !== 0) throw new Error(`bundling the chat UI (${entry}) failed:\n${r.stderr.toString()}${r.stdout.toString()}`);
+  // A fixed cwd: the bundle names its modules relative to it, and the content hash must not depend on
+  // where the server or the compile was started from.
+  const r = Bun.spawnSync([process.execPath, "build", entry, "--target=browser", "--format=esm"], { cwd: import.meta.dir, stdout: "pipe", stderr: "pipe" });
+  if (r.exitCode !== 0) {
+    const message = `bundling the chat UI (${entry}) failed:\n${r.stderr.toString()}${r.stdout.toString()}`;
+    // Bun reports a macro's exception only as "cannot coerce Exception": say what went wrong first.
+    console.error(message);
+    throw new Error(message);
+  }
   return r.stdout.toString();
 }

@@ -1,5 +1,5 @@
-// The built-in chat UI: `GET /` serves one HTML page whose script and stylesheet are embedded in the
-// executable (imported as text), so the UI works from the compiled binary on a box with no internet.
+// The built-in chat UI: `GET /` serves one HTML page whose script (bundled at load or compile time) and
+// stylesheet (imported as text) are embedded in the executable, so the UI works on a box with no internet.
 import { Elysia } from "elysia";
 import { ApiError } from "../http/errors.ts";
 import style from "./assets/app.css" with { type: "text" };

@@ -1,22 +1,15 @@
-// The built-in chat UI: `GET /` serves one HTML page whose script and stylesheet are embedded in the
-// executable (imported as text), so the UI works from the compiled binary on a box with no internet.
+// The built-in chat UI: `GET /` serves one HTML page whose script (bundled at load or compile time) and
+// stylesheet (imported as text) are embedded in the executable, so the UI works on a box with no internet.
 import { Elysia } from "elysia";
 import { ApiError } from "../http/errors.ts";
-import dom from "./assets/dom.js" with { type: "text" };
-import highlight from "./assets/highlight.js" with { type: "text" };
-import markdown from "./assets/markdown.js" with { type: "text" };
-import state from "./assets/state.js" with { type: "text" };
-import account from "./assets/account.js" with { type: "text" };
-import sessions from "./assets/sessions.js" with { type: "text" };
-import stream from "./assets/stream.js" with { type: "text" };
-import app from "./assets/app.js" with { type: "text" };
 import style from "./assets/app.css" with { type: "text" };
 import { renderPage } from "./page.ts";
+import { bundleClient } from "./bundle.ts" with { type: "macro" };
 
-// The browser code is plain JavaScript in parts that share one scope: joined in this order into one
-// module, it is one request and needs no bundler at build time. Model output is rendered by building
-// DOM nodes with textContent only: no string of it is ever parsed as HTML.
-const script = [dom, highlight, markdown, state, account, sessions, stream, app].join("\n");
+// The browser code is TypeScript modules in ./client, bundled into one module by a macro (see
+// bundle.ts): one request, and no build artifact in the repository. Model output is rendered by
+// building DOM nodes with textContent only: no string of it is ever parsed as HTML.
+const script: string = bundleClient();
 
 interface Asset {
   body: string;

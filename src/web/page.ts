@@ -1,4 +1,4 @@
-// The chat UI's HTML shell: static markup with stable data-testid hooks; app.js fills it in. Nothing in
+// The chat UI's HTML shell: static markup with stable data-testid hooks; client/app.ts fills it in. Nothing in
 // it loads from another host (the favicon is a data: URI).
 const ICON =
   "data:image/svg+xml," +

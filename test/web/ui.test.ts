@@ -303,6 +303,10 @@ describe(suite("web chat UI (Chromium)"), () => {
       "```js",
       "const answer = 42; // the answer",
       "```",
+      // A fence's language is model output too: one named like an Object.prototype key still renders.
+      "```constructor",
+      "x = 1",
+      "```",
     ].join("\n");
     await api("/v1/chat/completions", {
       method: "POST",
@@ -331,11 +335,14 @@ describe(suite("web chat UI (Chromium)"), () => {
     expect(await content.locator("p code").first().textContent()).toBe("inline");
     // Only the http(s) link became a link.
     expect(await content.locator("a").evaluateAll((as) => as.map((a: any) => a.getAttribute("href") as string))).toEqual(["https://example.com/docs"]);
-    const block = content.locator('[data-testid="code-block"]');
+    const block = content.locator('[data-testid="code-block"]').first();
     expect(await block.getAttribute("data-lang")).toBe("js");
     expect(await block.locator(".tok-kw").first().textContent()).toBe("const");
     expect(await block.locator(".tok-num").first().textContent()).toBe("42");
     expect(await block.locator(".tok-com").first().textContent()).toBe("// the answer");
+    const odd = content.locator('[data-testid="code-block"]').nth(1);
+    expect(await odd.getAttribute("data-lang")).toBe("constructor");
+    expect(await odd.locator("code").textContent()).toBe("x = 1");
     // Reasoning is shown folded, rendered as safely as the answer.
     const reasoning = msg.locator('[data-testid="reasoning"]');
     expect(await reasoning.isVisible()).toBe(true);

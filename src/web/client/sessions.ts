@@ -1,9 +1,15 @@
-// Chat UI, part 6: the conversation list (/v1/sessions), opening and deleting conversations, rendering
-// messages, and editing a message into a new branch (fork).
+// The conversation list (/v1/sessions), opening and deleting conversations, rendering messages, and
+// editing a message into a new branch (fork).
+import { isPhone, setDrawer } from "./account.ts";
+import { byId, copyText, el, flash, formatTime, storage, tonText } from "./dom.ts";
+import { renderMarkdown } from "./markdown.ts";
+import { ApiFailure, clearError, messageOf, requestJson, requestOk, showError, state } from "./state.ts";
+import { regenerate, resetCounters, sendTurn, streamReply } from "./stream.ts";
+import type { List, Message, SessionDetail, SessionInfo } from "./types.ts";
 
 // ---- sessions -------------------------------------------------------------------------------------------------
 
-function renderSessionList() {
+export function renderSessionList(): void {
   const list = byId("session-list");
   const items = state.sessions.map((s) => {
     const open = el(
@@ -36,22 +42,22 @@ function renderSessionList() {
   byId("session-list-status").textContent = state.sessions.length ? "" : "No saved conversations yet.";
 }
 
-async function loadSessions() {
+export async function loadSessions(): Promise<void> {
   if (state.auth === "needs-key") return;
   try {
-    const body = await requestJson("/v1/sessions");
+    const body = await requestJson<List<SessionInfo>>("/v1/sessions");
     state.sessions = (body.data ?? []).slice().sort((a, b) => (b.updated ?? 0) - (a.updated ?? 0));
     renderSessionList();
   } catch (e) {
-    if (e.status !== 401) byId("session-list-status").textContent = `Conversations are unavailable: ${e.message}`;
+    if (!(e instanceof ApiFailure && e.status === 401)) byId("session-list-status").textContent = `Conversations are unavailable: ${messageOf(e)}`;
   }
 }
 
-async function fetchSession(id) {
-  return requestJson(`/v1/sessions/${encodeURIComponent(id)}`);
+export async function fetchSession(id: string): Promise<SessionDetail> {
+  return requestJson<SessionDetail>(`/v1/sessions/${encodeURIComponent(id)}`);
 }
 
-async function openSession(id) {
+export async function openSession(id: string): Promise<void> {
   if (state.stream) return;
   clearError();
   try {
@@ -59,25 +65,26 @@ async function openSession(id) {
     state.current = { ...s, messages: s.messages ?? [], local: false };
     storage.set("session", id);
     // A conversation continues with the model it last used, when this server still serves it.
-    const picker = /** @type {HTMLSelectElement} */ (byId("model-select"));
-    if (s.model && [...picker.options].some((o) => o.value === s.model)) {
-      picker.value = s.model;
-      state.model = s.model;
+    const picker = byId("model-select", HTMLSelectElement);
+    const model = s.model;
+    if (model && [...picker.options].some((o) => o.value === model)) {
+      picker.value = model;
+      state.model = model;
     }
     renderConversation();
     renderSessionList();
     resetCounters();
     byId("composer-input").focus();
   } catch (e) {
-    showError(`Could not open the conversation: ${e.message}`);
-    if (e.status === 404) {
+    showError(`Could not open the conversation: ${messageOf(e)}`);
+    if (e instanceof ApiFailure && e.status === 404) {
       storage.set("session", null);
       await loadSessions();
     }
   }
 }
 
-function newChat() {
+export function newChat(): void {
   if (state.stream) return;
   state.current = null;
   storage.set("session", null);
@@ -88,11 +95,11 @@ function newChat() {
   byId("composer-input").focus();
 }
 
-async function deleteSession(id) {
+async function deleteSession(id: string): Promise<void> {
   try {
-    await requestJson(`/v1/sessions/${encodeURIComponent(id)}`, { method: "DELETE" });
+    await requestOk(`/v1/sessions/${encodeURIComponent(id)}`, { method: "DELETE" });
   } catch (e) {
-    showError(`Could not delete the conversation: ${e.message}`);
+    showError(`Could not delete the conversation: ${messageOf(e)}`);
     return;
   }
   if (state.current?.id === id) newChat();
@@ -100,7 +107,7 @@ async function deleteSession(id) {
 }
 
 /** Re-reads the open conversation from the server, the source of truth for messages, tokens and cost. */
-async function syncCurrent() {
+export async function syncCurrent(): Promise<void> {
   if (!state.current) return;
   try {
     const s = await fetchSession(state.current.id);
@@ -113,18 +120,21 @@ async function syncCurrent() {
 
 // ---- rendering the conversation ----------------------------------------------------------------------------
 
-const ROLE_LABEL = { user: "You", assistant: "Assistant", system: "System", tool: "Tool" };
+export const ROLE_LABEL: Record<string, string> = { user: "You", assistant: "Assistant", system: "System", tool: "Tool" };
 
-function messageView(m, index, { last, streaming } = {}) {
+/** What a message's content shows as: our server's are strings; anything else is shown as its JSON. */
+export const contentText = (content: unknown): string => (typeof content === "string" ? content : JSON.stringify(content));
+
+export function messageView(m: Message, index: number, { last = false, streaming = false }: { last?: boolean; streaming?: boolean } = {}): HTMLElement {
   const role = m.role ?? "assistant";
   const article = el("article", { class: `msg msg-${role}${streaming ? " streaming" : ""}`, "data-testid": "message", "data-role": role, "data-index": String(index), "aria-label": `${ROLE_LABEL[role] ?? role} message` });
   article.append(el("div", { class: "msg-role", text: ROLE_LABEL[role] ?? role }));
-  const reasoning = el("details", { class: "reasoning", "data-testid": "reasoning", hidden: !m.reasoning_content }, el("summary", { text: streaming && !m.content ? "Thinking\u2026" : "Reasoning" }), el("div", { class: "reasoning-body" }));
-  if (m.reasoning_content) reasoning.querySelector(".reasoning-body").append(renderMarkdown(m.reasoning_content));
-  article.append(reasoning);
+  const reasoningBody = el("div", { class: "reasoning-body" });
+  if (m.reasoning_content) reasoningBody.append(renderMarkdown(m.reasoning_content));
+  article.append(el("details", { class: "reasoning", "data-testid": "reasoning", hidden: !m.reasoning_content }, el("summary", { text: streaming && !m.content ? "Thinking\u2026" : "Reasoning" }), reasoningBody));
   const content = el("div", { class: `msg-content${role === "assistant" ? "" : " plain"}`, "data-testid": "message-content" });
-  if (role === "assistant") content.append(renderMarkdown(m.content ?? ""));
-  else content.textContent = typeof m.content === "string" ? m.content : JSON.stringify(m.content);
+  if (role === "assistant") content.append(renderMarkdown(m.content === null || m.content === undefined ? "" : contentText(m.content)));
+  else content.textContent = contentText(m.content);
   article.append(content);
 
   const meta = el("div", { class: "msg-meta", "data-testid": "message-meta" });
@@ -160,14 +170,15 @@ function messageView(m, index, { last, streaming } = {}) {
   return article;
 }
 
-function renderConversation() {
+export function renderConversation(): void {
   const box = byId("messages");
   const c = state.current;
-  const nodes = [];
-  if (!c || (!c.messages.length && !c.system_prompt)) nodes.push(byId("empty-state") ?? emptyState());
+  const nodes: HTMLElement[] = [];
+  // The empty state is a page element while it is shown; once replaced, it is built again.
+  if (!c || (!c.messages.length && !c.system_prompt)) nodes.push(document.getElementById("empty-state") ?? emptyState());
   else {
     const hasSystemMessage = c.messages.some((m) => m.role === "system");
-    if (c.system_prompt && !hasSystemMessage) nodes.push(messageView({ role: "system", content: c.system_prompt }, -1, {}));
+    if (c.system_prompt && !hasSystemMessage) nodes.push(messageView({ role: "system", content: c.system_prompt }, -1));
     c.messages.forEach((m, i) => nodes.push(messageView(m, i, { last: i === c.messages.length - 1 })));
   }
   box.replaceChildren(...nodes);
@@ -175,11 +186,11 @@ function renderConversation() {
   document.title = c?.title ? `${c.title} \u00B7 cocoon chat` : "cocoon chat";
   const usage = c?.usage;
   byId("session-usage").textContent =
-    usage && usage.total_tokens ? `Conversation: ${usage.total_tokens} tokens${c.cost && Number(c.cost.nanoton) > 0 ? ` \u00B7 ${tonText(c.cost)}` : ""}` : "";
+    usage && usage.total_tokens ? `Conversation: ${usage.total_tokens} tokens${c?.cost && Number(c.cost.nanoton) > 0 ? ` \u00B7 ${tonText(c.cost)}` : ""}` : "";
   box.scrollTop = box.scrollHeight;
 }
 
-function emptyState() {
+function emptyState(): HTMLElement {
   return el(
     "div",
     { class: "empty", id: "empty-state", "data-testid": "empty-state" },
@@ -188,10 +199,11 @@ function emptyState() {
   );
 }
 
-function startEdit(article, m, index) {
+function startEdit(article: HTMLElement, m: Message, index: number): void {
   if (state.stream) return;
   const content = article.querySelector(".msg-content");
-  const actions = article.querySelector(".msg-actions");
+  const actions = article.querySelector<HTMLElement>(".msg-actions");
+  if (!content) return;
   const box = el("textarea", { "data-testid": "edit-input", "aria-label": "Edited message", rows: "4" });
   box.value = typeof m.content === "string" ? m.content : "";
   const save = el("button", { type: "submit", class: "btn primary small", "data-testid": "edit-save" }, "Send as a new branch");
@@ -222,14 +234,14 @@ function startEdit(article, m, index) {
 }
 
 /** Edit = a new conversation holding the messages before the edited one, then the edited message sent in it. */
-async function branchFrom(index, text) {
+async function branchFrom(index: number, text: string): Promise<void> {
   const c = state.current;
   if (!c || state.stream) return;
-  let forked;
+  let forked: SessionDetail;
   try {
-    forked = await requestJson(`/v1/sessions/${encodeURIComponent(c.id)}/fork`, { method: "POST", body: { messages: index } });
+    forked = await requestJson<SessionDetail>(`/v1/sessions/${encodeURIComponent(c.id)}/fork`, { method: "POST", body: { messages: index } });
   } catch (e) {
-    showError(`Could not branch the conversation: ${e.message}`);
+    showError(`Could not branch the conversation: ${messageOf(e)}`);
     return;
   }
   state.current = { ...forked, messages: forked.messages ?? c.messages.slice(0, index), local: false };

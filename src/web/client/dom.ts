@@ -1,32 +1,45 @@
-// Chat UI, part 1 of 8 (the server joins the parts in order into one module): DOM and storage helpers,
-// clipboard and downloads.
+// DOM and storage helpers for the chat UI: element lookup and creation, localStorage, clipboard,
+// downloads and small formatters.
+import type { Cost } from "./types.ts";
 
-// ---- small helpers --------------------------------------------------------------------------------
+/** The page's element with this id; the page and the script ship together, so a missing one is a bug. */
+export function byId(id: string): HTMLElement;
+export function byId<T extends HTMLElement>(id: string, type: { new (): T; prototype: T }): T;
+export function byId(id: string, type: { new (): HTMLElement; prototype: HTMLElement } = HTMLElement): HTMLElement {
+  const node = document.getElementById(id);
+  if (!(node instanceof type)) throw new Error(`The page has no ${type.name} #${id}`);
+  return node;
+}
 
-const byId = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
-const el = (tag, attrs, ...children) => {
+type Attr = string | number | boolean | null | undefined;
+type Child = Node | string | null | undefined;
+
+/** An element with attributes (`class`; `text` sets textContent) and children; never parses HTML. */
+export function el<K extends keyof HTMLElementTagNameMap>(tag: K, attrs?: Record<string, Attr>, ...children: Child[]): HTMLElementTagNameMap[K];
+export function el(tag: string, attrs?: Record<string, Attr>, ...children: Child[]): HTMLElement;
+export function el(tag: string, attrs?: Record<string, Attr>, ...children: Child[]): HTMLElement {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs ?? {})) {
     if (v === undefined || v === null || v === false) continue;
     if (k === "class") node.className = String(v);
     else if (k === "text") node.textContent = String(v);
-    else if (k.startsWith("on") && typeof v === "function") node.addEventListener(k.slice(2), v);
     else node.setAttribute(k, v === true ? "" : String(v));
   }
   for (const c of children) if (c !== null && c !== undefined) node.append(c);
   return node;
-};
+}
 
-const storage = {
-  get(key, fallback) {
+/** localStorage under a `cocoon.` prefix, as JSON; the fallback stands in for a missing or unreadable value. */
+export const storage = {
+  get<T>(key: string, fallback: T): T {
     try {
       const v = localStorage.getItem(`cocoon.${key}`);
-      return v === null ? fallback : JSON.parse(v);
+      return v === null ? fallback : (JSON.parse(v) as T);
     } catch {
       return fallback;
     }
   },
-  set(key, value) {
+  set(key: string, value: unknown): void {
     try {
       if (value === undefined || value === null) localStorage.removeItem(`cocoon.${key}`);
       else localStorage.setItem(`cocoon.${key}`, JSON.stringify(value));
@@ -37,13 +50,13 @@ const storage = {
 };
 
 /** Random hex from crypto.getRandomValues, which (unlike randomUUID) works on plain-http origins too. */
-function randomHex(bytes) {
+export function randomHex(bytes: number): string {
   const a = new Uint8Array(bytes);
   crypto.getRandomValues(a);
   return Array.from(a, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-const formatTime = (seconds) => {
+export const formatTime = (seconds: number | undefined): string => {
   if (!seconds) return "";
   const d = new Date(seconds * (seconds < 1e12 ? 1000 : 1));
   const today = new Date();
@@ -51,7 +64,7 @@ const formatTime = (seconds) => {
 };
 
 /** TON from the server's exact decimal string, trimmed for display (never recomputed from floats). */
-function tonText(cost) {
+export function tonText(cost: Cost | null | undefined): string {
   if (!cost) return "";
   const s = typeof cost.ton === "string" ? cost.ton : typeof cost.ton === "number" ? String(cost.ton) : null;
   if (s !== null) return `${s.includes(".") ? s.replace(/0+$/, "").replace(/\.$/, "") : s} TON`;
@@ -59,7 +72,7 @@ function tonText(cost) {
   return "";
 }
 
-async function copyText(text) {
+export async function copyText(text: string): Promise<boolean> {
   try {
     if (navigator.clipboard && window.isSecureContext) {
       await navigator.clipboard.writeText(text);
@@ -82,17 +95,24 @@ async function copyText(text) {
   return ok;
 }
 
-function flash(button, text) {
+/** Shows `text` on a button for a moment, then its label again. */
+export function flash(button: HTMLElement, text: string): void {
   const old = button.textContent;
   button.textContent = text;
   setTimeout(() => (button.textContent = old), 1200);
 }
 
-function download(name, type, text) {
+export function download(name: string, type: string, text: string): void {
   const url = URL.createObjectURL(new Blob([text], { type }));
   const a = el("a", { href: url, download: name, class: "offscreen" });
   document.body.append(a);
   a.click();
   a.remove();
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+/** Grows a textarea with its text, up to 40% of the window. */
+export function autosize(ta: HTMLTextAreaElement): void {
+  ta.style.height = "auto";
+  ta.style.height = `${Math.min(ta.scrollHeight + 2, window.innerHeight * 0.4)}px`;
 }

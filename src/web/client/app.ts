@@ -1,16 +1,15 @@
-// Chat UI, part 8: wires the controls and keyboard shortcuts, then starts: theme, settings, health
+// The chat UI's entry: wires the controls and keyboard shortcuts, then starts: theme, settings, health
 // polling, models, account and the conversation list.
+import { applyTheme, bindSettings, closePanels, drawerOpen, isPhone, needKey, refreshAccount, register, renderAuth, renderSettings, saveKey, setDrawer, togglePanel, loadModels, type Theme } from "./account.ts";
+import { autosize, byId, copyText, flash, storage } from "./dom.ts";
+import { loadSessions, newChat, openSession, renderConversation, renderSessionList } from "./sessions.ts";
+import { clearError, pollHealth, renderConn, state } from "./state.ts";
+import { exportConversation, sendTurn } from "./stream.ts";
 
-// ---- wiring ----------------------------------------------------------------------------------------------------------
-
-function autosize(ta) {
-  ta.style.height = "auto";
-  ta.style.height = `${Math.min(ta.scrollHeight + 2, window.innerHeight * 0.4)}px`;
-}
-
-function bind() {
-  const input = /** @type {HTMLTextAreaElement} */ (byId("composer-input"));
-  byId("composer").addEventListener("submit", (e) => {
+function bind(): void {
+  const input = byId("composer-input", HTMLTextAreaElement);
+  const composer = byId("composer", HTMLFormElement);
+  composer.addEventListener("submit", (e) => {
     e.preventDefault();
     const text = input.value.trim();
     if (!text || state.stream) return;
@@ -25,7 +24,7 @@ function bind() {
   input.addEventListener("keydown", (e) => {
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
       e.preventDefault();
-      byId("composer").requestSubmit();
+      composer.requestSubmit();
     }
   });
   input.addEventListener("input", () => autosize(input));
@@ -40,18 +39,20 @@ function bind() {
   byId("account-toggle").addEventListener("click", () => togglePanel("account-panel"));
   for (const b of document.querySelectorAll("[data-close-panel]")) b.addEventListener("click", () => closePanels());
   byId("theme-toggle").addEventListener("click", () => {
-    const next = document.documentElement.dataset.theme === "dark" ? "light" : "dark";
+    const next: Theme = document.documentElement.dataset.theme === "dark" ? "light" : "dark";
     storage.set("theme", next);
     applyTheme(next);
   });
-  byId("model-select").addEventListener("change", (e) => {
-    state.model = e.target.value || null;
+  const picker = byId("model-select", HTMLSelectElement);
+  picker.addEventListener("change", () => {
+    state.model = picker.value || null;
     storage.set("model", state.model);
   });
+  const keyInput = byId("api-key-input", HTMLInputElement);
   byId("api-key-form").addEventListener("submit", (e) => {
     e.preventDefault();
-    const key = byId("api-key-input").value.trim();
-    byId("api-key-input").value = "";
+    const key = keyInput.value.trim();
+    keyInput.value = "";
     void saveKey(key);
   });
   byId("api-key-clear").addEventListener("click", () => {
@@ -61,7 +62,8 @@ function bind() {
     void saveKey("");
   });
   byId("register-button").addEventListener("click", () => void register());
-  byId("new-key-copy").addEventListener("click", async (e) => flash(e.target, (await copyText(byId("new-key-value").textContent ?? "")) ? "Copied" : "Copy failed"));
+  const copyKey = byId("new-key-copy");
+  copyKey.addEventListener("click", async () => flash(copyKey, (await copyText(byId("new-key-value").textContent ?? "")) ? "Copied" : "Copy failed"));
   byId("export-json").addEventListener("click", () => void exportConversation("json"));
   byId("export-markdown").addEventListener("click", () => void exportConversation("markdown"));
   byId("error-close").addEventListener("click", clearError);
@@ -74,8 +76,8 @@ function bind() {
   window.matchMedia("(max-width: 760px)").addEventListener("change", () => setDrawer(!isPhone()));
 }
 
-async function start() {
-  applyTheme(storage.get("theme", "dark"));
+async function start(): Promise<void> {
+  applyTheme(storage.get<Theme>("theme", "dark") === "light" ? "light" : "dark");
   renderSettings();
   bindSettings();
   bind();
@@ -87,7 +89,7 @@ async function start() {
   await loadModels();
   await refreshAccount();
   await loadSessions();
-  const last = storage.get("session", null);
+  const last = storage.get<string | null>("session", null);
   if (last && state.sessions.some((s) => s.id === last)) await openSession(last);
   else renderConversation();
   byId("app").dataset.ready = "true";

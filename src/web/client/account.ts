@@ -1,24 +1,26 @@
-// Chat UI, part 5: API key entry and registration, balance and deposit, the model picker, the settings
-// panel, side panels, the conversation drawer and the theme.
+// API key entry and registration, balance and deposit, the model picker, the settings panel, side
+// panels, the conversation drawer and the theme.
+import { byId, copyText, el, flash, storage, tonText } from "./dom.ts";
+import { loadSessions } from "./sessions.ts";
+import { DEFAULTS, INTEGER, LIMITS, NUMERIC_SETTINGS, clearError, failureOf, messageOf, request, requestJson, showError, state, type NumericSetting } from "./state.ts";
+import type { Balance, Deposit, List, ModelEntry, Registered } from "./types.ts";
 
 // ---- account: key, registration, balance, deposit -----------------------------------------------------
 
-function renderAuth(message) {
-  const status = byId("auth-status");
-  const text =
-    message ??
-    {
-      unknown: "Checking the server\u2026",
-      open: "This server runs without API keys: no key is needed.",
-      key: "Signed in with your API key.",
-      "needs-key": "This server needs an API key: enter yours or register.",
-    }[state.auth];
-  status.textContent = text;
+const AUTH_TEXT: Record<typeof state.auth, string> = {
+  unknown: "Checking the server\u2026",
+  open: "This server runs without API keys: no key is needed.",
+  key: "Signed in with your API key.",
+  "needs-key": "This server needs an API key: enter yours or register.",
+};
+
+export function renderAuth(message?: string): void {
+  byId("auth-status").textContent = message ?? AUTH_TEXT[state.auth];
   byId("api-key-clear").hidden = !state.apiKey;
   byId("app").dataset.auth = state.auth;
 }
 
-function needKey(message) {
+export function needKey(message?: string): void {
   if (state.auth === "open") return;
   state.auth = "needs-key";
   state.billing = false;
@@ -28,8 +30,8 @@ function needKey(message) {
 }
 
 /** Asks the server who we are: /v1/balance answers 200 with a key, 401 without one, 404 when keys are off. */
-async function refreshAccount() {
-  let res;
+export async function refreshAccount(): Promise<void> {
+  let res: Response;
   try {
     res = await request("/v1/balance");
   } catch {
@@ -49,13 +51,13 @@ async function refreshAccount() {
     showError((await failureOf(res)).message);
     return;
   }
-  const b = await res.json();
+  const b = (await res.json()) as Balance;
   state.auth = "key";
   state.billing = true;
   renderAuth();
   const chip = byId("balance");
   chip.hidden = false;
-  chip.textContent = `${tonText({ ton: String(b.balance_ton) })}`;
+  chip.textContent = tonText({ ton: String(b.balance_ton) });
   chip.title = `Balance: ${b.balance_nanoton} nanoton`;
   const details = byId("balance-details");
   details.hidden = false;
@@ -75,33 +77,35 @@ async function refreshAccount() {
   void refreshDeposit();
 }
 
-async function refreshDeposit() {
+function copyButton(label: string, text: string): HTMLButtonElement {
+  const button = el("button", { type: "button", class: "btn small", "aria-label": label }, "Copy");
+  button.addEventListener("click", async () => flash(button, (await copyText(text)) ? "Copied" : "Copy failed"));
+  return button;
+}
+
+export async function refreshDeposit(): Promise<void> {
   const box = byId("deposit-info");
-  let d;
+  let d: Deposit;
   try {
-    d = await requestJson("/v1/deposit");
+    d = await requestJson<Deposit>("/v1/deposit");
   } catch (e) {
     box.hidden = false;
-    box.replaceChildren(el("h3", { text: "Deposit" }), el("p", { class: "muted", text: e.message }));
+    box.replaceChildren(el("h3", { text: "Deposit" }), el("p", { class: "muted", text: messageOf(e) }));
     return;
   }
   box.hidden = false;
-  const parts = [el("h3", { text: "Deposit" })];
+  const parts: HTMLElement[] = [el("h3", { text: "Deposit" })];
   if (d.wallet) {
     const link = typeof d.link === "string" && d.link.startsWith("ton://") ? d.link : `ton://transfer/${encodeURIComponent(d.wallet)}?text=${encodeURIComponent(d.memo)}`;
-    const copyWallet = el("button", { type: "button", class: "btn small", "aria-label": "Copy the wallet address" }, "Copy");
-    copyWallet.addEventListener("click", async () => flash(copyWallet, (await copyText(d.wallet)) ? "Copied" : "Copy failed"));
-    const copyMemo = el("button", { type: "button", class: "btn small", "aria-label": "Copy the memo" }, "Copy");
-    copyMemo.addEventListener("click", async () => flash(copyMemo, (await copyText(d.memo)) ? "Copied" : "Copy failed"));
     parts.push(
       el("p", { class: "small", "data-testid": "deposit-instructions", text: d.instructions }),
       el(
         "dl",
         { class: "kv" },
         el("dt", { text: "Wallet" }),
-        el("dd", {}, el("code", { class: "break", "data-testid": "deposit-wallet", text: d.wallet }), " ", copyWallet),
+        el("dd", {}, el("code", { class: "break", "data-testid": "deposit-wallet", text: d.wallet }), " ", copyButton("Copy the wallet address", d.wallet)),
         el("dt", { text: "Memo" }),
-        el("dd", {}, el("code", { "data-testid": "deposit-memo", text: d.memo }), " ", copyMemo),
+        el("dd", {}, el("code", { "data-testid": "deposit-memo", text: d.memo }), " ", copyButton("Copy the memo", d.memo)),
       ),
       el("p", {}, el("a", { class: "btn primary", href: link, "data-testid": "deposit-link", rel: "noopener" }, "Open in a TON wallet")),
       el("p", { class: "hint", text: "The memo is required: a transfer without it cannot be matched to your account." }),
@@ -112,35 +116,39 @@ async function refreshDeposit() {
   box.replaceChildren(...parts);
 }
 
-async function saveKey(key) {
+/** Whether requests can go through: a working key, or a server without keys. (A function, so it reads
+ * state.auth after an await rather than TypeScript's narrowing from before it.) */
+const signedIn = () => state.auth === "key" || state.auth === "open";
+
+export async function saveKey(key: string): Promise<void> {
   state.apiKey = key || null;
   storage.set("apiKey", state.apiKey);
   state.auth = "unknown";
   renderAuth();
   clearError();
   await refreshAccount();
-  if (state.auth === "key" || state.auth === "open") {
+  if (signedIn()) {
     closePanels();
     await loadSessions();
   }
 }
 
-async function register() {
-  const button = byId("register-button");
+export async function register(): Promise<void> {
+  const button = byId("register-button", HTMLButtonElement);
   button.disabled = true;
   try {
     const res = await fetch("/api/register", { method: "POST", headers: { "Content-Type": "application/json" }, body: "{}" });
     if (!res.ok) throw await failureOf(res);
-    const r = await res.json();
+    const r = (await res.json()) as Registered;
     byId("new-key").hidden = false;
     byId("new-key-value").textContent = r.api_key;
-    byId("api-key-input").value = "";
+    byId("api-key-input", HTMLInputElement).value = "";
     state.apiKey = r.api_key;
     storage.set("apiKey", r.api_key);
     await refreshAccount();
     await loadSessions();
   } catch (e) {
-    renderAuth(`Registration failed: ${e.message}`);
+    renderAuth(`Registration failed: ${messageOf(e)}`);
   } finally {
     button.disabled = false;
   }
@@ -148,14 +156,14 @@ async function register() {
 
 // ---- models ---------------------------------------------------------------------------------------------
 
-async function loadModels() {
-  const select = /** @type {HTMLSelectElement} */ (byId("model-select"));
+export async function loadModels(): Promise<void> {
+  const select = byId("model-select", HTMLSelectElement);
   try {
-    const body = await requestJson("/v1/models");
+    const body = await requestJson<List<ModelEntry>>("/v1/models");
     const models = (body.data ?? []).filter((m) => !m.type || m.type === "chat" || m.type === "llm");
     select.replaceChildren(...models.map((m) => el("option", { value: m.id, text: m.id })));
     if (!models.length) select.append(el("option", { value: "", text: "(no chat model)" }));
-    const wanted = state.model && models.some((m) => m.id === state.model) ? state.model : models[0]?.id ?? "";
+    const wanted = state.model && models.some((m) => m.id === state.model) ? state.model : (models[0]?.id ?? "");
     select.value = wanted;
     state.model = wanted || null;
   } catch {
@@ -165,7 +173,7 @@ async function loadModels() {
 
 // ---- settings -------------------------------------------------------------------------------------------
 
-function clampSetting(name, value) {
+function clampSetting(name: NumericSetting, value: string): number {
   const [lo, hi] = LIMITS[name];
   let v = Number(value);
   if (!Number.isFinite(v)) v = DEFAULTS[name];
@@ -173,21 +181,26 @@ function clampSetting(name, value) {
   return INTEGER.has(name) ? Math.round(v) : Math.round(v * 100) / 100;
 }
 
-function renderSettings() {
-  for (const name of Object.keys(LIMITS)) {
-    const v = state.settings[name];
-    byId(`setting-${name}`).value = String(v);
-    byId(`setting-${name}-range`).value = String(v);
+const settingBox = (name: NumericSetting) => byId(`setting-${name}`, HTMLInputElement);
+const settingSlider = (name: NumericSetting) => byId(`setting-${name}-range`, HTMLInputElement);
+const systemPromptBox = () => byId("setting-system-prompt", HTMLTextAreaElement);
+const stopBox = () => byId("setting-stop", HTMLTextAreaElement);
+
+export function renderSettings(): void {
+  for (const name of NUMERIC_SETTINGS) {
+    const v = String(state.settings[name]);
+    settingBox(name).value = v;
+    settingSlider(name).value = v;
   }
-  byId("setting-system-prompt").value = state.settings.systemPrompt;
-  byId("setting-stop").value = state.settings.stop;
+  systemPromptBox().value = state.settings.systemPrompt;
+  stopBox().value = state.settings.stop;
 }
 
-function bindSettings() {
-  for (const name of Object.keys(LIMITS)) {
-    const box = /** @type {HTMLInputElement} */ (byId(`setting-${name}`));
-    const slider = /** @type {HTMLInputElement} */ (byId(`setting-${name}-range`));
-    const apply = (raw, commit) => {
+export function bindSettings(): void {
+  for (const name of NUMERIC_SETTINGS) {
+    const box = settingBox(name);
+    const slider = settingSlider(name);
+    const apply = (raw: string, commit: boolean) => {
       const v = clampSetting(name, raw);
       state.settings[name] = v;
       storage.set("settings", state.settings);
@@ -198,12 +211,14 @@ function bindSettings() {
     box.addEventListener("input", () => box.value !== "" && apply(box.value, false));
     box.addEventListener("change", () => apply(box.value, true));
   }
-  byId("setting-system-prompt").addEventListener("input", (e) => {
-    state.settings.systemPrompt = e.target.value;
+  const prompt = systemPromptBox();
+  prompt.addEventListener("input", () => {
+    state.settings.systemPrompt = prompt.value;
     storage.set("settings", state.settings);
   });
-  byId("setting-stop").addEventListener("input", (e) => {
-    state.settings.stop = e.target.value;
+  const stop = stopBox();
+  stop.addEventListener("input", () => {
+    state.settings.stop = stop.value;
     storage.set("settings", state.settings);
   });
   byId("settings-reset").addEventListener("click", () => {
@@ -213,7 +228,8 @@ function bindSettings() {
   });
 }
 
-function samplingParams() {
+/** The request's sampling fields, from the settings panel. */
+export function samplingParams() {
   const s = state.settings;
   const stop = s.stop.split("\n").filter((x) => x.length > 0).slice(0, 4);
   return {
@@ -228,20 +244,25 @@ function samplingParams() {
 
 // ---- panels, drawer, theme ----------------------------------------------------------------------------------
 
-let panelOpener = null;
-function openPanel(id) {
-  for (const p of document.querySelectorAll(".panel")) if (p.id !== id) p.hidden = true;
+/** What had focus when a panel opened: it gets focus back when the panel closes. */
+let panelOpener: HTMLElement | null = null;
+const panels = () => document.querySelectorAll<HTMLElement>(".panel");
+
+export function openPanel(id: string): void {
+  for (const p of panels()) if (p.id !== id) p.hidden = true;
   const panel = byId(id);
-  if (panel.hidden) panelOpener = document.activeElement;
+  if (panel.hidden) panelOpener = document.activeElement instanceof HTMLElement ? document.activeElement : null;
   panel.hidden = false;
   byId("settings-toggle").setAttribute("aria-expanded", String(id === "settings-panel"));
   byId("account-toggle").setAttribute("aria-expanded", String(id === "account-panel"));
-  const first = panel.querySelector("input:not([tabindex='-1']), textarea, select, button:not([data-close-panel])");
+  const first = panel.querySelector<HTMLElement>("input:not([tabindex='-1']), textarea, select, button:not([data-close-panel])");
   if (first && !panel.contains(document.activeElement)) first.focus();
 }
-function closePanels() {
+
+/** Closes any open panel; true when one was open. */
+export function closePanels(): boolean {
   let closed = false;
-  for (const p of document.querySelectorAll(".panel")) {
+  for (const p of panels()) {
     if (!p.hidden) closed = true;
     p.hidden = true;
   }
@@ -251,13 +272,15 @@ function closePanels() {
   panelOpener = null;
   return closed;
 }
-function togglePanel(id) {
+
+export function togglePanel(id: string): void {
   if (byId(id).hidden) openPanel(id);
   else closePanels();
 }
 
-const isPhone = () => window.matchMedia("(max-width: 760px)").matches;
-function setDrawer(open) {
+export const isPhone = (): boolean => window.matchMedia("(max-width: 760px)").matches;
+
+export function setDrawer(open: boolean): void {
   const app = byId("app");
   const toggle = byId("sidebar-toggle");
   if (isPhone()) {
@@ -273,9 +296,12 @@ function setDrawer(open) {
   toggle.setAttribute("aria-label", open ? "Hide conversations" : "Show conversations");
   if (open && isPhone()) byId("new-chat").focus();
 }
-const drawerOpen = () => (isPhone() ? byId("app").classList.contains("drawer-open") : !byId("app").classList.contains("sidebar-collapsed"));
 
-function applyTheme(theme) {
+export const drawerOpen = (): boolean => (isPhone() ? byId("app").classList.contains("drawer-open") : !byId("app").classList.contains("sidebar-collapsed"));
+
+export type Theme = "dark" | "light";
+
+export function applyTheme(theme: Theme): void {
   document.documentElement.dataset.theme = theme;
   const toggle = byId("theme-toggle");
   toggle.textContent = theme === "dark" ? "\u263C" : "\u263E";

@@ -1,24 +1,30 @@
-// Chat UI, part 7: sending a turn and streaming the reply (SSE over fetch, with usage and cost), the live
-// token counter, regenerate (rollback + answer again), and export as JSON or Markdown.
+// Sending a turn and streaming the reply (SSE over fetch, with usage and cost), the live token counter,
+// regenerate (rollback + answer again), and export as JSON or Markdown.
+import { refreshAccount, refreshDeposit, samplingParams } from "./account.ts";
+import { autosize, byId, download, randomHex, tonText } from "./dom.ts";
+import { ROLE_LABEL, contentText, fetchSession, loadSessions, messageView, renderConversation, syncCurrent } from "./sessions.ts";
+import { ApiFailure, clearError, failureOf, messageOf, renderConn, request, requestOk, showError, state } from "./state.ts";
+import type { ChunkEvent, Message, SessionDetail, Usage } from "./types.ts";
 
 // ---- streaming -------------------------------------------------------------------------------------------------
 
-function resetCounters() {
+export function resetCounters(): void {
   byId("token-counter").textContent = "0 tokens";
   byId("tokens-per-second").textContent = "\u2013 tok/s";
   byId("reply-cost").hidden = true;
 }
 
-function setStreaming(on) {
+function setStreaming(on: boolean): void {
   byId("send-button").hidden = on;
   byId("stop-button").hidden = !on;
   byId("composer-input").setAttribute("aria-busy", String(on));
-  for (const b of document.querySelectorAll("[data-testid=regenerate], [data-testid=edit-message], [data-testid=retry]")) b.disabled = on;
+  for (const b of document.querySelectorAll<HTMLButtonElement>("[data-testid=regenerate], [data-testid=edit-message], [data-testid=retry]")) b.disabled = on;
   renderConn();
 }
 
-/** Reads an SSE body: calls onEvent with each parsed `data:` JSON until [DONE]. */
-async function readSse(res, onEvent) {
+/** Reads an SSE body: yields each parsed `data:` JSON until [DONE]. */
+async function* readSse(res: Response): AsyncGenerator<ChunkEvent> {
+  if (!res.body) throw new Error("The server sent no stream.");
   const reader = res.body.getReader();
   const decoder = new TextDecoder();
   let buffer = "";
@@ -37,18 +43,18 @@ async function readSse(res, onEvent) {
         .join("\n");
       if (!data) continue;
       if (data === "[DONE]") return;
-      let event;
+      let event: ChunkEvent;
       try {
-        event = JSON.parse(data);
+        event = JSON.parse(data) as ChunkEvent;
       } catch {
         continue;
       }
-      onEvent(event);
+      yield event;
     }
   }
 }
 
-async function sendTurn(text) {
+export async function sendTurn(text: string): Promise<void> {
   if (state.stream) return;
   if (!state.current) {
     state.current = {
@@ -61,7 +67,7 @@ async function sendTurn(text) {
     };
   }
   const c = state.current;
-  const outgoing = [];
+  const outgoing: Message[] = [];
   // The system prompt goes with the first turn; the server keeps it with the session.
   if (c.local && c.system_prompt) outgoing.push({ role: "system", content: c.system_prompt });
   outgoing.push({ role: "user", content: text });
@@ -71,14 +77,14 @@ async function sendTurn(text) {
   await streamReply(outgoing, { base, text });
 }
 
-async function regenerate() {
+export async function regenerate(): Promise<void> {
   const c = state.current;
   if (!c || state.stream || c.messages.at(-1)?.role !== "assistant") return;
   clearError();
   try {
-    await requestJson(`/chat/history/${encodeURIComponent(c.id)}/rollback`, { method: "POST", body: { amount: 1 } });
+    await requestOk(`/chat/history/${encodeURIComponent(c.id)}/rollback`, { method: "POST", body: { amount: 1 } });
   } catch (e) {
-    showError(`Could not regenerate: ${e.message}`);
+    showError(`Could not regenerate: ${messageOf(e)}`);
     return;
   }
   c.messages.pop();
@@ -86,12 +92,14 @@ async function regenerate() {
   await streamReply([], { base: c.messages.length });
 }
 
+const isAbort = (e: unknown) => e instanceof Error && e.name === "AbortError";
+
 /**
  * Streams the next assistant reply of the open session; `messages` are the new turns to append first,
  * `base` is how many messages the conversation had before them and `text` what the user typed (put back
  * in the box if the turn fails). Resolves true when the server stored the turn.
  */
-async function streamReply(messages, { base, text }) {
+export async function streamReply(messages: Message[], { base, text }: { base: number; text?: string }): Promise<boolean> {
   const c = state.current;
   if (!c || state.stream) return false;
   clearError();
@@ -99,18 +107,18 @@ async function streamReply(messages, { base, text }) {
   state.stream = { controller };
   setStreaming(true);
   resetCounters();
-  const reply = { role: "assistant", content: "", reasoning_content: "" };
+  const reply = { role: "assistant" as const, content: "", reasoning_content: "" };
   const index = c.messages.length;
   let view = messageView(reply, index, { streaming: true });
   const box = byId("messages");
-  byId("empty-state")?.remove();
+  document.getElementById("empty-state")?.remove();
   box.append(view);
   box.scrollTop = box.scrollHeight;
 
   let pieces = 0;
   let firstAt = 0;
-  let usage = null;
-  let failure = null;
+  let usage: Usage | null = null;
+  let failure: Error | null = null;
   let aborted = false;
   let frame = 0;
   const counter = byId("token-counter");
@@ -119,8 +127,9 @@ async function streamReply(messages, { base, text }) {
     frame = 0;
     const nearBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 80;
     const fresh = messageView(reply, index, { streaming: true });
-    const details = view.querySelector("details");
-    if (details?.open) fresh.querySelector("details").open = true;
+    // Keep the reasoning open if the reader opened it.
+    const details = fresh.querySelector("details");
+    if (details && view.querySelector("details")?.open) details.open = true;
     view.replaceWith(fresh);
     view = fresh;
     if (nearBottom) box.scrollTop = box.scrollHeight;
@@ -133,26 +142,26 @@ async function streamReply(messages, { base, text }) {
   try {
     const res = await request("/v1/chat/completions", { method: "POST", body, signal: controller.signal });
     if (!res.ok) throw await failureOf(res);
-    await readSse(res, (event) => {
+    for await (const event of readSse(res)) {
       if (event.error) {
         failure = new ApiFailure(500, event.error.message ?? "The server reported an error.", event.error.code ?? null);
-        return;
+        continue;
       }
       if (event.usage) usage = event.usage;
       const delta = event.choices?.[0]?.delta;
-      if (!delta) return;
+      if (!delta) continue;
       const said = delta.content ?? "";
       const thought = delta.reasoning_content ?? "";
-      if (!said && !thought) return;
+      if (!said && !thought) continue;
       if (!firstAt) firstAt = performance.now();
       pieces++;
       reply.content += said;
       reply.reasoning_content += thought;
       if (!frame) frame = requestAnimationFrame(paint);
-    });
+    }
   } catch (e) {
-    if (e.name === "AbortError") aborted = true;
-    else failure = e;
+    if (isAbort(e)) aborted = true;
+    else failure = e instanceof Error ? e : new Error(messageOf(e));
   } finally {
     if (frame) cancelAnimationFrame(frame);
     state.stream = null;
@@ -177,15 +186,16 @@ async function streamReply(messages, { base, text }) {
     c.messages.length = base;
     if (c.local && !c.messages.length) state.current = null;
     // A failed or stopped turn stores nothing on the server: give the text back to edit or resend.
-    const input = /** @type {HTMLTextAreaElement} */ (byId("composer-input"));
+    const input = byId("composer-input", HTMLTextAreaElement);
     if (text !== undefined && !input.value.trim()) {
       input.value = text;
       autosize(input);
     }
   }
   if (failure) {
-    showError(failure.status === 402 ? `${failure.message} Open Account to see how to deposit.` : failure.message);
-    if (failure.status === 402 && state.billing) void refreshDeposit();
+    const payment = failure instanceof ApiFailure && failure.status === 402;
+    showError(payment ? `${failure.message} Open Account to see how to deposit.` : failure.message);
+    if (payment && state.billing) void refreshDeposit();
   }
   setStreaming(false);
   renderConversation();
@@ -199,21 +209,22 @@ async function streamReply(messages, { base, text }) {
 
 // ---- export --------------------------------------------------------------------------------------------------------
 
-async function exportConversation(kind) {
+export async function exportConversation(kind: "json" | "markdown"): Promise<void> {
   const c = state.current;
   if (!c || !c.messages.length) {
     showError("Nothing to export yet: send a message first.");
     return;
   }
-  let data = c;
+  // What the server stored, when it has the conversation; `local` is this page's own bookkeeping.
+  const { local: _local, ...shown } = c;
+  let clean: SessionDetail = shown;
   if (!c.local) {
     try {
-      data = await fetchSession(c.id);
+      clean = await fetchSession(c.id);
     } catch {
-      data = c;
+      clean = shown;
     }
   }
-  const { local: _local, ...clean } = data;
   const safe = String(c.id).replace(/[^\w.-]/g, "_");
   if (kind === "json") {
     download(`cocoon-chat-${safe}.json`, "application/json", JSON.stringify(clean, null, 2) + "\n");
@@ -228,7 +239,7 @@ async function exportConversation(kind) {
   for (const m of clean.messages ?? []) {
     lines.push(`## ${ROLE_LABEL[m.role] ?? m.role}`, "");
     if (m.reasoning_content) lines.push("<details><summary>Reasoning</summary>", "", m.reasoning_content, "", "</details>", "");
-    lines.push(typeof m.content === "string" ? m.content : JSON.stringify(m.content), "");
+    lines.push(contentText(m.content), "");
   }
   download(`cocoon-chat-${safe}.md`, "text/markdown", lines.join("\n"));
 }

@@ -1,9 +1,27 @@
-// Chat UI, part 2: syntax highlighting for code blocks, by a small lexer per language family; tokens
-// become spans whose text is set with textContent.
+// Syntax highlighting for code blocks, by a small lexer per language family; tokens become spans whose
+// text is set with textContent.
+import { el } from "./dom.ts";
 
-// ---- syntax highlighting ---------------------------------------------------------------------------
+interface LangSpec {
+  comment: string | null;
+  strings: string[];
+  kw: Set<string>;
+  lit: Set<string>;
+  /** Keywords match in any case (SQL). */
+  caseless?: boolean;
+  /** A string followed by `:` is an object key (JSON). */
+  keys?: boolean;
+}
 
-const words = (s) => new Set(s.split(" "));
+type TokenKind = "com" | "str" | "num" | "word";
+
+interface Lexer {
+  re: RegExp;
+  kinds: TokenKind[];
+  spec: LangSpec;
+}
+
+const words = (s: string): Set<string> => new Set(s.split(" "));
 const C_COMMENTS = String.raw`\/\/[^\n]*|\/\*[\s\S]*?(?:\*\/|$)`;
 const HASH_COMMENT = String.raw`#[^\n]*`;
 const DQ = String.raw`"(?:[^"\\\n]|\\.)*"?`;
@@ -16,7 +34,9 @@ const WORD = String.raw`[A-Za-z_$][\w$]*`;
 const JS_KW = words(
   "break case catch class const continue debugger default delete do else export extends finally for from function if import in instanceof let new of return static super switch this throw try typeof var void while with yield async await as interface type enum implements private protected public readonly declare namespace abstract keyof satisfies",
 );
-const LANGS = {
+const GENERIC: LangSpec = { comment: null, strings: [DQ, SQ], kw: words("if else for while return function def class import export const let var"), lit: words("true false null None nil") };
+const LANGS: Record<string, LangSpec> = {
+  generic: GENERIC,
   js: { comment: C_COMMENTS, strings: [BT, DQ, SQ], kw: JS_KW, lit: words("true false null undefined NaN Infinity") },
   python: {
     comment: HASH_COMMENT,
@@ -63,9 +83,8 @@ const LANGS = {
   },
   json: { comment: null, strings: [DQ], kw: words(""), lit: words("true false null"), keys: true },
   css: { comment: String.raw`\/\*[\s\S]*?(?:\*\/|$)`, strings: [DQ, SQ], kw: words("important media import supports keyframes font-face"), lit: words("") },
-  generic: { comment: null, strings: [DQ, SQ], kw: words("if else for while return function def class import export const let var"), lit: words("true false null None nil") },
 };
-const ALIASES = {
+const ALIASES: Record<string, string> = {
   javascript: "js", jsx: "js", ts: "js", typescript: "js", tsx: "js", mjs: "js", cjs: "js",
   py: "python", python3: "python",
   sh: "shell", bash: "shell", zsh: "shell", console: "shell", shell: "shell",
@@ -75,15 +94,19 @@ const ALIASES = {
   sql: "sql", sqlite: "sql", postgres: "sql", mysql: "sql",
   json: "json", jsonc: "json", css: "css", scss: "css",
 };
-const lexers = new Map();
+const lexers = new Map<string, Lexer>();
 
-function lexerFor(name) {
-  const key = ALIASES[(name || "").toLowerCase()] ?? (LANGS[(name || "").toLowerCase()] ? name.toLowerCase() : "generic");
+/** o[key] only for o's own keys: a fence's language is model output, and ```constructor must not reach Object.prototype. */
+const own = <T>(o: Record<string, T>, key: string): T | undefined => (Object.hasOwn(o, key) ? o[key] : undefined);
+
+function lexerFor(name: string): Lexer {
+  const lower = name.toLowerCase();
+  const key = own(ALIASES, lower) ?? (own(LANGS, lower) ? lower : "generic");
   let lx = lexers.get(key);
   if (lx) return lx;
-  const spec = LANGS[key];
-  const parts = [];
-  const kinds = [];
+  const spec = own(LANGS, key) ?? GENERIC;
+  const parts: string[] = [];
+  const kinds: TokenKind[] = [];
   if (spec.comment) (parts.push(`(${spec.comment})`), kinds.push("com"));
   parts.push(`(${spec.strings.join("|")})`), kinds.push("str");
   parts.push(`(${NUM})`), kinds.push("num");
@@ -94,8 +117,8 @@ function lexerFor(name) {
 }
 
 /** Highlighted code as spans of text: classes come from our own token kinds, text via textContent. */
-function highlight(code, lang) {
-  if (/^(html|xml|svg|vue)$/i.test(lang || "")) return highlightMarkup(code);
+export function highlight(code: string, lang: string): DocumentFragment {
+  if (/^(html|xml|svg|vue)$/i.test(lang)) return highlightMarkup(code);
   const { re, kinds, spec } = lexerFor(lang);
   const frag = document.createDocumentFragment();
   let last = 0;
@@ -107,8 +130,8 @@ function highlight(code, lang) {
     }
     if (m.index > last) frag.append(code.slice(last, m.index));
     const g = m.slice(1).findIndex((x) => x !== undefined);
-    let kind = kinds[g];
     const text = m[0];
+    let kind: string | null = kinds[g] ?? null;
     if (kind === "word") {
       const w = spec.caseless ? text.toLowerCase() : text;
       if (spec.kw.has(w)) kind = "kw";
@@ -123,7 +146,7 @@ function highlight(code, lang) {
   return frag;
 }
 
-function highlightMarkup(code) {
+function highlightMarkup(code: string): DocumentFragment {
   const frag = document.createDocumentFragment();
   const re = /(<!--[\s\S]*?(?:-->|$))|(<\/?[A-Za-z][\w:-]*)|("[^"]*"|'[^']*')|(\/?>)/g;
   let last = 0;

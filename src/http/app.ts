@@ -9,6 +9,8 @@ import { openaiRoutes } from "../openai/index.ts";
 import { opsRoutes, type OpsDeps } from "../ops/index.ts";
 import { swaggerRoutes } from "./swagger.ts";
 import { platformRoutes } from "../platform/index.ts";
+import { tonRoutes } from "../ton/index.ts";
+import type { TonSetup } from "../ton/open.ts";
 import type { InferenceDeps } from "../openai/service.ts";
 
 export interface AppDeps extends InferenceDeps, OpsDeps {
@@ -17,7 +19,12 @@ export interface AppDeps extends InferenceDeps, OpsDeps {
   log?: (line: string) => void;
   /** One line per request (method, path, status, milliseconds). */
   access?: (line: string) => void;
+  /** TON deposits (wallet, watcher, TON/USD rate); absent or null: deposits off, no rate. */
+  ton?: TonSetup | null;
 }
+
+// The balance waits this long at most for a due TON/USD refresh; after that it answers with what it has.
+const RATE_WAIT_MS = 1_000;
 
 /** Route label for metrics: the matched route pattern, never the raw path (bounded cardinality). */
 function routeOf(route: string | undefined): string {
@@ -138,12 +145,17 @@ export function createApp(deps: AppDeps) {
             platform: deps.platform,
             modelIds: () => deps.loadedEngine()?.models().map((m) => m.id) ?? [],
             stats: () => deps.loadedEngine()?.stats() ?? [],
-            // Deposits arrive with the TON watcher; until then there is no wallet and no rate.
-            depositWallet: () => null,
-            tonUsdRate: () => null,
+            depositWallet: () => deps.ton?.wallet?.display ?? null,
+            tonUsdRate: () => {
+              const rate = deps.ton?.rate;
+              if (!rate) return null;
+              return Promise.race([rate.get(), Bun.sleep(RATE_WAIT_MS).then(() => rate.peek())]);
+            },
+            minimumDeposit: () => deps.ton?.minimum ?? 0n,
           })
         : new Elysia({ name: "platform-off" }),
-    );
+    )
+    .use(deps.platform ? tonRoutes({ platform: deps.platform }) : new Elysia({ name: "ton-off" }));
 }
 
 export type App = ReturnType<typeof createApp>;

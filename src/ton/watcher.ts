@@ -58,6 +58,26 @@ const BATCH = 100;
 
 class Stopped extends Error {}
 
+/**
+ * Each transaction names its predecessor (prev_trans_lt, prev_trans_hash). The run about to be
+ * recorded must link up without a gap, back to the cursor (or to the account's first transaction):
+ * otherwise the API skipped something, and moving the cursor past it would lose a deposit for good.
+ */
+function checkChain(oldestFirst: ChainTransaction[], cursor: Cursor | null): void {
+  let prev: Cursor = cursor ?? { lt: 0n, hash: "0".repeat(64) };
+  for (const t of oldestFirst) {
+    const lt = t.tx.prevTransactionLt;
+    const hash = t.tx.prevTransactionHash.toString(16).padStart(64, "0");
+    if (lt !== prev.lt || hash !== prev.hash) {
+      throw new TonApiError(
+        "invalid_response",
+        `the wallet's history has a gap: transaction ${t.lt} follows ${lt}:${hash.slice(0, 16)}..., but the one before it is ${prev.lt}:${prev.hash.slice(0, 16)}...; nothing recorded, retrying`,
+      );
+    }
+    prev = { lt: t.lt, hash: t.hash };
+  }
+}
+
 export class TonWatcher {
   private readonly pageSize: number;
   private readonly maxBackoffMs: number;
@@ -199,18 +219,24 @@ export class TonWatcher {
           reached = true;
           break;
         }
-        // Newer than the anchor cannot be on a page that starts at it; an API that says so is not trusted.
+        // Newer than the anchor cannot be on a page that starts at it, unless already collected.
         if (anchor && t.lt > anchor.lt) throw new TonApiError("invalid_response", `getTransactions from lt ${anchor.lt} returned the newer lt ${t.lt}`);
         seen.add(t.hash);
         fresh.push(t);
         added++;
       }
-      // Done at the cursor, or at the start of the wallet's history (a page with nothing older).
-      if (reached || added === 0) break;
-      const oldest = fresh.at(-1)!;
-      anchor = { lt: oldest.lt, hash: oldest.hash };
+      if (reached) break;
+      const oldest = fresh.at(-1);
+      // The account's first transaction has no predecessor: the whole history is collected.
+      if (oldest && oldest.tx.prevTransactionLt === 0n) break;
+      if (added === 0) {
+        if (!oldest) break; // an account without transactions
+        throw new TonApiError("invalid_response", `getTransactions from lt ${anchor?.lt ?? "newest"} returned nothing older: paging made no progress`);
+      }
+      anchor = { lt: oldest!.lt, hash: oldest!.hash };
     }
     fresh.sort((a, b) => (a.lt < b.lt ? -1 : a.lt > b.lt ? 1 : 0));
+    checkChain(fresh, cursor);
     let credited = 0;
     let recorded = 0;
     for (let i = 0; i < fresh.length; i += BATCH) {

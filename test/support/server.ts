@@ -33,7 +33,9 @@ async function drain(stream: ReadableStream<Uint8Array>, sink: { text: string })
  */
 export async function startTestServer(extraArgs: string[] = [], opts: { readyTimeoutMs?: number; auth?: boolean } = {}): Promise<TestServer> {
   const port = freePort();
-  const args = ["--host", "127.0.0.1", "--port", String(port), "--parallel", "4", "--ctx-size", "1024", ...(opts.auth ? [] : ["--no-auth"]), ...extraArgs];
+  // Tests reach nothing beyond 127.0.0.1: the public TON/USD price source is off unless a test names one.
+  const rateOff = extraArgs.some((a) => a.startsWith("--ton-usd-rate-url")) ? [] : ["--ton-usd-rate-url", "off"];
+  const args = ["--host", "127.0.0.1", "--port", String(port), "--parallel", "4", "--ctx-size", "1024", ...(opts.auth ? [] : ["--no-auth"]), ...rateOff, ...extraArgs];
   const proc = Bun.spawn([process.execPath, join(ROOT, "src", "main.ts"), ...args], {
     cwd: ROOT,
     env: process.env,

@@ -13,7 +13,7 @@ import { parseTon } from "../../src/platform/pricing.ts";
 import { parseWallet } from "../../src/ton/address.ts";
 import { ToncenterClient } from "../../src/ton/client.ts";
 import { ENCRYPTED_COMMENT_OP } from "../../src/ton/comment.ts";
-import { getDeposit, listDeposits } from "../../src/ton/service.ts";
+import { getDeposit, listDeposits, type DepositStatus } from "../../src/ton/service.ts";
 import { TonWatcher, type WatcherOptions } from "../../src/ton/watcher.ts";
 import { commentBody, ToncenterStandIn } from "../support/toncenter.ts";
 
@@ -116,7 +116,7 @@ describe("crediting", () => {
     const typo = code.slice(0, 3) + (code[3] === "A" ? "B" : "A") + code.slice(4);
     const unknownValid = createAccount(db); // a valid code of an account we then forget
     db.exec(`UPDATE accounts SET deposit_code = 'ZZZZZZZZZ' WHERE id = ${unknownValid.id}`);
-    const cases: { spec: Parameters<ToncenterStandIn["add"]>[0]; status: string; reason: string }[] = [
+    const cases: { spec: Parameters<ToncenterStandIn["add"]>[0]; status: DepositStatus; reason: string }[] = [
       { spec: { comment: code, bounced: true }, status: "ignored", reason: "bounced" },
       { spec: { comment: code, outMessages: 1 }, status: "ignored", reason: "has_out_messages" },
       { spec: { comment: code, value: 0n }, status: "ignored", reason: "zero_value" },

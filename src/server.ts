@@ -67,6 +67,7 @@ export async function startServer(config: Config, log: Logger = makeLogger(confi
     throw err;
   }
   if (platform && !ton?.wallet) log("info", "no --ton-wallet: TON deposits are off (/v1/deposit says so)");
+  if (!platform && config.tonWallet) log("warn", "--ton-wallet is ignored with --no-auth: without accounts there is nobody to credit");
   if (ton?.watcher) metrics.tonWatcher = () => ton.watcher!.state();
   const app = createApp({
     get engine(): Engine {

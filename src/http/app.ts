@@ -146,11 +146,7 @@ export function createApp(deps: AppDeps) {
             modelIds: () => deps.loadedEngine()?.models().map((m) => m.id) ?? [],
             stats: () => deps.loadedEngine()?.stats() ?? [],
             depositWallet: () => deps.ton?.wallet?.display ?? null,
-            tonUsdRate: () => {
-              const rate = deps.ton?.rate;
-              if (!rate) return null;
-              return Promise.race([rate.get(), Bun.sleep(RATE_WAIT_MS).then(() => rate.peek())]);
-            },
+            tonUsdRate: () => deps.ton?.rate?.get(RATE_WAIT_MS) ?? null,
             minimumDeposit: () => deps.ton?.minimum ?? 0n,
           })
         : new Elysia({ name: "platform-off" }),

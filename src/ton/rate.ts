@@ -51,10 +51,18 @@ export class TonUsdRate {
     return this.now() - this.fetchedAt <= this.maxAge ? this.value : null;
   }
 
-  /** Like peek, but when a refresh is due waits for it (bounded by the fetch timeout). */
-  async get(): Promise<number | null> {
+  /**
+   * Like peek, but when a refresh is due waits for it, at most `waitMs` (and the fetch timeout);
+   * a fresh rate is answered without waiting at all.
+   */
+  async get(waitMs = Infinity): Promise<number | null> {
     const p = this.refreshIfDue();
-    if (p) await p;
+    if (p) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const waited = Number.isFinite(waitMs) ? new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs))) : p;
+      await Promise.race([p, waited]);
+      clearTimeout(timer);
+    }
     return this.now() - this.fetchedAt <= this.maxAge ? this.value : null;
   }
 

@@ -127,7 +127,8 @@ export class TonWatcher {
   /** Starts polling at once and then every interval; a second call does nothing. */
   start(): void {
     if (this.loopDone || this.stopping) return;
-    this.loopDone = this.loop();
+    // The loop catches every poll's failure itself; this is the last line against a crash of the process.
+    this.loopDone = this.loop().catch((err) => this.log("error", `TON watcher stopped by an unexpected error: ${(err as Error)?.stack ?? String(err)}`));
   }
 
   /** Stops polling: aborts a request in flight and resolves once the loop has ended. */

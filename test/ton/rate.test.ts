@@ -9,7 +9,11 @@ let hits = 0;
 const server = Bun.serve({
   hostname: "127.0.0.1",
   port: 0,
-  fetch: () => {
+  fetch: async (req) => {
+    if (new URL(req.url).pathname === "/hang") {
+      await new Promise<void>((resolve) => req.signal.addEventListener("abort", () => resolve()));
+      return new Response("");
+    }
     hits++;
     return Response.json(body, { status });
   },
@@ -62,6 +66,15 @@ describe("TonUsdRate", () => {
     body = { usd: 2.2 };
     now += 31_000;
     expect(await rate.get()).toBe(2.2);
+  });
+
+  test("get(waitMs) answers within waitMs while the source hangs; the fetch gives up on its own timeout", async () => {
+    const slow = new TonUsdRate({ url: `${url}hang`, timeoutMs: 400 });
+    const t0 = performance.now();
+    expect(await slow.get(50)).toBeNull();
+    expect(performance.now() - t0).toBeLessThan(300);
+    expect(await slow.get()).toBeNull(); // waits for the same fetch to time out
+    expect(slow.lastError).toMatch(/timed out|abort/i);
   });
 
   test("an unreachable URL or garbage is null, never a throw", async () => {

@@ -10,6 +10,7 @@ import { Metrics } from "./ops/metrics.ts";
 import { openPlatform, storePath } from "./platform/open.ts";
 import { SessionService } from "./sessions/service.ts";
 import { openStore } from "./store/db.ts";
+import { openTon } from "./ton/open.ts";
 
 export interface RunningServer {
   url: string;
@@ -63,6 +64,17 @@ export async function startServer(config: Config, log: Logger = makeLogger(confi
   // all owned by the one local user.
   const sessionsDb = platform ? platform.service.db : openStore(storePath(config));
   const sessions = new SessionService(sessionsDb, { forget: (key) => engine?.forgetSession(key) });
+  // Deposits credit accounts, so they exist only with the platform; a bad TON setting stops the start.
+  let ton: ReturnType<typeof openTon> | null = null;
+  try {
+    ton = platform ? openTon(config, platform.service.db, (level, line) => log(level, line)) : null;
+  } catch (err) {
+    platform?.service.db.close();
+    throw err;
+  }
+  if (platform && !ton?.wallet) log("info", "no --ton-wallet: TON deposits are off (/v1/deposit says so)");
+  if (!platform && config.tonWallet) log("warn", "--ton-wallet is ignored with --no-auth: without accounts there is nobody to credit");
+  if (ton?.watcher) metrics.tonWatcher = () => ton.watcher!.state();
   const app = createApp({
     get engine(): Engine {
       if (shuttingDown) throw new ApiError("not_ready", "the server is shutting down", null, { "Retry-After": "5" });
@@ -72,6 +84,8 @@ export async function startServer(config: Config, log: Logger = makeLogger(confi
     metrics,
     platform: platform?.service ?? null,
     sessions,
+    ton,
+    tonWatcher: () => ton?.watcher?.state() ?? null,
     version: pkg.version,
     loadedEngine: () => engine,
     coefficient: (id) => coefficients.get(id) ?? 1000,
@@ -90,6 +104,7 @@ export async function startServer(config: Config, log: Logger = makeLogger(confi
   const server = app.server!;
   const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${server.port}`;
   log("info", `listening on ${url} (OpenAI API at ${url}/v1, docs at ${url}/swagger)`);
+  ton?.watcher?.start();
 
   const t0 = performance.now();
   for (const m of models) log("info", `loading model ${m.id} from ${m.path} ...`);
@@ -110,6 +125,7 @@ export async function startServer(config: Config, log: Logger = makeLogger(confi
       shuttingDown = true;
       log("info", `${reason}: no new requests; waiting up to ${config.shutdownGrace} s for ${metrics.active} in flight`);
       server.stop(false);
+      await ton?.watcher?.stop();
       const deadline = Date.now() + config.shutdownGrace * 1000;
       while (metrics.active > 0 && Date.now() < deadline) await Bun.sleep(50);
       if (metrics.active > 0) log("warn", `cancelling ${metrics.active} requests still running`);

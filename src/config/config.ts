@@ -51,6 +51,19 @@ export const SETTINGS = {
   rateLimitRpm: def({ kind: "int", default: 60, min: 1, description: "Requests per minute per API key (unless the key has its own)." }),
   rateLimitTpm: def({ kind: "int", default: 150000, min: 1, description: "Tokens per minute per API key." }),
   rateLimitRpd: def({ kind: "int", default: 3500, min: 1, description: "Requests per day per API key." }),
+  tonWallet: def({ kind: "string", default: "", description: "TON address deposits go to (raw 0:<hex> or user-friendly); empty: deposits are off and the watcher does not run." }),
+  tonNetwork: def({ kind: "string", default: "mainnet", choices: ["mainnet", "testnet"], description: "TON network of the wallet (sets the address form shown to customers)." }),
+  tonApi: def({ kind: "string", default: "https://toncenter.com/api/v2", description: "toncenter API v2 base URL the deposit watcher polls (JSON-RPC at <base>/jsonRPC)." }),
+  tonApiKey: def({ kind: "string", default: "", description: "toncenter API key, sent as X-API-Key (without one toncenter allows about 1 request/s)." }),
+  tonPollInterval: def({ kind: "float", default: 5, min: 0.05, max: 3600, description: "Seconds between polls of the deposit wallet (fractions allowed); failures back off up to 32x, at most 60 s." }),
+  tonApiTimeout: def({ kind: "float", default: 10, min: 0.1, max: 300, description: "Seconds one TON API request may take." }),
+  tonPageSize: def({ kind: "int", default: 50, min: 2, max: 100, description: "Transactions per TON API request when paging through the wallet's history." }),
+  tonMinDeposit: def({ kind: "string", default: "0.01", description: "Smallest transfer in TON credited automatically; smaller ones are kept as unmatched for an admin." }),
+  tonUsdRateUrl: def({
+    kind: "string",
+    default: "https://api.coingecko.com/api/v3/simple/price?ids=the-open-network&vs_currencies=usd",
+    description: 'URL of the TON/USD price for balance_usd, answering {"the-open-network":{"usd":N}} or {"usd":N}; cached 60 s; off (or empty): no USD figures.',
+  }),
   config: def({ kind: "string", default: "", description: "Config file (JSON or TOML) with any of these settings, keys as in --help (camelCase or kebab-case)." }),
 } as const;
 

@@ -10,6 +10,8 @@ import { opsRoutes, type OpsDeps } from "../ops/index.ts";
 import { swaggerRoutes } from "./swagger.ts";
 import { webRoutes } from "../web/index.ts";
 import { platformRoutes } from "../platform/index.ts";
+import { tonRoutes } from "../ton/index.ts";
+import type { TonSetup } from "../ton/open.ts";
 import type { InferenceDeps } from "../openai/service.ts";
 import { sessionRoutes } from "../sessions/index.ts";
 import { SessionService } from "../sessions/service.ts";
@@ -22,7 +24,12 @@ export interface AppDeps extends InferenceDeps, OpsDeps {
   log?: (line: string) => void;
   /** One line per request (method, path, status, milliseconds). */
   access?: (line: string) => void;
+  /** TON deposits (wallet, watcher, TON/USD rate); absent or null: deposits off, no rate. */
+  ton?: TonSetup | null;
 }
+
+// The balance waits this long at most for a due TON/USD refresh; after that it answers with what it has.
+const RATE_WAIT_MS = 1_000;
 
 /** Route label for metrics: the matched route pattern, never the raw path (bounded cardinality). */
 function routeOf(route: string | undefined): string {
@@ -151,12 +158,13 @@ export function createApp(deps: AppDeps) {
             platform: deps.platform,
             modelIds: () => deps.loadedEngine()?.models().map((m) => m.id) ?? [],
             stats: () => deps.loadedEngine()?.stats() ?? [],
-            // Deposits arrive with the TON watcher; until then there is no wallet and no rate.
-            depositWallet: () => null,
-            tonUsdRate: () => null,
+            depositWallet: () => deps.ton?.wallet?.display ?? null,
+            tonUsdRate: () => deps.ton?.rate?.get(RATE_WAIT_MS) ?? null,
+            minimumDeposit: () => deps.ton?.minimum ?? 0n,
           })
         : new Elysia({ name: "platform-off" }),
-    );
+    )
+    .use(deps.platform ? tonRoutes({ platform: deps.platform }) : new Elysia({ name: "ton-off" }));
 }
 
 export type App = ReturnType<typeof createApp>;

@@ -4,12 +4,15 @@
 import { Elysia, t } from "elysia";
 import type { Engine } from "../inference/engine.ts";
 import type { Metrics } from "./metrics.ts";
+import type { WatcherState } from "../ton/watcher.ts";
 
 export interface OpsDeps {
   metrics: Metrics;
   version: string;
   /** The engine once models are loaded, else null (the server answers /health while loading). */
   loadedEngine(): Engine | null;
+  /** The TON deposit watcher's state; absent or null when it does not run. */
+  tonWatcher?: () => WatcherState | null;
 }
 
 const HealthResponse = t.Object(
@@ -61,6 +64,29 @@ const JsonStats = t.Object(
         worker_restarts: t.Integer(),
       }),
     ),
+    ton_watcher: t.Union(
+      [
+        t.Object({
+          wallet: t.String(),
+          network: t.String(),
+          running: t.Boolean(),
+          cursor: t.Union([t.Object({ lt: t.String(), hash: t.String() }), t.Null()], { description: "The newest transaction processed (it and all older ones are done)." }),
+          last_poll_at: t.Union([t.String(), t.Null()]),
+          last_success_at: t.Union([t.String(), t.Null()]),
+          last_error: t.Union([t.String(), t.Null()]),
+          last_error_at: t.Union([t.String(), t.Null()]),
+          consecutive_errors: t.Integer(),
+          polls: t.Integer(),
+          poll_errors: t.Record(t.String(), t.Integer()),
+          credited: t.Integer({ description: "Deposits this process credited." }),
+          credited_nanoton: t.Integer(),
+          unmatched: t.Integer({ description: "Transfers this process recorded as unmatched." }),
+          ignored: t.Integer(),
+        }),
+        t.Null(),
+      ],
+      { description: "The TON deposit watcher; null when it does not run (no wallet, or --no-auth)." },
+    ),
   },
   { $id: "#/components/schemas/JsonStats" },
 );
@@ -70,6 +96,8 @@ export function jsonStats(deps: OpsDeps) {
   const stats = engine?.stats() ?? [];
   const m = deps.metrics;
   const sum = (f: (s: (typeof stats)[number]) => number) => stats.reduce((n, s) => n + f(s), 0);
+  const ton = deps.tonWatcher?.() ?? null;
+  const isoOrNull = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
   return {
     requests_served: m.served,
     total_tokens_generated: sum((s) => s.generatedTokens),
@@ -91,6 +119,23 @@ export function jsonStats(deps: OpsDeps) {
       cached_tokens: s.cachedTokens,
       worker_restarts: s.restarts,
     })),
+    ton_watcher: ton && {
+      wallet: ton.wallet,
+      network: ton.network,
+      running: ton.running,
+      cursor: ton.cursor,
+      last_poll_at: isoOrNull(ton.lastPollAt),
+      last_success_at: isoOrNull(ton.lastSuccessAt),
+      last_error: ton.lastError,
+      last_error_at: isoOrNull(ton.lastErrorAt),
+      consecutive_errors: ton.consecutiveErrors,
+      polls: ton.polls,
+      poll_errors: ton.pollErrors,
+      credited: ton.credited,
+      credited_nanoton: Number(ton.creditedNanoton),
+      unmatched: ton.unmatched,
+      ignored: ton.ignored,
+    },
   };
 }
 

@@ -1,6 +1,7 @@
 // Process-wide metrics in Prometheus text format (exposition format 0.0.4): HTTP requests, tokens,
 // time to first token, inter-token latency, errors. Gauges that mirror live state (queue, slots, KV)
-// are read from a callback at scrape time, never stored twice.
+// are read from a callback at scrape time, never stored twice; so is the TON deposit watcher's state.
+import type { WatcherState } from "../ton/watcher.ts";
 
 type Labels = Record<string, string>;
 
@@ -112,6 +113,8 @@ export class Metrics {
   served = 0;
   responseSecondsTotal = 0;
   active = 0;
+  /** The TON deposit watcher's state, read at scrape time; null while it does not run. */
+  tonWatcher: (() => WatcherState | null) | null = null;
 
   constructor(private readonly gauges?: GaugeSource) {
     // Unlabelled counters start at 0 so they are scraped before the first event.
@@ -182,6 +185,33 @@ export class Metrics {
       gauge("cocoon_worker_restarts", "Times a model's inference worker was restarted.", models.map((m) => [{ model: m.model }, m.restarts])),
       gauge("cocoon_uptime_seconds", "Seconds since the server started.", [[{}, (Date.now() - this.startedAt) / 1000]]),
     );
+    const ton = this.tonWatcher?.() ?? null;
+    if (ton) {
+      const counter = (name: string, help: string, rows: [Labels, number][]) =>
+        [`# HELP ${name} ${help}`, `# TYPE ${name} counter`, ...rows.map(([l, v]) => `${name}${labelText(l)} ${num(v)}`)].join("\n");
+      const seconds = (ms: number | null): [Labels, number][] => (ms === null ? [] : [[{}, ms / 1000]]);
+      parts.push(
+        gauge("cocoon_ton_watcher_running", "1 while the TON deposit watcher polls.", [[{ wallet: ton.wallet, network: ton.network }, ton.running ? 1 : 0]]),
+        gauge("cocoon_ton_cursor_lt", "Logical time of the newest wallet transaction processed.", ton.cursor ? [[{}, Number(ton.cursor.lt)]] : []),
+        gauge("cocoon_ton_cursor_info", "The newest wallet transaction processed, as labels.", ton.cursor ? [[{ lt: ton.cursor.lt, hash: ton.cursor.hash }, 1]] : []),
+        gauge("cocoon_ton_last_poll_timestamp_seconds", "Unix time the last poll ended, successful or not.", seconds(ton.lastPollAt)),
+        gauge("cocoon_ton_last_success_timestamp_seconds", "Unix time of the last successful poll.", seconds(ton.lastSuccessAt)),
+        gauge("cocoon_ton_last_error_timestamp_seconds", "Unix time of the last failed poll.", seconds(ton.lastErrorAt)),
+        gauge("cocoon_ton_consecutive_poll_errors", "Polls failed in a row (0 while healthy).", [[{}, ton.consecutiveErrors]]),
+        counter("cocoon_ton_polls_total", "Successful polls of the deposit wallet.", [[{}, ton.polls]]),
+        counter(
+          "cocoon_ton_poll_errors_total",
+          "Failed TON API calls by kind (rate-limited calls retried within a poll count too).",
+          Object.entries(ton.pollErrors).map(([kind, n]): [Labels, number] => [{ kind }, n]),
+        ),
+        counter("cocoon_ton_transactions_total", "Wallet transactions recorded by this process, by outcome.", [
+          [{ status: "credited" }, ton.credited],
+          [{ status: "unmatched" }, ton.unmatched],
+          [{ status: "ignored" }, ton.ignored],
+        ]),
+        counter("cocoon_ton_credited_nanoton_total", "Nanoton this process credited from deposits.", [[{}, Number(ton.creditedNanoton)]]),
+      );
+    }
     return `${parts.join("\n")}\n`;
   }
 }

@@ -42,8 +42,10 @@ export interface PlatformRouteDeps {
   stats(): { id: string; slotsBusy: number; slotsTotal: number; queued: number }[];
   /** The TON address deposits go to; null when this server accepts no deposits. */
   depositWallet(): string | null;
-  /** USD per TON; null while no rate is known. */
-  tonUsdRate(): number | null;
+  /** USD per TON; null while no rate is known. May wait briefly for a due refresh. */
+  tonUsdRate(): number | null | Promise<number | null>;
+  /** Smallest transfer credited automatically, nanoton. Defaults to none mentioned. */
+  minimumDeposit?(): bigint;
 }
 
 const DEFAULT_USAGE_PAGE = 20;
@@ -72,12 +74,19 @@ export function usdOf(nanoton: bigint, rate: number | null): number | null {
   return Number(nanoton < 0n ? -cents : cents) / 100;
 }
 
-function depositInstructions(wallet: string | null, code: string): string {
+function depositInstructions(wallet: string | null, code: string, minimum: bigint = 0n): string {
   if (wallet === null) {
     return `Deposits are not enabled on this server: no deposit wallet is configured. Ask the operator to credit your account (deposit code ${code}).`;
   }
-  return `Send TON to ${wallet} with the comment/memo: ${code}. Your balance will be credited automatically once the transfer is confirmed.`;
+  const atLeast = minimum > 0n ? ` at least ${Number(formatTon(minimum))} TON` : " TON";
+  return (
+    `Send${atLeast} to ${wallet} with the comment/memo: ${code} (exactly this text, unencrypted). ` +
+    "Your balance will be credited automatically within ~30 seconds of the transfer's confirmation. A transfer without this memo, with an encrypted comment or below the minimum is kept but not credited automatically: contact the operator."
+  );
 }
+
+/** `ton://transfer/<wallet>?text=<memo>`: wallet apps open it with the memo filled in. */
+const transferLink = (wallet: string, memo: string) => `ton://transfer/${encodeURIComponent(wallet)}?text=${encodeURIComponent(memo)}`;
 
 function usageRecord(u: UsageEntry) {
   return {
@@ -147,6 +156,7 @@ export function platformRoutes(deps: PlatformRouteDeps) {
     if (!b) throw new ApiError("unauthorized", "Invalid API key");
     return b;
   };
+  const minimum = () => deps.minimumDeposit?.() ?? 0n;
   const depositCodeOf = (accountId: number) =>
     db.query<{ deposit_code: string }, [number]>("SELECT deposit_code FROM accounts WHERE id = ?").get(accountId)?.deposit_code ?? "";
 
@@ -176,7 +186,7 @@ export function platformRoutes(deps: PlatformRouteDeps) {
         ({ body }) => {
           const opened = openAccount(db, { label: body?.name ?? null, signupCredit: platform.opts.signupCredit });
           const wallet = deps.depositWallet();
-          return json({ ...apiKeyResponse(opened), deposit_wallet: wallet, deposit_instructions: depositInstructions(wallet, opened.depositCode) });
+          return json({ ...apiKeyResponse(opened), deposit_wallet: wallet, deposit_instructions: depositInstructions(wallet, opened.depositCode, minimum()) });
         },
         {
           body: CreateAccountRequest,
@@ -208,7 +218,7 @@ export function platformRoutes(deps: PlatformRouteDeps) {
           const code = depositCodeOf(principal.accountId);
           const wallet = deps.depositWallet();
           return json(
-            { balance_ton: tonNumber(b.balance), balance_nanoton: Number(b.balance), deposit_code: code, deposit_wallet: wallet, deposit_instructions: depositInstructions(wallet, code) },
+            { balance_ton: tonNumber(b.balance), balance_nanoton: Number(b.balance), deposit_code: code, deposit_wallet: wallet, deposit_instructions: depositInstructions(wallet, code, minimum()) },
             headers,
           );
         },
@@ -245,10 +255,16 @@ export function platformRoutes(deps: PlatformRouteDeps) {
       )
       .get(
         "/v1/balance",
-        ({ request }) => {
+        async ({ request }) => {
           const { principal, headers } = caller(request);
+          let rate: number | null = null;
+          try {
+            rate = await deps.tonUsdRate();
+          } catch {
+            rate = null; // an unknown rate is null, never an error for the balance
+          }
+          // Read after the (possibly awaited) rate, so the balance is the newest one.
           const b = accountOf(principal);
-          const rate = deps.tonUsdRate();
           const usd = usdOf(b.balance, rate);
           return json(
             { balance_ton: tonNumber(b.balance), balance_nanoton: Number(b.balance), balance_usd: usd, ton_usd_rate: usd === null ? null : rate, reserved_nanoton: Number(b.reserved) },
@@ -266,14 +282,28 @@ export function platformRoutes(deps: PlatformRouteDeps) {
           const { principal, headers } = caller(request);
           const code = depositCodeOf(principal.accountId);
           const wallet = deps.depositWallet();
-          return json({ wallet, memo: code, instructions: depositInstructions(wallet, code) }, headers);
+          const min = minimum();
+          return json(
+            {
+              wallet,
+              memo: code,
+              instructions: depositInstructions(wallet, code, min),
+              link: wallet === null ? null : transferLink(wallet, code),
+              deposits_enabled: wallet !== null,
+              minimum_deposit_ton: wallet === null ? null : formatTon(min),
+              minimum_deposit_nanoton: wallet === null ? null : Number(min),
+            },
+            headers,
+          );
         },
         {
           response: { 200: "DepositResponse", ...auth },
           detail: {
             tags: ["Billing"],
             summary: "Get deposit instructions",
-            description: `The TON wallet and the memo (your deposit code) to put on a transfer; \`wallet\` is null when deposits are not enabled on this server. ${AUTH_NOTE}`,
+            description:
+              "The TON wallet and the memo (your deposit code) to put on a transfer, and a `ton://transfer` link with the memo filled in. " +
+              `Always 200 for a valid key: when this server has no deposit wallet, \`deposits_enabled\` is false, \`wallet\` and \`link\` are null and \`instructions\` says so. ${AUTH_NOTE}`,
           },
         },
       )

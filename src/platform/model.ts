@@ -63,9 +63,13 @@ export const BalanceResponse = t.Object({
 });
 
 export const DepositResponse = t.Object({
-  wallet: Nullable(t.String({ description: "TON address to send funds to; null when deposits are not enabled on this server." })),
+  wallet: Nullable(t.String({ description: "TON address to send funds to (user-friendly, non-bounceable); null when deposits are not enabled on this server." })),
   memo: t.String({ description: "Your deposit code: the comment (memo) to put on the transfer." }),
-  instructions: t.String(),
+  instructions: t.String({ description: "How to top up, or why deposits are not enabled on this server." }),
+  link: Nullable(t.String({ description: "`ton://transfer/<wallet>?text=<memo>` for wallet apps; null when deposits are not enabled." })),
+  deposits_enabled: t.Boolean({ description: "False when this server has no deposit wallet: transfers cannot be credited automatically." }),
+  minimum_deposit_ton: Nullable(TonString("Smallest transfer credited automatically.")),
+  minimum_deposit_nanoton: Nullable(Nanoton("Smallest transfer credited automatically.")),
 });
 
 const TokenRate = t.Object({

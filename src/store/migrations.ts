@@ -94,6 +94,45 @@ CREATE TABLE usage (
 CREATE INDEX usage_by_account ON usage(account_id, started_at, id);
 `;
 
+// Every transaction the deposit watcher decided on, keyed by its hash: the PRIMARY KEY is what makes a
+// replayed, re-paged or re-read transaction a no-op. A credited row is written in the same SQLite
+// transaction as its ledger 'deposit' row (reference = tx_hash) and can never change again.
+const tonDeposits = `
+CREATE TABLE ton_deposits (
+  tx_hash        TEXT PRIMARY KEY CHECK (length(tx_hash) = 64 AND tx_hash NOT GLOB '*[^0-9a-f]*'),
+  tx_lt          INTEGER NOT NULL CHECK (tx_lt > 0),
+  wallet         TEXT NOT NULL,          -- raw form (0:<hex>) of the service wallet
+  sender         TEXT,                   -- raw form of the inbound message's source; null for external
+  amount_nanoton INTEGER NOT NULL CHECK (amount_nanoton >= 0),
+  comment        TEXT,                   -- the decoded text comment (at most 512 characters), else null
+  status         TEXT NOT NULL CHECK (status IN ('credited', 'unmatched', 'ignored')),
+  reason         TEXT NOT NULL,          -- 'matched', or why it was not credited automatically
+  account_id     INTEGER REFERENCES accounts(id),
+  chain_time     INTEGER NOT NULL,       -- the transaction's time on chain, unix ms
+  seen_at        INTEGER NOT NULL,       -- when the watcher recorded it, unix ms
+  credited_at    INTEGER,
+  assigned_by    TEXT,                   -- admin assignment of an unmatched transfer: who, why
+  assign_note    TEXT,
+  CHECK ((status = 'credited') = (account_id IS NOT NULL AND credited_at IS NOT NULL)),
+  CHECK (status <> 'credited' OR amount_nanoton > 0)
+);
+CREATE INDEX ton_deposits_by_status ON ton_deposits(status, tx_lt);
+CREATE INDEX ton_deposits_by_account ON ton_deposits(account_id, tx_lt) WHERE account_id IS NOT NULL;
+-- Only an unmatched transfer may change (when an admin assigns it), and nothing is ever deleted.
+CREATE TRIGGER ton_deposits_frozen BEFORE UPDATE ON ton_deposits WHEN OLD.status <> 'unmatched'
+BEGIN SELECT RAISE(ABORT, 'a credited or ignored deposit cannot change'); END;
+CREATE TRIGGER ton_deposits_no_delete BEFORE DELETE ON ton_deposits
+BEGIN SELECT RAISE(ABORT, 'deposits are never deleted'); END;
+
+-- Per wallet: the newest transaction the watcher has processed completely (it and everything older).
+CREATE TABLE ton_cursor (
+  wallet     TEXT PRIMARY KEY,
+  lt         INTEGER NOT NULL CHECK (lt > 0),
+  hash       TEXT NOT NULL CHECK (length(hash) = 64),
+  updated_at INTEGER NOT NULL
+);
+`;
+
 // Chat sessions: owner is "account:<id>" or "local" (--no-auth), so each owner has its own id space
 // and another owner's session simply does not exist for a caller. Messages keep their order in
 // `position`; an assistant message carries its turn's usage and cost. The session's totals count
@@ -133,7 +172,6 @@ CREATE TABLE chat_messages (
 
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: "platform: accounts, keys, ledger, reservations, usage", sql: initial },
-  // Version 2 is the TON deposits migration of another branch; versions apply by number, not by
-  // contiguity (see migrate() in db.ts).
+  { version: 2, name: "ton: deposits and the watcher's cursor", sql: tonDeposits },
   { version: 3, name: "sessions: chat sessions and their messages", sql: sessions },
 ];

@@ -123,7 +123,15 @@ describe("POST /api/register", () => {
     const dep = await h.request("/v1/deposit", { key: b.api_key });
     expect(dep.status).toBe(200);
     const d = (await dep.json()) as Json;
-    expect(d).toEqual({ wallet, memo: b.deposit_code, instructions: expect.stringContaining(b.deposit_code) });
+    expect(d).toEqual({
+      wallet,
+      memo: b.deposit_code,
+      instructions: expect.stringContaining(b.deposit_code),
+      link: `ton://transfer/${wallet}?text=${b.deposit_code}`,
+      deposits_enabled: true,
+      minimum_deposit_ton: "0.000000000",
+      minimum_deposit_nanoton: 0,
+    });
 
     const login = await h.request("/api/login", { method: "POST", json: { api_key: b.api_key } });
     expect(login.status).toBe(200);

@@ -1,6 +1,7 @@
 // Builds the Elysia app in-process (as src/server.ts does) with a real engine on the tiny model.
 import { Engine } from "../../src/inference/engine.ts";
 import type { Platform } from "../../src/platform/service.ts";
+import type { TonSetup } from "../../src/ton/open.ts";
 import { createApp, type App } from "../../src/http/app.ts";
 import { Metrics } from "../../src/ops/metrics.ts";
 import { TINY_MODEL } from "./model.ts";
@@ -18,14 +19,18 @@ export interface InProcessApp {
   close(): void;
 }
 
-export async function startInProcessApp(opts: { maxBodyBytes?: number; slots?: number; platform?: Platform; maxQueue?: number } = {}): Promise<InProcessApp> {
+export async function startInProcessApp(opts: { maxBodyBytes?: number; slots?: number; platform?: Platform; maxQueue?: number; ton?: TonSetup | null } = {}): Promise<InProcessApp> {
   const engine = await Engine.start({ models: [{ id: TINY_ID, path: TINY_MODEL }], slots: opts.slots ?? 4, ctxSize: 1024, maxQueue: opts.maxQueue ?? 64 });
   const metrics = new Metrics({
     models: () =>
       engine.stats().map((s) => ({ model: s.id, slotsBusy: s.slotsBusy, slotsTotal: s.slotsTotal, queued: s.queued, kvUsedCells: s.kvUsedCells, kvTotalCells: s.kvTotalCells, restarts: s.restarts })),
   });
   const logged: string[] = [];
+  const watcher = opts.ton?.watcher ?? null;
+  if (watcher) metrics.tonWatcher = () => watcher.state();
   const app = createApp({
+    ton: opts.ton ?? null,
+    tonWatcher: () => watcher?.state() ?? null,
     engine,
     metrics,
     platform: opts.platform ?? null,

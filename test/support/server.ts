@@ -38,7 +38,9 @@ export async function startTestServer(extraArgs: string[] = [], opts: { readyTim
   // Each server gets its own data directory unless the test names one: even --no-auth servers keep
   // chat sessions in a database there, and tests must not share (or leave) one in ./data.
   const ownDir = extraArgs.includes("--data-dir") || extraArgs.includes("--db") ? null : mkdtempSync(join(tmpdir(), "cocoon-server-"));
-  const args = ["--host", "127.0.0.1", "--port", String(port), "--parallel", "4", "--ctx-size", "1024", ...(opts.auth ? [] : ["--no-auth"]), ...(ownDir ? ["--data-dir", ownDir] : []), ...extraArgs];
+  // Tests reach nothing beyond 127.0.0.1: the public TON/USD price source is off unless a test names one.
+  const rateOff = extraArgs.some((a) => a.startsWith("--ton-usd-rate-url")) ? [] : ["--ton-usd-rate-url", "off"];
+  const args = ["--host", "127.0.0.1", "--port", String(port), "--parallel", "4", "--ctx-size", "1024", ...(opts.auth ? [] : ["--no-auth"]), ...rateOff, ...(ownDir ? ["--data-dir", ownDir] : []), ...extraArgs];
   const proc = Bun.spawn([process.execPath, join(ROOT, "src", "main.ts"), ...args], {
     cwd: ROOT,
     env: process.env,

@@ -1,0 +1,122 @@
+// The deposit routes: a customer's own credited deposits, and the admin view of every transfer the
+// watcher recorded (filter by status, e.g. unmatched) with assignment of an unmatched one to an account.
+import { Elysia } from "elysia";
+import { ApiError, stickyHeaders } from "../http/errors.ts";
+import { ErrorResponse } from "../openai/model.ts";
+import { formatTon } from "../platform/pricing.ts";
+import type { Platform } from "../platform/service.ts";
+import { normalizeTxHash } from "./client.ts";
+import { AdminDeposit, AdminDepositList, AdminDepositsQuery, AssignRequest, AssignResponse, DepositsQuery, UserDeposit, UserDepositList } from "./model.ts";
+import { assignDeposit, depositCounts, listDeposits, type Deposit } from "./service.ts";
+
+const iso = (ms: number) => new Date(ms).toISOString();
+const json = (body: unknown, headers: Record<string, string> = {}, status = 200) => Response.json(body, { status, headers });
+const ADMIN_NOTE = "Admin route: send the admin token as `Authorization: Bearer <token>`; 403 otherwise.";
+
+function userDeposit(d: Deposit) {
+  return {
+    tx_hash: d.txHash,
+    tx_lt: d.txLt.toString(),
+    sender: d.sender,
+    amount_nanoton: Number(d.amount),
+    amount_ton: formatTon(d.amount),
+    comment: d.comment,
+    time: iso(d.chainTime),
+    credited_at: d.creditedAt === null ? null : iso(d.creditedAt),
+  };
+}
+
+function adminDeposit(d: Deposit) {
+  return {
+    ...userDeposit(d),
+    status: d.status,
+    reason: d.reason,
+    account_id: d.accountId,
+    seen_at: iso(d.seenAt),
+    assigned_by: d.assignedBy,
+    assign_note: d.assignNote,
+  };
+}
+
+export function tonRoutes(deps: { platform: Platform }) {
+  const { platform } = deps;
+  const db = platform.db;
+  return new Elysia({ name: "ton" })
+    .model({ ErrorResponse, UserDeposit, UserDepositList, AdminDeposit, AdminDepositList, AssignRequest, AssignResponse })
+    .get(
+      "/v1/deposits",
+      ({ query, request }) => {
+        const principal = platform.authenticate(request);
+        const headers = platform.admit(principal);
+        stickyHeaders.set(request, headers);
+        const page = listDeposits(db, { accountId: principal.accountId, status: "credited", limit: query.limit ?? 20, beforeLt: query.before ? BigInt(query.before) : null });
+        const data = page.data.map(userDeposit);
+        return json({ object: "list", data, has_more: page.hasMore, next_before: page.hasMore ? (data.at(-1)?.tx_lt ?? null) : null }, headers);
+      },
+      {
+        query: DepositsQuery,
+        response: { 200: "UserDepositList", 400: "ErrorResponse", 401: "ErrorResponse", 429: "ErrorResponse" },
+        detail: {
+          tags: ["Billing"],
+          summary: "List your deposits",
+          description: "TON transfers credited to the caller's account, newest first; their sum is what deposits added to the balance. Authenticated with `Authorization: Bearer ck_...`.",
+        },
+      },
+    )
+    .get(
+      "/admin/deposits",
+      ({ query, request }) => {
+        platform.requireAdmin(request);
+        const page = listDeposits(db, { status: query.status, limit: query.limit ?? 100, beforeLt: query.before ? BigInt(query.before) : null });
+        const data = page.data.map(adminDeposit);
+        return json({ object: "list", data, has_more: page.hasMore, next_before: page.hasMore ? (data.at(-1)?.tx_lt ?? null) : null, counts: depositCounts(db) });
+      },
+      {
+        query: AdminDepositsQuery,
+        response: { 200: "AdminDepositList", 400: "ErrorResponse", 403: "ErrorResponse" },
+        detail: {
+          tags: ["Admin"],
+          summary: "List recorded transfers",
+          description: `Every transaction of the deposit wallet the watcher recorded, newest first; \`status=unmatched\` lists the transfers waiting for an admin to assign them. ${ADMIN_NOTE}`,
+        },
+      },
+    )
+    .post(
+      "/admin/deposits/:hash/assign",
+      ({ params, body, request }) => {
+        platform.requireAdmin(request);
+        const hash = normalizeTxHash(params.hash);
+        if (hash === null) throw new ApiError("not_found", `No deposit '${params.hash}': a transaction hash is 64 hex digits or 44 base64 characters.`, "hash");
+        const r = assignDeposit(db, hash, body.account_id, body.assigned_by, body.reason);
+        switch (r.outcome) {
+          case "no_deposit":
+            throw new ApiError("not_found", `No recorded transfer with hash ${hash}.`, "hash");
+          case "no_account":
+            throw new ApiError("not_found", `No account ${body.account_id}.`, "account_id");
+          case "not_assignable": {
+            const d = r.deposit;
+            const why =
+              d.status === "credited"
+                ? `it was already credited to account ${d.accountId}${d.assignedBy ? ` (assigned by ${d.assignedBy})` : ""}`
+                : `it is not a deposit (${d.reason}): no money stayed on the wallet`;
+            throw new ApiError("invalid_request", `Transfer ${hash} cannot be assigned: ${why}.`, "hash");
+          }
+          case "assigned":
+          case "repeated":
+            return json({ booked: r.outcome === "assigned", deposit: adminDeposit(r.deposit), balance_nanoton: Number(r.balance) }, {}, r.outcome === "assigned" ? 201 : 200);
+        }
+      },
+      {
+        body: "AssignRequest",
+        parse: "json",
+        response: { 200: "AssignResponse", 201: "AssignResponse", 400: "ErrorResponse", 403: "ErrorResponse", 404: "ErrorResponse" },
+        detail: {
+          tags: ["Admin"],
+          summary: "Assign an unmatched transfer to an account",
+          description:
+            "Credits an unmatched transfer's amount to `account_id` as a deposit whose ledger reference is the transaction hash (so it can be credited only once), and records `assigned_by` and `reason`. " +
+            `201 when booked; assigning it again to the same account answers 200 with \`booked: false\`; a credited or ignored transfer is a 400. \`hash\` is hex or base64(url). ${ADMIN_NOTE}`,
+        },
+      },
+    );
+}

@@ -1,0 +1,182 @@
+// The deposit book: records each transaction of the service wallet once (by hash), credits matched
+// ones with their ledger row in the same SQLite transaction, keeps the watcher's cursor, and lets an
+// admin list deposits and assign an unmatched one to an account, once, with who and why.
+import type { Database } from "bun:sqlite";
+import type { Address } from "@ton/core";
+import { findAccountByDepositCode, getAccount } from "../platform/accounts.ts";
+import { credit } from "../platform/ledger.ts";
+import { inTransaction } from "../store/db.ts";
+import type { ChainTransaction } from "./client.ts";
+import { decide, type Decision } from "./rules.ts";
+
+export type DepositStatus = "credited" | "unmatched" | "ignored";
+
+export interface Deposit {
+  txHash: string;
+  txLt: bigint;
+  wallet: string;
+  sender: string | null;
+  amount: bigint;
+  comment: string | null;
+  status: DepositStatus;
+  /** Why it was credited ('matched') or not; an assigned deposit keeps why it was unmatched. */
+  reason: string;
+  accountId: number | null;
+  chainTime: number;
+  seenAt: number;
+  creditedAt: number | null;
+  assignedBy: string | null;
+  assignNote: string | null;
+}
+
+interface DepositRow {
+  tx_hash: string;
+  tx_lt: bigint;
+  wallet: string;
+  sender: string | null;
+  amount_nanoton: bigint;
+  comment: string | null;
+  status: DepositStatus;
+  reason: string;
+  account_id: bigint | null;
+  chain_time: bigint;
+  seen_at: bigint;
+  credited_at: bigint | null;
+  assigned_by: string | null;
+  assign_note: string | null;
+}
+
+const toDeposit = (r: DepositRow): Deposit => ({
+  txHash: r.tx_hash,
+  txLt: r.tx_lt,
+  wallet: r.wallet,
+  sender: r.sender,
+  amount: r.amount_nanoton,
+  comment: r.comment,
+  status: r.status,
+  reason: r.reason,
+  accountId: r.account_id === null ? null : Number(r.account_id),
+  chainTime: Number(r.chain_time),
+  seenAt: Number(r.seen_at),
+  creditedAt: r.credited_at === null ? null : Number(r.credited_at),
+  assignedBy: r.assigned_by,
+  assignNote: r.assign_note,
+});
+
+export interface Cursor {
+  lt: bigint;
+  hash: string;
+}
+
+export function getCursor(db: Database, wallet: string): Cursor | null {
+  const r = db.query<{ lt: bigint; hash: string }, [string]>("SELECT lt, hash FROM ton_cursor WHERE wallet = ?").get(wallet);
+  return r ? { lt: r.lt, hash: r.hash } : null;
+}
+
+/** What one recorded transaction came to; "seen" when its hash was recorded before (nothing changed). */
+export type RecordOutcome = { outcome: "seen" } | { outcome: "recorded"; decision: Decision };
+
+/** The account id for a memo: the trimmed comment normalized as a deposit code. */
+export const accountForComment = (db: Database) => (comment: string) => findAccountByDepositCode(db, comment.trim())?.id ?? null;
+
+/** Records one transaction (and credits it when the rules say so), all or nothing. */
+export function recordTransaction(db: Database, wallet: Address, t: ChainTransaction, minimum: bigint, now = Date.now()): RecordOutcome {
+  return inTransaction(db, (): RecordOutcome => {
+    if (db.query("SELECT 1 FROM ton_deposits WHERE tx_hash = ?").get(t.hash)) return { outcome: "seen" };
+    const d = decide(t, wallet, minimum, accountForComment(db));
+    const credited = d.status === "credit";
+    db.query(
+      `INSERT INTO ton_deposits (tx_hash, tx_lt, wallet, sender, amount_nanoton, comment, status, reason, account_id, chain_time, seen_at, credited_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(
+      t.hash, t.lt, wallet.toRawString(), d.sender, d.amount, d.comment, credited ? "credited" : d.status, d.reason,
+      credited ? d.accountId : null, d.chainTime, now, credited ? now : null,
+    );
+    // The ledger's UNIQUE(kind, reference) is a second lock on the same door: one deposit per hash.
+    if (credited) credit(db, d.accountId, d.amount, "deposit", t.hash, `TON transfer from ${d.sender}`);
+    return { outcome: "recorded", decision: d };
+  });
+}
+
+/**
+ * Records `oldestFirst` (a contiguous run of the wallet's history that starts right after the stored
+ * cursor) and moves the cursor to its newest transaction, in one transaction: a crash leaves either
+ * all of it or none of it, and a run recorded again is all "seen".
+ */
+export function recordBatch(db: Database, wallet: Address, oldestFirst: ChainTransaction[], minimum: bigint): RecordOutcome[] {
+  if (oldestFirst.length === 0) return [];
+  const now = Date.now();
+  return inTransaction(db, () => {
+    const out = oldestFirst.map((t) => recordTransaction(db, wallet, t, minimum, now));
+    const newest = oldestFirst.at(-1)!;
+    db.query(
+      `INSERT INTO ton_cursor (wallet, lt, hash, updated_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (wallet) DO UPDATE SET lt = excluded.lt, hash = excluded.hash, updated_at = excluded.updated_at WHERE excluded.lt > ton_cursor.lt`,
+    ).run(wallet.toRawString(), newest.lt, newest.hash, now);
+    return out;
+  });
+}
+
+export function getDeposit(db: Database, txHash: string): Deposit | null {
+  const r = db.query<DepositRow, [string]>("SELECT * FROM ton_deposits WHERE tx_hash = ?").get(txHash);
+  return r ? toDeposit(r) : null;
+}
+
+/** Deposits newest first (by lt); `beforeLt` pages on from the previous page's last entry. */
+export function listDeposits(db: Database, q: { status?: DepositStatus; accountId?: number; limit: number; beforeLt?: bigint | null }): { data: Deposit[]; hasMore: boolean } {
+  const where: string[] = [];
+  const args: (string | number | bigint)[] = [];
+  if (q.status) {
+    where.push("status = ?");
+    args.push(q.status);
+  }
+  if (q.accountId !== undefined) {
+    where.push("account_id = ?");
+    args.push(q.accountId);
+  }
+  if (q.beforeLt !== undefined && q.beforeLt !== null) {
+    where.push("tx_lt < ?");
+    args.push(q.beforeLt);
+  }
+  const limit = Math.min(1000, Math.max(1, Math.floor(q.limit)));
+  const sql = `SELECT * FROM ton_deposits ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY tx_lt DESC, tx_hash DESC LIMIT ?`;
+  const rows = db.query<DepositRow, (string | number | bigint)[]>(sql).all(...args, limit + 1);
+  return { data: rows.slice(0, limit).map(toDeposit), hasMore: rows.length > limit };
+}
+
+export type AssignResult =
+  | { outcome: "assigned" | "repeated"; deposit: Deposit; balance: bigint }
+  | { outcome: "no_deposit" }
+  | { outcome: "no_account" }
+  /** Credited automatically or to another account, or not a deposit at all. */
+  | { outcome: "not_assignable"; deposit: Deposit };
+
+/**
+ * Credits an unmatched transfer to `accountId` with a ledger 'deposit' row whose reference is the
+ * transaction hash, and records who did it and why, in one transaction. Assigning it again to the
+ * same account is a no-op ("repeated"), so an admin may retry; anything else already settled is refused.
+ */
+export function assignDeposit(db: Database, txHash: string, accountId: number, by: string, note: string): AssignResult {
+  return inTransaction(db, (): AssignResult => {
+    const d = getDeposit(db, txHash);
+    if (!d) return { outcome: "no_deposit" };
+    if (d.status === "credited" && d.accountId === accountId && d.assignedBy !== null) {
+      return { outcome: "repeated", deposit: d, balance: getAccount(db, accountId)?.balance ?? 0n };
+    }
+    if (d.status !== "unmatched" || d.amount <= 0n) return { outcome: "not_assignable", deposit: d };
+    if (!getAccount(db, accountId)) return { outcome: "no_account" };
+    const now = Date.now();
+    db.query(
+      "UPDATE ton_deposits SET status = 'credited', account_id = ?, credited_at = ?, assigned_by = ?, assign_note = ? WHERE tx_hash = ? AND status = 'unmatched'",
+    ).run(accountId, now, by, note, txHash);
+    credit(db, accountId, d.amount, "deposit", txHash, `assigned by ${by}: ${note} (was ${d.reason})`);
+    return { outcome: "assigned", deposit: getDeposit(db, txHash)!, balance: getAccount(db, accountId)!.balance };
+  });
+}
+
+/** Counts by status, for the admin view and ops. */
+export function depositCounts(db: Database): Record<DepositStatus, number> {
+  const out: Record<DepositStatus, number> = { credited: 0, unmatched: 0, ignored: 0 };
+  for (const r of db.query<{ status: DepositStatus; n: bigint }, []>("SELECT status, count(*) AS n FROM ton_deposits GROUP BY status").all()) out[r.status] = Number(r.n);
+  return out;
+}

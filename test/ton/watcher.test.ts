@@ -1,0 +1,320 @@
+// The deposit watcher against the toncenter stand-in: each transfer credited exactly once through
+// replays, overlapping pages, pagination, restarts and API failures; the credit rules case by case.
+import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
+import type { Database } from "bun:sqlite";
+import { beginCell } from "@ton/core";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { openStore } from "../../src/store/db.ts";
+import { createAccount, getAccount } from "../../src/platform/accounts.ts";
+import { checkInvariants } from "../../src/platform/ledger.ts";
+import { parseTon } from "../../src/platform/pricing.ts";
+import { parseWallet } from "../../src/ton/address.ts";
+import { ToncenterClient } from "../../src/ton/client.ts";
+import { ENCRYPTED_COMMENT_OP } from "../../src/ton/comment.ts";
+import { getDeposit, listDeposits, type DepositStatus } from "../../src/ton/service.ts";
+import { TonWatcher, type WatcherOptions } from "../../src/ton/watcher.ts";
+import { commentBody, ToncenterStandIn } from "../support/toncenter.ts";
+
+setDefaultTimeout(60_000);
+
+interface Rig {
+  dir: string;
+  path: string;
+  db: Database;
+  api: ToncenterStandIn;
+  watcher: TonWatcher;
+  newWatcher(o?: Partial<WatcherOptions>): TonWatcher;
+}
+
+const rigs: Rig[] = [];
+
+function rig(o: Partial<WatcherOptions> & { timeoutMs?: number; apiKey?: string } = {}): Rig {
+  const dir = mkdtempSync(join(tmpdir(), "cocoon-ton-"));
+  const path = join(dir, "ton.sqlite");
+  const db = openStore(path);
+  const api = new ToncenterStandIn().start();
+  const wallet = parseWallet(api.wallet.toString(), "mainnet");
+  const client = new ToncenterClient({ base: api.url, timeoutMs: o.timeoutMs ?? 2_000, apiKey: o.apiKey });
+  const r: Rig = {
+    dir,
+    path,
+    db,
+    api,
+    watcher: null as unknown as TonWatcher,
+    newWatcher: (over = {}) => new TonWatcher({ db: r.db, client, wallet, minimum: parseTon("0.01"), intervalMs: 50, pageSize: 8, ...o, ...over }),
+  };
+  r.watcher = r.newWatcher();
+  rigs.push(r);
+  return r;
+}
+
+afterEach(async () => {
+  for (const r of rigs.splice(0)) {
+    await r.watcher.stop();
+    await r.api.stop();
+    r.db.close();
+    rmSync(r.dir, { recursive: true, force: true });
+  }
+});
+
+const balance = (db: Database, id: number) => getAccount(db, id)!.balance;
+const ledgerDeposits = (db: Database) =>
+  db.query<{ reference: string; account_id: bigint; amount_nanoton: bigint }, []>("SELECT reference, account_id, amount_nanoton FROM ledger WHERE kind = 'deposit' ORDER BY id").all();
+
+async function until(what: string, cond: () => boolean, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
+    await Bun.sleep(10);
+  }
+}
+
+describe("crediting", () => {
+  test("a transfer with a registered code credits that account once, with one ledger row referencing the hash", async () => {
+    const { db, api, watcher } = rig();
+    const a = createAccount(db);
+    const other = createAccount(db);
+    const tx = api.add({ value: parseTon("1.5"), comment: a.depositCode });
+    const first = await watcher.pollOnce();
+    expect(first).toMatchObject({ recorded: 1, credited: 1 });
+    expect(balance(db, a.id)).toBe(parseTon("1.5"));
+    expect(balance(db, other.id)).toBe(0n);
+    expect(ledgerDeposits(db)).toEqual([{ reference: tx.hashHex, account_id: BigInt(a.id), amount_nanoton: parseTon("1.5") }]);
+    const d = getDeposit(db, tx.hashHex)!;
+    expect(d).toMatchObject({ status: "credited", reason: "matched", accountId: a.id, amount: parseTon("1.5"), comment: a.depositCode, sender: tx.from.toRawString() });
+    // The newest page is served again on every poll: nothing more is credited.
+    for (let i = 0; i < 5; i++) expect(await watcher.pollOnce()).toMatchObject({ recorded: 0, credited: 0 });
+    expect(balance(db, a.id)).toBe(parseTon("1.5"));
+    expect(ledgerDeposits(db)).toHaveLength(1);
+    expect(checkInvariants(db)).toEqual([]);
+    expect(watcher.state()).toMatchObject({ credited: 1, creditedNanoton: parseTon("1.5"), cursor: { lt: tx.lt.toString(), hash: tx.hashHex } });
+  });
+
+  test("the amount comes from the transaction's BOC, not from the JSON summary", async () => {
+    const { db, api, watcher } = rig();
+    const a = createAccount(db);
+    api.add({ value: parseTon("0.25"), comment: a.depositCode, lyingSummary: { value: "1000000000000", message: "someone else" } });
+    await watcher.pollOnce();
+    expect(balance(db, a.id)).toBe(parseTon("0.25"));
+  });
+
+  test("a memo typed in lower case with dashes and spaces around it matches; the comparison is of the normalized, trimmed text", async () => {
+    const { db, api, watcher } = rig();
+    const a = createAccount(db);
+    const typed = `  ${a.depositCode.slice(0, 4).toLowerCase()}-${a.depositCode.slice(4).toLowerCase()}\n`;
+    api.add({ value: parseTon("1"), comment: typed });
+    await watcher.pollOnce();
+    expect(balance(db, a.id)).toBe(parseTon("1"));
+  });
+
+  test("each credit rule: only a kept inbound transfer with a known code at or above the minimum is credited", async () => {
+    const { db, api, watcher } = rig();
+    const a = createAccount(db);
+    const code = a.depositCode;
+    const typo = code.slice(0, 3) + (code[3] === "A" ? "B" : "A") + code.slice(4);
+    const unknownValid = createAccount(db); // a valid code of an account we then forget
+    db.exec(`UPDATE accounts SET deposit_code = 'ZZZZZZZZZ' WHERE id = ${unknownValid.id}`);
+    const cases: { spec: Parameters<ToncenterStandIn["add"]>[0]; status: DepositStatus; reason: string }[] = [
+      { spec: { comment: code, bounced: true }, status: "ignored", reason: "bounced" },
+      { spec: { comment: code, outMessages: 1 }, status: "ignored", reason: "has_out_messages" },
+      { spec: { comment: code, value: 0n }, status: "ignored", reason: "zero_value" },
+      { spec: { external: true, body: commentBody(code) }, status: "ignored", reason: "external_message" },
+      { spec: { body: beginCell().storeUint(ENCRYPTED_COMMENT_OP, 32).storeBuffer(Buffer.from(code)).endCell() }, status: "unmatched", reason: "encrypted_comment" },
+      { spec: { body: beginCell().storeUint(0x0f8a7ea5, 32).storeUint(1, 64).endCell() }, status: "unmatched", reason: "binary_comment" },
+      { spec: { body: commentBody(new Uint8Array([...Buffer.from(code), 0xc3, 0x28])) }, status: "unmatched", reason: "invalid_comment" },
+      { spec: {}, status: "unmatched", reason: "no_comment" },
+      { spec: { comment: "   " }, status: "unmatched", reason: "empty_comment" },
+      { spec: { comment: typo }, status: "unmatched", reason: "unknown_code" },
+      { spec: { comment: unknownValid.depositCode }, status: "unmatched", reason: "unknown_code" },
+      { spec: { comment: `deposit ${code}` }, status: "unmatched", reason: "unknown_code" },
+      { spec: { comment: code, value: parseTon("0.009999999") }, status: "unmatched", reason: "below_minimum" },
+      // Spans three cells: the code after 250 spaces, all of it trimmed.
+      { spec: { comment: `${" ".repeat(250)}${code}\n`, value: parseTon("2") }, status: "credited", reason: "matched" },
+      { spec: { comment: code, value: parseTon("0.01") }, status: "credited", reason: "matched" },
+    ];
+    const txs = cases.map((c) => api.add(c.spec));
+    await watcher.pollOnce();
+    for (const [i, c] of cases.entries()) {
+      const d = getDeposit(db, txs[i]!.hashHex);
+      expect({ case: i, status: d?.status, reason: d?.reason }).toEqual({ case: i, status: c.status, reason: c.reason });
+    }
+    expect(balance(db, a.id)).toBe(parseTon("2.01"));
+    expect(ledgerDeposits(db)).toHaveLength(2);
+    expect(watcher.state()).toMatchObject({ credited: 2, unmatched: 9, ignored: 4 });
+    const unmatched = listDeposits(db, { status: "unmatched", limit: 100 }).data;
+    expect(unmatched.map((d) => d.reason).sort()).toEqual(
+      ["below_minimum", "binary_comment", "empty_comment", "encrypted_comment", "invalid_comment", "no_comment", "unknown_code", "unknown_code", "unknown_code"].sort(),
+    );
+    // Nothing lost: each unmatched one keeps amount, sender, hash and time.
+    for (const d of unmatched) {
+      expect(d.amount).toBeGreaterThan(0n);
+      expect(d.sender).toMatch(/^0:[0-9a-f]{64}$/);
+      expect(d.chainTime).toBeGreaterThan(0);
+    }
+    expect(checkInvariants(db)).toEqual([]);
+  });
+});
+
+describe("exactly once", () => {
+  test("overlapping pages and transfers arriving between polls: each credited once", async () => {
+    const { db, api, watcher } = rig({ pageSize: 5 });
+    api.overlap = 2; // each page from an anchor repeats the two transactions before it
+    const accounts = [createAccount(db), createAccount(db), createAccount(db)];
+    const expected = new Map<number, bigint>();
+    let n = 0;
+    for (let round = 0; round < 6; round++) {
+      for (let i = 0; i < 5; i++) {
+        const acc = accounts[n++ % 3]!;
+        const value = parseTon("0.1") + BigInt(n);
+        api.add({ value, comment: acc.depositCode });
+        expected.set(acc.id, (expected.get(acc.id) ?? 0n) + value);
+      }
+      await watcher.pollOnce();
+      await watcher.pollOnce();
+    }
+    for (const acc of accounts) expect(balance(db, acc.id)).toBe(expected.get(acc.id)!);
+    const refs = ledgerDeposits(db).map((r) => r.reference);
+    expect(refs).toHaveLength(30);
+    expect(new Set(refs).size).toBe(30);
+    expect(checkInvariants(db)).toEqual([]);
+  });
+
+  test("a transfer that arrives while a poll is paging is not skipped", async () => {
+    const { db, api, watcher } = rig({ pageSize: 3 });
+    const a = createAccount(db);
+    for (let i = 0; i < 7; i++) api.add({ value: parseTon("1"), comment: a.depositCode });
+    let injected = false;
+    api.onRequest = (call) => {
+      if (call.lt !== undefined && !injected) {
+        injected = true;
+        api.add({ value: parseTon("5"), comment: a.depositCode });
+      }
+    };
+    await watcher.pollOnce();
+    expect(balance(db, a.id)).toBe(parseTon("7"));
+    await watcher.pollOnce();
+    expect(balance(db, a.id)).toBe(parseTon("12"));
+  });
+
+  test("200 deposits arriving across 10 polls, paged 7 at a time: all credited, none twice", async () => {
+    const { db, api, watcher } = rig({ pageSize: 7 });
+    const accounts = Array.from({ length: 20 }, () => createAccount(db));
+    const expected = new Map<number, bigint>();
+    let pages = 0;
+    for (let poll = 0; poll < 10; poll++) {
+      for (let i = 0; i < 20; i++) {
+        const acc = accounts[(poll * 7 + i) % 20]!;
+        const value = parseTon("0.01") + BigInt(poll * 1000 + i);
+        api.add({ value, comment: acc.depositCode });
+        expected.set(acc.id, (expected.get(acc.id) ?? 0n) + value);
+      }
+      const r = await watcher.pollOnce();
+      expect(r.recorded).toBe(20);
+      pages += r.pages;
+    }
+    expect(pages).toBeGreaterThanOrEqual(30); // 20 new per poll at 7 per page: paging really happened
+    for (const acc of accounts) expect(balance(db, acc.id)).toBe(expected.get(acc.id)!);
+    const refs = ledgerDeposits(db).map((r) => r.reference);
+    expect(refs).toHaveLength(200);
+    expect(new Set(refs).size).toBe(200);
+    expect(new Set(refs)).toEqual(new Set(api.txs.map((t) => t.hashHex)));
+    expect(checkInvariants(db)).toEqual([]);
+  });
+
+  test("a restart resumes from the stored cursor; even with the cursor lost, replayed history credits nothing", async () => {
+    const r = rig({ pageSize: 5 });
+    const a = createAccount(r.db);
+    for (let i = 0; i < 12; i++) r.api.add({ value: parseTon("1"), comment: a.depositCode });
+    await r.watcher.pollOnce();
+    expect(balance(r.db, a.id)).toBe(parseTon("12"));
+    await r.watcher.stop();
+    r.db.close();
+    r.db = openStore(r.path);
+    const calls = r.api.calls.length;
+    r.watcher = r.newWatcher();
+    r.api.add({ value: parseTon("3"), comment: a.depositCode });
+    expect(await r.watcher.pollOnce()).toMatchObject({ recorded: 1, credited: 1, pages: 1 });
+    expect(r.api.calls.length - calls).toBe(1); // the newest page reached the cursor: no paging through history
+    r.db.exec("DELETE FROM ton_cursor");
+    expect(await r.watcher.pollOnce()).toMatchObject({ recorded: 0, credited: 0 });
+    expect(balance(r.db, a.id)).toBe(parseTon("15"));
+    expect(ledgerDeposits(r.db)).toHaveLength(13);
+    expect(checkInvariants(r.db)).toEqual([]);
+  });
+
+  test("an API that leaves a transaction out is caught by the chain of predecessors: nothing recorded until it is complete", async () => {
+    const { db, api, watcher } = rig();
+    const a = createAccount(db);
+    const txs = [1, 2, 3].map((n) => api.add({ value: parseTon(String(n)), comment: a.depositCode }));
+    api.hidden.add(txs[1]!.hashHex);
+    await expect(watcher.pollOnce()).rejects.toThrow(/gap/);
+    expect(balance(db, a.id)).toBe(0n);
+    api.hidden.clear();
+    await watcher.pollOnce();
+    expect(balance(db, a.id)).toBe(parseTon("6"));
+  });
+
+  test("the first run reads the whole history back through archival paging", async () => {
+    const { db, api, watcher } = rig({ pageSize: 4 });
+    api.recentWindow = 5; // without archival=true older transactions cannot be reached
+    const a = createAccount(db);
+    for (let i = 0; i < 20; i++) api.add({ value: parseTon("1"), comment: a.depositCode });
+    await watcher.pollOnce();
+    expect(balance(db, a.id)).toBe(parseTon("20"));
+    expect(api.calls.every((c) => c.archival)).toBe(true);
+  });
+});
+
+describe("failures", () => {
+  test("500s, timeouts, 429s and garbage for a while: no crash, no loss, credits resume, errors counted", async () => {
+    const r = rig({ timeoutMs: 150, intervalMs: 20 });
+    const { db, api } = r;
+    const a = createAccount(db);
+    api.add({ value: parseTon("1"), comment: a.depositCode });
+    api.failures.push("500", "hang", "garbage", "not_ok", "html", "500", "hang", "429");
+    r.watcher.start();
+    // A deposit arriving during the outage.
+    api.add({ value: parseTon("2"), comment: a.depositCode });
+    await until("both deposits credited", () => balance(db, a.id) === parseTon("3"));
+    const s = r.watcher.state();
+    expect(s.running).toBe(true);
+    expect(s.pollErrors).toMatchObject({ http: 3, timeout: 2, invalid_response: 2, rate_limited: 1 });
+    expect(s.lastError).not.toBeNull();
+    await until("a successful poll after the outage", () => r.watcher.state().consecutiveErrors === 0);
+    // Keeps polling after the outage; still credited once.
+    const polls = r.watcher.state().polls;
+    await until("more polls", () => r.watcher.state().polls >= polls + 3);
+    expect(balance(db, a.id)).toBe(parseTon("3"));
+    expect(ledgerDeposits(db)).toHaveLength(2);
+  });
+
+  test("failing polls back off exponentially up to the cap", async () => {
+    const r = rig({ timeoutMs: 1000, intervalMs: 20, maxBackoffMs: 160 });
+    for (let i = 0; i < 9; i++) r.api.failures.push("500");
+    const t0 = Date.now();
+    r.watcher.start();
+    await until("nine failures", () => r.watcher.state().pollErrors.http >= 9);
+    await until("recovered", () => r.watcher.state().polls >= 1);
+    // 40 + 80 + 160 × 7 ms of waiting at least, far more than nine polls at the 20 ms interval.
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(40 + 80 + 160 * 7 - 50);
+  });
+
+  test("stop() ends a poll hanging on the API at once", async () => {
+    const r = rig({ timeoutMs: 30_000 });
+    r.api.failures.push("hang");
+    r.watcher.start();
+    await until("the request is in flight", () => r.api.calls.length === 1);
+    const t0 = Date.now();
+    await r.watcher.stop();
+    expect(Date.now() - t0).toBeLessThan(1_000);
+    expect(r.watcher.state().running).toBe(false);
+  });
+
+  test("the API key goes out as X-API-Key", async () => {
+    const { api, watcher } = rig({ apiKey: "secret-key-1" });
+    await watcher.pollOnce();
+    expect(api.calls.map((c) => c.apiKey)).toEqual(["secret-key-1"]);
+  });
+});

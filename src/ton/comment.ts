@@ -35,7 +35,19 @@ function snakeBytes(cell: Cell, skipBits: number): { bytes: Uint8Array } | { why
   return { bytes: Buffer.concat(parts) };
 }
 
+/**
+ * Reads `body`; never throws. A body @ton/core cannot parse (an exotic cell such as a Merkle proof in
+ * the chain, say) is reported as invalid text: anyone can send one, and it must not stop the watcher.
+ */
 export function readBody(body: Cell): Body {
+  try {
+    return parseBody(body);
+  } catch (err) {
+    return { kind: "invalid_text", why: `the body cannot be parsed: ${err instanceof Error ? err.message : String(err)}` };
+  }
+}
+
+function parseBody(body: Cell): Body {
   const s = body.beginParse();
   if (s.remainingBits === 0 && s.remainingRefs === 0) return { kind: "empty" };
   if (s.remainingBits < 32) return { kind: "binary", op: null };

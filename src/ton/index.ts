@@ -9,6 +9,14 @@ import { normalizeTxHash } from "./client.ts";
 import { AdminDeposit, AdminDepositList, AdminDepositsQuery, AssignRequest, AssignResponse, DepositsQuery, UserDeposit, UserDepositList } from "./model.ts";
 import { assignDeposit, depositCounts, listDeposits, type Deposit } from "./service.ts";
 
+// SQLite stores lt as a signed 64-bit integer: any larger `before` means "from the newest", not a 500.
+const MAX_LT = (1n << 63n) - 1n;
+const beforeLt = (before: string | undefined): bigint | null => {
+  if (!before) return null;
+  const lt = BigInt(before);
+  return lt > MAX_LT ? MAX_LT : lt;
+};
+
 const iso = (ms: number) => new Date(ms).toISOString();
 const json = (body: unknown, headers: Record<string, string> = {}, status = 200) => Response.json(body, { status, headers });
 const ADMIN_NOTE = "Admin route: send the admin token as `Authorization: Bearer <token>`; 403 otherwise.";
@@ -49,7 +57,7 @@ export function tonRoutes(deps: { platform: Platform }) {
         const principal = platform.authenticate(request);
         const headers = platform.admit(principal);
         stickyHeaders.set(request, headers);
-        const page = listDeposits(db, { accountId: principal.accountId, status: "credited", limit: query.limit ?? 20, beforeLt: query.before ? BigInt(query.before) : null });
+        const page = listDeposits(db, { accountId: principal.accountId, status: "credited", limit: query.limit ?? 20, beforeLt: beforeLt(query.before) });
         const data = page.data.map(userDeposit);
         return json({ object: "list", data, has_more: page.hasMore, next_before: page.hasMore ? (data.at(-1)?.tx_lt ?? null) : null }, headers);
       },
@@ -67,7 +75,7 @@ export function tonRoutes(deps: { platform: Platform }) {
       "/admin/deposits",
       ({ query, request }) => {
         platform.requireAdmin(request);
-        const page = listDeposits(db, { status: query.status, limit: query.limit ?? 100, beforeLt: query.before ? BigInt(query.before) : null });
+        const page = listDeposits(db, { status: query.status, limit: query.limit ?? 100, beforeLt: beforeLt(query.before) });
         const data = page.data.map(adminDeposit);
         return json({ object: "list", data, has_more: page.hasMore, next_before: page.hasMore ? (data.at(-1)?.tx_lt ?? null) : null, counts: depositCounts(db) });
       },

@@ -15,7 +15,7 @@ export type IgnoredReason =
   | "zero_value";
 
 /** Money arrived and stayed, but we cannot tell whose it is: kept for an admin to assign. */
-export type UnmatchedReason = "below_minimum" | "no_comment" | "empty_comment" | "encrypted_comment" | "binary_comment" | "invalid_comment" | "unknown_code";
+export type UnmatchedReason = "undecodable" | "below_minimum" | "no_comment" | "empty_comment" | "encrypted_comment" | "binary_comment" | "invalid_comment" | "unknown_code";
 
 export interface Facts {
   sender: string | null;
@@ -35,6 +35,25 @@ const MAX_COMMENT = 512;
  * or null; `minimum` is the smallest amount credited automatically, in nanoton.
  */
 export function decide(t: ChainTransaction, wallet: Address, minimum: bigint, accountFor: (comment: string) => number | null): Decision {
+  try {
+    return decideStrict(t, wallet, minimum, accountFor);
+  } catch {
+    // A transaction we cannot take apart must not block every deposit after it (the watcher would
+    // retry it forever): it is kept for an admin, with whatever amount and sender can be read.
+    const info = t.tx.inMessage?.info;
+    const internal = info?.type === "internal" ? info : null;
+    return {
+      sender: internal ? internal.src.toRawString() : null,
+      amount: internal && internal.value.coins > 0n ? internal.value.coins : 0n,
+      comment: null,
+      chainTime: t.tx.now * 1000,
+      status: "unmatched",
+      reason: "undecodable",
+    };
+  }
+}
+
+function decideStrict(t: ChainTransaction, wallet: Address, minimum: bigint, accountFor: (comment: string) => number | null): Decision {
   const tx = t.tx;
   const msg = tx.inMessage ?? null;
   const info = msg?.info;

@@ -1,6 +1,6 @@
 // Reading transfer comments from message bodies: text across cells, and everything that is not text.
 import { describe, expect, test } from "bun:test";
-import { beginCell, Cell } from "@ton/core";
+import { beginCell, Cell, convertToMerkleProof } from "@ton/core";
 import { ENCRYPTED_COMMENT_OP, readBody } from "../../src/ton/comment.ts";
 import { commentBody } from "../support/toncenter.ts";
 
@@ -30,6 +30,13 @@ describe("readBody", () => {
   test("another op, or fewer than 32 bits, is binary", () => {
     expect(readBody(beginCell().storeUint(0x0f8a7ea5, 32).storeUint(7, 64).endCell())).toEqual({ kind: "binary", op: 0x0f8a7ea5 });
     expect(readBody(beginCell().storeUint(5, 8).endCell())).toEqual({ kind: "binary", op: null });
+  });
+
+  test("a body @ton/core cannot parse (a Merkle proof in the chain) is invalid text, not an exception", () => {
+    const inner = beginCell().storeUint(0, 32).storeBuffer(Buffer.from("hello")).endCell();
+    const r = readBody(beginCell().storeUint(0, 32).storeBuffer(Buffer.from("AB")).storeRef(convertToMerkleProof(inner)).endCell());
+    expect(r).toMatchObject({ kind: "invalid_text" });
+    expect((r as { why: string }).why).toContain("cannot be parsed");
   });
 
   test("bytes that are not UTF-8 are invalid text, not a lossy string", () => {

@@ -2,7 +2,7 @@
 // replays, overlapping pages, pagination, restarts and API failures; the credit rules case by case.
 import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
 import type { Database } from "bun:sqlite";
-import { beginCell } from "@ton/core";
+import { beginCell, convertToMerkleProof } from "@ton/core";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -90,6 +90,24 @@ describe("crediting", () => {
     expect(ledgerDeposits(db)).toHaveLength(1);
     expect(checkInvariants(db)).toEqual([]);
     expect(watcher.state()).toMatchObject({ credited: 1, creditedNanoton: parseTon("1.5"), cursor: { lt: tx.lt.toString(), hash: tx.hashHex } });
+  });
+
+  test("a transfer whose body cannot be parsed (an exotic cell) is kept as unmatched and does not block the deposits after it", async () => {
+    const { db, api, watcher } = rig();
+    const a = createAccount(db);
+    api.add({ value: parseTon("2"), comment: a.depositCode });
+    // Anyone can send this for a few nanoton: @ton/core refuses to parse a Merkle proof cell.
+    const inner = beginCell().storeUint(0, 32).storeBuffer(Buffer.from("hello")).endCell();
+    const poison = api.add({
+      value: parseTon("0.01"),
+      body: beginCell().storeUint(0, 32).storeBuffer(Buffer.from("AB")).storeRef(convertToMerkleProof(inner)).endCell(),
+    });
+    api.add({ value: parseTon("3"), comment: a.depositCode });
+    expect(await watcher.pollOnce()).toMatchObject({ recorded: 3, credited: 2 });
+    expect(balance(db, a.id)).toBe(parseTon("5"));
+    expect(getDeposit(db, poison.hashHex)).toMatchObject({ status: "unmatched", reason: "invalid_comment", amount: parseTon("0.01"), accountId: null });
+    expect(watcher.state()).toMatchObject({ consecutiveErrors: 0, lastError: null });
+    expect(checkInvariants(db)).toEqual([]);
   });
 
   test("the amount comes from the transaction's BOC, not from the JSON summary", async () => {

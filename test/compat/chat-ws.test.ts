@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { startInProcessApp, type InProcessApp } from "../support/app.ts";
 import { billedPlatform } from "../support/billed.ts";
+import { openQueuedSocket } from "../support/ws.ts";
 
 setDefaultTimeout(120_000);
 
@@ -34,35 +35,20 @@ interface End {
   cost?: { nanoton: number; ton: string };
 }
 
-/** A socket whose frames are queued; next() waits for the following one. */
+/** A /chat/ws socket; reply() reads one answer. */
 async function connect(query: string, headers?: Record<string, string>) {
-  const ws = new WebSocket(`ws://${base}/chat/ws${query}`, headers ? ({ headers } as unknown as string[]) : undefined);
-  const frames: string[] = [];
-  let wake: (() => void) | null = null;
-  ws.onmessage = (e) => {
-    frames.push(String(e.data));
-    wake?.();
-  };
-  const closed = new Promise<number>((r) => (ws.onclose = (e) => r(e.code)));
-  await new Promise<void>((resolve, reject) => {
-    ws.onopen = () => resolve();
-    ws.onerror = () => reject(new Error("the socket did not open"));
-  });
-  const next = async (): Promise<string> => {
-    while (frames.length === 0) await new Promise<void>((r) => (wake = r));
-    return frames.shift()!;
-  };
+  const socket = await openQueuedSocket(`ws://${base}/chat/ws${query}`, headers);
   /** Token frames until __END__ (parsed) or __ERROR__. */
   const reply = async (): Promise<{ text: string; frames: string[]; end: End | null; error: string | null }> => {
     const got: string[] = [];
     for (;;) {
-      const f = await next();
+      const f = await socket.next();
       if (f.startsWith("__END__:")) return { text: got.join(""), frames: got, end: JSON.parse(f.slice(8)) as End, error: null };
       if (f.startsWith("__ERROR__:")) return { text: got.join(""), frames: got, end: null, error: f.slice(10) };
       got.push(f);
     }
   };
-  return { ws, next, reply, closed, send: (v: unknown) => ws.send(typeof v === "string" ? v : JSON.stringify(v)) };
+  return { ...socket, reply };
 }
 
 const auth = (key: string) => ({ authorization: `Bearer ${key}` });

@@ -9,6 +9,7 @@ import { ApiError } from "../../src/http/errors.ts";
 import { requestSocket } from "../../src/http/socket.ts";
 import { revokeKey, setKeyLimits } from "../../src/platform/keys.ts";
 import { billedPlatform } from "../support/billed.ts";
+import { openQueuedSocket } from "../support/ws.ts";
 
 setDefaultTimeout(30_000);
 
@@ -55,26 +56,7 @@ afterAll(async () => {
   billed.close();
 });
 
-/** A socket whose frames are queued; next() waits for the following one. */
-async function connect(app: typeof open, query = "", headers?: Record<string, string>) {
-  // Bun's WebSocket takes headers in its options (the browser's cannot send any).
-  const ws = new WebSocket(`ws://127.0.0.1:${app.server!.port}/s${query}`, headers ? ({ headers } as unknown as string[]) : undefined);
-  const frames: string[] = [];
-  let wake: (() => void) | null = null;
-  ws.onmessage = (e) => {
-    frames.push(String(e.data));
-    wake?.();
-  };
-  await new Promise<void>((resolve, reject) => {
-    ws.onopen = () => resolve();
-    ws.onerror = () => reject(new Error("the socket did not open"));
-  });
-  const next = async (): Promise<string> => {
-    while (frames.length === 0) await new Promise<void>((r) => (wake = r));
-    return frames.shift()!;
-  };
-  return { ws, next, frames, send: (v: unknown) => ws.send(typeof v === "string" ? v : JSON.stringify(v)) };
-}
+const connect = (app: typeof open, query = "", headers?: Record<string, string>) => openQueuedSocket(`ws://127.0.0.1:${app.server!.port}/s${query}`, headers);
 
 describe("request-per-message WebSocket", () => {
   test("bad messages get the route's error frame and no end frame; the socket stays usable", async () => {

@@ -4,11 +4,11 @@
 import { Elysia, t } from "elysia";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { ApiError, toApiError } from "../http/errors.ts";
-import { validationMessage, validationParam } from "../http/validation.ts";
+import { requestCallers } from "../http/caller.ts";
+import { requestSocket } from "../http/socket.ts";
 import { ErrorResponse } from "../openai/model.ts";
 import { cocoonTime, type InferenceDeps } from "../openai/service.ts";
-import type { Principal } from "../platform/service.ts";
-import { authorizeCaller, docResponses } from "../sessions/index.ts";
+import { deleteSession, docResponses } from "../sessions/index.ts";
 import { newSessionId, ownerOf, type SessionService } from "../sessions/service.ts";
 import { RollbackRequest, SeedChatRequest, SeedCompletion, SeedCompletionRequest, SeedHistory, SeedModel, SeedModelList, SeedSessionIds, StatusOk } from "./model.ts";
 import { deviceHeaders, seedChat, seedCompletion, seedModel, type TextRun, type TextSummary } from "./service.ts";
@@ -78,28 +78,12 @@ async function collect(run: TextRun): Promise<{ text: string; summary: TextSumma
 export const END_FRAME = "__END__:";
 export const ERROR_FRAME = "__ERROR__:";
 
-interface SocketState {
-  busy: AbortController | null;
-  principal: Principal | null;
-  /** The session of messages without `session-id`: one per socket, so they continue one conversation. */
-  sessionId: string | null;
-}
-
 const chatValidator = TypeCompiler.Compile(SeedChatRequest);
 const tags = ["Seed 003"];
 const errors = { 400: "ErrorResponse", 401: "ErrorResponse", 402: "ErrorResponse", 404: "ErrorResponse", 409: "ErrorResponse", 429: "ErrorResponse", 503: "ErrorResponse" } as const;
 
 export function compatRoutes(deps: InferenceDeps, sessions: SessionService) {
-  const sockets = new Map<string, SocketState>();
-  const callers = new WeakMap<Request, { principal: Principal | null; headers: Record<string, string> }>();
-  const caller = (request: Request) => {
-    let c = callers.get(request);
-    if (!c) {
-      c = authorizeCaller(deps.platform, request);
-      callers.set(request, c);
-    }
-    return c;
-  };
+  const caller = requestCallers(deps.platform);
   const json = (body: unknown, headers: Record<string, string>) => Response.json(body, { headers });
 
   return (
@@ -166,54 +150,17 @@ export function compatRoutes(deps: InferenceDeps, sessions: SessionService) {
       )
       .ws("/chat/ws", {
         detail: { hide: true },
-        // Browsers cannot set headers on a WebSocket: the key may also come as ?api_key=.
-        beforeHandle({ request }) {
-          if (deps.platform) deps.platform.authenticate(request);
-        },
-        open(ws) {
-          const request = (ws.data as { request?: Request }).request;
-          const principal = deps.platform && request ? deps.platform.authenticate(request) : null;
-          sockets.set(ws.id, { busy: null, principal, sessionId: null });
-        },
-        close(ws) {
-          // A closed socket cancels whatever it was generating.
-          sockets.get(ws.id)?.busy?.abort();
-          sockets.delete(ws.id);
-        },
-        async message(ws, raw) {
-          const state = sockets.get(ws.id);
-          if (!state) return;
-          const fail = (message: string) => ws.send(`${ERROR_FRAME}${message}`);
-          let body: unknown = raw;
-          if (typeof raw === "string") {
-            try {
-              body = JSON.parse(raw);
-            } catch {
-              fail("the message is not valid JSON; send a JSON object like {\"model-name\": \"...\", \"prompt\": \"Hello!\"}");
-              return;
-            }
-          }
-          if (!chatValidator.Check(body)) {
-            const first = chatValidator.Errors(body).First();
-            const param = first ? validationParam(first.path) : null;
-            fail(validationMessage(param, first?.message ?? "invalid message", first?.value, first?.schema));
-            return;
-          }
-          if (state.busy) {
-            fail(`a reply is still being generated on this socket; wait for its ${END_FRAME} frame`);
-            return;
-          }
-          const ac = new AbortController();
-          state.busy = ac;
-          try {
-            // Each message is a request: the key is checked again and counts against the rate limits.
-            const request = (ws.data as { request?: Request }).request;
-            if (deps.platform && request) {
-              state.principal = deps.platform.authenticate(request);
-              deps.platform.admit(state.principal);
-            }
+        ...requestSocket({
+          platform: deps.platform,
+          validator: chatValidator,
+          notJson: "the message is not valid JSON; send a JSON object like {\"model-name\": \"...\", \"prompt\": \"Hello!\"}",
+          busy: `a reply is still being generated on this socket; wait for its ${END_FRAME} frame`,
+          error: (err) => `${ERROR_FRAME}${err.message}`,
+          // The session of messages without `session-id`: one per socket, so they continue one conversation.
+          open: (): { sessionId: string | null } => ({ sessionId: null }),
+          async handle({ body, principal, signal, state, send }) {
             if (!body["session-id"]) state.sessionId ??= newSessionId();
-            const run = await seedChat(deps, sessions, body, state.principal, ac.signal, state.sessionId ?? undefined);
+            const run = await seedChat(deps, sessions, body, principal, signal, state.sessionId ?? undefined);
             let summary: TextSummary | null = null;
             for (;;) {
               const r = await run.pieces.next();
@@ -221,38 +168,34 @@ export function compatRoutes(deps: InferenceDeps, sessions: SessionService) {
                 summary = r.value;
                 break;
               }
-              if (ac.signal.aborted) break;
-              if (r.value.content) ws.send(r.value.content);
+              if (signal.aborted) break;
+              if (r.value.content) send(r.value.content);
             }
-            if (!ac.signal.aborted) {
-              ws.send(
-                END_FRAME +
-                  JSON.stringify({
-                    session_id: run.sessionId,
-                    model: run.model.id,
-                    device: deviceHeaders(run.model, body.device)["X-Cocoon-Device"],
-                    finish_reason: summary?.reason === "length" || summary?.reason === "timeout" ? "length" : "stop",
-                    tokens: summary?.tokens ?? 0,
-                    usage: summary
-                      ? {
-                          prompt_tokens: summary.usage.promptTokens,
-                          completion_tokens: summary.usage.completionTokens,
-                          total_tokens: summary.usage.promptTokens + summary.usage.completionTokens,
-                          prompt_tokens_details: { cached_tokens: summary.usage.cachedTokens },
-                        }
-                      : null,
-                    ...(summary?.cost ? { cost: { nanoton: Number(summary.cost.nanoton), ton: summary.cost.ton } } : {}),
-                  }),
-              );
-            } else {
+            if (signal.aborted) {
               await run.pieces.return(null);
+              return;
             }
-          } catch (err) {
-            if (!ac.signal.aborted) fail(toApiError(err).message);
-          } finally {
-            state.busy = null;
-          }
-        },
+            send(
+              END_FRAME +
+                JSON.stringify({
+                  session_id: run.sessionId,
+                  model: run.model.id,
+                  device: deviceHeaders(run.model, body.device)["X-Cocoon-Device"],
+                  finish_reason: summary?.reason === "length" || summary?.reason === "timeout" ? "length" : "stop",
+                  tokens: summary?.tokens ?? 0,
+                  usage: summary
+                    ? {
+                        prompt_tokens: summary.usage.promptTokens,
+                        completion_tokens: summary.usage.completionTokens,
+                        total_tokens: summary.usage.promptTokens + summary.usage.completionTokens,
+                        prompt_tokens_details: { cached_tokens: summary.usage.cachedTokens },
+                      }
+                    : null,
+                  ...(summary?.cost ? { cost: { nanoton: Number(summary.cost.nanoton), ton: summary.cost.ton } } : {}),
+                }),
+            );
+          },
+        }),
       })
       .get("/models", () => json({ models: deps.engine.models().map((m) => m.id) }, {}), {
         response: { 200: "SeedModelList" },
@@ -288,11 +231,7 @@ export function compatRoutes(deps: InferenceDeps, sessions: SessionService) {
       )
       .delete(
         "/chat/history/:id",
-        async ({ request, params }) => {
-          const { principal, headers } = caller(request);
-          await sessions.delete(ownerOf(principal), params.id);
-          return new Response(null, { status: 204, headers });
-        },
+        deleteSession(sessions, caller),
         {
           params: t.Object({ id: t.String() }),
           detail: { tags, summary: "Delete a session (seed 003)", description: "Cancels a reply in progress and frees the session's KV cache in the engine.", responses: docResponses({ 204: { description: "Deleted." } }) },

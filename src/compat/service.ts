@@ -4,12 +4,12 @@
 import { basename } from "node:path";
 import type { Generation } from "../inference/engine.ts";
 import type { EngineEvent, FinishReason, GenerateRequest, ModelInfo, Usage } from "../inference/types.ts";
-import { ApiError, toApiError } from "../http/errors.ts";
-import { RequestBilling } from "../openai/billing.ts";
-import { cocoonOptions, firstEvents, instrument, pickModel, replay, type InferenceDeps } from "../openai/service.ts";
+import { ApiError } from "../http/errors.ts";
+import type { RequestBilling } from "../openai/billing.ts";
+import { startGeneration } from "../openai/generation.ts";
+import { cocoonOptions, pickModel, type InferenceDeps } from "../openai/service.ts";
 import type { Cost, Principal } from "../platform/service.ts";
 import { newSessionId, ownerOf, type SessionService, type Turn } from "../sessions/service.ts";
-import { recordTurn } from "../sessions/turn.ts";
 import type { SeedChatRequest, SeedCompletionRequest } from "./model.ts";
 
 export interface TextPiece {
@@ -69,34 +69,8 @@ async function startRun(
   signal: AbortSignal | undefined,
   turn: Turn | null,
 ): Promise<TextRun> {
-  let billing: RequestBilling | null = null;
-  let events: Generation;
-  const submittedAt = performance.now();
-  try {
-    billing = RequestBilling.start(deps.platform, principal, request, model, endpoint, null);
-    try {
-      events = deps.engine.submit(request, turn ? (signal ? AbortSignal.any([signal, turn.signal]) : turn.signal) : signal);
-    } catch (err) {
-      billing?.settle(null);
-      throw toApiError(err);
-    }
-  } catch (err) {
-    turn?.end();
-    throw err;
-  }
-  billing?.watch(events);
-  let head: EngineEvent[];
-  try {
-    head = await firstEvents(events, cocoonOptions({}));
-  } catch (err) {
-    await events.return?.();
-    turn?.end();
-    throw toApiError(err);
-  }
-  const source = replay(head, events);
-  const recorded = turn ? recordTurn(source, turn, { model: model.id, settle: (done) => billing?.settle(done).nanoton ?? null }) : source;
-  const all = instrument(recorded, deps.metrics, { model: model.id, endpoint, submittedAt });
-  return { model, sessionId: turn?.id ?? null, pieces: textPieces(all, events, billing) };
+  const { source, events, billing } = await startGeneration(deps, { request, model, principal, endpoint, cocoon: cocoonOptions({}), signal, turn });
+  return { model, sessionId: turn?.id ?? null, pieces: textPieces(events, source, billing) };
 }
 
 async function* textPieces(events: AsyncGenerator<EngineEvent>, source: Generation, billing: RequestBilling | null): AsyncGenerator<TextPiece, TextSummary | null> {

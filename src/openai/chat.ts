@@ -1,7 +1,6 @@
 // /v1/chat/completions logic: one engine stream becomes either a chat.completion object or a
 // sequence of chat.completion.chunk objects (framed as SSE or WebSocket messages by the caller).
 import type { EngineEvent, ModelInfo, TokenLogprob, ToolCall } from "../inference/types.ts";
-import type { Generation } from "../inference/engine.ts";
 import type { ChatCompletionRequest } from "./model.ts";
 import {
   SYSTEM_FINGERPRINT,
@@ -10,10 +9,7 @@ import {
   cocoonOptions,
   debugOf,
   finishReason,
-  firstEvents,
   pickModel,
-  instrument,
-  replay,
   responseId,
   unixSeconds,
   usageOf,
@@ -23,10 +19,10 @@ import {
 } from "./service.ts";
 import { ApiError, toApiError } from "../http/errors.ts";
 import { ownerOf, textOf, type Turn } from "../sessions/service.ts";
-import { recordTurn } from "../sessions/turn.ts";
 import { EngineError } from "../inference/types.ts";
 import type { Cost, Principal } from "../platform/service.ts";
-import { RequestBilling } from "./billing.ts";
+import type { RequestBilling } from "./billing.ts";
+import { startGeneration } from "./generation.ts";
 
 interface ChoiceState {
   content: string;
@@ -45,44 +41,18 @@ export async function runChat(deps: InferenceDeps, body: ChatCompletionRequest, 
   }
   const request = chatRequest(body, model, cocoon);
   const turn = body.session_id === undefined ? null : beginSessionTurn(deps, body, principal);
-  let billing: RequestBilling | null = null;
-  let events: Generation;
-  const submittedAt = performance.now();
-  try {
-    if (turn) {
-      request.messages = turn.messages;
-      request.sessionKey = turn.key;
-    }
-    billing = RequestBilling.start(deps.platform, principal, request, model, "chat", cocoon.guid);
-    try {
-      events = deps.engine.submit(request, turn ? (signal ? AbortSignal.any([signal, turn.signal]) : turn.signal) : signal);
-    } catch (err) {
-      billing?.settle(null);
-      throw toApiError(err);
-    }
-  } catch (err) {
-    turn?.end();
-    throw err;
+  if (turn) {
+    request.messages = turn.messages;
+    request.sessionKey = turn.key;
   }
-  billing?.watch(events);
-  let head: EngineEvent[];
-  try {
-    head = await firstEvents(events, cocoon);
-  } catch (err) {
-    await events.return?.();
-    turn?.end();
-    throw toApiError(err);
-  }
+  const { source, events, billing } = await startGeneration(deps, { request, model, principal, endpoint: "chat", cocoon, signal, turn });
   const id = responseId("chatcmpl", cocoon.guid);
   const created = unixSeconds();
-  const source = replay(head, events);
-  const recorded = turn ? recordTurn(source, turn, { model: model.id, settle: (done) => billing?.settle(done).nanoton ?? null }) : source;
-  const all = instrument(recorded, deps.metrics, { model: model.id, endpoint: "chat", submittedAt });
   const headers = turn ? { "X-Cocoon-Session-Id": turn.id } : undefined;
   if (body.stream) {
-    return { stream: true, headers, chunks: chatChunks(all, events, { id, created, model, cocoon, n: request.n ?? 1, includeUsage: body.stream_options?.include_usage ?? false, billing }) };
+    return { stream: true, headers, chunks: chatChunks(events, source, { id, created, model, cocoon, n: request.n ?? 1, includeUsage: body.stream_options?.include_usage ?? false, billing }) };
   }
-  const result = await chatObject(all, { id, created, model, cocoon, n: request.n ?? 1, logprobs: (request.logprobs ?? -1) >= 0, billing });
+  const result = await chatObject(events, { id, created, model, cocoon, n: request.n ?? 1, logprobs: (request.logprobs ?? -1) >= 0, billing });
   return { stream: false, headers, ...result };
 }
 

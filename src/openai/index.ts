@@ -2,8 +2,10 @@
 // /v1/embeddings, /v1/models. Handlers stay thin: logic is in chat.ts, completions.ts, embeddings.ts.
 import { Elysia } from "elysia";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
-import { ApiError, stickyHeaders, toApiError } from "../http/errors.ts";
-import type { Cost, Principal } from "../platform/service.ts";
+import { requestCallers } from "../http/caller.ts";
+import { ApiError } from "../http/errors.ts";
+import { requestSocket } from "../http/socket.ts";
+import type { Cost } from "../platform/service.ts";
 
 /** The cost of a billed response as a header (streams carry it in their usage chunk instead). */
 const costHeader = (cost: Cost | null): Record<string, string> => (cost ? { "X-Cocoon-Cost-Nanoton": String(cost.nanoton) } : {});
@@ -13,7 +15,6 @@ import { createEmbeddings, modelObject } from "./embeddings.ts";
 import { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Completion, CompletionRequest, EmbeddingList, EmbeddingRequest, ErrorResponse, Model, ModelList } from "./model.ts";
 import { sseResponse } from "./sse.ts";
 import { cocoonTime, unixSeconds, type InferenceDeps, type Outcome } from "./service.ts";
-import { validationMessage, validationParam } from "../http/validation.ts";
 
 const errors = { 400: "ErrorResponse", 404: "ErrorResponse", 413: "ErrorResponse", 500: "ErrorResponse", 503: "ErrorResponse", 504: "ErrorResponse" } as const;
 const chatValidator = TypeCompiler.Compile(ChatCompletionRequest);
@@ -28,31 +29,15 @@ function respond(outcome: Outcome, start: number, headers: Record<string, string
   return sseResponse(outcome.chunks, startHeader, { trailer: () => [`X-Cocoon-Client-End: ${cocoonTime()}`] });
 }
 
-interface SocketState {
-  busy: AbortController | null;
-  principal: Principal | null;
-}
-
 export function openaiRoutes(deps: InferenceDeps) {
   const created = unixSeconds();
-  const sockets = new Map<string, SocketState>();
-  /** The caller (null with --no-auth) and its rate-limit headers; throws 401 / 429. */
-  const authorize = (request: Request): { principal: Principal | null; headers: Record<string, string> } => {
-    const platform = deps.platform;
-    if (!platform) return { principal: null, headers: {} };
-    const principal = platform.authenticate(request);
-    const headers = platform.admit(principal);
-    stickyHeaders.set(request, headers);
-    return { principal, headers };
-  };
   // Authentication runs in the transform phase, before body validation: a caller without a valid
   // key learns that first, and invalid requests still count against the key's rate limits.
-  const callers = new WeakMap<Request, { principal: Principal | null; headers: Record<string, string> }>();
-  const caller = (request: Request) => callers.get(request) ?? authorize(request);
+  const caller = requestCallers(deps.platform);
   return new Elysia({ name: "openai" })
     // Registered models become OpenAPI components and are referenced by name below.
     .onTransform(({ request }) => {
-      if (request.method === "POST") callers.set(request, authorize(request));
+      if (request.method === "POST") caller(request);
     })
     .model({ ChatCompletionRequest, ChatCompletion, ChatCompletionChunk, CompletionRequest, Completion, EmbeddingRequest, EmbeddingList, Model, ModelList, ErrorResponse })
     .post(
@@ -79,62 +64,19 @@ export function openaiRoutes(deps: InferenceDeps) {
     )
     .ws("/v1/chat/completions", {
       detail: { hide: true },
-      // Browsers cannot set headers on a WebSocket: the key may also come as ?api_key=.
-      beforeHandle({ request }) {
-        if (deps.platform) deps.platform.authenticate(request);
-      },
-      open(ws) {
-        const request = (ws.data as { request?: Request }).request;
-        const principal = deps.platform && request ? deps.platform.authenticate(request) : null;
-        sockets.set(ws.id, { busy: null, principal });
-      },
-      close(ws) {
-        // A closed socket cancels whatever it was generating.
-        sockets.get(ws.id)?.busy?.abort();
-        sockets.delete(ws.id);
-      },
-      async message(ws, raw) {
-        const state = sockets.get(ws.id);
-        if (!state) return;
-        const send = (v: unknown) => ws.send(typeof v === "string" ? v : JSON.stringify(v));
-        let body: unknown = raw;
-        if (typeof raw === "string") {
-          try {
-            body = JSON.parse(raw);
-          } catch {
-            send(new ApiError("invalid_json", "the message is not valid JSON").body());
-            return;
-          }
-        }
-        if (!chatValidator.Check(body)) {
-          const first = chatValidator.Errors(body).First();
-          const param = first ? validationParam(first.path) : null;
-          send(new ApiError("invalid_request", validationMessage(param, first?.message ?? "invalid body", first?.value, first?.schema), param).body());
-          return;
-        }
-        if (state.busy) {
-          send(new ApiError("invalid_request", "a request is still running on this socket; wait for its [DONE]").body());
-          return;
-        }
-        const ac = new AbortController();
-        state.busy = ac;
-        try {
-          // Each message is a request: the key is checked again (it may have been revoked since the
-          // socket opened) and counts against the rate limits.
-          const request = (ws.data as { request?: Request }).request;
-          if (deps.platform && request) {
-            state.principal = deps.platform.authenticate(request);
-            deps.platform.admit(state.principal);
-          }
-          const outcome = await runChat(deps, { ...body, stream: true }, ac.signal, state.principal);
-          if (outcome.stream) for await (const chunk of outcome.chunks) send(chunk);
-        } catch (err) {
-          if (!ac.signal.aborted) send(toApiError(err).body());
-        } finally {
-          state.busy = null;
-          if (!ac.signal.aborted) send("[DONE]");
-        }
-      },
+      ...requestSocket({
+        platform: deps.platform,
+        validator: chatValidator,
+        notJson: "the message is not valid JSON",
+        busy: "a request is still running on this socket; wait for its [DONE]",
+        error: (err) => JSON.stringify(err.body()),
+        open: () => null,
+        async handle({ body, principal, signal, send }) {
+          const outcome = await runChat(deps, { ...body, stream: true }, signal, principal);
+          if (outcome.stream) for await (const chunk of outcome.chunks) send(JSON.stringify(chunk));
+        },
+        after: "[DONE]",
+      }),
     })
     .post(
       "/v1/completions",

@@ -1,10 +1,10 @@
 // The /v1/sessions routes (our extension): list, read, fork and delete the caller's server-side chat
 // sessions. Turns are added through /v1/chat/completions with `session_id` (src/openai/chat.ts).
 import { Elysia, t } from "elysia";
-import { stickyHeaders } from "../http/errors.ts";
+import { requestCallers, type Caller } from "../http/caller.ts";
 import { ErrorResponse } from "../openai/model.ts";
 import { formatTon } from "../platform/pricing.ts";
-import type { Platform, Principal } from "../platform/service.ts";
+import type { Platform } from "../platform/service.ts";
 import { ForkRequest, SessionDetail, SessionInfo, SessionList } from "./model.ts";
 import { ownerOf, type SessionRow, type SessionService, type StoredMessage, type TurnUsage } from "./service.ts";
 
@@ -14,19 +14,19 @@ export interface SessionRouteDeps {
   platform: Platform | null;
 }
 
-/** The caller (null with --no-auth) and its rate-limit headers, which also go on its errors; throws 401 / 429. */
-export function authorizeCaller(platform: Platform | null, request: Request): { principal: Principal | null; headers: Record<string, string> } {
-  if (!platform) return { principal: null, headers: {} };
-  const principal = platform.authenticate(request);
-  const headers = platform.admit(principal);
-  stickyHeaders.set(request, headers);
-  return { principal, headers };
-}
-
 /** OpenAPI responses written by hand (non-JSON or empty success bodies) plus the error responses. */
 export function docResponses(success: Record<number, { description: string; content?: Record<string, unknown> }>) {
   const error = { description: "Every error, in OpenAI's shape.", content: { "application/json": { schema: { $ref: "#/components/schemas/ErrorResponse" } } } };
   return { ...success, 400: error, 401: error, 404: error, 409: error, 429: error };
+}
+
+/** DELETE of a session (here and the seed's /chat/history/{id}): 204, with the rate-limit headers. */
+export function deleteSession(sessions: SessionService, caller: (request: Request) => Caller) {
+  return async ({ request, params }: { request: Request; params: { id: string } }) => {
+    const { principal, headers } = caller(request);
+    await sessions.delete(ownerOf(principal), params.id);
+    return new Response(null, { status: 204, headers });
+  };
 }
 
 const seconds = (ms: number) => Math.floor(ms / 1000);
@@ -69,15 +69,7 @@ const errors = { 400: "ErrorResponse", 401: "ErrorResponse", 404: "ErrorResponse
 
 export function sessionRoutes(deps: SessionRouteDeps) {
   const { sessions } = deps;
-  const callers = new WeakMap<Request, { principal: Principal | null; headers: Record<string, string> }>();
-  const caller = (request: Request) => {
-    let c = callers.get(request);
-    if (!c) {
-      c = authorizeCaller(deps.platform, request);
-      callers.set(request, c);
-    }
-    return c;
-  };
+  const caller = requestCallers(deps.platform);
   const json = (body: unknown, headers: Record<string, string>, status = 200) => Response.json(body, { status, headers });
   return (
     new Elysia({ name: "sessions" })
@@ -128,11 +120,7 @@ export function sessionRoutes(deps: SessionRouteDeps) {
       )
       .delete(
         "/v1/sessions/:id",
-        async ({ request, params }) => {
-          const { principal, headers } = caller(request);
-          await sessions.delete(ownerOf(principal), params.id);
-          return new Response(null, { status: 204, headers });
-        },
+        deleteSession(sessions, caller),
         {
           params: t.Object({ id: t.String() }),
           detail: { tags, summary: "Delete a session", description: "Cancels a reply being generated in it and frees its KV cache in the engine.", responses: docResponses({ 204: { description: "Deleted." } }) },

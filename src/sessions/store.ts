@@ -64,6 +64,11 @@ const SESSION_COLUMNS = `s.id, s.title, s.model, s.created_at, s.updated_at, s.p
   (SELECT count(*) FROM chat_messages m WHERE m.owner = s.owner AND m.session_id = s.id) AS message_count,
   (SELECT content FROM chat_messages m WHERE m.owner = s.owner AND m.session_id = s.id AND m.role = 'system' ORDER BY position LIMIT 1) AS system_prompt`;
 
+/** A session's totals or a reply's usage, from its token columns (a missing count is 0). */
+function usageOf(r: { prompt_tokens: bigint | null; cached_tokens: bigint | null; completion_tokens: bigint | null }): TurnUsage {
+  return { promptTokens: Number(r.prompt_tokens ?? 0n), cachedTokens: Number(r.cached_tokens ?? 0n), completionTokens: Number(r.completion_tokens ?? 0n) };
+}
+
 function toSession(r: RawSession): SessionRow {
   return {
     id: r.id,
@@ -73,7 +78,7 @@ function toSession(r: RawSession): SessionRow {
     updatedAt: Number(r.updated_at),
     messageCount: Number(r.message_count),
     systemPrompt: r.system_prompt,
-    usage: { promptTokens: Number(r.prompt_tokens), cachedTokens: Number(r.cached_tokens), completionTokens: Number(r.completion_tokens) },
+    usage: usageOf(r),
     cost: r.cost_nanoton,
   };
 }
@@ -84,10 +89,7 @@ function toMessage(r: RawMessage): StoredMessage {
     content: r.content,
     reasoningContent: r.reasoning_content,
     createdAt: Number(r.created_at),
-    usage:
-      r.completion_tokens === null
-        ? null
-        : { promptTokens: Number(r.prompt_tokens ?? 0n), cachedTokens: Number(r.cached_tokens ?? 0n), completionTokens: Number(r.completion_tokens) },
+    usage: r.completion_tokens === null ? null : usageOf(r),
     cost: r.cost_nanoton,
   };
 }

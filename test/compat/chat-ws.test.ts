@@ -2,42 +2,28 @@
 // the __END__ frame, __ERROR__ frames for bad input, a closed socket cancelling generation, auth by
 // header or ?api_key=, and charges that match the ledger and the session.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { openStore } from "../../src/store/db.ts";
-import { Platform } from "../../src/platform/service.ts";
-import { createAccount } from "../../src/platform/accounts.ts";
-import { createKey } from "../../src/platform/keys.ts";
-import { credit } from "../../src/platform/ledger.ts";
-import { parseTon, pricingConfig } from "../../src/platform/pricing.ts";
 import { startInProcessApp, type InProcessApp } from "../support/app.ts";
+import { billedPlatform } from "../support/billed.ts";
+import { openQueuedSocket } from "../support/ws.ts";
 
 setDefaultTimeout(120_000);
 
-const dir = mkdtempSync(join(tmpdir(), "cocoon-chat-ws-"));
-const db = openStore(join(dir, "ws.sqlite"));
-const platform = new Platform(db, { auth: true, adminToken: "", pricing: pricingConfig({ baseNanoton: 20n }), rateLimits: { rpm: 10_000, tpm: 100_000_000, rpd: 100_000 }, signupCredit: 0n });
+const billed = billedPlatform("chat-ws");
 let app: InProcessApp;
 let base: string;
 
 beforeAll(async () => {
-  app = await startInProcessApp({ platform });
+  app = await startInProcessApp({ platform: billed.platform });
   app.app.listen({ hostname: "127.0.0.1", port: 0 });
   base = `127.0.0.1:${app.app.server!.port}`;
 });
 afterAll(async () => {
   await app.app.stop(true);
   app.close();
-  db.close();
-  rmSync(dir, { recursive: true, force: true });
+  billed.close();
 });
 
-function account(): string {
-  const a = createAccount(db);
-  credit(db, a.id, parseTon("10"), "adjustment", `test:${a.id}`);
-  return createKey(db, a.id).key;
-}
+const account = () => billed.account().key;
 
 interface End {
   session_id: string;
@@ -49,35 +35,20 @@ interface End {
   cost?: { nanoton: number; ton: string };
 }
 
-/** A socket whose frames are queued; next() waits for the following one. */
+/** A /chat/ws socket; reply() reads one answer. */
 async function connect(query: string, headers?: Record<string, string>) {
-  const ws = new WebSocket(`ws://${base}/chat/ws${query}`, headers ? ({ headers } as unknown as string[]) : undefined);
-  const frames: string[] = [];
-  let wake: (() => void) | null = null;
-  ws.onmessage = (e) => {
-    frames.push(String(e.data));
-    wake?.();
-  };
-  const closed = new Promise<number>((r) => (ws.onclose = (e) => r(e.code)));
-  await new Promise<void>((resolve, reject) => {
-    ws.onopen = () => resolve();
-    ws.onerror = () => reject(new Error("the socket did not open"));
-  });
-  const next = async (): Promise<string> => {
-    while (frames.length === 0) await new Promise<void>((r) => (wake = r));
-    return frames.shift()!;
-  };
+  const socket = await openQueuedSocket(`ws://${base}/chat/ws${query}`, headers);
   /** Token frames until __END__ (parsed) or __ERROR__. */
   const reply = async (): Promise<{ text: string; frames: string[]; end: End | null; error: string | null }> => {
     const got: string[] = [];
     for (;;) {
-      const f = await next();
+      const f = await socket.next();
       if (f.startsWith("__END__:")) return { text: got.join(""), frames: got, end: JSON.parse(f.slice(8)) as End, error: null };
       if (f.startsWith("__ERROR__:")) return { text: got.join(""), frames: got, end: null, error: f.slice(10) };
       got.push(f);
     }
   };
-  return { ws, next, reply, closed, send: (v: unknown) => ws.send(typeof v === "string" ? v : JSON.stringify(v)) };
+  return { ...socket, reply };
 }
 
 const auth = (key: string) => ({ authorization: `Bearer ${key}` });

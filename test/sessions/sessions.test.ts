@@ -2,38 +2,23 @@
 // regenerate, fork, delete frees the engine's cache, privacy between accounts, billing stored on
 // the session, and a cancelled turn storing nothing.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { openStore } from "../../src/store/db.ts";
-import { Platform } from "../../src/platform/service.ts";
-import { createAccount } from "../../src/platform/accounts.ts";
-import { createKey } from "../../src/platform/keys.ts";
-import { credit } from "../../src/platform/ledger.ts";
-import { parseTon, pricingConfig } from "../../src/platform/pricing.ts";
 import { startInProcessApp, type InProcessApp } from "../support/app.ts";
+import { billedPlatform } from "../support/billed.ts";
 
 setDefaultTimeout(120_000);
 
-const dir = mkdtempSync(join(tmpdir(), "cocoon-sessions-"));
-const db = openStore(join(dir, "sessions.sqlite"));
-const platform = new Platform(db, { auth: true, adminToken: "", pricing: pricingConfig({ baseNanoton: 20n }), rateLimits: { rpm: 10_000, tpm: 100_000_000, rpd: 100_000 }, signupCredit: 0n });
+const billed = billedPlatform("sessions");
 let app: InProcessApp;
 
 beforeAll(async () => {
-  app = await startInProcessApp({ platform });
+  app = await startInProcessApp({ platform: billed.platform });
 });
 afterAll(() => {
   app.close();
-  db.close();
-  rmSync(dir, { recursive: true, force: true });
+  billed.close();
 });
 
-function account(): string {
-  const a = createAccount(db);
-  credit(db, a.id, parseTon("10"), "adjustment", `test:${a.id}`);
-  return createKey(db, a.id).key;
-}
+const account = () => billed.account().key;
 
 const auth = (key: string) => ({ authorization: `Bearer ${key}` });
 

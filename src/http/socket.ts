@@ -1,0 +1,114 @@
+// A WebSocket where each message is one request: the key checked on upgrade and again, with the rate
+// limits, on every message; JSON and schema checks; one request at a time per socket; a closed socket
+// cancelling its request. The wire format (replies and how errors are framed) is the route's.
+import type { Static, TSchema } from "@sinclair/typebox";
+import type { TypeCheck } from "@sinclair/typebox/compiler";
+import type { Platform, Principal } from "../platform/service.ts";
+import { ApiError, toApiError } from "./errors.ts";
+import { validationMessage, validationParam } from "./validation.ts";
+
+/** The part of Elysia's socket object used here. */
+interface Socket {
+  id: string;
+  data: unknown;
+  send(frame: string): unknown;
+}
+
+/** One valid message, handed to the route. */
+export interface SocketRequest<T, S> {
+  body: T;
+  /** The caller as of this message (null with --no-auth). */
+  principal: Principal | null;
+  /** Aborted when the socket closes: the request is cancelled and nothing more can be sent. */
+  signal: AbortSignal;
+  /** The route's state for this socket (made by `open`). */
+  state: S;
+  send(frame: string): void;
+}
+
+export interface RequestSocket<Schema extends TSchema, S> {
+  platform: Platform | null;
+  validator: TypeCheck<Schema>;
+  /** What a message that is not JSON is told. */
+  notJson: string;
+  /** What a message sent while a request is still running is told. */
+  busy: string;
+  /** Frames an error as the client expects it. */
+  error(err: ApiError): string;
+  /** The route's state for a new socket. */
+  open(): S;
+  /** Runs one request; what it throws is sent through `error`. */
+  handle(req: SocketRequest<Static<Schema>, S>): Promise<void>;
+  /** A frame sent after each request ran (answered or failed), unless the socket closed. */
+  after?: string;
+}
+
+interface SocketState<S> {
+  busy: AbortController | null;
+  principal: Principal | null;
+  route: S;
+}
+
+/** The handlers of an Elysia `.ws()` route (spread them in next to `detail`). */
+export function requestSocket<Schema extends TSchema, S>(o: RequestSocket<Schema, S>) {
+  const sockets = new Map<string, SocketState<S>>();
+  const requestOf = (ws: Socket) => (ws.data as { request?: Request }).request;
+  return {
+    // Browsers cannot set headers on a WebSocket: the key may also come as ?api_key=.
+    beforeHandle({ request }: { request: Request }) {
+      if (o.platform) o.platform.authenticate(request);
+    },
+    open(ws: Socket) {
+      const request = requestOf(ws);
+      const principal = o.platform && request ? o.platform.authenticate(request) : null;
+      sockets.set(ws.id, { busy: null, principal, route: o.open() });
+    },
+    close(ws: Socket) {
+      // A closed socket cancels whatever it was generating.
+      sockets.get(ws.id)?.busy?.abort();
+      sockets.delete(ws.id);
+    },
+    async message(ws: Socket, raw: unknown) {
+      const state = sockets.get(ws.id);
+      if (!state) return;
+      const send = (frame: string) => void ws.send(frame);
+      const fail = (err: ApiError) => send(o.error(err));
+      let body: unknown = raw;
+      if (typeof raw === "string") {
+        try {
+          body = JSON.parse(raw);
+        } catch {
+          fail(new ApiError("invalid_json", o.notJson));
+          return;
+        }
+      }
+      if (!o.validator.Check(body)) {
+        const first = o.validator.Errors(body).First();
+        const param = first ? validationParam(first.path) : null;
+        fail(new ApiError("invalid_request", validationMessage(param, first?.message ?? "invalid message", first?.value, first?.schema), param));
+        return;
+      }
+      if (state.busy) {
+        fail(new ApiError("invalid_request", o.busy));
+        return;
+      }
+      const ac = new AbortController();
+      state.busy = ac;
+      try {
+        // Each message is a request: the key is checked again (it may have been revoked since the
+        // socket opened) and counts against the rate limits.
+        const request = requestOf(ws);
+        if (o.platform && request) {
+          state.principal = o.platform.authenticate(request);
+          o.platform.admit(state.principal);
+        }
+        await o.handle({ body, principal: state.principal, signal: ac.signal, state: state.route, send });
+      } catch (err) {
+        if (!ac.signal.aborted) fail(toApiError(err));
+      } finally {
+        state.busy = null;
+        if (o.after !== undefined && !ac.signal.aborted) send(o.after);
+      }
+    },
+  };
+}

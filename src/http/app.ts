@@ -102,10 +102,10 @@ export function createApp(deps: AppDeps) {
       // Elysia wraps what a parse hook throws in a ParseError; ours carry the real kind (413, invalid UTF-8, ...).
       else if (code === "PARSE" && cause instanceof ApiError) api = cause;
       else if (code === "VALIDATION") {
-        const e = error as unknown as { all?: { path: string; message: string; value?: unknown; schema?: unknown }[]; type?: string };
+        const e = error as unknown as { all?: { path: string; message: string; value?: unknown; schema?: unknown; type?: number }[]; type?: string };
         const first = e.all?.[0];
         const param = first ? validationParam(first.path) : null;
-        api = new ApiError("invalid_request", validationMessage(param, first?.message ?? "invalid", first?.value, first?.schema), param);
+        api = new ApiError("invalid_request", validationMessage(param, first?.message ?? "invalid", first?.value, first?.schema, first?.type, e.type), param);
       } else if (code === "PARSE") api = new ApiError("invalid_json", "We could not parse the JSON body of your request.");
       else if (code === "NOT_FOUND") api = new ApiError("not_found", `No route for ${request.method} ${new URL(request.url).pathname}.`);
       else {

@@ -43,6 +43,7 @@ export function describeSchema(s: Schema | undefined): string | null {
       return `${type === "integer" ? "an integer" : "a number"}${range}`;
     }
     case "string":
+      if (s.pattern !== undefined) return `a string matching /${s.pattern}/`;
       return s.maxLength !== undefined ? `a string of at most ${s.maxLength} characters` : "a string";
     case "array":
       return s.minItems !== undefined || s.maxItems !== undefined ? `an array of ${s.minItems ?? 0} to ${s.maxItems ?? "any number of"} items` : "an array";
@@ -55,11 +56,25 @@ export function describeSchema(s: Schema | undefined): string | null {
   }
 }
 
-/** A readable sentence for the first validation failure. */
-export function validationMessage(param: string | null, message: string, value: unknown, schema?: unknown): string {
-  if (!param) return `Invalid request body: ${message}.`;
+// TypeBox's ValueErrorType for a key the schema does not have (additionalProperties: false).
+const ADDITIONAL_PROPERTY = 42;
+
+/** Where the failing value came from: Elysia's validation error `type` ("body", "query", "params", "property"). */
+export type ValidationSource = string | undefined;
+
+/**
+ * A readable sentence for the first validation failure. `errorType` is TypeBox's ValueErrorType when
+ * known; an unknown key is reported as OpenAI does ("Unrecognized request argument supplied: x"),
+ * not as the object schema it broke.
+ */
+export function validationMessage(param: string | null, message: string, value: unknown, schema?: unknown, errorType?: number, source?: ValidationSource): string {
+  const inQuery = source === "query" || source === "property";
+  const shown = JSON.stringify(value)?.slice(0, 80) ?? String(value);
+  if (!param) return inQuery ? `Invalid query parameter: ${message} (got ${shown}).` : `Invalid request body: ${message}.`;
+  if (errorType === ADDITIONAL_PROPERTY || (errorType === undefined && message === "Unexpected property")) {
+    return inQuery ? `Unrecognized query parameter: '${param}'.` : `Unrecognized request argument supplied: ${param}`;
+  }
   if (value === undefined) return `Missing required parameter: '${param}'.`;
   const expected = describeSchema(schema as Schema | undefined);
-  const shown = JSON.stringify(value)?.slice(0, 80) ?? String(value);
   return expected ? `Invalid value for '${param}': expected ${expected}, got ${shown}.` : `Invalid value for '${param}': ${message} (got ${shown}).`;
 }

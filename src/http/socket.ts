@@ -35,8 +35,8 @@ export interface RequestSocket<Schema extends TSchema, S> {
   busy: string;
   /** Frames an error as the client expects it. */
   error(err: ApiError): string;
-  /** The route's state for a new socket. */
-  open(): S;
+  /** The route's state for a new socket (the upgrade request carries e.g. its query options). */
+  open(request: Request | undefined): S;
   /** Runs one request; what it throws is sent through `error`. */
   handle(req: SocketRequest<Static<Schema>, S>): Promise<void>;
   /** A frame sent after each request ran (answered or failed), unless the socket closed. */
@@ -61,7 +61,7 @@ export function requestSocket<Schema extends TSchema, S>(o: RequestSocket<Schema
     open(ws: Socket) {
       const request = requestOf(ws);
       const principal = o.platform && request ? o.platform.authenticate(request) : null;
-      sockets.set(ws.id, { busy: null, principal, route: o.open() });
+      sockets.set(ws.id, { busy: null, principal, route: o.open(request) });
     },
     close(ws: Socket) {
       // A closed socket cancels whatever it was generating.

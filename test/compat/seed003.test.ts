@@ -2,7 +2,8 @@
 // route, SSE text framing, sessions through session-id, history, 204 on delete, rollback of exactly
 // N messages, device reporting, and errors in OpenAI's shape. Runs --no-auth (the local owner).
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { sseEvent } from "../../src/compat/index.ts";
+import { sseEvent, textSse } from "../../src/compat/index.ts";
+import type { TextPiece, TextRun, TextSummary } from "../../src/compat/service.ts";
 import { startInProcessApp, type InProcessApp } from "../support/app.ts";
 
 setDefaultTimeout(120_000);
@@ -50,6 +51,36 @@ describe("SSE framing", () => {
   });
 });
 
+describe("SSE extensions", () => {
+  /** A run of given pieces (a thinking model's reasoning first), ending with `end`. */
+  const runOf = (pieces: TextPiece[], end: Error | null): TextRun => ({
+    model: {} as TextRun["model"],
+    sessionId: null,
+    pieces: (async function* (): AsyncGenerator<TextPiece, TextSummary | null> {
+      for (const p of pieces) yield p;
+      if (end) throw end;
+      return null;
+    })(),
+  });
+  const pieces = [
+    { content: "", reasoning: "thinking" },
+    { content: "Hi", reasoning: "" },
+  ];
+
+  test("reasoning is sent only with extensions; by default the stream is the answer's data: lines alone", async () => {
+    expect(await textSse(runOf(pieces, null), {}, false).text()).toBe("data: Hi\n\n");
+    const ext = await textSse(runOf(pieces, null), {}, true).text();
+    expect(ext).toStartWith("event: reasoning\ndata: thinking\n\ndata: Hi\n\n: X-Cocoon-Client-End: ");
+  });
+
+  test("a failure after streaming began is one event: error either way", async () => {
+    const text = await textSse(runOf(pieces, new Error("boom")), {}, false).text();
+    const events = parseSse(text);
+    expect(events.map((e) => e.event)).toEqual(["message", "error"]);
+    expect((JSON.parse(events[1]!.data) as { error: { type: string } }).error.type).toBe("server_error");
+  });
+});
+
 describe("POST /completions", () => {
   test("answers {text, model, tokens}", async () => {
     const r = await post("/completions", { model: "tiny-qwen3", prompt: "Once upon a time", max_tokens: 12, temperature: 0 });
@@ -82,9 +113,15 @@ describe("POST /completions", () => {
     expect(events.length).toBeGreaterThan(1);
     expect(events.every((e) => e.event === "message")).toBe(true);
     expect(events.map((e) => e.data).join("")).toBe(whole.text);
-    // The stream ends with the client-end comment and no [DONE] (the seed has none).
-    expect(text).toMatch(/: X-Cocoon-Client-End: \d+\.\d{3}\n\n$/);
+    // Only data: lines, as the seed sends: its example client prints every non-empty line.
+    expect(text.split("\n").filter((l) => l !== "" && !l.startsWith("data: "))).toEqual([]);
     expect(text).not.toContain("[DONE]");
+    // ?extensions=1 (or X-Cocoon-Extensions: 1) adds the client-end comment at the end.
+    const ext = await (await post("/completions?extensions=1", { ...req, stream: true })).text();
+    expect(parseSse(ext).map((e) => e.data).join("")).toBe(whole.text);
+    expect(ext).toMatch(/: X-Cocoon-Client-End: \d+\.\d{3}\n\n$/);
+    const byHeader = await app.request("/completions", { method: "POST", headers: { "content-type": "application/json", "x-cocoon-extensions": "1" }, body: JSON.stringify({ ...req, stream: true }) });
+    expect(await byHeader.text()).toMatch(/: X-Cocoon-Client-End: \d+\.\d{3}\n\n$/);
   });
 
   test("bad input: OpenAI-shaped 400s naming the field, 404 for an unknown model", async () => {

@@ -55,6 +55,7 @@ export function textSse(run: TextRun, headers: Record<string, string>, extended:
             const summary = r.value;
             if (extended) {
               if (summary?.cost) out += `: X-Cocoon-Cost-Nanoton: ${summary.cost.nanoton}\n`;
+              if (summary?.debug) out += `: X-Cocoon-Debug: ${JSON.stringify(summary.debug)}\n`;
               out += `: X-Cocoon-Client-End: ${cocoonTime()}\n\n`;
             }
             break;
@@ -100,7 +101,8 @@ export const ERROR_FRAME = "__ERROR__:";
 const chatValidator = TypeCompiler.Compile(SeedChatRequest);
 const EXTENSIONS_DOC =
   "Extensions, opt-in with `?extensions=1` (or the header `X-Cocoon-Extensions: 1`): a thinking model's reasoning as `event: reasoning` events, " +
-  "and `: X-Cocoon-Cost-Nanoton: N` (when billed) and `: X-Cocoon-Client-End` comment lines at the end.";
+  "and `: X-Cocoon-Cost-Nanoton: N` (when billed), `: X-Cocoon-Debug: {json}` (with `enable_debug`) and `: X-Cocoon-Client-End` comment lines at the end. " +
+  "Cocoon's `max_coefficient`, `timeout`, `enable_debug` and `request_guid` are accepted as on /v1.";
 const tags = ["Seed 003"];
 const errors = { 400: "ErrorResponse", 401: "ErrorResponse", 402: "ErrorResponse", 404: "ErrorResponse", 409: "ErrorResponse", 429: "ErrorResponse", 503: "ErrorResponse" } as const;
 
@@ -125,7 +127,7 @@ export function compatRoutes(deps: InferenceDeps, sessions: SessionService) {
           if (body.stream) return textSse(run, base, extensionsOn(request));
           const { text, summary } = await collect(run);
           return json(
-            { text, model: run.model.id, tokens: summary?.tokens ?? 0 },
+            { text, model: run.model.id, tokens: summary?.tokens ?? 0, ...(summary?.debug ? { debug: summary.debug } : {}) },
             { ...base, ...(summary?.cost ? { "X-Cocoon-Cost-Nanoton": String(summary.cost.nanoton) } : {}), "X-Cocoon-Client-End": cocoonTime() },
           );
         },
@@ -224,6 +226,7 @@ export function compatRoutes(deps: InferenceDeps, sessions: SessionService) {
                       }
                     : null,
                   ...(summary?.cost ? { cost: { nanoton: Number(summary.cost.nanoton), ton: summary.cost.ton } } : {}),
+                  ...(summary?.debug ? { debug: summary.debug } : {}),
                 }),
             );
           },

@@ -7,7 +7,7 @@ import type { EngineEvent, FinishReason, GenerateRequest, ModelInfo, Usage } fro
 import { ApiError } from "../http/errors.ts";
 import type { RequestBilling } from "../openai/billing.ts";
 import { startGeneration } from "../openai/generation.ts";
-import { cocoonOptions, pickModel, type InferenceDeps } from "../openai/service.ts";
+import { cocoonOptions, debugOf, pickModel, type CocoonOptions, type InferenceDeps } from "../openai/service.ts";
 import type { Cost, Principal } from "../platform/service.ts";
 import { newSessionId, ownerOf, type SessionService, type Turn } from "../sessions/service.ts";
 import type { SeedChatRequest, SeedCompletionRequest } from "./model.ts";
@@ -23,6 +23,8 @@ export interface TextSummary {
   usage: Usage;
   reason: FinishReason;
   cost: Cost | null;
+  /** Timings, slot and device, when the request set enable_debug. */
+  debug: ReturnType<typeof debugOf> | null;
 }
 
 /** A started generation: its text pieces; the generator's return value is the summary. */
@@ -55,8 +57,8 @@ export function seedModel(m: ModelInfo) {
   return { id: m.id, name: basename(m.path).replace(/\.gguf$/i, ""), context_length: m.contextWindow, quantization: quantization || null };
 }
 
-export function resolveModel(deps: InferenceDeps, id: string, endpoint: "chat" | "completion"): ModelInfo {
-  return pickModel(deps, id, cocoonOptions({}), endpoint);
+export function resolveModel(deps: InferenceDeps, id: string, endpoint: "chat" | "completion", cocoon: CocoonOptions = cocoonOptions({})): ModelInfo {
+  return pickModel(deps, id, cocoon, endpoint);
 }
 
 /** Submits, bills and waits for the first output: errors before any output are thrown (HTTP status). */
@@ -68,12 +70,18 @@ async function startRun(
   endpoint: "chat" | "completion",
   signal: AbortSignal | undefined,
   turn: Turn | null,
+  cocoon: CocoonOptions,
 ): Promise<TextRun> {
-  const { source, events, billing } = await startGeneration(deps, { request, model, principal, endpoint, cocoon: cocoonOptions({}), signal, turn });
-  return { model, sessionId: turn?.id ?? null, pieces: textPieces(events, source, billing) };
+  const { source, events, billing } = await startGeneration(deps, { request: { ...request, timeoutMs: cocoon.timeoutMs || undefined }, model, principal, endpoint, cocoon, signal, turn });
+  return { model, sessionId: turn?.id ?? null, pieces: textPieces(events, source, billing, (done) => (cocoon.debug ? debugOf(done, model, cocoon) : null)) };
 }
 
-async function* textPieces(events: AsyncGenerator<EngineEvent>, source: Generation, billing: RequestBilling | null): AsyncGenerator<TextPiece, TextSummary | null> {
+async function* textPieces(
+  events: AsyncGenerator<EngineEvent>,
+  source: Generation,
+  billing: RequestBilling | null,
+  debug: (done: Extract<EngineEvent, { type: "done" }>) => TextSummary["debug"],
+): AsyncGenerator<TextPiece, TextSummary | null> {
   let completed = false;
   let summary: TextSummary | null = null;
   try {
@@ -82,7 +90,7 @@ async function* textPieces(events: AsyncGenerator<EngineEvent>, source: Generati
         if (e.content || e.reasoning) yield { content: e.content, reasoning: e.reasoning };
       } else if (e.type === "done") {
         completed = true;
-        summary = { tokens: e.usage.completionTokens, usage: e.usage, reason: e.reasons[0] ?? "stop", cost: billing?.settle(e) ?? null };
+        summary = { tokens: e.usage.completionTokens, usage: e.usage, reason: e.reasons[0] ?? "stop", cost: billing?.settle(e) ?? null, debug: debug(e) };
       }
     }
   } finally {
@@ -94,7 +102,8 @@ async function* textPieces(events: AsyncGenerator<EngineEvent>, source: Generati
 
 /** POST /completions: a raw-text completion with the seed's defaults. */
 export function seedCompletion(deps: InferenceDeps, body: SeedCompletionRequest, principal: Principal | null, signal?: AbortSignal): Promise<TextRun> {
-  const model = resolveModel(deps, body.model, "completion");
+  const cocoon = cocoonOptions(body);
+  const model = resolveModel(deps, body.model, "completion", cocoon);
   if (body.prompt.length === 0) throw new ApiError("invalid_request", "Invalid value for 'prompt': the prompt is empty.", "prompt");
   const request: GenerateRequest = {
     model: model.id,
@@ -103,7 +112,7 @@ export function seedCompletion(deps: InferenceDeps, body: SeedCompletionRequest,
     sampling: { temperature: body.temperature ?? 0.7, topP: body.top_p ?? 0.95 },
     stop: body.stop?.length ? body.stop : undefined,
   };
-  return startRun(deps, request, model, principal, "completion", signal, null);
+  return startRun(deps, request, model, principal, "completion", signal, null, cocoon);
 }
 
 /**
@@ -118,7 +127,8 @@ export function seedChat(
   signal?: AbortSignal,
   fallbackId?: string,
 ): Promise<TextRun> {
-  const model = resolveModel(deps, body["model-name"], "chat");
+  const cocoon = cocoonOptions(body);
+  const model = resolveModel(deps, body["model-name"], "chat", cocoon);
   if (body.prompt.trim() === "") throw new ApiError("invalid_request", "Invalid value for 'prompt': the message is empty.", "prompt");
   const id = body["session-id"] ?? fallbackId ?? newSessionId();
   const turn = sessions.beginTurn(ownerOf(principal), id, [{ role: "user", content: body.prompt }], {
@@ -138,5 +148,5 @@ export function seedChat(
     },
     stop: body.stop?.length ? body.stop : undefined,
   };
-  return startRun(deps, request, model, principal, "chat", signal, turn);
+  return startRun(deps, request, model, principal, "chat", signal, turn, cocoon);
 }

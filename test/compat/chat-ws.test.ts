@@ -232,7 +232,7 @@ describe("keys and billing on the seed 003 routes", () => {
 
   test("with ?extensions=1 a streamed /chat/completions turn ends with its cost, which the session stores", async () => {
     const key = account();
-    const r = await post(key, "/chat/completions?extensions=1", { "model-name": "tiny-qwen3", prompt: "Hello", "max-token": 5, "session-id": "paid" });
+    const r = await post(key, "/chat/completions?extensions=1", { "model-name": "tiny-qwen3", prompt: "Hello", "max-token": 5, "session-id": "paid", request_guid: "paid-guid" });
     const text = await r.text();
     const m = /\n: X-Cocoon-Cost-Nanoton: (\d+)\n/.exec(text);
     expect(m).not.toBeNull();
@@ -241,8 +241,10 @@ describe("keys and billing on the seed 003 routes", () => {
     const info = (await (await app.request("/v1/sessions/paid", { headers: auth(key) })).json()) as { cost: { nanoton: number }; messages: { cost?: { nanoton: number } }[] };
     expect(info.cost.nanoton).toBe(cost);
     expect(info.messages[1]!.cost!.nanoton).toBe(cost);
-    const usage = (await (await app.request("/v1/usage", { headers: auth(key) })).json()) as { data: { cost: { nanoton: number } }[] };
+    const usage = (await (await app.request("/v1/usage", { headers: auth(key) })).json()) as { data: { cost: { nanoton: number }; request_guid: string | null }[] };
     expect(usage.data.map((u) => u.cost.nanoton)).toEqual([cost]);
+    // The Cocoon request_guid is accepted on the seed routes and lands in the usage record, as on /v1.
+    expect(usage.data[0]!.request_guid).toBe("paid-guid");
   });
 
   test("without extensions the stream is only data: lines; the cost is on the session and in /v1/usage", async () => {

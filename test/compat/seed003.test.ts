@@ -124,6 +124,31 @@ describe("POST /completions", () => {
     expect(await byHeader.text()).toMatch(/: X-Cocoon-Client-End: \d+\.\d{3}\n\n$/);
   });
 
+  test("Cocoon's client fields are accepted and applied as on /v1", async () => {
+    const req = { model: "tiny-qwen3", prompt: "Once upon a time", max_tokens: 4, temperature: 0 };
+    const r = await post("/completions", { ...req, enable_debug: true, request_guid: "seed-guid-1", max_coefficient: 1000, timeout: 30 });
+    expect(r.status).toBe(200);
+    const body = (await r.json()) as { tokens: number; debug: { request_guid: string; slot: number; model: string } };
+    expect(body.tokens).toBe(4);
+    expect(body.debug.request_guid).toBe("seed-guid-1");
+    expect(body.debug.model).toBe("tiny-qwen3");
+    expect(Number.isInteger(body.debug.slot)).toBe(true);
+    // The model's coefficient is 1000 here: a lower max_coefficient finds no eligible worker.
+    await expectOpenAiError(await post("/completions", { ...req, max_coefficient: 999 }), 504, "max_coefficient");
+    await expectOpenAiError(await post("/completions", { ...req, request_guid: "no spaces" }), 400, "request_guid");
+    // A timeout ends a long generation with what it produced so far.
+    const t0 = performance.now();
+    const capped = (await (await post("/completions", { ...req, prompt: "Count: one two three", max_tokens: 900, stop: [], timeout: 0.05 })).json()) as { tokens?: number; error?: { code: string } };
+    expect(performance.now() - t0).toBeLessThan(5000);
+    if (capped.error) expect(capped.error.code).toBe("timeout");
+    else expect(capped.tokens).toBeLessThan(900);
+    const chat = await post("/chat/completions?extensions=1", { "model-name": "tiny-qwen3", prompt: "Hi", "max-token": 3, enable_debug: true, request_guid: "seed-guid-2", max_coefficient: 1000, timeout: 30 });
+    expect(chat.status).toBe(200);
+    const m = /\n: X-Cocoon-Debug: (.+)\n/.exec(await chat.text());
+    expect((JSON.parse(m![1]!) as { request_guid: string }).request_guid).toBe("seed-guid-2");
+    await expectOpenAiError(await post("/chat/completions", { "model-name": "tiny-qwen3", prompt: "Hi", max_coefficient: 1 }), 504, "max_coefficient");
+  });
+
   test("bad input: OpenAI-shaped 400s naming the field, 404 for an unknown model", async () => {
     await expectOpenAiError(await post("/completions", { prompt: "x" }), 400, "model");
     await expectOpenAiError(await post("/completions", { model: "tiny-qwen3" }), 400, "prompt");

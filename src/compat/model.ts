@@ -42,7 +42,7 @@ export const SeedChatRequest = t.Object(
     "session-id": t.Optional(
       t.String({ pattern: SESSION_ID_PATTERN, description: "Session to continue (created when new). Defaults to a new random id, returned in the X-Session-Id header." }),
     ),
-    "max-token": t.Optional(Type.Integer({ minimum: 1, description: "Defaults to 512." })),
+    "max-token": t.Optional(Type.Integer({ minimum: 1, description: "Defaults to 512, or to what the session's history leaves of the context when that is less." })),
     temperature: t.Optional(t.Number({ minimum: 0, maximum: 2, description: "Defaults to 0.7." })),
     "top-p": t.Optional(t.Number({ minimum: 0, maximum: 1, description: "Defaults to 0.95." })),
     "top-k": t.Optional(Type.Integer({ minimum: 0, description: "Defaults to 40 (0 = off)." })),

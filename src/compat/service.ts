@@ -61,6 +61,12 @@ export function resolveModel(deps: InferenceDeps, id: string, endpoint: "chat" |
   return pickModel(deps, id, cocoon, endpoint);
 }
 
+/** The same error naming the seed's field instead of /v1's (e.g. "model-name" for "model"). */
+function renamed(err: unknown, names: Record<string, string>): unknown {
+  if (!(err instanceof ApiError) || err.param === null || !(err.param in names)) return err;
+  return new ApiError(err.kind, err.message, names[err.param]!, err.headers);
+}
+
 /** Submits, bills and waits for the first output: errors before any output are thrown (HTTP status). */
 async function startRun(
   deps: InferenceDeps,
@@ -119,7 +125,7 @@ export function seedCompletion(deps: InferenceDeps, body: SeedCompletionRequest,
  * POST /chat/completions and WS /chat/ws: one turn of a session (`session-id`, or `fallbackId`, or
  * a new random id) with the seed's defaults.
  */
-export function seedChat(
+export async function seedChat(
   deps: InferenceDeps,
   sessions: SessionService,
   body: SeedChatRequest,
@@ -127,8 +133,14 @@ export function seedChat(
   signal?: AbortSignal,
   fallbackId?: string,
 ): Promise<TextRun> {
+  const names = { model: "model-name", messages: "prompt" };
   const cocoon = cocoonOptions(body);
-  const model = resolveModel(deps, body["model-name"], "chat", cocoon);
+  let model: ModelInfo;
+  try {
+    model = resolveModel(deps, body["model-name"], "chat", cocoon);
+  } catch (err) {
+    throw renamed(err, names);
+  }
   if (body.prompt.trim() === "") throw new ApiError("invalid_request", "Invalid value for 'prompt': the message is empty.", "prompt");
   const id = body["session-id"] ?? fallbackId ?? newSessionId();
   const turn = sessions.beginTurn(ownerOf(principal), id, [{ role: "user", content: body.prompt }], {
@@ -139,7 +151,10 @@ export function seedChat(
     model: model.id,
     messages: turn.messages,
     sessionKey: turn.key,
-    maxTokens: body["max-token"] ?? 512,
+    maxTokens: body["max-token"],
+    // The seed's default of 512, clamped to what the session's history leaves of the context: a
+    // long session keeps answering (shorter) instead of failing every turn without max-token.
+    defaultMaxTokens: SEED_CHAT_MAX_TOKENS,
     sampling: {
       temperature: body.temperature ?? 0.7,
       topP: body["top-p"] ?? 0.95,
@@ -148,5 +163,20 @@ export function seedChat(
     },
     stop: body.stop?.length ? body.stop : undefined,
   };
-  return startRun(deps, request, model, principal, "chat", signal, turn, cocoon);
+  try {
+    return await startRun(deps, request, model, principal, "chat", signal, turn, cocoon);
+  } catch (err) {
+    if (err instanceof ApiError && err.kind === "context_length_exceeded") {
+      const advice =
+        body["max-token"] === undefined
+          ? `Session '${id}' is full: its history leaves no room for a reply in the model's ${model.contextWindow}-token context. ` +
+            `Roll back messages (POST /chat/history/${id}/rollback), delete the session (DELETE /chat/history/${id}) or start a new one.`
+          : `Lower max-token, or make room in session '${id}': roll back messages (POST /chat/history/${id}/rollback) or delete it (DELETE /chat/history/${id}).`;
+      throw new ApiError("context_length_exceeded", `${err.message}. ${advice}`, "prompt", err.headers);
+    }
+    throw renamed(err, names);
+  }
 }
+
+/** The seed's max-token default (its documentation's). */
+export const SEED_CHAT_MAX_TOKENS = 512;

@@ -218,7 +218,8 @@ describe("POST /chat/completions", () => {
     await expectOpenAiError(await chat({ prompt: "Hi", "top-k": -1 }), 400, "top-k");
     await expectOpenAiError(await chat({ prompt: "Hi", "repeat-penalty": 3 }), 400, "repeat-penalty");
     await expectOpenAiError(await chat({ prompt: "Hi", "session-id": "no spaces" }), 400, "session-id");
-    await expectOpenAiError(await chat({ prompt: "Hi", "model-name": "nope" }), 404, "model");
+    // Errors name the seed's fields, not /v1's ("model", "messages").
+    await expectOpenAiError(await chat({ prompt: "Hi", "model-name": "nope" }), 404, "model-name");
   });
 
   test("the seed's full example request is accepted with every field", async () => {
@@ -236,6 +237,53 @@ describe("POST /chat/completions", () => {
     });
     expect(r.status).toBe(200);
     expect(parseSse(await r.text()).length).toBeGreaterThan(0);
+  });
+});
+
+describe("max-token default in a long session", () => {
+  /** A text of about `n` tokens of the tiny model. */
+  async function textOf(n: number): Promise<string> {
+    const words = (k: number) => Array.from({ length: k }, (_, i) => `w${i % 10}`).join(" ");
+    const per = (await app.engine.tokenize("tiny-qwen3", words(200))).length / 200;
+    return words(Math.round(n / per));
+  }
+  const sessionTokens = async (id: string) => ((await (await app.request(`/v1/sessions/${id}`)).json()) as { message_count: number; messages: { usage?: { prompt_tokens: number; completion_tokens: number } }[] });
+
+  test("without max-token, a turn whose history leaves less than 512 tokens is clamped to the context left", async () => {
+    const system = await textOf(700);
+    const first = await post("/chat/completions", { "model-name": "tiny-qwen3", prompt: "Hi", "session-id": "long-one", "system-prompt": system, "max-token": 2 });
+    expect(first.status).toBe(200);
+    await first.text();
+    const r = await post("/chat/completions", { "model-name": "tiny-qwen3", prompt: "Go on", "session-id": "long-one", temperature: 0 });
+    expect(r.status).toBe(200);
+    const answer = parseSse(await r.text()).map((e) => e.data).join("");
+    const s = await sessionTokens("long-one");
+    expect(s.message_count).toBe(5);
+    const usage = s.messages.at(-1)!.usage!;
+    expect(usage.prompt_tokens + 512).toBeGreaterThan(1024);
+    expect(usage.prompt_tokens + usage.completion_tokens).toBeLessThanOrEqual(1024);
+    expect(answer.length).toBeGreaterThan(0);
+  });
+
+  test("a session with no room left says it is full and how to make room; errors name 'prompt'", async () => {
+    const system = await textOf(900);
+    const first = await post("/chat/completions", { "model-name": "tiny-qwen3", prompt: "Hi", "session-id": "full-one", "system-prompt": system, "max-token": 1 });
+    expect(first.status).toBe(200);
+    await first.text();
+    const more = { "model-name": "tiny-qwen3", prompt: await textOf(200), "session-id": "full-one" };
+    const full = await post("/chat/completions", more);
+    expect(full.status).toBe(400);
+    const e = ((await full.json()) as { error: { message: string; param: string; code: string } }).error;
+    expect(e.code).toBe("context_length_exceeded");
+    expect(e.param).toBe("prompt");
+    expect(e.message).toContain("Session 'full-one' is full");
+    expect(e.message).toContain("/chat/history/full-one/rollback");
+    const explicit = await post("/chat/completions", { ...more, "max-token": 10 });
+    const e2 = ((await explicit.json()) as { error: { message: string; param: string } }).error;
+    expect(explicit.status).toBe(400);
+    expect(e2.param).toBe("prompt");
+    expect(e2.message).toContain("Lower max-token");
+    expect((await sessionTokens("full-one")).message_count).toBe(3);
   });
 });
 

@@ -73,6 +73,11 @@ export function requestSocket<Schema extends TSchema, S>(o: RequestSocket<Schema
       if (!state) return;
       const send = (frame: string) => void ws.send(frame);
       const fail = (err: ApiError) => send(o.error(err));
+      // A binary frame is never a request (whatever its bytes): say so rather than report a missing field.
+      if (raw instanceof ArrayBuffer || ArrayBuffer.isView(raw)) {
+        fail(new ApiError("invalid_request", "send the request as a JSON text frame"));
+        return;
+      }
       let body: unknown = raw;
       if (typeof raw === "string") {
         try {

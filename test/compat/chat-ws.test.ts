@@ -105,6 +105,9 @@ describe("WS /chat/ws", () => {
     expect(await c.next()).toBe("__ERROR__:Missing required parameter: 'model-name'.");
     c.send({ "model-name": "tiny-qwen3", prompt: "Hi", device: "tpu" });
     expect(await c.next()).toStartWith("__ERROR__:Invalid value for 'device'");
+    // A binary frame is never a request, whatever its bytes.
+    c.ws.send(new TextEncoder().encode(JSON.stringify({ "model-name": "tiny-qwen3", prompt: "Hi" })));
+    expect(await c.next()).toBe("__ERROR__:send the request as a JSON text frame");
     c.send({ "model-name": "nope", prompt: "Hi" });
     expect(await c.next()).toBe("__ERROR__:The model 'nope' does not exist");
     c.send({ "model-name": "tiny-qwen3", prompt: "Hi", "max-token": 3 });

@@ -111,7 +111,7 @@ export class SessionService {
     const target = to ?? newSessionId();
     if (to !== undefined) this.checkId(to, "id");
     if (!this.store.fork(owner, id, target, n, this.now())) {
-      throw new ApiError("invalid_request", `A session with id '${target}' already exists.`, "id");
+      throw new ApiError("already_exists", `A session with id '${target}' already exists; choose another id or delete it first.`, "id");
     }
     return this.store.get(owner, target)!;
   }

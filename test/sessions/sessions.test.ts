@@ -181,8 +181,10 @@ describe("session_id on /v1/chat/completions", () => {
     expect(((await named.json()) as SessionInfo).id).toBe("empty-branch");
     const tooMany = await app.request(`/v1/sessions/${id}/fork`, { method: "POST", headers: { "content-type": "application/json", ...auth(key) }, body: JSON.stringify({ messages: 5 }) });
     expect(tooMany.status).toBe(400);
+    // An id that is taken is a conflict (409), not a malformed request.
     const taken = await app.request(`/v1/sessions/${id}/fork`, { method: "POST", headers: { "content-type": "application/json", ...auth(key) }, body: JSON.stringify({ messages: 1, id: "empty-branch" }) });
-    expect(taken.status).toBe(400);
+    expect(taken.status).toBe(409);
+    expect(((await taken.json()) as { error: { code: string; param: string } }).error).toMatchObject({ code: "already_exists", param: "id" });
   });
 
   test("GET /v1/sessions lists the caller's sessions, most recently updated first", async () => {

@@ -5,7 +5,7 @@ import { Elysia, t } from "elysia";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { ApiError, toApiError } from "../http/errors.ts";
 import { requestCallers } from "../http/caller.ts";
-import { requestSocket } from "../http/socket.ts";
+import { requestSocket, upgradeRequired } from "../http/socket.ts";
 import { ErrorResponse } from "../openai/model.ts";
 import { cocoonTime, type InferenceDeps } from "../openai/service.ts";
 import { deleteSession, docResponses } from "../sessions/index.ts";
@@ -232,6 +232,7 @@ export function compatRoutes(deps: InferenceDeps, sessions: SessionService) {
           },
         }),
       })
+      .get("/chat/ws", upgradeRequired("/chat/ws"), { detail: { hide: true } })
       .get("/models", () => json({ models: deps.engine.models().map((m) => m.id) }, {}), {
         response: { 200: "SeedModelList" },
         detail: { tags, summary: "List model ids (seed 003)" },

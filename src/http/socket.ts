@@ -49,6 +49,16 @@ interface SocketState<S> {
   route: S;
 }
 
+/**
+ * The GET handler of a WebSocket-only path, for a request without the upgrade: 426 in OpenAI's
+ * shape (Elysia routes upgrades to the `.ws()` handler and anything else here).
+ */
+export function upgradeRequired(path: string) {
+  return () => {
+    throw new ApiError("upgrade_required", `GET ${path} is a WebSocket endpoint: connect with a WebSocket client (Upgrade: websocket).`, null, { Upgrade: "websocket" });
+  };
+}
+
 /** The handlers of an Elysia `.ws()` route (spread them in next to `detail`). */
 export function requestSocket<Schema extends TSchema, S>(o: RequestSocket<Schema, S>) {
   const sockets = new Map<string, SocketState<S>>();

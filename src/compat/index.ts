@@ -240,11 +240,12 @@ export function compatRoutes(deps: InferenceDeps, sessions: SessionService) {
       .get(
         "/models/:id",
         ({ params }) => {
-          const info = deps.engine.models().find((m) => m.id === params.id);
+          // "Model ID or name" (the seed): the id, or the `name` this route reports.
+          const info = deps.engine.models().find((m) => m.id === params.id) ?? deps.engine.models().find((m) => seedModel(m).name === params.id);
           if (!info) throw new ApiError("model_not_found", `The model '${params.id}' does not exist`, "model");
           return json(seedModel(info), {});
         },
-        { params: t.Object({ id: t.String() }), response: { 200: "SeedModel", 404: "ErrorResponse" }, detail: { tags, summary: "Get a model (seed 003)" } },
+        { params: t.Object({ id: t.String() }), response: { 200: "SeedModel", 404: "ErrorResponse" }, detail: { tags, summary: "Get a model (seed 003)", description: "`id` is the model's id or its `name`." } },
       )
       .get(
         "/sessions",

@@ -4,7 +4,11 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { sseEvent, textSse } from "../../src/compat/index.ts";
 import type { TextPiece, TextRun, TextSummary } from "../../src/compat/service.ts";
+import { createApp } from "../../src/http/app.ts";
+import { Engine } from "../../src/inference/engine.ts";
+import { Metrics } from "../../src/ops/metrics.ts";
 import { startInProcessApp, type InProcessApp } from "../support/app.ts";
+import { TINY_MODEL } from "../support/model.ts";
 
 setDefaultTimeout(120_000);
 
@@ -300,6 +304,33 @@ describe("models", () => {
     expect(await r.json()).toEqual({ id: "tiny-qwen3", name: "tiny-qwen3", context_length: 1024, quantization: "F16" });
     await expectOpenAiError(await app.request("/models/unknown-model"), 404, "model");
   });});
+
+describe("WebSocket paths without an upgrade", () => {
+  test("a plain GET of /chat/ws (and of /v1/chat/completions) is 426 Upgrade Required in OpenAI's shape", async () => {
+    for (const path of ["/chat/ws", "/v1/chat/completions"]) {
+      const r = await app.request(path);
+      expect(r.headers.get("upgrade")).toBe("websocket");
+      const body = (await r.clone().json()) as { error: { code: string } };
+      expect(body.error.code).toBe("upgrade_required");
+      await expectOpenAiError(r, 426);
+    }
+  });
+
+  test("GET /models/{id} also takes the model's name (\"Model ID or name\")", async () => {
+    // A model served under an id other than its file's name.
+    const engine = await Engine.start({ models: [{ id: "short-id", path: TINY_MODEL }], slots: 1, ctxSize: 256 });
+    try {
+      const other = createApp({ engine, metrics: new Metrics({ models: () => [] }), platform: null, version: "0.0.0-test", loadedEngine: () => engine, coefficient: () => 1, ton: null, tonWatcher: () => null, log: () => {} });
+      const byId = (await (await other.handle(new Request("http://localhost/models/short-id"))).json()) as { id: string; name: string };
+      expect(byId).toMatchObject({ id: "short-id", name: "tiny-qwen3" });
+      const byName = await other.handle(new Request("http://localhost/models/tiny-qwen3"));
+      expect(byName.status).toBe(200);
+      expect(await byName.json()).toEqual(byId);
+    } finally {
+      engine.close();
+    }
+  });
+});
 
 describe("WebSocket paths without an upgrade", () => {
   test("a plain GET of /chat/ws (and of /v1/chat/completions) is 426 Upgrade Required in OpenAI's shape", async () => {

@@ -89,8 +89,11 @@ describe("WS /chat/ws", () => {
   test("an explicit session-id is used, and the Authorization header works too", async () => {
     const key = account();
     const c = await connect("", { ...auth(key), "x-cocoon-extensions": "1" });
-    c.send({ "model-name": "tiny-qwen3", prompt: "Hi", "session-id": "ws-session", "max-token": 3 });
-    expect((await c.reply()).end!.session_id).toBe("ws-session");
+    c.send({ "model-name": "tiny-qwen3", prompt: "Hi", "session-id": "ws-session", "max-token": 3, enable_debug: true, request_guid: "ws-guid" });
+    const end = (await c.reply()).end! as End & { debug?: { request_guid: string } };
+    expect(end.session_id).toBe("ws-session");
+    // Cocoon's enable_debug: the debug object rides on the __END__ frame.
+    expect(end.debug!.request_guid).toBe("ws-guid");
     const ids = (await (await app.request("/sessions", { headers: auth(key) })).json()) as string[];
     expect(ids).toEqual(["ws-session"]);
     c.ws.close();

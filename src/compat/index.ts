@@ -5,7 +5,7 @@ import { Elysia, t } from "elysia";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { ApiError, toApiError } from "../http/errors.ts";
 import { requestCallers } from "../http/caller.ts";
-import { requestSocket } from "../http/socket.ts";
+import { requestSocket, upgradeRequired } from "../http/socket.ts";
 import { ErrorResponse } from "../openai/model.ts";
 import { cocoonTime, type InferenceDeps } from "../openai/service.ts";
 import { deleteSession, docResponses } from "../sessions/index.ts";
@@ -27,31 +27,51 @@ export function sseEvent(text: string, event?: string): string {
 }
 
 /**
- * The seed's SSE text stream: `data: <text>` per piece of the answer; reasoning (a thinking model's
- * `<think>` text) as `event: reasoning` events, which plain `data` readers ignore; a failure after
- * the stream began as one `event: error` with the OpenAI error object. The end is the end of the
- * stream, after comment lines with the cost (when billed) and X-Cocoon-Client-End.
+ * Whether a request asked for our extensions of the seed's framing: `?extensions=1` on the URL (the
+ * WebSocket upgrade URL for /chat/ws) or the header `X-Cocoon-Extensions: 1`. Off by default, so a
+ * seed client that prints every line or frame it receives prints only the answer.
  */
-function textSse(run: TextRun, headers: Record<string, string>): Response {
+export function extensionsOn(request: Request): boolean {
+  const on = (v: string | null) => v !== null && ["1", "true", "yes", "on"].includes(v.trim().toLowerCase());
+  return on(new URL(request.url).searchParams.get("extensions")) || on(request.headers.get("x-cocoon-extensions"));
+}
+
+/**
+ * The seed's SSE text stream: `data: <text>` per piece of the answer, and nothing else, so seed
+ * clients print exactly the answer. With extensions: reasoning (a thinking model's `<think>` text)
+ * as `event: reasoning` events and, at the end, comment lines with the cost (when billed) and
+ * X-Cocoon-Client-End. Either way a failure after the stream began is one `event: error` with the
+ * OpenAI error object: a seed client prints its data line, so the failure is visible.
+ */
+export function textSse(run: TextRun, headers: Record<string, string>, extended: boolean): Response {
   const pieces = run.pieces;
   const body = new ReadableStream<Uint8Array>({
     async pull(controller) {
       let out = "";
       try {
-        const r = await pieces.next();
-        if (!r.done) {
-          if (r.value.reasoning) out += sseEvent(r.value.reasoning, "reasoning");
+        for (;;) {
+          const r = await pieces.next();
+          if (r.done) {
+            const summary = r.value;
+            if (extended) {
+              if (summary?.cost) out += `: X-Cocoon-Cost-Nanoton: ${summary.cost.nanoton}\n`;
+              if (summary?.debug) out += `: X-Cocoon-Debug: ${JSON.stringify(summary.debug)}\n`;
+              out += `: X-Cocoon-Client-End: ${cocoonTime()}\n\n`;
+            }
+            break;
+          }
+          if (extended && r.value.reasoning) out += sseEvent(r.value.reasoning, "reasoning");
           if (r.value.content) out += sseEvent(r.value.content);
-          controller.enqueue(encoder.encode(out));
-          return;
+          // A piece with nothing to send here (reasoning without extensions) reads on.
+          if (out) {
+            controller.enqueue(encoder.encode(out));
+            return;
+          }
         }
-        const summary = r.value;
-        if (summary?.cost) out += `: X-Cocoon-Cost-Nanoton: ${summary.cost.nanoton}\n`;
-        out += `: X-Cocoon-Client-End: ${cocoonTime()}\n\n`;
       } catch (err) {
         out += sseEvent(JSON.stringify(toApiError(err).body()), "error");
       }
-      controller.enqueue(encoder.encode(out));
+      if (out) controller.enqueue(encoder.encode(out));
       controller.close();
     },
     async cancel() {
@@ -79,6 +99,10 @@ export const END_FRAME = "__END__:";
 export const ERROR_FRAME = "__ERROR__:";
 
 const chatValidator = TypeCompiler.Compile(SeedChatRequest);
+const EXTENSIONS_DOC =
+  "Extensions, opt-in with `?extensions=1` (or the header `X-Cocoon-Extensions: 1`): a thinking model's reasoning as `event: reasoning` events, " +
+  "and `: X-Cocoon-Cost-Nanoton: N` (when billed), `: X-Cocoon-Debug: {json}` (with `enable_debug`) and `: X-Cocoon-Client-End` comment lines at the end. " +
+  "Cocoon's `max_coefficient`, `timeout`, `enable_debug` and `request_guid` are accepted as on /v1.";
 const tags = ["Seed 003"];
 const errors = { 400: "ErrorResponse", 401: "ErrorResponse", 402: "ErrorResponse", 404: "ErrorResponse", 409: "ErrorResponse", 429: "ErrorResponse", 503: "ErrorResponse" } as const;
 
@@ -100,10 +124,10 @@ export function compatRoutes(deps: InferenceDeps, sessions: SessionService) {
           const { principal, headers } = caller(request);
           const run = await seedCompletion(deps, body, principal, request.signal);
           const base = { ...headers, "X-Cocoon-Client-Start": cocoonTime(start) };
-          if (body.stream) return textSse(run, base);
+          if (body.stream) return textSse(run, base, extensionsOn(request));
           const { text, summary } = await collect(run);
           return json(
-            { text, model: run.model.id, tokens: summary?.tokens ?? 0 },
+            { text, model: run.model.id, tokens: summary?.tokens ?? 0, ...(summary?.debug ? { debug: summary.debug } : {}) },
             { ...base, ...(summary?.cost ? { "X-Cocoon-Cost-Nanoton": String(summary.cost.nanoton) } : {}), "X-Cocoon-Client-End": cocoonTime() },
           );
         },
@@ -115,8 +139,10 @@ export function compatRoutes(deps: InferenceDeps, sessions: SessionService) {
             tags,
             summary: "Text completion (seed 003)",
             description:
-              "Raw-text completion. With `stream: true`: `text/event-stream`, one `data: <token text>` event per piece (a piece with line breaks spans several `data:` lines, " +
-              "joined with \\n by SSE clients); the stream ends after `: X-Cocoon-Cost-Nanoton` (when billed) and `: X-Cocoon-Client-End` comment lines. Whole responses carry `X-Cocoon-Cost-Nanoton`.",
+              "Raw-text completion. With `stream: true`: `text/event-stream`, only `data: <token text>` events, as the seed sends (a piece with line breaks spans several `data:` lines, " +
+              "joined with \\n by SSE clients); a failure after streaming began is one `event: error` with the OpenAI error object. " +
+              EXTENSIONS_DOC +
+              " Whole responses carry `X-Cocoon-Cost-Nanoton`; a streamed one's cost is in `/v1/usage`.",
           },
         },
       )
@@ -126,13 +152,17 @@ export function compatRoutes(deps: InferenceDeps, sessions: SessionService) {
           const start = Date.now();
           const { principal, headers } = caller(request);
           const run = await seedChat(deps, sessions, body, principal, request.signal);
-          return textSse(run, {
-            ...headers,
+          return textSse(
+            run,
+            {
+              ...headers,
             ...deviceHeaders(run.model, body.device),
             "X-Session-Id": run.sessionId!,
             "X-Cocoon-Session-Id": run.sessionId!,
-            "X-Cocoon-Client-Start": cocoonTime(start),
-          });
+              "X-Cocoon-Client-Start": cocoonTime(start),
+            },
+            extensionsOn(request),
+          );
         },
         {
           body: "SeedChatRequest",
@@ -142,8 +172,10 @@ export function compatRoutes(deps: InferenceDeps, sessions: SessionService) {
             responses: docResponses({ 200: { description: "The answer as server-sent events.", content: { "text/event-stream": { schema: { type: "string" } } } } }),
             summary: "Chat in a session, streamed as SSE text (seed 003)",
             description:
-              "Appends `prompt` to the session (`session-id`, or a new one named in the `X-Session-Id` response header) and streams the answer as `data: <token text>` events " +
-              "(multi-line pieces span several `data:` lines; reasoning comes as `event: reasoning`). The cost follows as a `: X-Cocoon-Cost-Nanoton: N` comment at the end. " +
+              "Appends `prompt` to the session (`session-id`, or a new one named in the `X-Session-Id` response header) and streams the answer as only `data: <token text>` events, " +
+              "as the seed sends (multi-line pieces span several `data:` lines); a failure after streaming began is one `event: error` with the OpenAI error object. " +
+              EXTENSIONS_DOC +
+              " The turn's cost is also on the session (`GET /v1/sessions/{id}`) and in `/v1/usage`. " +
               "`X-Cocoon-Device` says where the model runs; `X-Cocoon-Device-Note` explains when `device` asked for another one.",
           },
         },
@@ -154,10 +186,11 @@ export function compatRoutes(deps: InferenceDeps, sessions: SessionService) {
           platform: deps.platform,
           validator: chatValidator,
           notJson: "the message is not valid JSON; send a JSON object like {\"model-name\": \"...\", \"prompt\": \"Hello!\"}",
-          busy: `a reply is still being generated on this socket; wait for its ${END_FRAME} frame`,
+          busy: "a reply is still being generated on this socket; wait for it to finish",
           error: (err) => `${ERROR_FRAME}${err.message}`,
-          // The session of messages without `session-id`: one per socket, so they continue one conversation.
-          open: (): { sessionId: string | null } => ({ sessionId: null }),
+          // The session of messages without `session-id`: one per socket, so they continue one
+          // conversation. Extensions (the __END__ frame) are chosen once, on the upgrade URL or headers.
+          open: (request): { sessionId: string | null; extended: boolean } => ({ sessionId: null, extended: request ? extensionsOn(request) : false }),
           async handle({ body, principal, signal, state, send }) {
             if (!body["session-id"]) state.sessionId ??= newSessionId();
             const run = await seedChat(deps, sessions, body, principal, signal, state.sessionId ?? undefined);
@@ -175,6 +208,7 @@ export function compatRoutes(deps: InferenceDeps, sessions: SessionService) {
               await run.pieces.return(null);
               return;
             }
+            if (!state.extended) return;
             send(
               END_FRAME +
                 JSON.stringify({
@@ -192,11 +226,13 @@ export function compatRoutes(deps: InferenceDeps, sessions: SessionService) {
                       }
                     : null,
                   ...(summary?.cost ? { cost: { nanoton: Number(summary.cost.nanoton), ton: summary.cost.ton } } : {}),
+                  ...(summary?.debug ? { debug: summary.debug } : {}),
                 }),
             );
           },
         }),
       })
+      .get("/chat/ws", upgradeRequired("/chat/ws"), { detail: { hide: true } })
       .get("/models", () => json({ models: deps.engine.models().map((m) => m.id) }, {}), {
         response: { 200: "SeedModelList" },
         detail: { tags, summary: "List model ids (seed 003)" },
@@ -204,11 +240,12 @@ export function compatRoutes(deps: InferenceDeps, sessions: SessionService) {
       .get(
         "/models/:id",
         ({ params }) => {
-          const info = deps.engine.models().find((m) => m.id === params.id);
+          // "Model ID or name" (the seed): the id, or the `name` this route reports.
+          const info = deps.engine.models().find((m) => m.id === params.id) ?? deps.engine.models().find((m) => seedModel(m).name === params.id);
           if (!info) throw new ApiError("model_not_found", `The model '${params.id}' does not exist`, "model");
           return json(seedModel(info), {});
         },
-        { params: t.Object({ id: t.String() }), response: { 200: "SeedModel", 404: "ErrorResponse" }, detail: { tags, summary: "Get a model (seed 003)" } },
+        { params: t.Object({ id: t.String() }), response: { 200: "SeedModel", 404: "ErrorResponse" }, detail: { tags, summary: "Get a model (seed 003)", description: "`id` is the model's id or its `name`." } },
       )
       .get(
         "/sessions",

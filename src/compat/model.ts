@@ -3,6 +3,7 @@
 // asks for one error shape on every route.
 import { t, type Static } from "elysia";
 import { Type } from "@sinclair/typebox";
+import { CocoonFields } from "../openai/model.ts";
 import { SESSION_ID_PATTERN } from "../sessions/service.ts";
 
 const Stop = t.Array(t.String({ minLength: 1 }), { maxItems: 16, description: "Stop sequences; not included in the output. Defaults to []." });
@@ -16,6 +17,8 @@ export const SeedCompletionRequest = t.Object(
     top_p: t.Optional(t.Number({ minimum: 0, maximum: 1, description: "Defaults to 0.95." })),
     stop: t.Optional(Stop),
     stream: t.Optional(t.Boolean({ description: "Server-sent events, one `data:` event per token text. Defaults to false." })),
+    // Cocoon's client fields are accepted on every inference request (ARCHITECTURE.md), here too.
+    ...CocoonFields,
   },
   { examples: [{ model: "tiny-qwen3", prompt: "Once upon a time", max_tokens: 100, temperature: 0.7, top_p: 0.95, stop: ["\n\n"], stream: false }] },
 );
@@ -25,6 +28,7 @@ export const SeedCompletion = t.Object({
   text: t.String(),
   model: t.String(),
   tokens: Type.Integer({ description: "Tokens generated." }),
+  debug: t.Optional(t.Record(t.String(), t.Unknown(), { description: "Present when enable_debug was set: timings, slot and device, as on /v1." })),
 });
 
 export const Device = t.Union([t.Literal("cuda"), t.Literal("cpu"), t.Literal("metal")], {
@@ -38,7 +42,7 @@ export const SeedChatRequest = t.Object(
     "session-id": t.Optional(
       t.String({ pattern: SESSION_ID_PATTERN, description: "Session to continue (created when new). Defaults to a new random id, returned in the X-Session-Id header." }),
     ),
-    "max-token": t.Optional(Type.Integer({ minimum: 1, description: "Defaults to 512." })),
+    "max-token": t.Optional(Type.Integer({ minimum: 1, description: "Defaults to 512, or to what the session's history leaves of the context when that is less." })),
     temperature: t.Optional(t.Number({ minimum: 0, maximum: 2, description: "Defaults to 0.7." })),
     "top-p": t.Optional(t.Number({ minimum: 0, maximum: 1, description: "Defaults to 0.95." })),
     "top-k": t.Optional(Type.Integer({ minimum: 0, description: "Defaults to 40 (0 = off)." })),
@@ -46,6 +50,7 @@ export const SeedChatRequest = t.Object(
     "system-prompt": t.Optional(t.String({ description: "The session's system instruction; replaces its earlier one." })),
     stop: t.Optional(Stop),
     device: t.Optional(Device),
+    ...CocoonFields,
   },
   {
     examples: [

@@ -7,7 +7,7 @@ import type { EngineEvent, FinishReason, GenerateRequest, ModelInfo, Usage } fro
 import { ApiError } from "../http/errors.ts";
 import type { RequestBilling } from "../openai/billing.ts";
 import { startGeneration } from "../openai/generation.ts";
-import { cocoonOptions, pickModel, type InferenceDeps } from "../openai/service.ts";
+import { cocoonOptions, debugOf, pickModel, type CocoonOptions, type InferenceDeps } from "../openai/service.ts";
 import type { Cost, Principal } from "../platform/service.ts";
 import { newSessionId, ownerOf, type SessionService, type Turn } from "../sessions/service.ts";
 import type { SeedChatRequest, SeedCompletionRequest } from "./model.ts";
@@ -23,6 +23,8 @@ export interface TextSummary {
   usage: Usage;
   reason: FinishReason;
   cost: Cost | null;
+  /** Timings, slot and device, when the request set enable_debug. */
+  debug: ReturnType<typeof debugOf> | null;
 }
 
 /** A started generation: its text pieces; the generator's return value is the summary. */
@@ -55,8 +57,14 @@ export function seedModel(m: ModelInfo) {
   return { id: m.id, name: basename(m.path).replace(/\.gguf$/i, ""), context_length: m.contextWindow, quantization: quantization || null };
 }
 
-export function resolveModel(deps: InferenceDeps, id: string, endpoint: "chat" | "completion"): ModelInfo {
-  return pickModel(deps, id, cocoonOptions({}), endpoint);
+export function resolveModel(deps: InferenceDeps, id: string, endpoint: "chat" | "completion", cocoon: CocoonOptions = cocoonOptions({})): ModelInfo {
+  return pickModel(deps, id, cocoon, endpoint);
+}
+
+/** The same error naming the seed's field instead of /v1's (e.g. "model-name" for "model"). */
+function renamed(err: unknown, names: Record<string, string>): unknown {
+  if (!(err instanceof ApiError) || err.param === null || !(err.param in names)) return err;
+  return new ApiError(err.kind, err.message, names[err.param]!, err.headers);
 }
 
 /** Submits, bills and waits for the first output: errors before any output are thrown (HTTP status). */
@@ -68,12 +76,18 @@ async function startRun(
   endpoint: "chat" | "completion",
   signal: AbortSignal | undefined,
   turn: Turn | null,
+  cocoon: CocoonOptions,
 ): Promise<TextRun> {
-  const { source, events, billing } = await startGeneration(deps, { request, model, principal, endpoint, cocoon: cocoonOptions({}), signal, turn });
-  return { model, sessionId: turn?.id ?? null, pieces: textPieces(events, source, billing) };
+  const { source, events, billing } = await startGeneration(deps, { request: { ...request, timeoutMs: cocoon.timeoutMs || undefined }, model, principal, endpoint, cocoon, signal, turn });
+  return { model, sessionId: turn?.id ?? null, pieces: textPieces(events, source, billing, (done) => (cocoon.debug ? debugOf(done, model, cocoon) : null)) };
 }
 
-async function* textPieces(events: AsyncGenerator<EngineEvent>, source: Generation, billing: RequestBilling | null): AsyncGenerator<TextPiece, TextSummary | null> {
+async function* textPieces(
+  events: AsyncGenerator<EngineEvent>,
+  source: Generation,
+  billing: RequestBilling | null,
+  debug: (done: Extract<EngineEvent, { type: "done" }>) => TextSummary["debug"],
+): AsyncGenerator<TextPiece, TextSummary | null> {
   let completed = false;
   let summary: TextSummary | null = null;
   try {
@@ -82,7 +96,7 @@ async function* textPieces(events: AsyncGenerator<EngineEvent>, source: Generati
         if (e.content || e.reasoning) yield { content: e.content, reasoning: e.reasoning };
       } else if (e.type === "done") {
         completed = true;
-        summary = { tokens: e.usage.completionTokens, usage: e.usage, reason: e.reasons[0] ?? "stop", cost: billing?.settle(e) ?? null };
+        summary = { tokens: e.usage.completionTokens, usage: e.usage, reason: e.reasons[0] ?? "stop", cost: billing?.settle(e) ?? null, debug: debug(e) };
       }
     }
   } finally {
@@ -94,7 +108,8 @@ async function* textPieces(events: AsyncGenerator<EngineEvent>, source: Generati
 
 /** POST /completions: a raw-text completion with the seed's defaults. */
 export function seedCompletion(deps: InferenceDeps, body: SeedCompletionRequest, principal: Principal | null, signal?: AbortSignal): Promise<TextRun> {
-  const model = resolveModel(deps, body.model, "completion");
+  const cocoon = cocoonOptions(body);
+  const model = resolveModel(deps, body.model, "completion", cocoon);
   if (body.prompt.length === 0) throw new ApiError("invalid_request", "Invalid value for 'prompt': the prompt is empty.", "prompt");
   const request: GenerateRequest = {
     model: model.id,
@@ -103,14 +118,14 @@ export function seedCompletion(deps: InferenceDeps, body: SeedCompletionRequest,
     sampling: { temperature: body.temperature ?? 0.7, topP: body.top_p ?? 0.95 },
     stop: body.stop?.length ? body.stop : undefined,
   };
-  return startRun(deps, request, model, principal, "completion", signal, null);
+  return startRun(deps, request, model, principal, "completion", signal, null, cocoon);
 }
 
 /**
  * POST /chat/completions and WS /chat/ws: one turn of a session (`session-id`, or `fallbackId`, or
  * a new random id) with the seed's defaults.
  */
-export function seedChat(
+export async function seedChat(
   deps: InferenceDeps,
   sessions: SessionService,
   body: SeedChatRequest,
@@ -118,7 +133,14 @@ export function seedChat(
   signal?: AbortSignal,
   fallbackId?: string,
 ): Promise<TextRun> {
-  const model = resolveModel(deps, body["model-name"], "chat");
+  const names = { model: "model-name", messages: "prompt" };
+  const cocoon = cocoonOptions(body);
+  let model: ModelInfo;
+  try {
+    model = resolveModel(deps, body["model-name"], "chat", cocoon);
+  } catch (err) {
+    throw renamed(err, names);
+  }
   if (body.prompt.trim() === "") throw new ApiError("invalid_request", "Invalid value for 'prompt': the message is empty.", "prompt");
   const id = body["session-id"] ?? fallbackId ?? newSessionId();
   const turn = sessions.beginTurn(ownerOf(principal), id, [{ role: "user", content: body.prompt }], {
@@ -129,7 +151,10 @@ export function seedChat(
     model: model.id,
     messages: turn.messages,
     sessionKey: turn.key,
-    maxTokens: body["max-token"] ?? 512,
+    maxTokens: body["max-token"],
+    // The seed's default of 512, clamped to what the session's history leaves of the context: a
+    // long session keeps answering (shorter) instead of failing every turn without max-token.
+    defaultMaxTokens: SEED_CHAT_MAX_TOKENS,
     sampling: {
       temperature: body.temperature ?? 0.7,
       topP: body["top-p"] ?? 0.95,
@@ -138,5 +163,20 @@ export function seedChat(
     },
     stop: body.stop?.length ? body.stop : undefined,
   };
-  return startRun(deps, request, model, principal, "chat", signal, turn);
+  try {
+    return await startRun(deps, request, model, principal, "chat", signal, turn, cocoon);
+  } catch (err) {
+    if (err instanceof ApiError && err.kind === "context_length_exceeded") {
+      const advice =
+        body["max-token"] === undefined
+          ? `Session '${id}' is full: its history leaves no room for a reply in the model's ${model.contextWindow}-token context. ` +
+            `Roll back messages (POST /chat/history/${id}/rollback), delete the session (DELETE /chat/history/${id}) or start a new one.`
+          : `Lower max-token, or make room in session '${id}': roll back messages (POST /chat/history/${id}/rollback) or delete it (DELETE /chat/history/${id}).`;
+      throw new ApiError("context_length_exceeded", `${err.message}. ${advice}`, "prompt", err.headers);
+    }
+    throw renamed(err, names);
+  }
 }
+
+/** The seed's max-token default (its documentation's). */
+export const SEED_CHAT_MAX_TOKENS = 512;

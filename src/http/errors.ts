@@ -15,9 +15,13 @@ export const ERROR_KINDS = {
   method_not_allowed: { status: 405, type: "invalid_request_error", code: "method_not_allowed" },
   // A session already has a turn in flight (one reply at a time per conversation).
   conflict: { status: 409, type: "invalid_request_error", code: "session_busy" },
+  // Creating something under an id that is taken (e.g. forking onto an existing session).
+  already_exists: { status: 409, type: "invalid_request_error", code: "already_exists" },
   payload_too_large: { status: 413, type: "invalid_request_error", code: "payload_too_large" },
   unsupported_media_type: { status: 415, type: "invalid_request_error", code: "unsupported_media_type" },
   unprocessable: { status: 422, type: "invalid_request_error", code: "unprocessable_entity" },
+  // A plain request to a WebSocket-only path.
+  upgrade_required: { status: 426, type: "invalid_request_error", code: "upgrade_required" },
   rate_limited: { status: 429, type: "rate_limit_error", code: "rate_limit_exceeded" },
   server_error: { status: 500, type: "server_error", code: "internal_error" },
   overloaded: { status: 503, type: "server_error", code: "server_overloaded" },

@@ -35,8 +35,8 @@ export interface RequestSocket<Schema extends TSchema, S> {
   busy: string;
   /** Frames an error as the client expects it. */
   error(err: ApiError): string;
-  /** The route's state for a new socket. */
-  open(): S;
+  /** The route's state for a new socket (the upgrade request carries e.g. its query options). */
+  open(request: Request | undefined): S;
   /** Runs one request; what it throws is sent through `error`. */
   handle(req: SocketRequest<Static<Schema>, S>): Promise<void>;
   /** A frame sent after each request ran (answered or failed), unless the socket closed. */
@@ -47,6 +47,16 @@ interface SocketState<S> {
   busy: AbortController | null;
   principal: Principal | null;
   route: S;
+}
+
+/**
+ * The GET handler of a WebSocket-only path, for a request without the upgrade: 426 in OpenAI's
+ * shape (Elysia routes upgrades to the `.ws()` handler and anything else here).
+ */
+export function upgradeRequired(path: string) {
+  return () => {
+    throw new ApiError("upgrade_required", `GET ${path} is a WebSocket endpoint: connect with a WebSocket client (Upgrade: websocket).`, null, { Upgrade: "websocket" });
+  };
 }
 
 /** The handlers of an Elysia `.ws()` route (spread them in next to `detail`). */
@@ -61,7 +71,7 @@ export function requestSocket<Schema extends TSchema, S>(o: RequestSocket<Schema
     open(ws: Socket) {
       const request = requestOf(ws);
       const principal = o.platform && request ? o.platform.authenticate(request) : null;
-      sockets.set(ws.id, { busy: null, principal, route: o.open() });
+      sockets.set(ws.id, { busy: null, principal, route: o.open(request) });
     },
     close(ws: Socket) {
       // A closed socket cancels whatever it was generating.
@@ -73,6 +83,11 @@ export function requestSocket<Schema extends TSchema, S>(o: RequestSocket<Schema
       if (!state) return;
       const send = (frame: string) => void ws.send(frame);
       const fail = (err: ApiError) => send(o.error(err));
+      // A binary frame is never a request (whatever its bytes): say so rather than report a missing field.
+      if (raw instanceof ArrayBuffer || ArrayBuffer.isView(raw)) {
+        fail(new ApiError("invalid_request", "send the request as a JSON text frame"));
+        return;
+      }
       let body: unknown = raw;
       if (typeof raw === "string") {
         try {

@@ -55,6 +55,11 @@ export interface GenerateRequest {
   templateVars?: Record<string, unknown>;
   /** Most tokens to generate per choice. Defaults to what is left of the context. */
   maxTokens?: number;
+  /**
+   * Without maxTokens: a cap on the default (what is left of the context, when that is smaller), for
+   * APIs whose default is a fixed number that a long session's history would otherwise overflow.
+   */
+  defaultMaxTokens?: number;
   sampling?: SamplingParams;
   /** Up to 16 stop strings; the text stops before them. */
   stop?: string[];

@@ -109,7 +109,7 @@ class ModelHost {
     if (req.maxTokens !== undefined && (!Number.isInteger(req.maxTokens) || req.maxTokens < 1)) {
       throw new EngineError("invalid_request", "max_tokens must be a positive integer", "max_tokens");
     }
-    const maxTokens = req.maxTokens ?? Math.max(1, ctxPerSlot - tokens.length);
+    const maxTokens = req.maxTokens ?? Math.max(1, Math.min(req.defaultMaxTokens ?? Infinity, ctxPerSlot - tokens.length));
     const n = req.n ?? 1;
     if (!Number.isInteger(n) || n < 1) throw new EngineError("invalid_request", "n must be a positive integer", "n");
     const stops = req.stop ?? [];

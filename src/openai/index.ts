@@ -4,7 +4,7 @@ import { Elysia } from "elysia";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { requestCallers } from "../http/caller.ts";
 import { ApiError } from "../http/errors.ts";
-import { requestSocket } from "../http/socket.ts";
+import { requestSocket, upgradeRequired } from "../http/socket.ts";
 import type { Cost } from "../platform/service.ts";
 
 /** The cost of a billed response as a header (streams carry it in their usage chunk instead). */
@@ -78,6 +78,7 @@ export function openaiRoutes(deps: InferenceDeps) {
         after: "[DONE]",
       }),
     })
+    .get("/v1/chat/completions", upgradeRequired("/v1/chat/completions"), { detail: { hide: true } })
     .post(
       "/v1/completions",
       async ({ body, request }) => {

@@ -111,26 +111,36 @@ export class SessionService {
     const target = to ?? newSessionId();
     if (to !== undefined) this.checkId(to, "id");
     if (!this.store.fork(owner, id, target, n, this.now())) {
-      throw new ApiError("invalid_request", `A session with id '${target}' already exists.`, "id");
+      throw new ApiError("already_exists", `A session with id '${target}' already exists; choose another id or delete it first.`, "id");
     }
     return this.store.get(owner, target)!;
   }
 
-  /** Removes exactly the last n messages; 400 when n is not 1..message count, 409 during a turn. */
+  /**
+   * Removes exactly the last n messages; 409 while a turn runs (checked first, so a new session's
+   * first turn, stored only when it completes, is busy rather than missing), else 404 or a 400 when
+   * n is not 1..message count.
+   */
   rollback(owner: string, id: string, n: number): void {
+    if (ID_RE.test(id)) this.ensureIdle(owner, id);
     const s = this.get(owner, id);
     if (!Number.isInteger(n) || n < 1 || n > s.messageCount) {
       throw new ApiError("invalid_request", `Invalid value for 'amount': the session has ${s.messageCount} messages; roll back 1 to ${s.messageCount}`, "amount");
     }
-    this.ensureIdle(owner, id);
     this.store.rollback(owner, id, n, this.now());
   }
 
-  /** Deletes the session, cancels a turn running on it and frees its engine cache. */
+  /**
+   * Deletes the session, cancels a turn running on it and frees its engine cache. A new session's
+   * first turn is stored only when it completes, so a running turn alone is enough to delete: it is
+   * cancelled and nothing is stored. 404 only when there is neither.
+   */
   async delete(owner: string, id: string): Promise<void> {
-    this.get(owner, id);
     const key = this.keyOf(owner, id);
-    this.running.get(key)?.abort();
+    const running = ID_RE.test(id) ? this.running.get(key) : undefined;
+    if (!running) this.get(owner, id);
+    // Aborting first: the turn's commit() sees the abort and stores nothing.
+    running?.abort();
     this.store.delete(owner, id);
     try {
       await this.opts.forget?.(key);

@@ -54,9 +54,9 @@ async function connect(query: string, headers?: Record<string, string>) {
 const auth = (key: string) => ({ authorization: `Bearer ${key}` });
 
 describe("WS /chat/ws", () => {
-  test("streams text frames, ends each reply with __END__ and continues the socket's session", async () => {
+  test("with ?extensions=1: text frames, each reply ended by __END__, and the socket's session continues", async () => {
     const key = account();
-    const c = await connect(`?api_key=${key}`);
+    const c = await connect(`?api_key=${key}&extensions=1`);
     c.send({ "model-name": "tiny-qwen3", prompt: "Hello!", "max-token": 12, temperature: 0, "system-prompt": "You are helpful", device: "cuda" });
     const first = await c.reply();
     expect(first.error).toBeNull();
@@ -88,9 +88,12 @@ describe("WS /chat/ws", () => {
 
   test("an explicit session-id is used, and the Authorization header works too", async () => {
     const key = account();
-    const c = await connect("", auth(key));
-    c.send({ "model-name": "tiny-qwen3", prompt: "Hi", "session-id": "ws-session", "max-token": 3 });
-    expect((await c.reply()).end!.session_id).toBe("ws-session");
+    const c = await connect("", { ...auth(key), "x-cocoon-extensions": "1" });
+    c.send({ "model-name": "tiny-qwen3", prompt: "Hi", "session-id": "ws-session", "max-token": 3, enable_debug: true, request_guid: "ws-guid" });
+    const end = (await c.reply()).end! as End & { debug?: { request_guid: string } };
+    expect(end.session_id).toBe("ws-session");
+    // Cocoon's enable_debug: the debug object rides on the __END__ frame.
+    expect(end.debug!.request_guid).toBe("ws-guid");
     const ids = (await (await app.request("/sessions", { headers: auth(key) })).json()) as string[];
     expect(ids).toEqual(["ws-session"]);
     c.ws.close();
@@ -98,13 +101,16 @@ describe("WS /chat/ws", () => {
 
   test("bad input gets an __ERROR__: frame and the socket stays usable", async () => {
     const key = account();
-    const c = await connect(`?api_key=${key}`);
+    const c = await connect(`?api_key=${key}&extensions=1`);
     c.send("not json at all");
     expect(await c.next()).toStartWith("__ERROR__:the message is not valid JSON");
     c.send({ prompt: "Hi" });
     expect(await c.next()).toBe("__ERROR__:Missing required parameter: 'model-name'.");
     c.send({ "model-name": "tiny-qwen3", prompt: "Hi", device: "tpu" });
     expect(await c.next()).toStartWith("__ERROR__:Invalid value for 'device'");
+    // A binary frame is never a request, whatever its bytes.
+    c.ws.send(new TextEncoder().encode(JSON.stringify({ "model-name": "tiny-qwen3", prompt: "Hi" })));
+    expect(await c.next()).toBe("__ERROR__:send the request as a JSON text frame");
     c.send({ "model-name": "nope", prompt: "Hi" });
     expect(await c.next()).toBe("__ERROR__:The model 'nope' does not exist");
     c.send({ "model-name": "tiny-qwen3", prompt: "Hi", "max-token": 3 });
@@ -119,6 +125,27 @@ describe("WS /chat/ws", () => {
       if (f.startsWith("__END__:")) break;
     }
     expect(frames.filter((f) => f.startsWith("__ERROR__:a reply is still being generated")).length).toBe(1);
+    c.ws.close();
+  });
+
+  test("by default only token frames are sent, as the seed does: no __END__ frame after a reply", async () => {
+    const key = account();
+    const c = await connect(`?api_key=${key}`);
+    c.send({ "model-name": "tiny-qwen3", prompt: "Hello!", "session-id": "plain-ws", "max-token": 8, temperature: 0 });
+    // The turn is stored after its last token frame was sent; then a bad message is answered.
+    const started = performance.now();
+    while ((await app.request("/chat/history/plain-ws", { headers: auth(key) })).status === 404 && performance.now() - started < 20_000) await Bun.sleep(10);
+    c.send("not json");
+    const frames: string[] = [];
+    for (;;) {
+      const f = await c.next();
+      if (f.startsWith("__ERROR__:")) break;
+      frames.push(f);
+    }
+    expect(frames.length).toBeGreaterThan(0);
+    expect(frames.some((f) => f.startsWith("__END__"))).toBe(false);
+    const history = (await (await app.request("/chat/history/plain-ws", { headers: auth(key) })).json()) as { role: string; content: string }[];
+    expect(history.at(-1)).toEqual({ role: "assistant", content: frames.join("") });
     c.ws.close();
   });
 
@@ -209,9 +236,9 @@ describe("keys and billing on the seed 003 routes", () => {
     expect(usage.data.map((u) => [u.endpoint, u.cost.nanoton])).toEqual([["completion", cost]]);
   });
 
-  test("a streamed /chat/completions turn ends with its cost, which the session stores", async () => {
+  test("with ?extensions=1 a streamed /chat/completions turn ends with its cost, which the session stores", async () => {
     const key = account();
-    const r = await post(key, "/chat/completions", { "model-name": "tiny-qwen3", prompt: "Hello", "max-token": 5, "session-id": "paid" });
+    const r = await post(key, "/chat/completions?extensions=1", { "model-name": "tiny-qwen3", prompt: "Hello", "max-token": 5, "session-id": "paid", request_guid: "paid-guid" });
     const text = await r.text();
     const m = /\n: X-Cocoon-Cost-Nanoton: (\d+)\n/.exec(text);
     expect(m).not.toBeNull();
@@ -220,7 +247,20 @@ describe("keys and billing on the seed 003 routes", () => {
     const info = (await (await app.request("/v1/sessions/paid", { headers: auth(key) })).json()) as { cost: { nanoton: number }; messages: { cost?: { nanoton: number } }[] };
     expect(info.cost.nanoton).toBe(cost);
     expect(info.messages[1]!.cost!.nanoton).toBe(cost);
-    const usage = (await (await app.request("/v1/usage", { headers: auth(key) })).json()) as { data: { cost: { nanoton: number } }[] };
+    const usage = (await (await app.request("/v1/usage", { headers: auth(key) })).json()) as { data: { cost: { nanoton: number }; request_guid: string | null }[] };
     expect(usage.data.map((u) => u.cost.nanoton)).toEqual([cost]);
+    // The Cocoon request_guid is accepted on the seed routes and lands in the usage record, as on /v1.
+    expect(usage.data[0]!.request_guid).toBe("paid-guid");
+  });
+
+  test("without extensions the stream is only data: lines; the cost is on the session and in /v1/usage", async () => {
+    const key = account();
+    const r = await post(key, "/chat/completions", { "model-name": "tiny-qwen3", prompt: "Hello", "max-token": 5, "session-id": "paid-plain" });
+    const text = await r.text();
+    expect(text.split("\n").filter((l) => l !== "" && !l.startsWith("data: "))).toEqual([]);
+    const info = (await (await app.request("/v1/sessions/paid-plain", { headers: auth(key) })).json()) as { cost: { nanoton: number } };
+    expect(info.cost.nanoton).toBeGreaterThan(0);
+    const usage = (await (await app.request("/v1/usage", { headers: auth(key) })).json()) as { data: { cost: { nanoton: number } }[] };
+    expect(usage.data.map((u) => u.cost.nanoton)).toEqual([info.cost.nanoton]);
   });
 });

@@ -2,8 +2,13 @@
 // route, SSE text framing, sessions through session-id, history, 204 on delete, rollback of exactly
 // N messages, device reporting, and errors in OpenAI's shape. Runs --no-auth (the local owner).
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { sseEvent } from "../../src/compat/index.ts";
+import { sseEvent, textSse } from "../../src/compat/index.ts";
+import type { TextPiece, TextRun, TextSummary } from "../../src/compat/service.ts";
+import { createApp } from "../../src/http/app.ts";
+import { Engine } from "../../src/inference/engine.ts";
+import { Metrics } from "../../src/ops/metrics.ts";
 import { startInProcessApp, type InProcessApp } from "../support/app.ts";
+import { TINY_MODEL } from "../support/model.ts";
 
 setDefaultTimeout(120_000);
 
@@ -50,6 +55,36 @@ describe("SSE framing", () => {
   });
 });
 
+describe("SSE extensions", () => {
+  /** A run of given pieces (a thinking model's reasoning first), ending with `end`. */
+  const runOf = (pieces: TextPiece[], end: Error | null): TextRun => ({
+    model: {} as TextRun["model"],
+    sessionId: null,
+    pieces: (async function* (): AsyncGenerator<TextPiece, TextSummary | null> {
+      for (const p of pieces) yield p;
+      if (end) throw end;
+      return null;
+    })(),
+  });
+  const pieces = [
+    { content: "", reasoning: "thinking" },
+    { content: "Hi", reasoning: "" },
+  ];
+
+  test("reasoning is sent only with extensions; by default the stream is the answer's data: lines alone", async () => {
+    expect(await textSse(runOf(pieces, null), {}, false).text()).toBe("data: Hi\n\n");
+    const ext = await textSse(runOf(pieces, null), {}, true).text();
+    expect(ext).toStartWith("event: reasoning\ndata: thinking\n\ndata: Hi\n\n: X-Cocoon-Client-End: ");
+  });
+
+  test("a failure after streaming began is one event: error either way", async () => {
+    const text = await textSse(runOf(pieces, new Error("boom")), {}, false).text();
+    const events = parseSse(text);
+    expect(events.map((e) => e.event)).toEqual(["message", "error"]);
+    expect((JSON.parse(events[1]!.data) as { error: { type: string } }).error.type).toBe("server_error");
+  });
+});
+
 describe("POST /completions", () => {
   test("answers {text, model, tokens}", async () => {
     const r = await post("/completions", { model: "tiny-qwen3", prompt: "Once upon a time", max_tokens: 12, temperature: 0 });
@@ -82,9 +117,40 @@ describe("POST /completions", () => {
     expect(events.length).toBeGreaterThan(1);
     expect(events.every((e) => e.event === "message")).toBe(true);
     expect(events.map((e) => e.data).join("")).toBe(whole.text);
-    // The stream ends with the client-end comment and no [DONE] (the seed has none).
-    expect(text).toMatch(/: X-Cocoon-Client-End: \d+\.\d{3}\n\n$/);
+    // Only data: lines, as the seed sends: its example client prints every non-empty line.
+    expect(text.split("\n").filter((l) => l !== "" && !l.startsWith("data: "))).toEqual([]);
     expect(text).not.toContain("[DONE]");
+    // ?extensions=1 (or X-Cocoon-Extensions: 1) adds the client-end comment at the end.
+    const ext = await (await post("/completions?extensions=1", { ...req, stream: true })).text();
+    expect(parseSse(ext).map((e) => e.data).join("")).toBe(whole.text);
+    expect(ext).toMatch(/: X-Cocoon-Client-End: \d+\.\d{3}\n\n$/);
+    const byHeader = await app.request("/completions", { method: "POST", headers: { "content-type": "application/json", "x-cocoon-extensions": "1" }, body: JSON.stringify({ ...req, stream: true }) });
+    expect(await byHeader.text()).toMatch(/: X-Cocoon-Client-End: \d+\.\d{3}\n\n$/);
+  });
+
+  test("Cocoon's client fields are accepted and applied as on /v1", async () => {
+    const req = { model: "tiny-qwen3", prompt: "Once upon a time", max_tokens: 4, temperature: 0 };
+    const r = await post("/completions", { ...req, enable_debug: true, request_guid: "seed-guid-1", max_coefficient: 1000, timeout: 30 });
+    expect(r.status).toBe(200);
+    const body = (await r.json()) as { tokens: number; debug: { request_guid: string; slot: number; model: string } };
+    expect(body.tokens).toBe(4);
+    expect(body.debug.request_guid).toBe("seed-guid-1");
+    expect(body.debug.model).toBe("tiny-qwen3");
+    expect(Number.isInteger(body.debug.slot)).toBe(true);
+    // The model's coefficient is 1000 here: a lower max_coefficient finds no eligible worker.
+    await expectOpenAiError(await post("/completions", { ...req, max_coefficient: 999 }), 504, "max_coefficient");
+    await expectOpenAiError(await post("/completions", { ...req, request_guid: "no spaces" }), 400, "request_guid");
+    // A timeout ends a long generation with what it produced so far.
+    const t0 = performance.now();
+    const capped = (await (await post("/completions", { ...req, prompt: "Count: one two three", max_tokens: 900, stop: [], timeout: 0.05 })).json()) as { tokens?: number; error?: { code: string } };
+    expect(performance.now() - t0).toBeLessThan(5000);
+    if (capped.error) expect(capped.error.code).toBe("timeout");
+    else expect(capped.tokens).toBeLessThan(900);
+    const chat = await post("/chat/completions?extensions=1", { "model-name": "tiny-qwen3", prompt: "Hi", "max-token": 3, enable_debug: true, request_guid: "seed-guid-2", max_coefficient: 1000, timeout: 30 });
+    expect(chat.status).toBe(200);
+    const m = /\n: X-Cocoon-Debug: (.+)\n/.exec(await chat.text());
+    expect((JSON.parse(m![1]!) as { request_guid: string }).request_guid).toBe("seed-guid-2");
+    await expectOpenAiError(await post("/chat/completions", { "model-name": "tiny-qwen3", prompt: "Hi", max_coefficient: 1 }), 504, "max_coefficient");
   });
 
   test("bad input: OpenAI-shaped 400s naming the field, 404 for an unknown model", async () => {
@@ -156,7 +222,8 @@ describe("POST /chat/completions", () => {
     await expectOpenAiError(await chat({ prompt: "Hi", "top-k": -1 }), 400, "top-k");
     await expectOpenAiError(await chat({ prompt: "Hi", "repeat-penalty": 3 }), 400, "repeat-penalty");
     await expectOpenAiError(await chat({ prompt: "Hi", "session-id": "no spaces" }), 400, "session-id");
-    await expectOpenAiError(await chat({ prompt: "Hi", "model-name": "nope" }), 404, "model");
+    // Errors name the seed's fields, not /v1's ("model", "messages").
+    await expectOpenAiError(await chat({ prompt: "Hi", "model-name": "nope" }), 404, "model-name");
   });
 
   test("the seed's full example request is accepted with every field", async () => {
@@ -177,6 +244,53 @@ describe("POST /chat/completions", () => {
   });
 });
 
+describe("max-token default in a long session", () => {
+  /** A text of about `n` tokens of the tiny model. */
+  async function textOf(n: number): Promise<string> {
+    const words = (k: number) => Array.from({ length: k }, (_, i) => `w${i % 10}`).join(" ");
+    const per = (await app.engine.tokenize("tiny-qwen3", words(200))).length / 200;
+    return words(Math.round(n / per));
+  }
+  const sessionTokens = async (id: string) => ((await (await app.request(`/v1/sessions/${id}`)).json()) as { message_count: number; messages: { usage?: { prompt_tokens: number; completion_tokens: number } }[] });
+
+  test("without max-token, a turn whose history leaves less than 512 tokens is clamped to the context left", async () => {
+    const system = await textOf(700);
+    const first = await post("/chat/completions", { "model-name": "tiny-qwen3", prompt: "Hi", "session-id": "long-one", "system-prompt": system, "max-token": 2 });
+    expect(first.status).toBe(200);
+    await first.text();
+    const r = await post("/chat/completions", { "model-name": "tiny-qwen3", prompt: "Go on", "session-id": "long-one", temperature: 0 });
+    expect(r.status).toBe(200);
+    const answer = parseSse(await r.text()).map((e) => e.data).join("");
+    const s = await sessionTokens("long-one");
+    expect(s.message_count).toBe(5);
+    const usage = s.messages.at(-1)!.usage!;
+    expect(usage.prompt_tokens + 512).toBeGreaterThan(1024);
+    expect(usage.prompt_tokens + usage.completion_tokens).toBeLessThanOrEqual(1024);
+    expect(answer.length).toBeGreaterThan(0);
+  });
+
+  test("a session with no room left says it is full and how to make room; errors name 'prompt'", async () => {
+    const system = await textOf(900);
+    const first = await post("/chat/completions", { "model-name": "tiny-qwen3", prompt: "Hi", "session-id": "full-one", "system-prompt": system, "max-token": 1 });
+    expect(first.status).toBe(200);
+    await first.text();
+    const more = { "model-name": "tiny-qwen3", prompt: await textOf(200), "session-id": "full-one" };
+    const full = await post("/chat/completions", more);
+    expect(full.status).toBe(400);
+    const e = ((await full.json()) as { error: { message: string; param: string; code: string } }).error;
+    expect(e.code).toBe("context_length_exceeded");
+    expect(e.param).toBe("prompt");
+    expect(e.message).toContain("Session 'full-one' is full");
+    expect(e.message).toContain("/chat/history/full-one/rollback");
+    const explicit = await post("/chat/completions", { ...more, "max-token": 10 });
+    const e2 = ((await explicit.json()) as { error: { message: string; param: string } }).error;
+    expect(explicit.status).toBe(400);
+    expect(e2.param).toBe("prompt");
+    expect(e2.message).toContain("Lower max-token");
+    expect((await sessionTokens("full-one")).message_count).toBe(3);
+  });
+});
+
 describe("models", () => {
   test("GET /models lists ids as {models: [...]}", async () => {
     const r = await app.request("/models");
@@ -189,6 +303,44 @@ describe("models", () => {
     expect(r.status).toBe(200);
     expect(await r.json()).toEqual({ id: "tiny-qwen3", name: "tiny-qwen3", context_length: 1024, quantization: "F16" });
     await expectOpenAiError(await app.request("/models/unknown-model"), 404, "model");
+  });});
+
+describe("WebSocket paths without an upgrade", () => {
+  test("a plain GET of /chat/ws (and of /v1/chat/completions) is 426 Upgrade Required in OpenAI's shape", async () => {
+    for (const path of ["/chat/ws", "/v1/chat/completions"]) {
+      const r = await app.request(path);
+      expect(r.headers.get("upgrade")).toBe("websocket");
+      const body = (await r.clone().json()) as { error: { code: string } };
+      expect(body.error.code).toBe("upgrade_required");
+      await expectOpenAiError(r, 426);
+    }
+  });
+
+  test("GET /models/{id} also takes the model's name (\"Model ID or name\")", async () => {
+    // A model served under an id other than its file's name.
+    const engine = await Engine.start({ models: [{ id: "short-id", path: TINY_MODEL }], slots: 1, ctxSize: 256 });
+    try {
+      const other = createApp({ engine, metrics: new Metrics({ models: () => [] }), platform: null, version: "0.0.0-test", loadedEngine: () => engine, coefficient: () => 1, ton: null, tonWatcher: () => null, log: () => {} });
+      const byId = (await (await other.handle(new Request("http://localhost/models/short-id"))).json()) as { id: string; name: string };
+      expect(byId).toMatchObject({ id: "short-id", name: "tiny-qwen3" });
+      const byName = await other.handle(new Request("http://localhost/models/tiny-qwen3"));
+      expect(byName.status).toBe(200);
+      expect(await byName.json()).toEqual(byId);
+    } finally {
+      engine.close();
+    }
+  });
+});
+
+describe("WebSocket paths without an upgrade", () => {
+  test("a plain GET of /chat/ws (and of /v1/chat/completions) is 426 Upgrade Required in OpenAI's shape", async () => {
+    for (const path of ["/chat/ws", "/v1/chat/completions"]) {
+      const r = await app.request(path);
+      expect(r.headers.get("upgrade")).toBe("websocket");
+      const body = (await r.clone().json()) as { error: { code: string } };
+      expect(body.error.code).toBe("upgrade_required");
+      await expectOpenAiError(r, 426);
+    }
   });
 });
 

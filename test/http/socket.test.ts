@@ -67,6 +67,9 @@ describe("request-per-message WebSocket", () => {
     expect(await c.next()).toStartWith("ERR invalid_request_error n ");
     c.send({});
     expect(await c.next()).toBe("ERR invalid_request_error n Missing required parameter: 'n'.");
+    // A binary frame (here one holding a valid request) is told to come as text, not "missing n".
+    c.ws.send(new TextEncoder().encode(JSON.stringify({ n: 1 })));
+    expect(await c.next()).toBe("ERR invalid_request_error - send the request as a JSON text frame");
     c.send({ n: 2 });
     expect(await c.next()).toBe("n=2 count=1 account=none");
     expect(await c.next()).toBe("END");

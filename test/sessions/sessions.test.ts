@@ -181,8 +181,10 @@ describe("session_id on /v1/chat/completions", () => {
     expect(((await named.json()) as SessionInfo).id).toBe("empty-branch");
     const tooMany = await app.request(`/v1/sessions/${id}/fork`, { method: "POST", headers: { "content-type": "application/json", ...auth(key) }, body: JSON.stringify({ messages: 5 }) });
     expect(tooMany.status).toBe(400);
+    // An id that is taken is a conflict (409), not a malformed request.
     const taken = await app.request(`/v1/sessions/${id}/fork`, { method: "POST", headers: { "content-type": "application/json", ...auth(key) }, body: JSON.stringify({ messages: 1, id: "empty-branch" }) });
-    expect(taken.status).toBe(400);
+    expect(taken.status).toBe(409);
+    expect(((await taken.json()) as { error: { code: string; param: string } }).error).toMatchObject({ code: "already_exists", param: "id" });
   });
 
   test("GET /v1/sessions lists the caller's sessions, most recently updated first", async () => {
@@ -307,5 +309,66 @@ describe("session_id on /v1/chat/completions", () => {
     // The session is free again.
     expect((await chat(key, { session_id: id, messages: say("Short one"), max_tokens: 2 })).status).toBe(200);
     expect((await get<SessionDetail>(key, `/v1/sessions/${id}`)).body.message_count).toBe(2);
+  });
+
+  /** Starts a long streamed turn and waits for its first bytes, so it is running. */
+  async function running(key: string, id: string) {
+    const r = await chat(key, { session_id: id, messages: say("Go on and on"), stream: true, max_tokens: 900, temperature: 1 });
+    expect(r.status).toBe(200);
+    const reader = r.body!.getReader();
+    await reader.read();
+    return reader;
+  }
+  const idle = async () => {
+    const deadline = Date.now() + 5000;
+    while (app.engine.stats()[0]!.slotsBusy > 0 && Date.now() < deadline) await Bun.sleep(10);
+    return app.engine.stats()[0]!.slotsBusy;
+  };
+  const rollback = (key: string, id: string, amount: number) =>
+    app.request(`/chat/history/${id}/rollback`, { method: "POST", headers: { "content-type": "application/json", ...auth(key) }, body: JSON.stringify({ amount }) });
+
+  test("a new session's first turn can be deleted while it runs: 204, the generation stops and nothing is stored", async () => {
+    const key = account();
+    const reader = await running(key, "first-turn-gone");
+    const del = await app.request("/v1/sessions/first-turn-gone", { method: "DELETE", headers: auth(key) });
+    expect(del.status).toBe(204);
+    // The stream ends (cancelled) rather than running to its 900 tokens.
+    while (!(await reader.read()).done);
+    expect(await idle()).toBe(0);
+    expect((await get(key, "/v1/sessions/first-turn-gone")).status).toBe(404);
+    expect((await get<string[]>(key, "/sessions")).body).not.toContain("first-turn-gone");
+    // The seed's DELETE route does the same; another account cannot delete someone's running turn.
+    const reader2 = await running(key, "first-turn-gone-2");
+    expect((await app.request("/chat/history/first-turn-gone-2", { method: "DELETE", headers: auth(account()) })).status).toBe(404);
+    expect((await app.request("/chat/history/first-turn-gone-2", { method: "DELETE", headers: auth(key) })).status).toBe(204);
+    while (!(await reader2.read()).done);
+    expect(await idle()).toBe(0);
+    expect((await get(key, "/v1/sessions/first-turn-gone-2")).status).toBe(404);
+  });
+
+  test("rollback while a turn runs is 409 session_busy, for a new session's first turn and for a later one alike", async () => {
+    const key = account();
+    const busy = async (id: string, amount: number) => {
+      const r = await rollback(key, id, amount);
+      expect(r.status).toBe(409);
+      expect(((await r.json()) as { error: { code: string } }).error.code).toBe("session_busy");
+    };
+    const first = await running(key, "busy-first");
+    await busy("busy-first", 1);
+    await first.cancel();
+    expect(await idle()).toBe(0);
+    expect((await get(key, "/v1/sessions/busy-first")).status).toBe(404);
+    // A later turn: the session exists with 2 messages; any amount is busy while the turn runs.
+    expect((await chat(key, { session_id: "busy-later", messages: say("Short"), max_tokens: 2 })).status).toBe(200);
+    const later = await running(key, "busy-later");
+    await busy("busy-later", 1);
+    await busy("busy-later", 99);
+    await later.cancel();
+    expect(await idle()).toBe(0);
+    // The lock is released as the cancelled stream unwinds, just after the slot frees.
+    let after = await rollback(key, "busy-later", 2);
+    for (let i = 0; after.status === 409 && i < 100; i++) after = (await Bun.sleep(10), await rollback(key, "busy-later", 2));
+    expect(after.status).toBe(200);
+    expect((await get<SessionDetail>(key, "/v1/sessions/busy-later")).body.message_count).toBe(0);
   });
 });

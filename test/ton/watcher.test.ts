@@ -527,3 +527,29 @@ describe("catching up on a long history", () => {
     expect(checkInvariants(db)).toEqual([]);
   });
 });
+
+describe("catching up: a crash while recording", () => {
+  test("a crash between batches of a staged run leaves whole batches only; the restart records the rest without asking the API again", async () => {
+    const r = rig({ pageSize: 7 });
+    const a = createAccount(r.db);
+    for (let i = 0; i < 150; i++) r.api.add({ value: parseTon("1"), comment: a.depositCode });
+    // Stands in for the process dying while the second batch of 100 is written.
+    r.db.exec(`CREATE TEMP TRIGGER crash BEFORE INSERT ON ton_deposits WHEN (SELECT count(*) FROM ton_deposits) >= 120
+               BEGIN SELECT RAISE(ABORT, 'simulated crash'); END`);
+    await expect(r.watcher.pollOnce()).rejects.toThrow(/simulated crash/);
+    expect(ledgerDeposits(r.db)).toHaveLength(100);
+    expect(r.watcher.state().cursor).toEqual({ lt: r.api.txs[99]!.lt.toString(), hash: r.api.txs[99]!.hashHex });
+    expect(r.watcher.state().backfill).toMatchObject({ staged: 50, complete: true, target: { lt: r.api.txs[99]!.lt.toString() } });
+    await r.watcher.stop();
+    r.db.close();
+    r.db = openStore(r.path);
+    r.watcher = r.newWatcher();
+    const calls = r.api.calls.length;
+    expect(await r.watcher.pollOnce()).toMatchObject({ recorded: 50, credited: 50, pages: 0 });
+    expect(r.api.calls.length).toBe(calls);
+    expect(balance(r.db, a.id)).toBe(parseTon("150"));
+    expect(new Set(ledgerDeposits(r.db).map((x) => x.reference))).toEqual(new Set(r.api.txs.map((t) => t.hashHex)));
+    expect(r.watcher.state().backfill).toBeNull();
+    expect(checkInvariants(r.db)).toEqual([]);
+  });
+});

@@ -291,7 +291,9 @@ export class TonWatcher {
     const raw = this.o.wallet.raw;
     const fresh: ChainTransaction[] = [];
     const seen = new Set<string>();
-    for (const t of page) {
+    // Newest first whatever order the API used: the base check and the chain links read in that order.
+    const newestFirst = [...page].sort((a, b) => (a.lt > b.lt ? -1 : a.lt < b.lt ? 1 : 0));
+    for (const t of newestFirst) {
       // Paging is inclusive of the anchor, and pages may overlap: a hash is taken once.
       if (seen.has(t.hash) || (anchor && (t.hash === anchor.hash || isStaged(this.o.db, raw, t.hash)))) continue;
       if (base && t.lt <= base.lt) return { fresh, end: true };

@@ -170,8 +170,40 @@ CREATE TABLE chat_messages (
 );
 `;
 
+// The deposit watcher's resumable catch-up: while it pages back through a backlog (a first start, a
+// long outage) each fetched page is staged here with the anchor to continue from, in one transaction,
+// so a failing page costs only that page. Nothing in these tables is a deposit yet: the run is
+// recorded (into ton_deposits, oldest first) only once it links up to the cursor it heads for.
+const tonBackfill = `
+CREATE TABLE ton_backfill (
+  wallet      TEXT PRIMARY KEY,
+  base_lt     INTEGER,              -- the cursor the run heads for; NULL: the wallet's first transaction
+  base_hash   TEXT,
+  top_lt      INTEGER NOT NULL,     -- the newest transaction of the run (the cursor once it is recorded)
+  top_hash    TEXT NOT NULL,
+  anchor_lt   INTEGER NOT NULL,     -- the oldest transaction staged so far: paging continues from it
+  anchor_hash TEXT NOT NULL,
+  complete    INTEGER NOT NULL DEFAULT 0 CHECK (complete IN (0, 1)),  -- paging reached the base
+  started_at  INTEGER NOT NULL,
+  updated_at  INTEGER NOT NULL,
+  CHECK ((base_lt IS NULL) = (base_hash IS NULL))
+);
+
+CREATE TABLE ton_backfill_txs (
+  wallet    TEXT NOT NULL REFERENCES ton_backfill(wallet) ON DELETE CASCADE,
+  lt        INTEGER NOT NULL CHECK (lt > 0),
+  hash      TEXT NOT NULL CHECK (length(hash) = 64),
+  prev_lt   INTEGER NOT NULL,       -- the predecessor named in the BOC, for the gap check
+  prev_hash TEXT NOT NULL CHECK (length(prev_hash) = 64),
+  boc       BLOB NOT NULL,          -- the transaction cell: decided on again when recorded
+  PRIMARY KEY (wallet, hash)
+);
+CREATE UNIQUE INDEX ton_backfill_txs_by_lt ON ton_backfill_txs(wallet, lt);
+`;
+
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: "platform: accounts, keys, ledger, reservations, usage", sql: initial },
   { version: 2, name: "ton: deposits and the watcher's cursor", sql: tonDeposits },
   { version: 3, name: "sessions: chat sessions and their messages", sql: sessions },
+  { version: 4, name: "ton: the watcher's staged catch-up run", sql: tonBackfill },
 ];

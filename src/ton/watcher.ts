@@ -1,10 +1,12 @@
 // The deposit watcher: polls the service wallet's transactions, newest first, paging back by
 // (lt, hash) until it reaches the last one it processed, then records them oldest first with the
-// cursor in the same SQLite transaction. Errors back off exponentially; nothing here may crash the process.
+// cursor in the same SQLite transaction; a longer backlog is staged page by page so it survives
+// failures and restarts. Errors back off exponentially; nothing here may crash the process.
 import type { Database } from "bun:sqlite";
 import { TonApiError, type ChainTransaction, type ToncenterClient, type TonApiErrorKind } from "./client.ts";
 import type { WalletAddress } from "./address.ts";
-import { getCursor, recordBatch, type Cursor } from "./service.ts";
+import { getCursor, recordBatch, type Cursor, type RecordOutcome } from "./service.ts";
+import { discardRun, getRun, isStaged, predecessor, recordStagedBatch, sameCursor, stagedCount, stagedGap, stagedPredecessor, stagePage, startRun } from "./backfill.ts";
 
 /** Options for {@link TonWatcher}. */
 export interface WatcherOptions {
@@ -29,6 +31,8 @@ export interface WatcherState {
   network: string;
   running: boolean;
   cursor: { lt: string; hash: string } | null;
+  /** The catch-up run being paged through (a backlog longer than one page); null when there is none. */
+  backfill: BackfillState | null;
   /** Unix ms of the last poll's end (success or not), the last success, the last error. */
   lastPollAt: number | null;
   lastSuccessAt: number | null;
@@ -42,6 +46,21 @@ export interface WatcherState {
   creditedNanoton: bigint;
   unmatched: number;
   ignored: number;
+}
+
+export interface BackfillState {
+  /** Transactions fetched and kept so far, not yet recorded. */
+  staged: number;
+  /** Paging goes on from this transaction (the oldest staged). */
+  anchor: { lt: string; hash: string };
+  /** The newest transaction of the run: the cursor once it is recorded. */
+  top: { lt: string; hash: string };
+  /** The cursor the run heads for; null when it reads back to the wallet's first transaction. */
+  target: { lt: string; hash: string } | null;
+  /** Paging is done; the run is being recorded. */
+  complete: boolean;
+  /** Unix ms the run began. */
+  startedAt: number;
 }
 
 export interface PollResult {
@@ -66,8 +85,7 @@ class Stopped extends Error {}
 function checkChain(oldestFirst: ChainTransaction[], cursor: Cursor | null): void {
   let prev: Cursor = cursor ?? { lt: 0n, hash: "0".repeat(64) };
   for (const t of oldestFirst) {
-    const lt = t.tx.prevTransactionLt;
-    const hash = t.tx.prevTransactionHash.toString(16).padStart(64, "0");
+    const { lt, hash } = predecessor(t);
     if (lt !== prev.lt || hash !== prev.hash) {
       throw new TonApiError(
         "invalid_response",
@@ -86,7 +104,7 @@ export class TonWatcher {
   private abort = new AbortController();
   private loopDone: Promise<void> | null = null;
   private wake: (() => void) | null = null;
-  private readonly s: Omit<WatcherState, "cursor" | "running" | "wallet" | "network">;
+  private readonly s: Omit<WatcherState, "cursor" | "backfill" | "running" | "wallet" | "network">;
 
   constructor(private readonly o: WatcherOptions) {
     this.pageSize = Math.min(100, Math.max(2, Math.floor(o.pageSize ?? 50)));
@@ -109,10 +127,22 @@ export class TonWatcher {
 
   state(): WatcherState {
     let cursor: Cursor | null = null;
+    let backfill: BackfillState | null = null;
+    const text = (c: Cursor) => ({ lt: c.lt.toString(), hash: c.hash });
     try {
       cursor = getCursor(this.o.db, this.o.wallet.raw);
+      const run = getRun(this.o.db, this.o.wallet.raw);
+      backfill = run && {
+        staged: stagedCount(this.o.db, this.o.wallet.raw),
+        anchor: text(run.anchor),
+        top: text(run.top),
+        target: run.base && text(run.base),
+        complete: run.complete,
+        startedAt: run.startedAt,
+      };
     } catch {
       cursor = null; // the database is closing; the state is still worth showing
+      backfill = null;
     }
     return {
       ...this.s,
@@ -120,7 +150,8 @@ export class TonWatcher {
       wallet: this.o.wallet.display,
       network: this.o.wallet.network,
       running: this.loopDone !== null && !this.stopping,
-      cursor: cursor ? { lt: cursor.lt.toString(), hash: cursor.hash } : null,
+      cursor: cursor ? text(cursor) : null,
+      backfill,
     };
   }
 
@@ -198,69 +229,128 @@ export class TonWatcher {
   }
 
   /**
-   * One poll: collects every transaction newer than the cursor (all of them on the first run), then
-   * records them oldest first. Throws on any API failure before recording anything of this poll.
+   * One poll. The usual case, the newest page reaching the cursor, is recorded straight from memory.
+   * A longer backlog becomes a staged run (see backfill.ts): each page is kept in the database with
+   * the anchor to page on from, so a failure costs one page and the next poll (or a restart) goes on
+   * from there; once paging reaches the cursor (or the wallet's first transaction) the run's chain is
+   * checked and it is recorded oldest first from the database, 100 at a time. Throws on an API
+   * failure or a gap, having recorded nothing of the unfinished run.
    */
   async pollOnce(): Promise<PollResult> {
-    const { db, wallet, minimum } = this.o;
+    const { db, wallet } = this.o;
     const cursor = getCursor(db, wallet.raw);
+    let run = getRun(db, wallet.raw);
+    if (run && !sameCursor(run.base, cursor)) {
+      // The cursor moved (or was reset) under the run: what it staged no longer joins up with it.
+      this.log("warn", `TON watcher: the staged catch-up run heads for ${run.base?.lt ?? "the first transaction"}, but the cursor is ${cursor?.lt ?? "unset"}; starting it again`);
+      discardRun(db, wallet.raw);
+      run = null;
+    }
+    let pages = 0;
+    const tally = { recorded: 0, credited: 0 };
+    if (!run) {
+      const page = await this.page(undefined);
+      pages++;
+      const { fresh, end } = this.take(page, undefined, cursor);
+      if (end) {
+        // Oldest first; the cursor check and the chain check as for a staged run, all in memory (≤ one page).
+        const oldestFirst = fresh.reverse();
+        checkChain(oldestFirst, cursor);
+        this.book(recordBatch(db, wallet.address, oldestFirst, this.o.minimum), tally);
+        return this.succeeded({ pages, ...tally });
+      }
+      this.linkPage(undefined, fresh);
+      run = startRun(db, wallet.raw, cursor, fresh, false);
+    }
+    while (!run.complete) {
+      const page = await this.page(run.anchor);
+      pages++;
+      const { fresh, end } = this.take(page, run.anchor, run.base);
+      if (!end && fresh.length === 0) throw new TonApiError("invalid_response", `getTransactions from lt ${run.anchor.lt} returned nothing older: paging made no progress`);
+      this.linkPage(run.anchor, fresh);
+      run = stagePage(db, wallet.raw, fresh, end);
+    }
+    const gap = stagedGap(db, wallet.raw, run);
+    if (gap) {
+      discardRun(db, wallet.raw);
+      throw new TonApiError("invalid_response", `the wallet's history has a gap: ${gap}; the staged run is discarded, nothing recorded, retrying`);
+    }
+    for (;;) {
+      const { outcomes, done } = recordStagedBatch(db, wallet.address, this.o.minimum, BATCH);
+      this.book(outcomes, tally);
+      if (done) break;
+    }
+    return this.succeeded({ pages, ...tally });
+  }
+
+  /**
+   * The transactions of `page` not yet taken, newest first, down to `base` (exclusive) or the wallet's
+   * first transaction; `end` when the page got there (or the wallet has no transactions).
+   */
+  private take(page: ChainTransaction[], anchor: Cursor | undefined, base: Cursor | null): { fresh: ChainTransaction[]; end: boolean } {
+    const raw = this.o.wallet.raw;
     const fresh: ChainTransaction[] = [];
     const seen = new Set<string>();
-    let anchor: Cursor | undefined;
-    let pages = 0;
-    for (;;) {
-      const page = await this.page(anchor);
-      pages++;
-      let added = 0;
-      let reached = false;
-      for (const t of page) {
-        // Paging is inclusive of the anchor, and pages may overlap: a hash is taken once.
-        if (seen.has(t.hash)) continue;
-        if (cursor && t.lt <= cursor.lt) {
-          reached = true;
-          break;
-        }
-        // Newer than the anchor cannot be on a page that starts at it, unless already collected.
-        if (anchor && t.lt > anchor.lt) throw new TonApiError("invalid_response", `getTransactions from lt ${anchor.lt} returned the newer lt ${t.lt}`);
-        seen.add(t.hash);
-        fresh.push(t);
-        added++;
-      }
-      if (reached) break;
-      const oldest = fresh.at(-1);
-      // The account's first transaction has no predecessor: the whole history is collected.
-      if (oldest && oldest.tx.prevTransactionLt === 0n) break;
-      if (added === 0) {
-        if (!oldest) break; // an account without transactions
-        throw new TonApiError("invalid_response", `getTransactions from lt ${anchor?.lt ?? "newest"} returned nothing older: paging made no progress`);
-      }
-      anchor = { lt: oldest!.lt, hash: oldest!.hash };
+    // Newest first whatever order the API used: the base check and the chain links read in that order.
+    const newestFirst = [...page].sort((a, b) => (a.lt > b.lt ? -1 : a.lt < b.lt ? 1 : 0));
+    for (const t of newestFirst) {
+      // Paging is inclusive of the anchor, and pages may overlap: a hash is taken once.
+      if (seen.has(t.hash) || (anchor && (t.hash === anchor.hash || isStaged(this.o.db, raw, t.hash)))) continue;
+      if (base && t.lt <= base.lt) return { fresh, end: true };
+      // Newer than the anchor cannot be on a page that starts at it, unless already staged.
+      if (anchor && t.lt > anchor.lt) throw new TonApiError("invalid_response", `getTransactions from lt ${anchor.lt} returned the newer lt ${t.lt}`);
+      seen.add(t.hash);
+      fresh.push(t);
     }
-    fresh.sort((a, b) => (a.lt < b.lt ? -1 : a.lt > b.lt ? 1 : 0));
-    checkChain(fresh, cursor);
-    let credited = 0;
-    let recorded = 0;
-    for (let i = 0; i < fresh.length; i += BATCH) {
-      for (const r of recordBatch(db, wallet.address, fresh.slice(i, i + BATCH), minimum)) {
-        if (r.outcome !== "recorded") continue;
-        recorded++;
-        const d = r.decision;
-        if (d.status === "credit") {
-          credited++;
-          this.s.credited++;
-          this.s.creditedNanoton += d.amount;
-          this.log("info", `TON deposit credited: ${d.amount} nanoton to account ${d.accountId} from ${d.sender}`);
-        } else if (d.status === "unmatched") {
-          this.s.unmatched++;
-          this.log("warn", `TON transfer not credited (${d.reason}): ${d.amount} nanoton from ${d.sender}, comment ${JSON.stringify(d.comment)}`);
-        } else {
-          this.s.ignored++;
-        }
+    const oldest = fresh.at(-1);
+    // The account's first transaction has no predecessor: the whole history is collected.
+    if (oldest) return { fresh, end: oldest.tx.prevTransactionLt === 0n };
+    return { fresh, end: !anchor };
+  }
+
+  /**
+   * A page about to be staged must link up inside itself and to the anchor above it: a gap found
+   * here discards the run at once rather than after paging through the rest of the history.
+   */
+  private linkPage(anchor: Cursor | undefined, newestFirst: ChainTransaction[]): void {
+    const raw = this.o.wallet.raw;
+    let expected: Cursor | null = anchor ? stagedPredecessor(this.o.db, raw, anchor.hash) : null;
+    for (const t of newestFirst) {
+      if (expected && !sameCursor(expected, { lt: t.lt, hash: t.hash })) {
+        discardRun(this.o.db, raw);
+        throw new TonApiError(
+          "invalid_response",
+          `the wallet's history has a gap: the transaction before ${expected.lt}:${expected.hash.slice(0, 16)}... is missing (the API sent ${t.lt} next); the staged run is discarded, nothing recorded, retrying`,
+        );
+      }
+      expected = predecessor(t);
+    }
+  }
+
+  /** Counts and logs what recorded transactions came to. */
+  private book(outcomes: RecordOutcome[], tally: { recorded: number; credited: number }): void {
+    for (const r of outcomes) {
+      if (r.outcome !== "recorded") continue;
+      tally.recorded++;
+      const d = r.decision;
+      if (d.status === "credit") {
+        tally.credited++;
+        this.s.credited++;
+        this.s.creditedNanoton += d.amount;
+        this.log("info", `TON deposit credited: ${d.amount} nanoton to account ${d.accountId} from ${d.sender}`);
+      } else if (d.status === "unmatched") {
+        this.s.unmatched++;
+        this.log("warn", `TON transfer not credited (${d.reason}): ${d.amount} nanoton from ${d.sender}, comment ${JSON.stringify(d.comment)}`);
+      } else {
+        this.s.ignored++;
       }
     }
+  }
+
+  private succeeded(r: PollResult): PollResult {
     this.s.polls++;
     this.s.consecutiveErrors = 0;
     this.s.lastPollAt = this.s.lastSuccessAt = Date.now();
-    return { pages, recorded, credited };
+    return r;
   }
 }

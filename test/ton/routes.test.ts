@@ -241,4 +241,34 @@ describe("ops", () => {
     const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
     expect({ code, out, err }).toEqual({ code: 0, out: "", err: "" });
   });
+
+  test("a backlog being paged through shows in /jsonstats and /metrics (staged count, anchor) until it is recorded", async () => {
+    const u = await register();
+    for (let i = 0; i < 25; i++) api.add({ value: parseTon("0.1"), comment: u.code });
+    // Every page after the newest fails: the run stays staged at the newest page of 10.
+    api.onRequest = (call) => {
+      if (call.lt !== undefined) api.failures.push("500");
+    };
+    try {
+      await expect(ton.watcher!.pollOnce()).rejects.toThrow(/HTTP 500/);
+      const anchor = api.txs.at(-10)!;
+      const s = (await (await get("/jsonstats")).json()) as { ton_watcher: { backfill: unknown } };
+      expect(s.ton_watcher.backfill).toMatchObject({ staged: 10, anchor: { lt: anchor.lt.toString(), hash: anchor.hashHex }, top: { hash: api.txs.at(-1)!.hashHex }, complete: false });
+      const text = await (await get("/metrics")).text();
+      expect(text).toContain("cocoon_ton_backfill_in_progress 1");
+      expect(text).toContain("cocoon_ton_backfill_staged_transactions 10");
+      expect(text).toContain(`cocoon_ton_backfill_anchor_lt ${anchor.lt}`);
+      const p = Bun.spawn([Bun.which("promtool")!, "check", "metrics"], { stdin: new TextEncoder().encode(text), stdout: "pipe", stderr: "pipe" });
+      const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+      expect({ code, out, err }).toEqual({ code: 0, out: "", err: "" });
+    } finally {
+      api.onRequest = null;
+    }
+    expect(await ton.watcher!.pollOnce()).toMatchObject({ recorded: 25, credited: 25 });
+    expect(((await (await get("/v1/balance", u.key)).json()) as { balance_nanoton: number }).balance_nanoton).toBe(Number(parseTon("2.5")));
+    const after = (await (await get("/jsonstats")).json()) as { ton_watcher: { backfill: unknown } };
+    expect(after.ton_watcher.backfill).toBeNull();
+    expect(await (await get("/metrics")).text()).toContain("cocoon_ton_backfill_staged_transactions 0");
+    expect(checkInvariants(db)).toEqual([]);
+  });
 });

@@ -336,3 +336,220 @@ describe("failures", () => {
     expect(api.calls.map((c) => c.apiKey)).toEqual(["secret-key-1"]);
   });
 });
+
+describe("catching up on a long history", () => {
+  const staged = (db: Database) => Number(db.query<{ n: bigint }, []>("SELECT count(*) AS n FROM ton_backfill_txs").get()!.n);
+  /** Adds `n` transfers to the wallet spread over `accounts`; returns what each account should end with. */
+  function history(api: ToncenterStandIn, accounts: { id: number; depositCode: string }[], n: number, expected = new Map<number, bigint>()) {
+    for (let i = 0; i < n; i++) {
+      const acc = accounts[i % accounts.length]!;
+      const value = parseTon("0.01") + BigInt(api.txs.length);
+      api.add({ value, comment: acc.depositCode });
+      expected.set(acc.id, (expected.get(acc.id) ?? 0n) + value);
+    }
+    return expected;
+  }
+  /** Polls until one succeeds; returns how many failed. */
+  async function pollUntilSuccess(w: TonWatcher, max = 100): Promise<number> {
+    for (let failed = 0; failed < max; failed++) {
+      try {
+        await w.pollOnce();
+        return failed;
+      } catch {
+        // expected: the API fails part-way
+      }
+    }
+    throw new Error(`no successful poll in ${max}`);
+  }
+
+  test("300 transactions, paged 7 at a time, with every 6th request failing: progress is kept across polls and each is credited once", async () => {
+    const { db, api, watcher } = rig({ pageSize: 7 });
+    const accounts = Array.from({ length: 7 }, () => createAccount(db));
+    const expected = history(api, accounts, 300);
+    let n = 0;
+    // A failure that 3 in-poll retries would not cure: a 500 or a truncated body, every 6th request.
+    api.onRequest = () => {
+      if (++n % 6 === 0) api.failures.push(n % 12 === 0 ? "garbage" : "500");
+    };
+    const growth: number[] = [];
+    let failed = 0;
+    for (;;) {
+      try {
+        await watcher.pollOnce();
+        break;
+      } catch (err) {
+        failed++;
+        expect(String(err)).not.toMatch(/gap/);
+        // Nothing is credited before the run links up to the wallet's first transaction.
+        expect(ledgerDeposits(db)).toHaveLength(0);
+        const s = watcher.state().backfill!;
+        expect(s.staged).toBe(staged(db));
+        expect(s.target).toBeNull();
+        expect(s.top).toEqual({ lt: api.txs.at(-1)!.lt.toString(), hash: api.txs.at(-1)!.hashHex });
+        const oldest = db.query<{ lt: bigint; hash: string }, []>("SELECT lt, hash FROM ton_backfill_txs ORDER BY lt LIMIT 1").get()!;
+        expect(s.anchor).toEqual({ lt: oldest.lt.toString(), hash: oldest.hash });
+        growth.push(s.staged);
+        expect(failed).toBeLessThan(20);
+      }
+    }
+    // Each failed poll kept what it had fetched: the staged run only grew (5 good pages of 6 new per poll).
+    expect(failed).toBeGreaterThanOrEqual(8);
+    for (let i = 1; i < growth.length; i++) expect(growth[i]!).toBeGreaterThan(growth[i - 1]!);
+    // One request from the newest; every later poll went on from the stored anchor. Starting over from
+    // the newest on each failure would never get past 5 pages (35 transactions) of 300.
+    expect(api.calls.filter((c) => c.lt === undefined)).toHaveLength(1);
+    const pagesNeeded = 1 + Math.ceil((300 - 7) / 6);
+    expect(api.calls.length).toBeLessThanOrEqual(pagesNeeded + failed);
+    for (const acc of accounts) expect(balance(db, acc.id)).toBe(expected.get(acc.id)!);
+    const refs = ledgerDeposits(db).map((r) => r.reference);
+    expect(refs).toHaveLength(300);
+    expect(new Set(refs)).toEqual(new Set(api.txs.map((t) => t.hashHex)));
+    expect(staged(db)).toBe(0);
+    expect(watcher.state()).toMatchObject({ backfill: null, credited: 300, cursor: { lt: api.txs.at(-1)!.lt.toString(), hash: api.txs.at(-1)!.hashHex } });
+    // Replays of the newest page afterwards: nothing more.
+    api.onRequest = null;
+    expect(await watcher.pollOnce()).toMatchObject({ recorded: 0, pages: 1 });
+    expect(ledgerDeposits(db)).toHaveLength(300);
+    expect(checkInvariants(db)).toEqual([]);
+  });
+
+  test("a restart in the middle of a backfill goes on from the stored anchor, not from the newest", async () => {
+    const r = rig({ pageSize: 7 });
+    const accounts = [createAccount(r.db), createAccount(r.db)];
+    const expected = history(r.api, accounts, 100);
+    r.api.onRequest = () => {
+      if (r.api.calls.length === 4) r.api.failures.push("500");
+    };
+    await expect(r.watcher.pollOnce()).rejects.toThrow(/HTTP 500/);
+    const before = r.watcher.state().backfill!;
+    expect(before.staged).toBe(7 + 6 + 6);
+    expect(ledgerDeposits(r.db)).toHaveLength(0);
+    await r.watcher.stop();
+    r.db.close();
+    r.db = openStore(r.path);
+    r.watcher = r.newWatcher();
+    expect(r.watcher.state().backfill).toMatchObject({ staged: 19, anchor: before.anchor, complete: false });
+    const calls = r.api.calls.length;
+    const result = await r.watcher.pollOnce();
+    const after = r.api.calls.slice(calls);
+    expect(after[0]).toMatchObject({ lt: before.anchor.lt, hash: Buffer.from(before.anchor.hash, "hex").toString("base64") });
+    expect(after.filter((c) => c.lt === undefined)).toHaveLength(0);
+    expect(after.length).toBe(Math.ceil((100 - 19) / 6));
+    expect(result).toMatchObject({ recorded: 100, credited: 100 });
+    for (const acc of accounts) expect(balance(r.db, acc.id)).toBe(expected.get(acc.id)!);
+    expect(new Set(ledgerDeposits(r.db).map((x) => x.reference)).size).toBe(100);
+    expect(staged(r.db)).toBe(0);
+    expect(checkInvariants(r.db)).toEqual([]);
+  });
+
+  test("a gap in the staged run discards it; nothing is credited until the history is complete", async () => {
+    const { db, api, watcher } = rig({ pageSize: 7 });
+    const a = createAccount(db);
+    const txs = Array.from({ length: 60 }, () => api.add({ value: parseTon("1"), comment: a.depositCode }));
+    // Left out in the middle of the history: found on the page where it is missing.
+    api.hidden.add(txs[25]!.hashHex);
+    await expect(watcher.pollOnce()).rejects.toThrow(/gap/);
+    // Pages of 60..53, 52..47, ..., 28..22 (without 25): found on the sixth, not after paging the rest.
+    expect(api.calls).toHaveLength(6);
+    expect(staged(db)).toBe(0);
+    expect(watcher.state().backfill).toBeNull();
+    expect(balance(db, a.id)).toBe(0n);
+    // Left out on a page boundary (the predecessor of a page's anchor): caught just the same.
+    api.hidden.clear();
+    api.hidden.add(txs[60 - 7 - 1]!.hashHex);
+    await expect(watcher.pollOnce()).rejects.toThrow(/gap/);
+    expect(staged(db)).toBe(0);
+    api.hidden.clear();
+    await watcher.pollOnce();
+    expect(balance(db, a.id)).toBe(parseTon("60"));
+    // A later backlog whose oldest transaction (the one right after the cursor) is left out: only the
+    // check of the whole staged run against the cursor can see it.
+    const cursor = watcher.state().cursor;
+    const more = Array.from({ length: 30 }, () => api.add({ value: parseTon("2"), comment: a.depositCode }));
+    api.hidden.add(more[0]!.hashHex);
+    await expect(watcher.pollOnce()).rejects.toThrow(/gap/);
+    expect(staged(db)).toBe(0);
+    expect(watcher.state().cursor).toEqual(cursor);
+    expect(balance(db, a.id)).toBe(parseTon("60"));
+    api.hidden.clear();
+    expect(await watcher.pollOnce()).toMatchObject({ recorded: 30, credited: 30 });
+    expect(balance(db, a.id)).toBe(parseTon("120"));
+    expect(new Set(ledgerDeposits(db).map((x) => x.reference)).size).toBe(90);
+    expect(checkInvariants(db)).toEqual([]);
+  });
+
+  test("transfers arriving during a backfill are credited once after it, none skipped between its top and the newest", async () => {
+    const { db, api, watcher } = rig({ pageSize: 7 });
+    const accounts = [createAccount(db), createAccount(db), createAccount(db)];
+    const expected = history(api, accounts, 100);
+    const top = api.txs.at(-1)!;
+    let n = 0;
+    api.onRequest = (call) => {
+      n++;
+      // 4 new transfers each time paging goes on from an anchor, and a failure every 5th request.
+      if (call.lt !== undefined && n < 60) history(api, accounts, 4, expected);
+      if (n % 5 === 0) api.failures.push("500");
+    };
+    await pollUntilSuccess(watcher);
+    // The run ends at the newest transaction it saw when it began; what came later is for the next polls.
+    expect(watcher.state().cursor).toEqual({ lt: top.lt.toString(), hash: top.hashHex });
+    expect(ledgerDeposits(db)).toHaveLength(100);
+    const arrived = api.txs.length - 100;
+    expect(arrived).toBeGreaterThan(7 * 3); // more than a few pages: the next poll is a staged run of its own
+    api.onRequest = null;
+    await pollUntilSuccess(watcher);
+    expect(watcher.state()).toMatchObject({ backfill: null, cursor: { lt: api.txs.at(-1)!.lt.toString(), hash: api.txs.at(-1)!.hashHex } });
+    for (const acc of accounts) expect(balance(db, acc.id)).toBe(expected.get(acc.id)!);
+    const refs = ledgerDeposits(db).map((r) => r.reference);
+    expect(refs).toHaveLength(api.txs.length);
+    expect(new Set(refs)).toEqual(new Set(api.txs.map((t) => t.hashHex)));
+    expect(checkInvariants(db)).toEqual([]);
+  });
+
+  test("a reset cursor under a staged run starts the run again instead of joining it to the wrong base", async () => {
+    const { db, api, watcher } = rig({ pageSize: 7 });
+    const a = createAccount(db);
+    for (let i = 0; i < 10; i++) api.add({ value: parseTon("1"), comment: a.depositCode });
+    await watcher.pollOnce();
+    for (let i = 0; i < 30; i++) api.add({ value: parseTon("1"), comment: a.depositCode });
+    let n = 0;
+    api.onRequest = () => {
+      if (++n === 3) api.failures.push("500");
+    };
+    await expect(watcher.pollOnce()).rejects.toThrow(/HTTP 500/);
+    expect(watcher.state().backfill?.target).toEqual({ lt: api.txs[9]!.lt.toString(), hash: api.txs[9]!.hashHex });
+    db.exec("DELETE FROM ton_cursor");
+    api.onRequest = null;
+    expect(await watcher.pollOnce()).toMatchObject({ recorded: 30, credited: 30 });
+    expect(balance(db, a.id)).toBe(parseTon("40"));
+    expect(ledgerDeposits(db)).toHaveLength(40);
+    expect(staged(db)).toBe(0);
+    expect(checkInvariants(db)).toEqual([]);
+  });
+});
+
+describe("catching up: a crash while recording", () => {
+  test("a crash between batches of a staged run leaves whole batches only; the restart records the rest without asking the API again", async () => {
+    const r = rig({ pageSize: 7 });
+    const a = createAccount(r.db);
+    for (let i = 0; i < 150; i++) r.api.add({ value: parseTon("1"), comment: a.depositCode });
+    // Stands in for the process dying while the second batch of 100 is written.
+    r.db.exec(`CREATE TEMP TRIGGER crash BEFORE INSERT ON ton_deposits WHEN (SELECT count(*) FROM ton_deposits) >= 120
+               BEGIN SELECT RAISE(ABORT, 'simulated crash'); END`);
+    await expect(r.watcher.pollOnce()).rejects.toThrow(/simulated crash/);
+    expect(ledgerDeposits(r.db)).toHaveLength(100);
+    expect(r.watcher.state().cursor).toEqual({ lt: r.api.txs[99]!.lt.toString(), hash: r.api.txs[99]!.hashHex });
+    expect(r.watcher.state().backfill).toMatchObject({ staged: 50, complete: true, target: { lt: r.api.txs[99]!.lt.toString() } });
+    await r.watcher.stop();
+    r.db.close();
+    r.db = openStore(r.path);
+    r.watcher = r.newWatcher();
+    const calls = r.api.calls.length;
+    expect(await r.watcher.pollOnce()).toMatchObject({ recorded: 50, credited: 50, pages: 0 });
+    expect(r.api.calls.length).toBe(calls);
+    expect(balance(r.db, a.id)).toBe(parseTon("150"));
+    expect(new Set(ledgerDeposits(r.db).map((x) => x.reference))).toEqual(new Set(r.api.txs.map((t) => t.hashHex)));
+    expect(r.watcher.state().backfill).toBeNull();
+    expect(checkInvariants(r.db)).toEqual([]);
+  });
+});

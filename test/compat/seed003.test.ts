@@ -303,17 +303,6 @@ describe("models", () => {
     expect(r.status).toBe(200);
     expect(await r.json()).toEqual({ id: "tiny-qwen3", name: "tiny-qwen3", context_length: 1024, quantization: "F16" });
     await expectOpenAiError(await app.request("/models/unknown-model"), 404, "model");
-  });});
-
-describe("WebSocket paths without an upgrade", () => {
-  test("a plain GET of /chat/ws (and of /v1/chat/completions) is 426 Upgrade Required in OpenAI's shape", async () => {
-    for (const path of ["/chat/ws", "/v1/chat/completions"]) {
-      const r = await app.request(path);
-      expect(r.headers.get("upgrade")).toBe("websocket");
-      const body = (await r.clone().json()) as { error: { code: string } };
-      expect(body.error.code).toBe("upgrade_required");
-      await expectOpenAiError(r, 426);
-    }
   });
 
   test("GET /models/{id} also takes the model's name (\"Model ID or name\")", async () => {

@@ -101,6 +101,8 @@ export class TonWatcher {
   private readonly maxBackoffMs: number;
   private readonly log: NonNullable<WatcherOptions["log"]>;
   private stopping = false;
+  /** Pages staged and batches recorded by this process: a failing poll that moved these made progress. */
+  private progress = 0;
   private abort = new AbortController();
   private loopDone: Promise<void> | null = null;
   private wake: (() => void) | null = null;
@@ -174,10 +176,14 @@ export class TonWatcher {
     this.log("info", `TON watcher: polling ${this.o.wallet.display} (${this.o.wallet.network}) every ${this.o.intervalMs / 1000} s`);
     while (!this.stopping) {
       let delay = this.o.intervalMs;
+      const progressBefore = this.progress;
       try {
         await this.pollOnce();
       } catch (err) {
         if (this.stopping) break;
+        // A catch-up run that kept pages before failing is getting somewhere: the backoff starts over
+        // instead of growing, so a flaky API slows a long backlog by one short wait per failure.
+        if (this.progress !== progressBefore) this.s.consecutiveErrors = 0;
         delay = this.failed(err);
       }
       if (this.stopping) break;
@@ -261,6 +267,7 @@ export class TonWatcher {
       }
       this.linkPage(undefined, fresh);
       run = startRun(db, wallet.raw, cursor, fresh, false);
+      this.progress++;
     }
     while (!run.complete) {
       const page = await this.page(run.anchor);
@@ -269,6 +276,7 @@ export class TonWatcher {
       if (!end && fresh.length === 0) throw new TonApiError("invalid_response", `getTransactions from lt ${run.anchor.lt} returned nothing older: paging made no progress`);
       this.linkPage(run.anchor, fresh);
       run = stagePage(db, wallet.raw, fresh, end);
+      this.progress++;
     }
     const gap = stagedGap(db, wallet.raw, run);
     if (gap) {
@@ -277,6 +285,7 @@ export class TonWatcher {
     }
     for (;;) {
       const { outcomes, done } = recordStagedBatch(db, wallet.address, this.o.minimum, BATCH);
+      this.progress++;
       this.book(outcomes, tally);
       if (done) break;
     }

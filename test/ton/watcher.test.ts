@@ -413,6 +413,25 @@ describe("catching up on a long history", () => {
     expect(checkInvariants(db)).toEqual([]);
   });
 
+  test("while a failing backfill keeps making progress, the running watcher's backoff does not grow", async () => {
+    const { db, api, watcher } = rig({ pageSize: 7, maxBackoffMs: 60_000 });
+    const accounts = [createAccount(db), createAccount(db)];
+    history(api, accounts, 120);
+    let n = 0;
+    api.onRequest = () => {
+      if (++n % 4 === 0) api.failures.push("500");
+    };
+    let most = 0;
+    watcher.start();
+    await until("the backlog is credited", () => {
+      most = Math.max(most, watcher.state().consecutiveErrors);
+      return ledgerDeposits(db).length === 120;
+    });
+    expect(watcher.state().pollErrors.http).toBeGreaterThanOrEqual(5);
+    // Every failure came after pages were staged: each is the first of its run, never a doubling.
+    expect(most).toBe(1);
+  });
+
   test("a restart in the middle of a backfill goes on from the stored anchor, not from the newest", async () => {
     const r = rig({ pageSize: 7 });
     const accounts = [createAccount(r.db), createAccount(r.db)];

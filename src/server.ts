@@ -74,7 +74,6 @@ export async function startServer(config: Config, log: Logger = makeLogger(confi
   }
   if (platform && !ton?.wallet) log("info", "no --ton-wallet: TON deposits are off (/v1/deposit says so)");
   if (!platform && config.tonWallet) log("warn", "--ton-wallet is ignored with --no-auth: without accounts there is nobody to credit");
-  if (ton?.watcher) metrics.tonWatcher = () => ton.watcher!.state();
   const app = createApp({
     get engine(): Engine {
       if (shuttingDown) throw new ApiError("not_ready", "the server is shutting down", null, { "Retry-After": "5" });
@@ -85,7 +84,6 @@ export async function startServer(config: Config, log: Logger = makeLogger(confi
     platform: platform?.service ?? null,
     sessions,
     ton,
-    tonWatcher: () => ton?.watcher?.state() ?? null,
     version: pkg.version,
     loadedEngine: () => engine,
     coefficient: (id) => coefficients.get(id) ?? 1000,

@@ -57,6 +57,10 @@ export function createApp(deps: AppDeps) {
   // Sessions live in the platform's database, or (an app built without one, e.g. in tests) in a
   // private in-memory store. Set on deps so every route module sees the same service.
   const sessions = (deps.sessions ??= new SessionService(deps.platform?.db ?? openStore(":memory:"), { forget: (key) => deps.loadedEngine()?.forgetSession(key) }));
+  // The watcher's state, read by both /jsonstats and /metrics: derived here from the one TON setup.
+  // Set on deps (not spread into a copy: `engine` may be a getter that throws while models load).
+  deps.tonWatcher ??= () => deps.ton?.watcher?.state() ?? null;
+  deps.metrics.tonWatcher = deps.tonWatcher;
   const maxBody = deps.maxBodyBytes ?? 8 * 2 ** 20;
   const log = deps.log ?? (() => {});
   const access = deps.access ?? (() => {});

@@ -309,7 +309,7 @@ describe("models", () => {
     // A model served under an id other than its file's name.
     const engine = await Engine.start({ models: [{ id: "short-id", path: TINY_MODEL }], slots: 1, ctxSize: 256 });
     try {
-      const other = createApp({ engine, metrics: new Metrics({ models: () => [] }), platform: null, version: "0.0.0-test", loadedEngine: () => engine, coefficient: () => 1, ton: null, tonWatcher: () => null, log: () => {} });
+      const other = createApp({ engine, metrics: new Metrics({ models: () => [] }), platform: null, version: "0.0.0-test", loadedEngine: () => engine, coefficient: () => 1, ton: null, log: () => {} });
       const byId = (await (await other.handle(new Request("http://localhost/models/short-id"))).json()) as { id: string; name: string };
       expect(byId).toMatchObject({ id: "short-id", name: "tiny-qwen3" });
       const byName = await other.handle(new Request("http://localhost/models/tiny-qwen3"));

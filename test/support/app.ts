@@ -26,11 +26,8 @@ export async function startInProcessApp(opts: { maxBodyBytes?: number; slots?: n
       engine.stats().map((s) => ({ model: s.id, slotsBusy: s.slotsBusy, slotsTotal: s.slotsTotal, queued: s.queued, kvUsedCells: s.kvUsedCells, kvTotalCells: s.kvTotalCells, restarts: s.restarts })),
   });
   const logged: string[] = [];
-  const watcher = opts.ton?.watcher ?? null;
-  if (watcher) metrics.tonWatcher = () => watcher.state();
   const app = createApp({
     ton: opts.ton ?? null,
-    tonWatcher: () => watcher?.state() ?? null,
     engine,
     metrics,
     platform: opts.platform ?? null,

@@ -40,17 +40,15 @@ export function decide(t: ChainTransaction, wallet: Address, minimum: bigint, ac
   } catch {
     // A transaction we cannot take apart must not block every deposit after it (the watcher would
     // retry it forever): it is kept for an admin, with whatever amount and sender can be read.
-    const info = t.tx.inMessage?.info;
-    const internal = info?.type === "internal" ? info : null;
-    return {
-      sender: internal ? internal.src.toRawString() : null,
-      amount: internal && internal.value.coins > 0n ? internal.value.coins : 0n,
-      comment: null,
-      chainTime: t.tx.now * 1000,
-      status: "unmatched",
-      reason: "undecodable",
-    };
+    return { ...factsOf(t), status: "unmatched", reason: "undecodable" };
   }
+}
+
+/** Who sent how much and when, as far as the inbound message says (no comment yet). */
+function factsOf(t: ChainTransaction): Facts {
+  const info = t.tx.inMessage?.info;
+  const internal = info?.type === "internal" ? info : null;
+  return { sender: internal ? internal.src.toRawString() : null, amount: internal ? internal.value.coins : 0n, comment: null, chainTime: t.tx.now * 1000 };
 }
 
 function decideStrict(t: ChainTransaction, wallet: Address, minimum: bigint, accountFor: (comment: string) => number | null): Decision {
@@ -58,12 +56,7 @@ function decideStrict(t: ChainTransaction, wallet: Address, minimum: bigint, acc
   const msg = tx.inMessage ?? null;
   const info = msg?.info;
   const internal = info?.type === "internal" ? info : null;
-  const facts: Facts = {
-    sender: internal ? internal.src.toRawString() : null,
-    amount: internal ? internal.value.coins : 0n,
-    comment: null,
-    chainTime: tx.now * 1000,
-  };
+  const facts = factsOf(t);
   const ignored = (reason: IgnoredReason): Decision => ({ ...facts, status: "ignored", reason });
   const unmatched = (reason: UnmatchedReason): Decision => ({ ...facts, status: "unmatched", reason });
 

@@ -100,7 +100,7 @@ export function requestSocket<Schema extends TSchema, S>(o: RequestSocket<Schema
       if (!o.validator.Check(body)) {
         const first = o.validator.Errors(body).First();
         const param = first ? validationParam(first.path) : null;
-        fail(new ApiError("invalid_request", validationMessage(param, first?.message ?? "invalid message", first?.value, first?.schema), param));
+        fail(new ApiError("invalid_request", validationMessage(param, first?.message ?? "invalid message", first?.value, first?.schema, first?.type), param));
         return;
       }
       if (state.busy) {

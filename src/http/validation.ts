@@ -71,7 +71,7 @@ export function validationMessage(param: string | null, message: string, value: 
   const inQuery = source === "query" || source === "property";
   const shown = JSON.stringify(value)?.slice(0, 80) ?? String(value);
   if (!param) return inQuery ? `Invalid query parameter: ${message} (got ${shown}).` : `Invalid request body: ${message}.`;
-  if (errorType === ADDITIONAL_PROPERTY || (errorType === undefined && message === "Unexpected property")) {
+  if (errorType === ADDITIONAL_PROPERTY) {
     return inQuery ? `Unrecognized query parameter: '${param}'.` : `Unrecognized request argument supplied: ${param}`;
   }
   if (value === undefined) return `Missing required parameter: '${param}'.`;

@@ -14,7 +14,7 @@ import { openQueuedSocket } from "../support/ws.ts";
 setDefaultTimeout(30_000);
 
 const billed = billedPlatform("socket");
-const Message = t.Object({ n: t.Integer({ minimum: 0 }), wait: t.Optional(t.Boolean()) });
+const Message = t.Object({ n: t.Integer({ minimum: 0 }), wait: t.Optional(t.Boolean()) }, { additionalProperties: false });
 
 /** Requests marked `wait` run until released (or aborted); the abort reasons are kept. */
 let release: (() => void) | null = null;
@@ -67,6 +67,8 @@ describe("request-per-message WebSocket", () => {
     expect(await c.next()).toStartWith("ERR invalid_request_error n ");
     c.send({});
     expect(await c.next()).toBe("ERR invalid_request_error n Missing required parameter: 'n'.");
+    c.send({ n: 1, extra: true });
+    expect(await c.next()).toBe("ERR invalid_request_error extra Unrecognized request argument supplied: extra");
     // A binary frame (here one holding a valid request) is told to come as text, not "missing n".
     c.ws.send(new TextEncoder().encode(JSON.stringify({ n: 1 })));
     expect(await c.next()).toBe("ERR invalid_request_error - send the request as a JSON text frame");

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { ROOT } from "./setup-native.ts";
 import { makeTestModel } from "./make-test-model.ts";
 import { Engine } from "../src/inference/engine.ts";
-import { createApp } from "../src/http/app.ts";
+import { createApp } from "../src/app.ts";
 import { Metrics } from "../src/ops/metrics.ts";
 
 export interface SessionsBenchOptions {

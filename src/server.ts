@@ -4,13 +4,8 @@ import pkg from "../package.json" with { type: "json" };
 import type { Config } from "./config/config.ts";
 import { resolveModels, DEMO_MODEL, type ModelEntry } from "./config/models.ts";
 import { Engine, type EngineOptions } from "./inference/engine.ts";
-import { createApp } from "./http/app.ts";
+import { createApp, engineMetrics, openServices } from "./app.ts";
 import { ApiError } from "./http/errors.ts";
-import { Metrics } from "./ops/metrics.ts";
-import { openPlatform, storePath } from "./platform/open.ts";
-import { SessionService } from "./sessions/service.ts";
-import { openStore } from "./store/db.ts";
-import { openTon } from "./ton/open.ts";
 
 export interface RunningServer {
   url: string;
@@ -53,27 +48,10 @@ export async function startServer(config: Config, log: Logger = makeLogger(confi
   }
   let engine: Engine | null = null;
   let shuttingDown = false;
-  const metrics = new Metrics({
-    models: () =>
-      (engine?.stats() ?? []).map((s) => ({ model: s.id, slotsBusy: s.slotsBusy, slotsTotal: s.slotsTotal, queued: s.queued, kvUsedCells: s.kvUsedCells, kvTotalCells: s.kvTotalCells, restarts: s.restarts })),
-  });
+  const metrics = engineMetrics(() => engine);
   const coefficients = new Map(models.map((m) => [m.id, m.coefficient ?? 1000]));
-  const platform = config.noAuth ? null : openPlatform(config);
-  log("info", platform ? `API keys and billing on (database ${platform.path})` : "--no-auth: API keys and billing are off");
-  // Without auth there is no platform, but chat sessions still persist: in the same database file,
-  // all owned by the one local user.
-  const sessionsDb = platform ? platform.service.db : openStore(storePath(config));
-  const sessions = new SessionService(sessionsDb, { forget: (key) => engine?.forgetSession(key) });
-  // Deposits credit accounts, so they exist only with the platform; a bad TON setting stops the start.
-  let ton: ReturnType<typeof openTon> | null = null;
-  try {
-    ton = platform ? openTon(config, platform.service.db, (level, line) => log(level, line)) : null;
-  } catch (err) {
-    platform?.service.db.close();
-    throw err;
-  }
-  if (platform && !ton?.wallet) log("info", "no --ton-wallet: TON deposits are off (/v1/deposit says so)");
-  if (!platform && config.tonWallet) log("warn", "--ton-wallet is ignored with --no-auth: without accounts there is nobody to credit");
+  const services = openServices(config, { forget: (key) => engine?.forgetSession(key), log });
+  const { platform, sessions, ton } = services;
   const app = createApp({
     get engine(): Engine {
       if (shuttingDown) throw new ApiError("not_ready", "the server is shutting down", null, { "Retry-After": "5" });
@@ -81,7 +59,7 @@ export async function startServer(config: Config, log: Logger = makeLogger(confi
       return engine;
     },
     metrics,
-    platform: platform?.service ?? null,
+    platform,
     sessions,
     ton,
     version: pkg.version,
@@ -129,7 +107,7 @@ export async function startServer(config: Config, log: Logger = makeLogger(confi
       if (metrics.active > 0) log("warn", `cancelling ${metrics.active} requests still running`);
       engine?.close();
       server.stop(true);
-      sessionsDb.close();
+      services.close();
       log("info", "stopped");
     },
   };

@@ -3,28 +3,17 @@
 // Keys, rate limits and billing apply as on /v1; errors use OpenAI's shape (see model.ts).
 import { Elysia, t } from "elysia";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
-import { ApiError, toApiError } from "../http/errors.ts";
-import { requestCallers } from "../http/caller.ts";
+import { authPlugin } from "../http/auth.ts";
+import { ApiError, ErrorResponse, toApiError } from "../http/errors.ts";
+import { sseComments, sseEvent, sseResponse } from "../http/sse.ts";
 import { requestSocket, upgradeRequired } from "../http/socket.ts";
-import { ErrorResponse } from "../openai/model.ts";
-import { cocoonTime, type InferenceDeps } from "../openai/service.ts";
+import type { GenerationDeps } from "../generation/deps.ts";
+import { cocoonTime } from "../generation/options.ts";
+import { usageWire } from "../generation/usage.ts";
 import { deleteSession, docResponses } from "../sessions/index.ts";
-import { newSessionId, ownerOf, type SessionService } from "../sessions/service.ts";
+import { newSessionId, ownerOf } from "../sessions/service.ts";
 import { RollbackRequest, SeedChatRequest, SeedCompletion, SeedCompletionRequest, SeedHistory, SeedModel, SeedModelList, SeedSessionIds, StatusOk } from "./model.ts";
 import { deviceHeaders, seedChat, seedCompletion, seedModel, type TextRun, type TextSummary } from "./service.ts";
-
-const encoder = new TextEncoder();
-
-/**
- * One SSE event carrying `text`. A text with line breaks becomes several `data:` lines, which an SSE
- * client joins with "\n" (the SSE spec), so a token containing a newline arrives intact.
- */
-export function sseEvent(text: string, event?: string): string {
-  return `${event ? `event: ${event}\n` : ""}${text
-    .split(/\r\n|\r|\n/)
-    .map((line) => `data: ${line}`)
-    .join("\n")}\n\n`;
-}
 
 /**
  * Whether a request asked for our extensions of the seed's framing: `?extensions=1` on the URL (the
@@ -43,45 +32,35 @@ export function extensionsOn(request: Request): boolean {
  * X-Cocoon-Client-End. Either way a failure after the stream began is one `event: error` with the
  * OpenAI error object: a seed client prints its data line, so the failure is visible.
  */
-export function textSse(run: TextRun, headers: Record<string, string>, extended: boolean): Response {
+async function* textFrames(run: TextRun, extended: boolean): AsyncGenerator<string> {
   const pieces = run.pieces;
-  const body = new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      let out = "";
-      try {
-        for (;;) {
-          const r = await pieces.next();
-          if (r.done) {
-            const summary = r.value;
-            if (extended) {
-              if (summary?.cost) out += `: X-Cocoon-Cost-Nanoton: ${summary.cost.nanoton}\n`;
-              if (summary?.debug) out += `: X-Cocoon-Debug: ${JSON.stringify(summary.debug)}\n`;
-              out += `: X-Cocoon-Client-End: ${cocoonTime()}\n\n`;
-            }
-            break;
-          }
-          if (extended && r.value.reasoning) out += sseEvent(r.value.reasoning, "reasoning");
-          if (r.value.content) out += sseEvent(r.value.content);
-          // A piece with nothing to send here (reasoning without extensions) reads on.
-          if (out) {
-            controller.enqueue(encoder.encode(out));
-            return;
-          }
+  let completed = false;
+  try {
+    for (;;) {
+      const r = await pieces.next();
+      if (r.done) {
+        completed = true;
+        const summary = r.value;
+        if (extended) {
+          const lines = [
+            ...(summary?.cost ? [`X-Cocoon-Cost-Nanoton: ${summary.cost.nanoton}`] : []),
+            ...(summary?.debug ? [`X-Cocoon-Debug: ${JSON.stringify(summary.debug)}`] : []),
+            `X-Cocoon-Client-End: ${cocoonTime()}`,
+          ];
+          yield `${sseComments(lines)}\n`;
         }
-      } catch (err) {
-        out += sseEvent(JSON.stringify(toApiError(err).body()), "error");
+        return;
       }
-      if (out) controller.enqueue(encoder.encode(out));
-      controller.close();
-    },
-    async cancel() {
-      // The client went away: stopping the pieces cancels the generation.
-      await pieces.return(null);
-    },
-  });
-  return new Response(body, {
-    headers: { "Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache", Connection: "keep-alive", "X-Accel-Buffering": "no", ...headers },
-  });
+      // A piece with nothing to send here (reasoning without extensions) yields nothing: read on.
+      yield (extended && r.value.reasoning ? sseEvent(r.value.reasoning, "reasoning") : "") + (r.value.content ? sseEvent(r.value.content) : "");
+    }
+  } catch (err) {
+    completed = true;
+    yield sseEvent(JSON.stringify(toApiError(err).body()), "error");
+  } finally {
+    // The client went away: stopping the pieces cancels the generation.
+    if (!completed) await pieces.return(null);
+  }
 }
 
 /** Reads a whole run: the answer's text and the summary. */
@@ -106,32 +85,27 @@ const EXTENSIONS_DOC =
 const tags = ["Seed 003"];
 const errors = { 400: "ErrorResponse", 401: "ErrorResponse", 402: "ErrorResponse", 404: "ErrorResponse", 409: "ErrorResponse", 429: "ErrorResponse", 503: "ErrorResponse" } as const;
 
-export function compatRoutes(deps: InferenceDeps, sessions: SessionService) {
-  const caller = requestCallers(deps.platform);
-  const json = (body: unknown, headers: Record<string, string>) => Response.json(body, { headers });
-
+export function compatRoutes(deps: GenerationDeps) {
+  const { sessions } = deps;
   return (
     new Elysia({ name: "compat" })
-      .onTransform(({ request }) => {
-        // Key first, before body validation (as on /v1); the model routes stay public like /v1/models.
-        if (request.method === "POST") caller(request);
-      })
+      // Key first, before body validation (as on /v1); the model routes stay public like /v1/models.
+      .use(authPlugin(deps.platform))
       .model({ SeedCompletionRequest, SeedCompletion, SeedChatRequest, SeedModelList, SeedModel, SeedSessionIds, SeedHistory, RollbackRequest, StatusOk, ErrorResponse })
       .post(
         "/completions",
-        async ({ body, request }) => {
+        async ({ body, request, principal, set }) => {
           const start = Date.now();
-          const { principal, headers } = caller(request);
           const run = await seedCompletion(deps, body, principal, request.signal);
-          const base = { ...headers, "X-Cocoon-Client-Start": cocoonTime(start) };
-          if (body.stream) return textSse(run, base, extensionsOn(request));
+          set.headers["X-Cocoon-Client-Start"] = cocoonTime(start);
+          if (body.stream) return sseResponse(textFrames(run, extensionsOn(request)), {});
           const { text, summary } = await collect(run);
-          return json(
-            { text, model: run.model.id, tokens: summary?.tokens ?? 0, ...(summary?.debug ? { debug: summary.debug } : {}) },
-            { ...base, ...(summary?.cost ? { "X-Cocoon-Cost-Nanoton": String(summary.cost.nanoton) } : {}), "X-Cocoon-Client-End": cocoonTime() },
-          );
+          if (summary?.cost) set.headers["X-Cocoon-Cost-Nanoton"] = String(summary.cost.nanoton);
+          set.headers["X-Cocoon-Client-End"] = cocoonTime();
+          return { text, model: run.model.id, tokens: summary?.tokens ?? 0, ...(summary?.debug ? { debug: summary.debug } : {}) };
         },
         {
+          auth: "key",
           body: "SeedCompletionRequest",
           parse: "json",
           response: { 200: "SeedCompletion", ...errors },
@@ -148,23 +122,18 @@ export function compatRoutes(deps: InferenceDeps, sessions: SessionService) {
       )
       .post(
         "/chat/completions",
-        async ({ body, request }) => {
+        async ({ body, request, principal, set }) => {
           const start = Date.now();
-          const { principal, headers } = caller(request);
-          const run = await seedChat(deps, sessions, body, principal, request.signal);
-          return textSse(
-            run,
-            {
-              ...headers,
-            ...deviceHeaders(run.model, body.device),
+          const run = await seedChat(deps, body, principal, request.signal);
+          Object.assign(set.headers, deviceHeaders(run.model, body.device), {
             "X-Session-Id": run.sessionId!,
             "X-Cocoon-Session-Id": run.sessionId!,
-              "X-Cocoon-Client-Start": cocoonTime(start),
-            },
-            extensionsOn(request),
-          );
+            "X-Cocoon-Client-Start": cocoonTime(start),
+          });
+          return sseResponse(textFrames(run, extensionsOn(request)), {});
         },
         {
+          auth: "key",
           body: "SeedChatRequest",
           parse: "json",
           detail: {
@@ -183,7 +152,7 @@ export function compatRoutes(deps: InferenceDeps, sessions: SessionService) {
       .ws("/chat/ws", {
         detail: { hide: true },
         ...requestSocket({
-          platform: deps.platform,
+          auth: deps.platform,
           validator: chatValidator,
           notJson: "the message is not valid JSON; send a JSON object like {\"model-name\": \"...\", \"prompt\": \"Hello!\"}",
           busy: "a reply is still being generated on this socket; wait for it to finish",
@@ -193,7 +162,7 @@ export function compatRoutes(deps: InferenceDeps, sessions: SessionService) {
           open: (request): { sessionId: string | null; extended: boolean } => ({ sessionId: null, extended: request ? extensionsOn(request) : false }),
           async handle({ body, principal, signal, state, send }) {
             if (!body["session-id"]) state.sessionId ??= newSessionId();
-            const run = await seedChat(deps, sessions, body, principal, signal, state.sessionId ?? undefined);
+            const run = await seedChat(deps, body, principal, signal, state.sessionId ?? undefined);
             let summary: TextSummary | null = null;
             for (;;) {
               const r = await run.pieces.next();
@@ -217,14 +186,7 @@ export function compatRoutes(deps: InferenceDeps, sessions: SessionService) {
                   device: deviceHeaders(run.model, body.device)["X-Cocoon-Device"],
                   finish_reason: summary?.reason === "length" || summary?.reason === "timeout" ? "length" : "stop",
                   tokens: summary?.tokens ?? 0,
-                  usage: summary
-                    ? {
-                        prompt_tokens: summary.usage.promptTokens,
-                        completion_tokens: summary.usage.completionTokens,
-                        total_tokens: summary.usage.promptTokens + summary.usage.completionTokens,
-                        prompt_tokens_details: { cached_tokens: summary.usage.cachedTokens },
-                      }
-                    : null,
+                  usage: summary ? usageWire({ promptTokens: summary.usage.promptTokens, cachedTokens: summary.usage.cachedTokens, completionTokens: summary.usage.completionTokens }) : null,
                   ...(summary?.cost ? { cost: { nanoton: Number(summary.cost.nanoton), ton: summary.cost.ton } } : {}),
                   ...(summary?.debug ? { debug: summary.debug } : {}),
                 }),
@@ -233,7 +195,8 @@ export function compatRoutes(deps: InferenceDeps, sessions: SessionService) {
         }),
       })
       .get("/chat/ws", upgradeRequired("/chat/ws"), { detail: { hide: true } })
-      .get("/models", () => json({ models: deps.engine.models().map((m) => m.id) }, {}), {
+      .get("/models", () => ({ models: deps.engine.models().map((m) => m.id) }), {
+        auth: "public",
         response: { 200: "SeedModelList" },
         detail: { tags, summary: "List model ids (seed 003)" },
       })
@@ -243,45 +206,33 @@ export function compatRoutes(deps: InferenceDeps, sessions: SessionService) {
           // "Model ID or name" (the seed): the id, or the `name` this route reports.
           const info = deps.engine.models().find((m) => m.id === params.id) ?? deps.engine.models().find((m) => seedModel(m).name === params.id);
           if (!info) throw new ApiError("model_not_found", `The model '${params.id}' does not exist`, "model");
-          return json(seedModel(info), {});
+          return seedModel(info);
         },
-        { params: t.Object({ id: t.String() }), response: { 200: "SeedModel", 404: "ErrorResponse" }, detail: { tags, summary: "Get a model (seed 003)", description: "`id` is the model's id or its `name`." } },
+        { auth: "public", params: t.Object({ id: t.String() }), response: { 200: "SeedModel", 404: "ErrorResponse" }, detail: { tags, summary: "Get a model (seed 003)", description: "`id` is the model's id or its `name`." } },
       )
-      .get(
-        "/sessions",
-        ({ request }) => {
-          const { principal, headers } = caller(request);
-          return json(sessions.list(ownerOf(principal)).map((s) => s.id), headers);
-        },
-        { response: { 200: "SeedSessionIds", ...errors }, detail: { tags, summary: "List your session ids (seed 003)" } },
-      )
+      .get("/sessions", ({ principal }) => sessions.list(ownerOf(principal)).map((s) => s.id), {
+        auth: "key",
+        response: { 200: "SeedSessionIds", ...errors },
+        detail: { tags, summary: "List your session ids (seed 003)" },
+      })
       .get(
         "/chat/history/:id",
-        ({ request, params }) => {
-          const { principal, headers } = caller(request);
-          return json(
-            sessions.messages(ownerOf(principal), params.id).map((m) => ({ role: m.role, content: m.content })),
-            headers,
-          );
-        },
-        { params: t.Object({ id: t.String() }), response: { 200: "SeedHistory", ...errors }, detail: { tags, summary: "A session's messages (seed 003)" } },
+        ({ principal, params }) => sessions.messages(ownerOf(principal), params.id).map((m) => ({ role: m.role, content: m.content })),
+        { auth: "key", params: t.Object({ id: t.String() }), response: { 200: "SeedHistory", ...errors }, detail: { tags, summary: "A session's messages (seed 003)" } },
       )
-      .delete(
-        "/chat/history/:id",
-        deleteSession(sessions, caller),
-        {
-          params: t.Object({ id: t.String() }),
-          detail: { tags, summary: "Delete a session (seed 003)", description: "Cancels a reply in progress and frees the session's KV cache in the engine.", responses: docResponses({ 204: { description: "Deleted." } }) },
-        },
-      )
+      .delete("/chat/history/:id", deleteSession(sessions), {
+        auth: "key",
+        params: t.Object({ id: t.String() }),
+        detail: { tags, summary: "Delete a session (seed 003)", description: "Cancels a reply in progress and frees the session's KV cache in the engine.", responses: docResponses({ 204: { description: "Deleted." } }) },
+      })
       .post(
         "/chat/history/:id/rollback",
-        ({ request, params, body }) => {
-          const { principal, headers } = caller(request);
+        ({ principal, params, body }) => {
           sessions.rollback(ownerOf(principal), params.id, body.amount);
-          return json({ status: "ok" }, headers);
+          return { status: "ok" as const };
         },
         {
+          auth: "key",
           params: t.Object({ id: t.String() }),
           body: "RollbackRequest",
           parse: "json",

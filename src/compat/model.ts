@@ -3,7 +3,7 @@
 // asks for one error shape on every route.
 import { t, type Static } from "elysia";
 import { Type } from "@sinclair/typebox";
-import { CocoonFields } from "../openai/model.ts";
+import { CocoonFields } from "../generation/model.ts";
 import { SESSION_ID_PATTERN } from "../sessions/service.ts";
 
 const Stop = t.Array(t.String({ minLength: 1 }), { maxItems: 16, description: "Stop sequences; not included in the output. Defaults to []." });

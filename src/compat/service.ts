@@ -2,14 +2,13 @@
 // (tokens, usage, cost). Billing, metrics and sessions work as on /v1; framing (JSON, SSE lines,
 // WebSocket frames) is left to index.ts. No Elysia here.
 import { basename } from "node:path";
-import type { Generation } from "../inference/engine.ts";
 import type { EngineEvent, FinishReason, GenerateRequest, ModelInfo, Usage } from "../inference/types.ts";
 import { ApiError } from "../http/errors.ts";
-import type { RequestBilling } from "../openai/billing.ts";
-import { startGeneration } from "../openai/generation.ts";
-import { cocoonOptions, debugOf, pickModel, type CocoonOptions, type InferenceDeps } from "../openai/service.ts";
+import type { GenerationDeps } from "../generation/deps.ts";
+import { cocoonOptions, debugOf, pickModel, type CocoonOptions, type DebugInfo } from "../generation/options.ts";
+import { startGeneration, type StartedGeneration } from "../generation/start.ts";
 import type { Cost, Principal } from "../platform/service.ts";
-import { newSessionId, ownerOf, type SessionService, type Turn } from "../sessions/service.ts";
+import { newSessionId, ownerOf, type Turn } from "../sessions/service.ts";
 import type { SeedChatRequest, SeedCompletionRequest } from "./model.ts";
 
 export interface TextPiece {
@@ -24,7 +23,7 @@ export interface TextSummary {
   reason: FinishReason;
   cost: Cost | null;
   /** Timings, slot and device, when the request set enable_debug. */
-  debug: ReturnType<typeof debugOf> | null;
+  debug: DebugInfo | null;
 }
 
 /** A started generation: its text pieces; the generator's return value is the summary. */
@@ -57,10 +56,6 @@ export function seedModel(m: ModelInfo) {
   return { id: m.id, name: basename(m.path).replace(/\.gguf$/i, ""), context_length: m.contextWindow, quantization: quantization || null };
 }
 
-export function resolveModel(deps: InferenceDeps, id: string, endpoint: "chat" | "completion", cocoon: CocoonOptions = cocoonOptions({})): ModelInfo {
-  return pickModel(deps, id, cocoon, endpoint);
-}
-
 /** The same error naming the seed's field instead of /v1's (e.g. "model-name" for "model"). */
 function renamed(err: unknown, names: Record<string, string>): unknown {
   if (!(err instanceof ApiError) || err.param === null || !(err.param in names)) return err;
@@ -69,7 +64,7 @@ function renamed(err: unknown, names: Record<string, string>): unknown {
 
 /** Submits, bills and waits for the first output: errors before any output are thrown (HTTP status). */
 async function startRun(
-  deps: InferenceDeps,
+  deps: GenerationDeps,
   request: GenerateRequest,
   model: ModelInfo,
   principal: Principal | null,
@@ -78,14 +73,12 @@ async function startRun(
   turn: Turn | null,
   cocoon: CocoonOptions,
 ): Promise<TextRun> {
-  const { source, events, billing } = await startGeneration(deps, { request: { ...request, timeoutMs: cocoon.timeoutMs || undefined }, model, principal, endpoint, cocoon, signal, turn });
-  return { model, sessionId: turn?.id ?? null, pieces: textPieces(events, source, billing, (done) => (cocoon.debug ? debugOf(done, model, cocoon) : null)) };
+  const started = await startGeneration(deps, { request: { ...request, timeoutMs: cocoon.timeoutMs || undefined }, model, principal, endpoint, cocoon, signal, turn });
+  return { model, sessionId: turn?.id ?? null, pieces: textPieces(started, (done) => (cocoon.debug ? debugOf(done, model, cocoon) : null)) };
 }
 
 async function* textPieces(
-  events: AsyncGenerator<EngineEvent>,
-  source: Generation,
-  billing: RequestBilling | null,
+  { events, source, settle }: StartedGeneration,
   debug: (done: Extract<EngineEvent, { type: "done" }>) => TextSummary["debug"],
 ): AsyncGenerator<TextPiece, TextSummary | null> {
   let completed = false;
@@ -96,7 +89,7 @@ async function* textPieces(
         if (e.content || e.reasoning) yield { content: e.content, reasoning: e.reasoning };
       } else if (e.type === "done") {
         completed = true;
-        summary = { tokens: e.usage.completionTokens, usage: e.usage, reason: e.reasons[0] ?? "stop", cost: billing?.settle(e) ?? null, debug: debug(e) };
+        summary = { tokens: e.usage.completionTokens, usage: e.usage, reason: e.reasons[0] ?? "stop", cost: settle(e), debug: debug(e) };
       }
     }
   } finally {
@@ -107,9 +100,9 @@ async function* textPieces(
 }
 
 /** POST /completions: a raw-text completion with the seed's defaults. */
-export function seedCompletion(deps: InferenceDeps, body: SeedCompletionRequest, principal: Principal | null, signal?: AbortSignal): Promise<TextRun> {
+export function seedCompletion(deps: GenerationDeps, body: SeedCompletionRequest, principal: Principal | null, signal?: AbortSignal): Promise<TextRun> {
   const cocoon = cocoonOptions(body);
-  const model = resolveModel(deps, body.model, "completion", cocoon);
+  const model = pickModel(deps, body.model, cocoon, "completion");
   if (body.prompt.length === 0) throw new ApiError("invalid_request", "Invalid value for 'prompt': the prompt is empty.", "prompt");
   const request: GenerateRequest = {
     model: model.id,
@@ -126,8 +119,7 @@ export function seedCompletion(deps: InferenceDeps, body: SeedCompletionRequest,
  * a new random id) with the seed's defaults.
  */
 export async function seedChat(
-  deps: InferenceDeps,
-  sessions: SessionService,
+  deps: GenerationDeps,
   body: SeedChatRequest,
   principal: Principal | null,
   signal?: AbortSignal,
@@ -137,13 +129,13 @@ export async function seedChat(
   const cocoon = cocoonOptions(body);
   let model: ModelInfo;
   try {
-    model = resolveModel(deps, body["model-name"], "chat", cocoon);
+    model = pickModel(deps, body["model-name"], cocoon, "chat");
   } catch (err) {
     throw renamed(err, names);
   }
   if (body.prompt.trim() === "") throw new ApiError("invalid_request", "Invalid value for 'prompt': the message is empty.", "prompt");
   const id = body["session-id"] ?? fallbackId ?? newSessionId();
-  const turn = sessions.beginTurn(ownerOf(principal), id, [{ role: "user", content: body.prompt }], {
+  const turn = deps.sessions.beginTurn(ownerOf(principal), id, [{ role: "user", content: body.prompt }], {
     param: "session-id",
     systemPrompt: body["system-prompt"],
   });

@@ -1,5 +1,6 @@
 // The closed set of API errors: each kind has one HTTP status, OpenAI error `type` and `code`. Every
 // failure leaves the server as {"error":{"message","type","param","code"}}; nothing else does.
+import { t } from "elysia";
 import { EngineError } from "../inference/types.ts";
 
 export const ERROR_KINDS = {
@@ -93,8 +94,15 @@ export function toApiError(err: unknown): ApiError {
   return new ApiError("server_error", "The server had an error while processing your request.");
 }
 
-/**
- * Headers a route wants on whatever response its request ends with, errors included (e.g. the
- * X-RateLimit-* of an authenticated request that then fails validation downstream).
- */
-export const stickyHeaders = new WeakMap<Request, Record<string, string>>();
+/** The error body as a schema, registered by every route module for its error responses. */
+export const ErrorResponse = t.Object(
+  {
+    error: t.Object({
+      message: t.String(),
+      type: t.String(),
+      param: t.Union([t.String(), t.Null()]),
+      code: t.Union([t.String(), t.Null()]),
+    }),
+  },
+  { description: "Every error, in OpenAI's shape." },
+);

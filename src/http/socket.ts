@@ -3,7 +3,7 @@
 // cancelling its request. The wire format (replies and how errors are framed) is the route's.
 import type { Static, TSchema } from "@sinclair/typebox";
 import type { TypeCheck } from "@sinclair/typebox/compiler";
-import type { Platform, Principal } from "../platform/service.ts";
+import type { Authenticator } from "./auth.ts";
 import { ApiError, toApiError } from "./errors.ts";
 import { validationMessage, validationParam } from "./validation.ts";
 
@@ -15,10 +15,10 @@ interface Socket {
 }
 
 /** One valid message, handed to the route. */
-export interface SocketRequest<T, S> {
+export interface SocketRequest<T, S, P> {
   body: T;
   /** The caller as of this message (null with --no-auth). */
-  principal: Principal | null;
+  principal: P | null;
   /** Aborted when the socket closes: the request is cancelled and nothing more can be sent. */
   signal: AbortSignal;
   /** The route's state for this socket (made by `open`). */
@@ -26,8 +26,9 @@ export interface SocketRequest<T, S> {
   send(frame: string): void;
 }
 
-export interface RequestSocket<Schema extends TSchema, S> {
-  platform: Platform | null;
+export interface RequestSocket<Schema extends TSchema, S, P> {
+  /** Keys and rate limits; null with --no-auth. */
+  auth: Authenticator<P> | null;
   validator: TypeCheck<Schema>;
   /** What a message that is not JSON is told. */
   notJson: string;
@@ -38,14 +39,14 @@ export interface RequestSocket<Schema extends TSchema, S> {
   /** The route's state for a new socket (the upgrade request carries e.g. its query options). */
   open(request: Request | undefined): S;
   /** Runs one request; what it throws is sent through `error`. */
-  handle(req: SocketRequest<Static<Schema>, S>): Promise<void>;
+  handle(req: SocketRequest<Static<Schema>, S, P>): Promise<void>;
   /** A frame sent after each request ran (answered or failed), unless the socket closed. */
   after?: string;
 }
 
-interface SocketState<S> {
+interface SocketState<S, P> {
   busy: AbortController | null;
-  principal: Principal | null;
+  principal: P | null;
   route: S;
 }
 
@@ -60,17 +61,17 @@ export function upgradeRequired(path: string) {
 }
 
 /** The handlers of an Elysia `.ws()` route (spread them in next to `detail`). */
-export function requestSocket<Schema extends TSchema, S>(o: RequestSocket<Schema, S>) {
-  const sockets = new Map<string, SocketState<S>>();
+export function requestSocket<Schema extends TSchema, S, P>(o: RequestSocket<Schema, S, P>) {
+  const sockets = new Map<string, SocketState<S, P>>();
   const requestOf = (ws: Socket) => (ws.data as { request?: Request }).request;
   return {
     // Browsers cannot set headers on a WebSocket: the key may also come as ?api_key=.
     beforeHandle({ request }: { request: Request }) {
-      if (o.platform) o.platform.authenticate(request);
+      if (o.auth) o.auth.authenticate(request);
     },
     open(ws: Socket) {
       const request = requestOf(ws);
-      const principal = o.platform && request ? o.platform.authenticate(request) : null;
+      const principal = o.auth && request ? o.auth.authenticate(request) : null;
       sockets.set(ws.id, { busy: null, principal, route: o.open(request) });
     },
     close(ws: Socket) {
@@ -113,9 +114,9 @@ export function requestSocket<Schema extends TSchema, S>(o: RequestSocket<Schema
         // Each message is a request: the key is checked again (it may have been revoked since the
         // socket opened) and counts against the rate limits.
         const request = requestOf(ws);
-        if (o.platform && request) {
-          state.principal = o.platform.authenticate(request);
-          o.platform.admit(state.principal);
+        if (o.auth && request) {
+          state.principal = o.auth.authenticate(request);
+          o.auth.admit(state.principal);
         }
         await o.handle({ body, principal: state.principal, signal: ac.signal, state: state.route, send });
       } catch (err) {

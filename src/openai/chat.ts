@@ -1,28 +1,16 @@
 // /v1/chat/completions logic: one engine stream becomes either a chat.completion object or a
 // sequence of chat.completion.chunk objects (framed as SSE or WebSocket messages by the caller).
 import type { EngineEvent, ModelInfo, TokenLogprob, ToolCall } from "../inference/types.ts";
-import type { ChatCompletionRequest } from "./model.ts";
-import {
-  SYSTEM_FINGERPRINT,
-  chatLogprobs,
-  chatRequest,
-  cocoonOptions,
-  debugOf,
-  finishReason,
-  pickModel,
-  responseId,
-  unixSeconds,
-  usageOf,
-  type CocoonOptions,
-  type InferenceDeps,
-  type Outcome,
-} from "./service.ts";
-import { ApiError, toApiError } from "../http/errors.ts";
-import { ownerOf, textOf, type Turn } from "../sessions/service.ts";
 import { EngineError } from "../inference/types.ts";
+import { ApiError, toApiError } from "../http/errors.ts";
+import type { GenerationDeps } from "../generation/deps.ts";
+import { cocoonOptions, debugOf, pickModel, unixSeconds, type CocoonOptions } from "../generation/options.ts";
+import { startGeneration, type StartedGeneration } from "../generation/start.ts";
+import { usageWire } from "../generation/usage.ts";
 import type { Cost, Principal } from "../platform/service.ts";
-import type { RequestBilling } from "./billing.ts";
-import { startGeneration } from "./generation.ts";
+import { ownerOf, textOf, type Turn } from "../sessions/service.ts";
+import type { ChatCompletionRequest } from "./model.ts";
+import { SYSTEM_FINGERPRINT, chatLogprobs, chatRequest, finishReason, responseId, type Outcome } from "./service.ts";
 
 interface ChoiceState {
   content: string;
@@ -33,7 +21,7 @@ interface ChoiceState {
 }
 
 /** Validates, submits and waits for the first output; errors before any output are thrown. */
-export async function runChat(deps: InferenceDeps, body: ChatCompletionRequest, signal?: AbortSignal, principal: Principal | null = null): Promise<Outcome> {
+export async function runChat(deps: GenerationDeps, body: ChatCompletionRequest, signal?: AbortSignal, principal: Principal | null = null): Promise<Outcome> {
   const cocoon = cocoonOptions(body);
   const model = pickModel(deps, body.model, cocoon, "chat");
   if (body.messages.length === 0 && body.session_id === undefined) {
@@ -45,21 +33,20 @@ export async function runChat(deps: InferenceDeps, body: ChatCompletionRequest, 
     request.messages = turn.messages;
     request.sessionKey = turn.key;
   }
-  const { source, events, billing } = await startGeneration(deps, { request, model, principal, endpoint: "chat", cocoon, signal, turn });
+  const { source, events, settle } = await startGeneration(deps, { request, model, principal, endpoint: "chat", cocoon, signal, turn });
   const id = responseId("chatcmpl", cocoon.guid);
   const created = unixSeconds();
   const headers = turn ? { "X-Cocoon-Session-Id": turn.id } : undefined;
   if (body.stream) {
-    return { stream: true, headers, chunks: chatChunks(events, source, { id, created, model, cocoon, n: request.n ?? 1, includeUsage: body.stream_options?.include_usage ?? false, billing }) };
+    return { stream: true, headers, chunks: chatChunks(events, source, { id, created, model, cocoon, n: request.n ?? 1, includeUsage: body.stream_options?.include_usage ?? false, settle }) };
   }
-  const result = await chatObject(events, { id, created, model, cocoon, n: request.n ?? 1, logprobs: (request.logprobs ?? -1) >= 0, billing });
+  const result = await chatObject(events, { id, created, model, cocoon, n: request.n ?? 1, logprobs: (request.logprobs ?? -1) >= 0, settle });
   return { stream: false, headers, ...result };
 }
 
 /** session_id: the new messages as they will be stored, and the session's turn (its lock held). */
-function beginSessionTurn(deps: InferenceDeps, body: ChatCompletionRequest, principal: Principal | null): Turn {
+function beginSessionTurn(deps: GenerationDeps, body: ChatCompletionRequest, principal: Principal | null): Turn {
   const sessions = deps.sessions;
-  if (!sessions) throw new ApiError("invalid_request", "Sessions are not available on this server.", "session_id");
   if ((body.n ?? 1) > 1) throw new ApiError("invalid_request", "n must be 1 with session_id: a session stores one reply per turn.", "n");
   if (body.tools?.length) throw new ApiError("invalid_request", "tools cannot be combined with session_id: sessions store text conversations.", "tools");
   const incoming = body.messages.map((m, i) => {
@@ -71,7 +58,7 @@ function beginSessionTurn(deps: InferenceDeps, body: ChatCompletionRequest, prin
 
 async function chatObject(
   events: AsyncGenerator<EngineEvent>,
-  o: { id: string; created: number; model: ModelInfo; cocoon: CocoonOptions; n: number; logprobs: boolean; billing: RequestBilling | null },
+  o: { id: string; created: number; model: ModelInfo; cocoon: CocoonOptions; n: number; logprobs: boolean; settle: StartedGeneration["settle"] },
 ): Promise<{ body: Record<string, unknown>; cost: Cost | null }> {
   const choices: ChoiceState[] = Array.from({ length: o.n }, () => ({ content: "", reasoning: "", logprobs: [], toolCalls: [], finish: null }));
   let done: Extract<EngineEvent, { type: "done" }> | null = null;
@@ -93,7 +80,7 @@ async function chatObject(
     throw toApiError(err);
   }
   if (!done) throw toApiError(new EngineError("internal", "the generation ended without a result"));
-  const cost = o.billing?.settle(done) ?? null;
+  const cost = o.settle(done);
   const body = {
     id: o.id,
     object: "chat.completion",
@@ -112,7 +99,7 @@ async function chatObject(
       logprobs: o.logprobs ? chatLogprobs(c.logprobs) : null,
       finish_reason: c.finish ?? "stop",
     })),
-    usage: usageOf(done.usage, cost),
+    usage: usageWire(done.usage, cost),
     ...(o.cocoon.debug ? { debug: debugOf(done, o.model, o.cocoon) } : {}),
   };
   return { body, cost };
@@ -121,7 +108,7 @@ async function chatObject(
 async function* chatChunks(
   events: AsyncGenerator<EngineEvent>,
   source: AsyncIterableIterator<EngineEvent>,
-  o: { id: string; created: number; model: ModelInfo; cocoon: CocoonOptions; n: number; includeUsage: boolean; billing: RequestBilling | null },
+  o: { id: string; created: number; model: ModelInfo; cocoon: CocoonOptions; n: number; includeUsage: boolean; settle: StartedGeneration["settle"] },
 ): AsyncGenerator<Record<string, unknown>> {
   const base = { id: o.id, object: "chat.completion.chunk", created: o.created, model: o.model.id, system_fingerprint: SYSTEM_FINGERPRINT };
   const usageField = o.includeUsage ? { usage: null } : {};
@@ -156,9 +143,9 @@ async function* chatChunks(
         yield chunk(e.index, {}, finishReason(e.reason));
       } else {
         completed = true;
-        const cost = o.billing?.settle(e) ?? null;
+        const cost = o.settle(e);
         const debug = o.cocoon.debug ? { debug: debugOf(e, o.model, o.cocoon) } : {};
-        if (o.includeUsage) yield { ...base, choices: [], usage: usageOf(e.usage, cost), ...debug };
+        if (o.includeUsage) yield { ...base, choices: [], usage: usageWire(e.usage, cost), ...debug };
         else if (o.cocoon.debug) yield { ...base, choices: [], ...debug };
       }
     }

@@ -1,43 +1,23 @@
 // /v1/completions logic: one or several prompts (text or token ids), n and best_of choices each,
 // echo, suffix (fill-in-the-middle) and the legacy logprobs format; whole objects or chunks.
 import type { EngineEvent, GenerateRequest, ModelInfo, TokenLogprob, Usage } from "../inference/types.ts";
-import type { CompletionRequest } from "./model.ts";
-import { formatTon } from "../platform/pricing.ts";
 import { ApiError, toApiError } from "../http/errors.ts";
+import type { GenerationDeps } from "../generation/deps.ts";
+import { cocoonOptions, debugOf, pickModel, unixSeconds, type CocoonOptions } from "../generation/options.ts";
+import { startGenerations, type StartedGeneration } from "../generation/start.ts";
+import { usageWire } from "../generation/usage.ts";
+import { formatTon } from "../platform/pricing.ts";
 import type { Cost, Principal } from "../platform/service.ts";
-import { RequestBilling } from "./billing.ts";
-import {
-  SYSTEM_FINGERPRINT,
-  cocoonOptions,
-  debugOf,
-  finishReason,
-  firstEvents,
-  pickModel,
-  instrument,
-  replay,
-  responseId,
-  sampling,
-  stops,
-  unixSeconds,
-  usageOf,
-  type CocoonOptions,
-  type InferenceDeps,
-  type Outcome,
-} from "./service.ts";
+import type { CompletionRequest } from "./model.ts";
+import { SYSTEM_FINGERPRINT, finishReason, responseId, sampling, stops, type Outcome } from "./service.ts";
 
-interface Run {
-  prompt: string | number[];
-  events: AsyncGenerator<EngineEvent>;
-  source: AsyncIterableIterator<EngineEvent>;
-  billing: RequestBilling | null;
-  submittedAt: number;
-}
+type Run = StartedGeneration;
 
 /** The sum of the runs' settled costs (each prompt is billed as its own request). */
 function totalCost(runs: Run[], dones: (Extract<EngineEvent, { type: "done" }> | null)[]): Cost | null {
   let total: Cost | null = null;
   runs.forEach((r, i) => {
-    const c = r.billing?.settle(dones[i] ?? null);
+    const c = r.settle(dones[i] ?? null);
     if (!c) return;
     const nanoton = (total?.nanoton ?? 0n) + c.nanoton;
     total = { nanoton, ton: formatTon(nanoton) };
@@ -66,7 +46,7 @@ function legacyLogprobs(lps: TokenLogprob[], startOffset: number) {
   };
 }
 
-export async function runCompletion(deps: InferenceDeps, body: CompletionRequest, signal?: AbortSignal, principal: Principal | null = null): Promise<Outcome> {
+export async function runCompletion(deps: GenerationDeps, body: CompletionRequest, signal?: AbortSignal, principal: Principal | null = null): Promise<Outcome> {
   const cocoon = cocoonOptions(body);
   const model = pickModel(deps, body.model, cocoon, "completion");
   const n = body.n ?? 1;
@@ -90,42 +70,7 @@ export async function runCompletion(deps: InferenceDeps, body: CompletionRequest
     timeoutMs: cocoon.timeoutMs || undefined,
   });
 
-  // All prompts start together; the response waits until each has output (or failed), so a
-  // failing prompt aborts the request before any text went out, and the others are not billed.
-  const started: Omit<Run, "events">[] = [];
-  const abort = async (err: unknown): Promise<never> => {
-    for (const r of started) {
-      r.billing?.settle(null);
-      await r.source.return?.();
-    }
-    throw toApiError(err);
-  };
-  for (const prompt of list) {
-    const submittedAt = performance.now();
-    const request = base(prompt);
-    let billing: RequestBilling | null = null;
-    let source;
-    try {
-      billing = RequestBilling.start(deps.platform, principal, request, model, "completion", cocoon.guid);
-      source = deps.engine.submit(request, signal);
-    } catch (err) {
-      billing?.settle(null);
-      return abort(err);
-    }
-    billing?.watch(source);
-    started.push({ prompt, source, billing, submittedAt });
-  }
-  const heads = await Promise.allSettled(started.map((r) => firstEvents(r.source, cocoon)));
-  const failed = heads.find((h) => h.status === "rejected");
-  if (failed) return abort((failed as PromiseRejectedResult).reason);
-  const runs: Run[] = started.map((r, i) => ({
-    ...r,
-    events: instrument(replay((heads[i] as PromiseFulfilledResult<EngineEvent[]>).value, r.source), deps.metrics, {
-      model: model.id,
-      endpoint: "completion",
-      submittedAt: r.submittedAt,
-    }),
-  }));
+  const runs = await startGenerations(deps, { model, principal, endpoint: "completion", cocoon, signal }, list.map(base));
   const echoes = body.echo ? await Promise.all(list.map((p) => (typeof p === "string" ? p : deps.engine.detokenize(model.id, p)))) : list.map(() => "");
   const id = responseId("cmpl", cocoon.guid);
   const created = unixSeconds();
@@ -198,7 +143,7 @@ async function completionObject(runs: Run[], o: Ctx): Promise<{ body: Record<str
     model: o.model.id,
     system_fingerprint: SYSTEM_FINGERPRINT,
     choices,
-    usage: usageOf(usage!, cost),
+    usage: usageWire(usage!, cost),
     ...(o.cocoon.debug && lastDone ? { debug: debugOf(lastDone, o.model, o.cocoon) } : {}),
   };
   return { body, cost };
@@ -235,7 +180,7 @@ async function* completionChunks(runs: Run[], o: Ctx, includeUsage: boolean): As
     }
     const cost = totalCost(runs, dones);
     const debug = o.cocoon.debug && lastDone ? { debug: debugOf(lastDone, o.model, o.cocoon) } : {};
-    if (includeUsage && usage) yield { ...base, choices: [], usage: usageOf(usage, cost), ...debug };
+    if (includeUsage && usage) yield { ...base, choices: [], usage: usageWire(usage, cost), ...debug };
     else if (o.cocoon.debug && lastDone) yield { ...base, choices: [], ...debug };
   } finally {
     // Runs not read to the end (client gone) are cancelled.

@@ -1,13 +1,14 @@
 // /v1/embeddings and /v1/models logic: pooled, normalised vectors as floats or base64, and the model
 // list with seed 001's endpoint, type, context window and live worker load.
-import type { EmbeddingRequest } from "./model.ts";
-import { ApiError, toApiError } from "../http/errors.ts";
-import { cocoonOptions, pickModel, type InferenceDeps } from "./service.ts";
+import { ApiError } from "../http/errors.ts";
+import type { GenerationDeps } from "../generation/deps.ts";
+import { embedInputs } from "../generation/embed.ts";
+import { cocoonOptions, pickModel } from "../generation/options.ts";
 import type { ModelInfo, ModelStats } from "../inference/types.ts";
 import { costField, type Cost, type Principal } from "../platform/service.ts";
-import { RequestBilling } from "./billing.ts";
+import type { EmbeddingRequest } from "./model.ts";
 
-export async function createEmbeddings(deps: InferenceDeps, body: EmbeddingRequest, principal: Principal | null = null): Promise<{ body: Record<string, unknown>; cost: Cost | null }> {
+export async function createEmbeddings(deps: GenerationDeps, body: EmbeddingRequest, principal: Principal | null = null): Promise<{ body: Record<string, unknown>; cost: Cost | null }> {
   const model = pickModel(deps, body.model, cocoonOptions({}), "embedding");
   if (body.dimensions !== undefined && body.dimensions !== model.embeddingDims) {
     throw new ApiError("invalid_request", `model '${model.id}' produces ${model.embeddingDims}-dimensional embeddings and cannot shorten them; omit dimensions`, "dimensions");
@@ -18,17 +19,8 @@ export async function createEmbeddings(deps: InferenceDeps, body: EmbeddingReque
   inputs.forEach((x, i) => {
     if (x.length === 0) throw new ApiError("invalid_request", `input[${i}] is empty`, "input");
   });
-  // Each token covers at least one byte of text; token-id inputs are their own count.
-  const upper = inputs.reduce((n, x) => n + (typeof x === "string" ? Buffer.byteLength(x) + 2 : x.length), 0);
-  const billing = RequestBilling.start(deps.platform, principal, {}, model, "embedding", null, upper);
-  let result;
-  try {
-    result = await deps.engine.embed(model.id, inputs);
-  } catch (err) {
-    billing?.settleTokens(0);
-    throw toApiError(err);
-  }
-  const cost = billing?.settleTokens(result.promptTokens) ?? null;
+  const result = await embedInputs(deps, { model, inputs, principal });
+  const cost = result.cost;
   const base64 = body.encoding_format === "base64";
   const out = {
     object: "list",

@@ -2,54 +2,57 @@
 // /v1/embeddings, /v1/models. Handlers stay thin: logic is in chat.ts, completions.ts, embeddings.ts.
 import { Elysia } from "elysia";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
-import { requestCallers } from "../http/caller.ts";
-import { ApiError } from "../http/errors.ts";
+import { authPlugin } from "../http/auth.ts";
+import { ApiError, ErrorResponse } from "../http/errors.ts";
 import { requestSocket, upgradeRequired } from "../http/socket.ts";
+import type { GenerationDeps } from "../generation/deps.ts";
+import { cocoonTime, unixSeconds } from "../generation/options.ts";
 import type { Cost } from "../platform/service.ts";
-
-/** The cost of a billed response as a header (streams carry it in their usage chunk instead). */
-const costHeader = (cost: Cost | null): Record<string, string> => (cost ? { "X-Cocoon-Cost-Nanoton": String(cost.nanoton) } : {});
 import { runChat } from "./chat.ts";
 import { runCompletion } from "./completions.ts";
 import { createEmbeddings, modelObject } from "./embeddings.ts";
-import { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Completion, CompletionRequest, EmbeddingList, EmbeddingRequest, ErrorResponse, Model, ModelList } from "./model.ts";
-import { sseResponse } from "./sse.ts";
-import { cocoonTime, unixSeconds, type InferenceDeps, type Outcome } from "./service.ts";
+import { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Completion, CompletionRequest, EmbeddingList, EmbeddingRequest, Model, ModelList } from "./model.ts";
+import { openaiSse } from "./sse.ts";
+import type { Outcome } from "./service.ts";
 
 const errors = { 400: "ErrorResponse", 404: "ErrorResponse", 413: "ErrorResponse", 500: "ErrorResponse", 503: "ErrorResponse", 504: "ErrorResponse" } as const;
 const chatValidator = TypeCompiler.Compile(ChatCompletionRequest);
 
-/** JSON or SSE, with the Cocoon timing headers, the rate-limit headers and (when billed) the cost. */
-function respond(outcome: Outcome, start: number, headers: Record<string, string>): Response {
-  const startHeader = { ...headers, ...outcome.headers, "X-Cocoon-Client-Start": cocoonTime(start) };
+type Headers = Record<string, string | number>;
+
+/** The cost of a billed response as a header (streams carry it in their usage chunk instead). */
+const costHeader = (cost: Cost | null): Record<string, string> => (cost ? { "X-Cocoon-Cost-Nanoton": String(cost.nanoton) } : {});
+
+/**
+ * A whole response: its body, with the Cocoon timing headers and (when billed) the cost set on the
+ * response; a stream: SSE, with the end time as a comment before [DONE] (only known at the end).
+ */
+function respond<B>(outcome: Outcome<B>, start: number, headers: Headers): B | Response {
+  Object.assign(headers, outcome.headers, { "X-Cocoon-Client-Start": cocoonTime(start) });
   if (!outcome.stream) {
-    return Response.json(outcome.body, { headers: { ...startHeader, ...costHeader(outcome.cost), "X-Cocoon-Client-End": cocoonTime() } });
+    Object.assign(headers, costHeader(outcome.cost), { "X-Cocoon-Client-End": cocoonTime() });
+    return outcome.body;
   }
-  // For a stream the end time is only known at the end: it goes out as an SSE comment before [DONE].
-  return sseResponse(outcome.chunks, startHeader, { trailer: () => [`X-Cocoon-Client-End: ${cocoonTime()}`] });
+  // Elysia puts the headers set on the context onto the returned Response as well.
+  return openaiSse(outcome.chunks, () => [`X-Cocoon-Client-End: ${cocoonTime()}`]);
 }
 
-export function openaiRoutes(deps: InferenceDeps) {
+export function openaiRoutes(deps: GenerationDeps) {
   const created = unixSeconds();
-  // Authentication runs in the transform phase, before body validation: a caller without a valid
-  // key learns that first, and invalid requests still count against the key's rate limits.
-  const caller = requestCallers(deps.platform);
   return new Elysia({ name: "openai" })
+    .use(authPlugin(deps.platform))
     // Registered models become OpenAPI components and are referenced by name below.
-    .onTransform(({ request }) => {
-      if (request.method === "POST") caller(request);
-    })
     .model({ ChatCompletionRequest, ChatCompletion, ChatCompletionChunk, CompletionRequest, Completion, EmbeddingRequest, EmbeddingList, Model, ModelList, ErrorResponse })
     .post(
       "/v1/chat/completions",
-      async ({ body, request }) => {
+      async ({ body, request, principal, set }) => {
         const start = Date.now();
-        const { principal, headers } = caller(request);
-        return respond(await runChat(deps, body, request.signal, principal), start, headers);
+        return respond(await runChat(deps, body, request.signal, principal), start, set.headers);
       },
       {
+        auth: "key",
         body: "ChatCompletionRequest",
-        // Documents the body as JSON; our own parser (app.ts) runs first and does the parsing.
+        // Documents the body as JSON; our own parser (src/http/body.ts) runs first and does the parsing.
         parse: "json",
         response: { 200: "ChatCompletion", ...errors },
         detail: {
@@ -65,7 +68,7 @@ export function openaiRoutes(deps: InferenceDeps) {
     .ws("/v1/chat/completions", {
       detail: { hide: true },
       ...requestSocket({
-        platform: deps.platform,
+        auth: deps.platform,
         validator: chatValidator,
         notJson: "the message is not valid JSON",
         busy: "a request is still running on this socket; wait for its [DONE]",
@@ -81,12 +84,12 @@ export function openaiRoutes(deps: InferenceDeps) {
     .get("/v1/chat/completions", upgradeRequired("/v1/chat/completions"), { detail: { hide: true } })
     .post(
       "/v1/completions",
-      async ({ body, request }) => {
+      async ({ body, request, principal, set }) => {
         const start = Date.now();
-        const { principal, headers } = caller(request);
-        return respond(await runCompletion(deps, body, request.signal, principal), start, headers);
+        return respond(await runCompletion(deps, body, request.signal, principal), start, set.headers);
       },
       {
+        auth: "key",
         body: "CompletionRequest",
         parse: "json",
         response: { 200: "Completion", ...errors },
@@ -95,33 +98,34 @@ export function openaiRoutes(deps: InferenceDeps) {
     )
     .post(
       "/v1/embeddings",
-      async ({ body, request }) => {
-        const { principal, headers } = caller(request);
+      async ({ body, principal, set }) => {
         const { body: out, cost } = await createEmbeddings(deps, body, principal);
-        return Response.json(out, { headers: { ...headers, ...costHeader(cost) } });
+        Object.assign(set.headers, costHeader(cost));
+        return out;
       },
       {
-      body: "EmbeddingRequest",
-      parse: "json",
-      response: { 200: "EmbeddingList", ...errors },
-      detail: { tags: ["OpenAI"], summary: "Create embeddings", description: "Pooled, L2-normalised embeddings; `encoding_format: base64` gives little-endian float32." },
+        auth: "key",
+        body: "EmbeddingRequest",
+        parse: "json",
+        response: { 200: "EmbeddingList", ...errors },
+        detail: { tags: ["OpenAI"], summary: "Create embeddings", description: "Pooled, L2-normalised embeddings; `encoding_format: base64` gives little-endian float32." },
       },
     )
     .get(
       "/v1/models",
       () => {
         const stats = new Map(deps.engine.stats().map((s) => [s.id, s]));
-        return Response.json({ object: "list", data: deps.engine.models().map((m) => modelObject(m, stats.get(m.id), created)) });
+        return { object: "list" as const, data: deps.engine.models().map((m) => modelObject(m, stats.get(m.id), created)) };
       },
-      { response: { 200: "ModelList" }, detail: { tags: ["OpenAI"], summary: "List models" } },
+      { auth: "public", response: { 200: "ModelList" }, detail: { tags: ["OpenAI"], summary: "List models" } },
     )
     .get(
       "/v1/models/:id",
       ({ params }) => {
         const info = deps.engine.models().find((m) => m.id === params.id);
         if (!info) throw new ApiError("model_not_found", `The model '${params.id}' does not exist`, "model");
-        return Response.json(modelObject(info, deps.engine.stats().find((s) => s.id === info.id), created));
+        return modelObject(info, deps.engine.stats().find((s) => s.id === info.id), created);
       },
-      { response: { 200: "Model", 404: "ErrorResponse" }, detail: { tags: ["OpenAI"], summary: "Retrieve a model" } },
+      { auth: "public", response: { 200: "Model", 404: "ErrorResponse" }, detail: { tags: ["OpenAI"], summary: "Retrieve a model" } },
     );
 }

@@ -2,30 +2,11 @@
 // generate the OpenAPI document. Field names and shapes follow OpenAI's wire format exactly.
 import { t, type Static } from "elysia";
 import { Type } from "@sinclair/typebox";
+import { CocoonFields } from "../generation/model.ts";
 
 const Nullable = <T extends Parameters<typeof t.Union>[0][number]>(s: T) => t.Union([s, t.Null()]);
 
 // ---- shared ---------------------------------------------------------------------------------------
-
-export const ErrorResponse = t.Object(
-  {
-    error: t.Object({
-      message: t.String(),
-      type: t.String(),
-      param: t.Union([t.String(), t.Null()]),
-      code: t.Union([t.String(), t.Null()]),
-    }),
-  },
-  { description: "Every error, in OpenAI's shape." },
-);
-
-/** Fields of the Cocoon client API, accepted on every inference request and handled by the server. */
-export const CocoonFields = {
-  max_coefficient: t.Optional(Type.Integer({ minimum: 0, description: "Highest acceptable model price coefficient (0 = no limit); above it: 504." })),
-  timeout: t.Optional(t.Number({ exclusiveMinimum: 0, maximum: 86400, description: "Seconds; 504 if nothing was produced by then, else the output so far." })),
-  enable_debug: t.Optional(t.Boolean({ description: "Adds a `debug` object with timings, slot and device." })),
-  request_guid: t.Optional(t.String({ maxLength: 128, pattern: "^[A-Za-z0-9._:-]+$", description: "Used as the response id suffix and logged." })),
-};
 
 const Stop = t.Optional(
   t.Union([t.String(), t.Array(t.String(), { maxItems: 4 }), t.Null()], { description: "Up to 4 sequences where generation stops; not included in the output." }),

@@ -1,48 +1,19 @@
-// Server-sent events framing: each chunk is one `data: <json>\n\n` event, the stream ends with
-// `data: [DONE]\n\n`. A failure after streaming began becomes one error event before the end.
+// OpenAI's stream framing: each chunk is one `data: <json>` event and the stream ends with
+// `data: [DONE]`; a failure after streaming began becomes one error event (OpenAI's error object)
+// before the end. Comment lines given by `trailer` go right before [DONE].
 import { toApiError } from "../http/errors.ts";
+import { sseComments, sseEvent, sseResponse } from "../http/sse.ts";
 
-const encoder = new TextEncoder();
-
-export interface SseOptions {
-  /** Called with the comment lines to send right before [DONE] (e.g. X-Cocoon-Client-End). */
-  trailer?: () => string[];
-  onEnd?: (ok: boolean) => void;
+async function* frames(chunks: AsyncGenerator<Record<string, unknown>>, trailer: () => string[]): AsyncGenerator<string> {
+  try {
+    for await (const chunk of chunks) yield sseEvent(JSON.stringify(chunk));
+  } catch (err) {
+    yield sseEvent(JSON.stringify(toApiError(err).body()));
+  }
+  const comments = sseComments(trailer());
+  yield `${comments ? `${comments}\n` : ""}data: [DONE]\n\n`;
 }
 
-export function sseResponse(chunks: AsyncGenerator<Record<string, unknown>>, headers: Record<string, string>, opts: SseOptions = {}): Response {
-  let ok = true;
-  const body = new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      try {
-        const r = await chunks.next();
-        if (!r.done) {
-          controller.enqueue(encoder.encode(`data: ${JSON.stringify(r.value)}\n\n`));
-          return;
-        }
-      } catch (err) {
-        ok = false;
-        controller.enqueue(encoder.encode(`data: ${JSON.stringify(toApiError(err).body())}\n\n`));
-      }
-      const trailer = (opts.trailer?.() ?? []).map((line) => `: ${line}\n`).join("");
-      controller.enqueue(encoder.encode(`${trailer ? `${trailer}\n` : ""}data: [DONE]\n\n`));
-      controller.close();
-      opts.onEnd?.(ok);
-    },
-    async cancel() {
-      // The client went away: stopping the generator cancels the generation.
-      ok = false;
-      await chunks.return(undefined);
-      opts.onEnd?.(false);
-    },
-  });
-  return new Response(body, {
-    headers: {
-      "Content-Type": "text/event-stream; charset=utf-8",
-      "Cache-Control": "no-cache",
-      Connection: "keep-alive",
-      "X-Accel-Buffering": "no",
-      ...headers,
-    },
-  });
+export function openaiSse(chunks: AsyncGenerator<Record<string, unknown>>, trailer: () => string[] = () => [], headers: Record<string, string> = {}): Response {
+  return sseResponse(frames(chunks, trailer), headers);
 }

@@ -70,6 +70,11 @@ export class Platform {
     return this.opts.auth;
   }
 
+  /** Whether admin routes can be opened at all (an admin token is configured). */
+  get adminConfigured(): boolean {
+    return this.opts.adminToken !== "";
+  }
+
   /** The caller of an authenticated route, or a 401 in the seed's shape. */
   authenticate(request: Request): Principal {
     const header = request.headers.get("authorization") ?? "";

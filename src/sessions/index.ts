@@ -1,12 +1,13 @@
 // The /v1/sessions routes (our extension): list, read, fork and delete the caller's server-side chat
 // sessions. Turns are added through /v1/chat/completions with `session_id` (src/openai/chat.ts).
 import { Elysia, t } from "elysia";
-import { requestCallers, type Caller } from "../http/caller.ts";
-import { ErrorResponse } from "../openai/model.ts";
+import { authPlugin } from "../http/auth.ts";
+import { ErrorResponse } from "../http/errors.ts";
+import { usageWire } from "../generation/usage.ts";
 import { formatTon } from "../platform/pricing.ts";
-import type { Platform } from "../platform/service.ts";
+import type { Platform, Principal } from "../platform/service.ts";
 import { ForkRequest, SessionDetail, SessionInfo, SessionList } from "./model.ts";
-import { ownerOf, type SessionRow, type SessionService, type StoredMessage, type TurnUsage } from "./service.ts";
+import { ownerOf, type SessionRow, type SessionService, type StoredMessage } from "./service.ts";
 
 export interface SessionRouteDeps {
   sessions: SessionService;
@@ -21,22 +22,16 @@ export function docResponses(success: Record<number, { description: string; cont
 }
 
 /** DELETE of a session (here and the seed's /chat/history/{id}): 204, with the rate-limit headers. */
-export function deleteSession(sessions: SessionService, caller: (request: Request) => Caller) {
-  return async ({ request, params }: { request: Request; params: { id: string } }) => {
-    const { principal, headers } = caller(request);
+export function deleteSession(sessions: SessionService) {
+  return async ({ principal, params }: { principal: Principal | null; params: { id: string } }) => {
     await sessions.delete(ownerOf(principal), params.id);
-    return new Response(null, { status: 204, headers });
+    // Elysia adds the headers set on the context (the rate-limit headers) to a returned Response.
+    return new Response(null, { status: 204 });
   };
 }
 
 const seconds = (ms: number) => Math.floor(ms / 1000);
 const costOf = (nanoton: bigint) => ({ nanoton: Number(nanoton), ton: formatTon(nanoton) });
-const usageOf = (u: TurnUsage) => ({
-  prompt_tokens: u.promptTokens,
-  completion_tokens: u.completionTokens,
-  total_tokens: u.promptTokens + u.completionTokens,
-  prompt_tokens_details: { cached_tokens: u.cachedTokens },
-});
 
 export function sessionInfo(s: SessionRow) {
   return {
@@ -48,7 +43,7 @@ export function sessionInfo(s: SessionRow) {
     created: seconds(s.createdAt),
     updated: seconds(s.updatedAt),
     message_count: s.messageCount,
-    usage: usageOf(s.usage),
+    usage: usageWire(s.usage),
     cost: costOf(s.cost),
   };
 }
@@ -59,7 +54,7 @@ export function sessionMessage(m: StoredMessage) {
     content: m.content,
     ...(m.reasoningContent ? { reasoning_content: m.reasoningContent } : {}),
     created: seconds(m.createdAt),
-    ...(m.usage ? { usage: usageOf(m.usage) } : {}),
+    ...(m.usage ? { usage: usageWire(m.usage) } : {}),
     ...(m.cost !== null ? { cost: costOf(m.cost) } : {}),
   };
 }
@@ -69,62 +64,46 @@ const errors = { 400: "ErrorResponse", 401: "ErrorResponse", 404: "ErrorResponse
 
 export function sessionRoutes(deps: SessionRouteDeps) {
   const { sessions } = deps;
-  const caller = requestCallers(deps.platform);
-  const json = (body: unknown, headers: Record<string, string>, status = 200) => Response.json(body, { status, headers });
   return (
     new Elysia({ name: "sessions" })
       // Authentication before body validation, as on /v1: a caller without a key learns that first.
-      .onTransform(({ request }) => {
-        caller(request);
-      })
+      .use(authPlugin(deps.platform))
       .model({ SessionInfo, SessionDetail, SessionList, ForkRequest, ErrorResponse })
-      .get(
-        "/v1/sessions",
-        ({ request }) => {
-          const { principal, headers } = caller(request);
-          return json({ object: "list", data: sessions.list(ownerOf(principal)).map(sessionInfo) }, headers);
-        },
-        { response: { 200: "SessionList", ...errors }, detail: { tags, summary: "List your chat sessions", description: "Most recently updated first. Sessions are private to the account that created them." } },
-      )
+      .get("/v1/sessions", ({ principal }) => ({ object: "list" as const, data: sessions.list(ownerOf(principal)).map(sessionInfo) }), {
+        auth: "key",
+        response: { 200: "SessionList", ...errors },
+        detail: { tags, summary: "List your chat sessions", description: "Most recently updated first. Sessions are private to the account that created them." },
+      })
       .get(
         "/v1/sessions/:id",
-        ({ request, params }) => {
-          const { principal, headers } = caller(request);
+        ({ principal, params }) => {
           const owner = ownerOf(principal);
           const s = sessions.get(owner, params.id);
-          return json({ ...sessionInfo(s), messages: sessions.messages(owner, params.id).map(sessionMessage) }, headers);
+          return { ...sessionInfo(s), messages: sessions.messages(owner, params.id).map(sessionMessage) };
         },
         {
+          auth: "key",
           params: t.Object({ id: t.String() }),
           response: { 200: "SessionDetail", ...errors },
           detail: { tags, summary: "Get a session with its messages", description: "404 for a session that does not exist or belongs to another account." },
         },
       )
-      .post(
-        "/v1/sessions/:id/fork",
-        ({ request, params, body }) => {
-          const { principal, headers } = caller(request);
-          return json(sessionInfo(sessions.fork(ownerOf(principal), params.id, body.messages, body.id)), headers);
+      .post("/v1/sessions/:id/fork", ({ principal, params, body }) => sessionInfo(sessions.fork(ownerOf(principal), params.id, body.messages, body.id)), {
+        auth: "key",
+        params: t.Object({ id: t.String() }),
+        body: "ForkRequest",
+        parse: "json",
+        response: { 200: "SessionInfo", ...errors },
+        detail: {
+          tags,
+          summary: "Fork a session",
+          description: "A new session holding copies of the first `messages` messages (to edit a message and branch the conversation); the source is unchanged. Its usage and cost start at zero.",
         },
-        {
-          params: t.Object({ id: t.String() }),
-          body: "ForkRequest",
-          parse: "json",
-          response: { 200: "SessionInfo", ...errors },
-          detail: {
-            tags,
-            summary: "Fork a session",
-            description: "A new session holding copies of the first `messages` messages (to edit a message and branch the conversation); the source is unchanged. Its usage and cost start at zero.",
-          },
-        },
-      )
-      .delete(
-        "/v1/sessions/:id",
-        deleteSession(sessions, caller),
-        {
-          params: t.Object({ id: t.String() }),
-          detail: { tags, summary: "Delete a session", description: "Cancels a reply being generated in it and frees its KV cache in the engine.", responses: docResponses({ 204: { description: "Deleted." } }) },
-        },
-      )
+      })
+      .delete("/v1/sessions/:id", deleteSession(sessions), {
+        auth: "key",
+        params: t.Object({ id: t.String() }),
+        detail: { tags, summary: "Delete a session", description: "Cancels a reply being generated in it and frees its KV cache in the engine.", responses: docResponses({ 204: { description: "Deleted." } }) },
+      })
   );
 }

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { sseEvent, textSse } from "../../src/compat/index.ts";
 import type { TextPiece, TextRun, TextSummary } from "../../src/compat/service.ts";
-import { createApp } from "../../src/http/app.ts";
+import { createApp } from "../../src/app.ts";
 import { Engine } from "../../src/inference/engine.ts";
 import { Metrics } from "../../src/ops/metrics.ts";
 import { startInProcessApp, type InProcessApp } from "../support/app.ts";

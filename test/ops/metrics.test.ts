@@ -1,6 +1,6 @@
 // Ops endpoints in-process: /metrics passes promtool and counts requests; /health, /readiness, /stats, /jsonstats shapes.
 import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
-import { createApp } from "../../src/http/app.ts";
+import { createApp } from "../../src/app.ts";
 import { ApiError } from "../../src/http/errors.ts";
 import { Metrics } from "../../src/ops/metrics.ts";
 import type { Engine } from "../../src/inference/engine.ts";

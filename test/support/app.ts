@@ -1,9 +1,10 @@
-// Builds the Elysia app in-process (as src/server.ts does) with a real engine on the tiny model.
+// Builds the Elysia app in-process through the composition root (src/app.ts) with a real engine on
+// the tiny model.
 import { Engine } from "../../src/inference/engine.ts";
 import type { Platform } from "../../src/platform/service.ts";
 import type { TonSetup } from "../../src/ton/open.ts";
-import { createApp, type App } from "../../src/http/app.ts";
-import { Metrics } from "../../src/ops/metrics.ts";
+import { createApp, engineMetrics, type App } from "../../src/app.ts";
+import type { Metrics } from "../../src/ops/metrics.ts";
 import { TINY_MODEL } from "./model.ts";
 
 export const TINY_ID = "tiny-qwen3";
@@ -21,19 +22,15 @@ export interface InProcessApp {
 
 export async function startInProcessApp(opts: { maxBodyBytes?: number; slots?: number; platform?: Platform; maxQueue?: number; ton?: TonSetup | null } = {}): Promise<InProcessApp> {
   const engine = await Engine.start({ models: [{ id: TINY_ID, path: TINY_MODEL }], slots: opts.slots ?? 4, ctxSize: 1024, maxQueue: opts.maxQueue ?? 64 });
-  const metrics = new Metrics({
-    models: () =>
-      engine.stats().map((s) => ({ model: s.id, slotsBusy: s.slotsBusy, slotsTotal: s.slotsTotal, queued: s.queued, kvUsedCells: s.kvUsedCells, kvTotalCells: s.kvTotalCells, restarts: s.restarts })),
-  });
+  const metrics = engineMetrics(() => engine);
   const logged: string[] = [];
   const app = createApp({
-    ton: opts.ton ?? null,
     engine,
+    loadedEngine: () => engine,
     metrics,
     platform: opts.platform ?? null,
+    ton: opts.ton ?? null,
     version: "0.0.0-test",
-    loadedEngine: () => engine,
-    coefficient: () => 1000,
     maxBodyBytes: opts.maxBodyBytes,
     log: (line) => logged.push(line),
   });

@@ -1,8 +1,8 @@
-// Glue between an engine stream and a session turn: passes the events through, collects the reply
+// The session turn of a generation: passes the events through, collects the reply
 // of choice 0 and stores it with the turn's usage and charge when the generation completes. A
 // cancelled generation stores nothing; the lock is released however the stream ends.
 import type { EngineEvent } from "../inference/types.ts";
-import type { Turn } from "./service.ts";
+import type { Turn } from "../sessions/service.ts";
 
 type Done = Extract<EngineEvent, { type: "done" }>;
 

@@ -1,0 +1,211 @@
+// The composition root: builds every service from the config (platform, sessions, TON) and mounts
+// every front door on one Elysia app with the plumbing around it (body parser, errors, metrics, docs).
+import { Elysia } from "elysia";
+import { openapi } from "@elysiajs/openapi";
+import type { Config } from "./config/config.ts";
+import { compatRoutes } from "./compat/index.ts";
+import type { GenerationDeps } from "./generation/deps.ts";
+import { checkDeclaredLength, parseJsonBody } from "./http/body.ts";
+import { ApiError, toApiError } from "./http/errors.ts";
+import { swaggerRoutes } from "./http/swagger.ts";
+import { validationMessage, validationParam } from "./http/validation.ts";
+import type { Engine } from "./inference/engine.ts";
+import { openaiRoutes } from "./openai/index.ts";
+import { opsRoutes } from "./ops/index.ts";
+import { Metrics } from "./ops/metrics.ts";
+import { platformRoutes } from "./platform/index.ts";
+import { openPlatform, storePath } from "./platform/open.ts";
+import type { Platform } from "./platform/service.ts";
+import { SessionService } from "./sessions/service.ts";
+import { sessionRoutes } from "./sessions/index.ts";
+import { openStore } from "./store/db.ts";
+import { tonRoutes } from "./ton/index.ts";
+import { openTon, type TonSetup } from "./ton/open.ts";
+import { webRoutes } from "./web/index.ts";
+
+export interface AppDeps {
+  /** The engine; may be a getter that throws 503 while models load or during shutdown. */
+  readonly engine: Engine;
+  /** The engine once models are loaded, else null (the server answers /health while loading). */
+  loadedEngine(): Engine | null;
+  version: string;
+  /** Keys, rate limits and billing; null with --no-auth. */
+  platform: Platform | null;
+  /** Server-side sessions. Defaults to the platform's database, or a private in-memory one. */
+  sessions?: SessionService;
+  /** TON deposits (wallet, watcher, TON/USD rate); absent or null: deposits off, no rate. */
+  ton?: TonSetup | null;
+  /** Defaults to metrics over the loaded engine's stats. */
+  metrics?: Metrics;
+  /** Price coefficient of each model. Defaults to 1000 for every model. */
+  coefficient?(model: string): number;
+  /** Largest accepted request body in bytes. Defaults to 8 MiB. */
+  maxBodyBytes?: number;
+  /** Server-side failures (500s), with their stack. */
+  log?: (line: string) => void;
+  /** One line per request (method, path, status, milliseconds). */
+  access?: (line: string) => void;
+}
+
+// The balance waits this long at most for a due TON/USD refresh; after that it answers with what it has.
+const RATE_WAIT_MS = 1_000;
+
+/** Metrics whose per-model gauges read the loaded engine's stats (none while loading). */
+export function engineMetrics(loadedEngine: () => Engine | null): Metrics {
+  return new Metrics({
+    models: () =>
+      (loadedEngine()?.stats() ?? []).map((s) => ({ model: s.id, slotsBusy: s.slotsBusy, slotsTotal: s.slotsTotal, queued: s.queued, kvUsedCells: s.kvUsedCells, kvTotalCells: s.kvTotalCells, restarts: s.restarts })),
+  });
+}
+
+/** The stateful services a server runs on, opened from the config; close() closes their database. */
+export interface Services {
+  platform: Platform | null;
+  /** Where the platform's database is (or the sessions' database with --no-auth). */
+  storePath: string;
+  sessions: SessionService;
+  ton: TonSetup | null;
+  close(): void;
+}
+
+export function openServices(config: Config, o: { forget: (key: string) => unknown; log: (level: "debug" | "info" | "warn" | "error", line: string) => void }): Services {
+  const opened = config.noAuth ? null : openPlatform(config);
+  const platform = opened?.service ?? null;
+  // Without auth there is no platform, but chat sessions still persist: in the same database file,
+  // all owned by the one local user.
+  const path = opened?.path ?? storePath(config);
+  o.log("info", platform ? `API keys and billing on (database ${path})` : "--no-auth: API keys and billing are off");
+  const db = platform ? platform.db : openStore(path);
+  const sessions = new SessionService(db, { forget: (key) => void o.forget(key) });
+  // Deposits credit accounts, so they exist only with the platform; a bad TON setting stops the start.
+  let ton: TonSetup | null = null;
+  try {
+    ton = platform ? openTon(config, db, o.log) : null;
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+  if (platform && !ton?.wallet) o.log("info", "no --ton-wallet: TON deposits are off (/v1/deposit says so)");
+  if (!platform && config.tonWallet) o.log("warn", "--ton-wallet is ignored with --no-auth: without accounts there is nobody to credit");
+  return { platform, storePath: path, sessions, ton, close: () => db.close() };
+}
+
+/** Route label for metrics: the matched route pattern, never the raw path (bounded cardinality). */
+function routeOf(route: string | undefined): string {
+  return route && route !== "*" ? route : "unmatched";
+}
+
+type ValidationFailure = { all?: { path: string; message: string; value?: unknown; schema?: unknown; type?: number }[]; type?: string };
+
+export function createApp(deps: AppDeps) {
+  const metrics = deps.metrics ?? engineMetrics(() => deps.loadedEngine());
+  const sessions = deps.sessions ?? new SessionService(deps.platform?.db ?? openStore(":memory:"), { forget: (key) => deps.loadedEngine()?.forgetSession(key) });
+  // The watcher's state, read by both /jsonstats and /metrics: derived here from the one TON setup.
+  const tonWatcher = () => deps.ton?.watcher?.state() ?? null;
+  metrics.tonWatcher = tonWatcher;
+  // Not a spread copy: `engine` may be a getter that throws while models load.
+  const generation: GenerationDeps = {
+    get engine() {
+      return deps.engine;
+    },
+    metrics,
+    platform: deps.platform,
+    sessions,
+    coefficient: deps.coefficient ?? (() => 1000),
+  };
+  const maxBody = deps.maxBodyBytes ?? 8 * 2 ** 20;
+  const log = deps.log ?? (() => {});
+  const access = deps.access ?? (() => {});
+  const started = new WeakMap<Request, number>();
+  const recorded = new WeakSet<Request>();
+  const record = (request: Request, route: string | undefined, status: number) => {
+    if (recorded.has(request)) return;
+    recorded.add(request);
+    const ms = performance.now() - (started.get(request) ?? performance.now());
+    metrics.observeHttp(routeOf(route), request.method, status, ms / 1000);
+    access(`${request.method} ${new URL(request.url).pathname} ${status} ${ms.toFixed(1)}ms`);
+  };
+  const platform = deps.platform;
+  return new Elysia({ normalize: false })
+    .onRequest(({ request }) => {
+      started.set(request, performance.now());
+      checkDeclaredLength(request, maxBody);
+    })
+    .onParse(({ request }) => parseJsonBody(request, maxBody))
+    .onError(({ code, error, request, route }) => {
+      let api: ApiError;
+      const cause = (error as { cause?: unknown }).cause;
+      if (error instanceof ApiError) api = error;
+      // Elysia wraps what a parse hook throws in a ParseError; ours carry the real kind (413, invalid UTF-8, ...).
+      else if (code === "PARSE" && cause instanceof ApiError) api = cause;
+      else if (code === "VALIDATION" && (error as ValidationFailure).type === "response") {
+        // A handler returned a body its declared schema refuses: our bug, never the client's.
+        api = new ApiError("server_error", "The server had an error while processing your request.");
+        log(`error ${request.method} ${new URL(request.url).pathname}: response does not match its schema: ${(error as Error).message}`);
+      } else if (code === "VALIDATION") {
+        const e = error as ValidationFailure;
+        const first = e.all?.[0];
+        const param = first ? validationParam(first.path) : null;
+        api = new ApiError("invalid_request", validationMessage(param, first?.message ?? "invalid", first?.value, first?.schema, first?.type, e.type), param);
+      } else if (code === "PARSE") api = new ApiError("invalid_json", "We could not parse the JSON body of your request.");
+      else if (code === "NOT_FOUND") api = new ApiError("not_found", `No route for ${request.method} ${new URL(request.url).pathname}.`);
+      else {
+        api = toApiError(error);
+        if (api.status >= 500) log(`error ${request.method} ${new URL(request.url).pathname}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+      }
+      metrics.observeError(api.code, api.status);
+      record(request, route, api.status);
+      // Headers set on the context before the failure (the rate-limit headers) are added by Elysia.
+      return api.response();
+    })
+    .onAfterResponse(({ request, route, set, responseValue }) => {
+      const status = responseValue instanceof Response ? responseValue.status : typeof set.status === "number" ? set.status : 200;
+      record(request, route, status);
+    })
+    .use(
+      openapi({
+        path: "/swagger",
+        specPath: "/swagger/json",
+        provider: null,
+        documentation: {
+          info: {
+            title: "cocoon-server",
+            version: deps.version,
+            description: "A paid, OpenAI-compatible LLM API on llama.cpp: the OpenAI API, the Cocoon client and platform APIs, sessions and operations endpoints.",
+          },
+          tags: [
+            { name: "OpenAI", description: "OpenAI-compatible inference" },
+            { name: "Operations", description: "Health, readiness, statistics and metrics" },
+            { name: "Authentication", description: "Accounts and API keys" },
+            { name: "Billing", description: "Balance, deposits, pricing and usage, in nanoton" },
+            { name: "Network", description: "Models and load, as the Cocoon platform reports them" },
+            { name: "Admin", description: "Operator routes (admin token)" },
+            { name: "Sessions", description: "Server-side chat sessions (our extension; turns via session_id on /v1/chat/completions)" },
+            { name: "Seed 003", description: "The seed 003 service's API, field names and framings kept exactly (errors in OpenAI's shape)" },
+          ],
+          components: { securitySchemes: { bearerAuth: { type: "http", scheme: "bearer", description: "API key with the `ck_` prefix." } } },
+        },
+      }),
+    )
+    .use(swaggerRoutes())
+    .use(webRoutes())
+    .use(opsRoutes({ metrics, version: deps.version, loadedEngine: () => deps.loadedEngine(), tonWatcher }))
+    .use(openaiRoutes(generation))
+    .use(sessionRoutes({ sessions, platform }))
+    .use(compatRoutes(generation))
+    .use(
+      platform
+        ? platformRoutes({
+            platform,
+            modelIds: () => deps.loadedEngine()?.models().map((m) => m.id) ?? [],
+            stats: () => deps.loadedEngine()?.stats() ?? [],
+            depositWallet: () => deps.ton?.wallet?.display ?? null,
+            tonUsdRate: () => deps.ton?.rate?.get(RATE_WAIT_MS) ?? null,
+            minimumDeposit: () => deps.ton?.minimum ?? 0n,
+          })
+        : new Elysia({ name: "platform-off" }),
+    )
+    .use(platform ? tonRoutes({ platform }) : new Elysia({ name: "ton-off" }));
+}
+
+export type App = ReturnType<typeof createApp>;

@@ -1,0 +1,17 @@
+// What the generation path needs: the engine, the metrics, the platform (keys and billing; null with
+// --no-auth), the models' price coefficients and the session store. The composition root builds it.
+import type { Engine } from "../inference/engine.ts";
+import type { Metrics } from "../ops/metrics.ts";
+import type { Platform } from "../platform/service.ts";
+import type { SessionService } from "../sessions/service.ts";
+
+export interface GenerationDeps {
+  engine: Engine;
+  metrics: Metrics;
+  /** Keys, rate limits and billing; null when the server runs with --no-auth. */
+  platform: Platform | null;
+  /** Price coefficient of each model (Cocoon's max_coefficient compares against it). */
+  coefficient(model: string): number;
+  /** Server-side chat sessions (session_id). */
+  sessions: SessionService;
+}

@@ -1,0 +1,11 @@
+// The Cocoon client fields every inference request accepts (seed 000), as TypeBox properties that
+// each front door spreads into its request schema.
+import { t } from "elysia";
+import { Type } from "@sinclair/typebox";
+
+export const CocoonFields = {
+  max_coefficient: t.Optional(Type.Integer({ minimum: 0, description: "Highest acceptable model price coefficient (0 = no limit); above it: 504." })),
+  timeout: t.Optional(t.Number({ exclusiveMinimum: 0, maximum: 86400, description: "Seconds; 504 if nothing was produced by then, else the output so far." })),
+  enable_debug: t.Optional(t.Boolean({ description: "Adds a `debug` object with timings, slot and device." })),
+  request_guid: t.Optional(t.String({ maxLength: 128, pattern: "^[A-Za-z0-9._:-]+$", description: "Used as the response id suffix and logged." })),
+};

@@ -5,7 +5,7 @@ import { Elysia, t } from "elysia";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { authPlugin } from "../http/auth.ts";
 import { ApiError, ErrorResponse, toApiError } from "../http/errors.ts";
-import { sseComments, sseEvent, sseResponse } from "../http/sse.ts";
+import { sseComments, sseEvent, sseResponse, streamed } from "../http/sse.ts";
 import { requestSocket, upgradeRequired } from "../http/socket.ts";
 import type { GenerationDeps } from "../generation/deps.ts";
 import { cocoonTime } from "../generation/options.ts";
@@ -63,6 +63,11 @@ async function* textFrames(run: TextRun, extended: boolean): AsyncGenerator<stri
   }
 }
 
+/** The seed's SSE text stream as a response (see textFrames). */
+export function textSse(run: TextRun, headers: Record<string, string>, extended: boolean): Response {
+  return sseResponse(textFrames(run, extended), headers);
+}
+
 /** Reads a whole run: the answer's text and the summary. */
 async function collect(run: TextRun): Promise<{ text: string; summary: TextSummary | null }> {
   let text = "";
@@ -98,7 +103,7 @@ export function compatRoutes(deps: GenerationDeps) {
           const start = Date.now();
           const run = await seedCompletion(deps, body, principal, request.signal);
           set.headers["X-Cocoon-Client-Start"] = cocoonTime(start);
-          if (body.stream) return sseResponse(textFrames(run, extensionsOn(request)), {});
+          if (body.stream) return streamed(textSse(run, {}, extensionsOn(request)));
           const { text, summary } = await collect(run);
           if (summary?.cost) set.headers["X-Cocoon-Cost-Nanoton"] = String(summary.cost.nanoton);
           set.headers["X-Cocoon-Client-End"] = cocoonTime();
@@ -130,7 +135,7 @@ export function compatRoutes(deps: GenerationDeps) {
             "X-Cocoon-Session-Id": run.sessionId!,
             "X-Cocoon-Client-Start": cocoonTime(start),
           });
-          return sseResponse(textFrames(run, extensionsOn(request)), {});
+          return textSse(run, {}, extensionsOn(request));
         },
         {
           auth: "key",

@@ -64,10 +64,12 @@ export async function startGeneration(
  */
 export async function startGenerations(deps: GenerationDeps, o: GenerationStart, requests: GenerateRequest[]): Promise<StartedGeneration[]> {
   const submitted: { source: Generation; billing: RequestBilling | null; submittedAt: number }[] = [];
-  // Submitted requests are settled from their final event (billing watches them): what they
-  // processed before the call failed is charged, the rest of each reservation released.
+  // A call refused with an error status charges nothing: every reservation is released.
   const abort = async (err: unknown): Promise<never> => {
-    for (const s of submitted) await s.source.return?.();
+    for (const s of submitted) {
+      s.billing?.settle(null);
+      await s.source.return?.();
+    }
     throw toApiError(err);
   };
   for (const request of requests) {

@@ -61,3 +61,12 @@ export function sseResponse(frames: AsyncGenerator<string, unknown>, headers: Re
     },
   });
 }
+
+/**
+ * A stream returned from a handler whose declared response schema types the whole-body case:
+ * Elysia sends a Response as it is (no schema check), but its handler type cannot accept a promise
+ * of either one, so the stream is typed as the body it replaces.
+ */
+export function streamed(response: Response): never {
+  return response as never;
+}

@@ -9,7 +9,7 @@ import { startGeneration, type StartedGeneration } from "../generation/start.ts"
 import { usageWire } from "../generation/usage.ts";
 import type { Cost, Principal } from "../platform/service.ts";
 import { ownerOf, textOf, type Turn } from "../sessions/service.ts";
-import type { ChatCompletionRequest } from "./model.ts";
+import type { ChatCompletion, ChatCompletionRequest } from "./model.ts";
 import { SYSTEM_FINGERPRINT, chatLogprobs, chatRequest, finishReason, responseId, type Outcome } from "./service.ts";
 
 interface ChoiceState {
@@ -21,7 +21,7 @@ interface ChoiceState {
 }
 
 /** Validates, submits and waits for the first output; errors before any output are thrown. */
-export async function runChat(deps: GenerationDeps, body: ChatCompletionRequest, signal?: AbortSignal, principal: Principal | null = null): Promise<Outcome> {
+export async function runChat(deps: GenerationDeps, body: ChatCompletionRequest, signal?: AbortSignal, principal: Principal | null = null): Promise<Outcome<ChatCompletion>> {
   const cocoon = cocoonOptions(body);
   const model = pickModel(deps, body.model, cocoon, "chat");
   if (body.messages.length === 0 && body.session_id === undefined) {
@@ -59,7 +59,7 @@ function beginSessionTurn(deps: GenerationDeps, body: ChatCompletionRequest, pri
 async function chatObject(
   events: AsyncGenerator<EngineEvent>,
   o: { id: string; created: number; model: ModelInfo; cocoon: CocoonOptions; n: number; logprobs: boolean; settle: StartedGeneration["settle"] },
-): Promise<{ body: Record<string, unknown>; cost: Cost | null }> {
+): Promise<{ body: ChatCompletion; cost: Cost | null }> {
   const choices: ChoiceState[] = Array.from({ length: o.n }, () => ({ content: "", reasoning: "", logprobs: [], toolCalls: [], finish: null }));
   let done: Extract<EngineEvent, { type: "done" }> | null = null;
   try {
@@ -81,7 +81,7 @@ async function chatObject(
   }
   if (!done) throw toApiError(new EngineError("internal", "the generation ended without a result"));
   const cost = o.settle(done);
-  const body = {
+  const body: ChatCompletion = {
     id: o.id,
     object: "chat.completion",
     created: o.created,
@@ -90,7 +90,7 @@ async function chatObject(
     choices: choices.map((c, index) => ({
       index,
       message: {
-        role: "assistant",
+        role: "assistant" as const,
         content: c.toolCalls.length && c.content === "" ? null : c.content,
         ...(c.reasoning ? { reasoning_content: c.reasoning } : {}),
         ...(c.toolCalls.length ? { tool_calls: c.toolCalls } : {}),

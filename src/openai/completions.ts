@@ -8,7 +8,7 @@ import { startGenerations, type StartedGeneration } from "../generation/start.ts
 import { usageWire } from "../generation/usage.ts";
 import { formatTon } from "../platform/pricing.ts";
 import type { Cost, Principal } from "../platform/service.ts";
-import type { CompletionRequest } from "./model.ts";
+import type { Completion, CompletionRequest } from "./model.ts";
 import { SYSTEM_FINGERPRINT, finishReason, responseId, sampling, stops, type Outcome } from "./service.ts";
 
 type Run = StartedGeneration;
@@ -46,7 +46,7 @@ function legacyLogprobs(lps: TokenLogprob[], startOffset: number) {
   };
 }
 
-export async function runCompletion(deps: GenerationDeps, body: CompletionRequest, signal?: AbortSignal, principal: Principal | null = null): Promise<Outcome> {
+export async function runCompletion(deps: GenerationDeps, body: CompletionRequest, signal?: AbortSignal, principal: Principal | null = null): Promise<Outcome<Completion>> {
   const cocoon = cocoonOptions(body);
   const model = pickModel(deps, body.model, cocoon, "completion");
   const n = body.n ?? 1;
@@ -100,8 +100,8 @@ function addUsage(total: Usage | null, u: Usage): Usage {
   };
 }
 
-async function completionObject(runs: Run[], o: Ctx): Promise<{ body: Record<string, unknown>; cost: Cost | null }> {
-  const choices: Record<string, unknown>[] = [];
+async function completionObject(runs: Run[], o: Ctx): Promise<{ body: Completion; cost: Cost | null }> {
+  const choices: Completion["choices"] = [];
   let usage: Usage | null = null;
   let lastDone: Extract<EngineEvent, { type: "done" }> | null = null;
   const dones: (Extract<EngineEvent, { type: "done" }> | null)[] = [];
@@ -136,7 +136,7 @@ async function completionObject(runs: Run[], o: Ctx): Promise<{ body: Record<str
     });
   }
   const cost = totalCost(runs, dones);
-  const body = {
+  const body: Completion = {
     id: o.id,
     object: "text_completion",
     created: o.created,

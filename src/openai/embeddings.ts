@@ -6,9 +6,9 @@ import { embedInputs } from "../generation/embed.ts";
 import { cocoonOptions, pickModel } from "../generation/options.ts";
 import type { ModelInfo, ModelStats } from "../inference/types.ts";
 import { costField, type Cost, type Principal } from "../platform/service.ts";
-import type { EmbeddingRequest } from "./model.ts";
+import type { EmbeddingList, EmbeddingRequest, Model } from "./model.ts";
 
-export async function createEmbeddings(deps: GenerationDeps, body: EmbeddingRequest, principal: Principal | null = null): Promise<{ body: Record<string, unknown>; cost: Cost | null }> {
+export async function createEmbeddings(deps: GenerationDeps, body: EmbeddingRequest, principal: Principal | null = null): Promise<{ body: EmbeddingList; cost: Cost | null }> {
   const model = pickModel(deps, body.model, cocoonOptions({}), "embedding");
   if (body.dimensions !== undefined && body.dimensions !== model.embeddingDims) {
     throw new ApiError("invalid_request", `model '${model.id}' produces ${model.embeddingDims}-dimensional embeddings and cannot shorten them; omit dimensions`, "dimensions");
@@ -22,7 +22,7 @@ export async function createEmbeddings(deps: GenerationDeps, body: EmbeddingRequ
   const result = await embedInputs(deps, { model, inputs, principal });
   const cost = result.cost;
   const base64 = body.encoding_format === "base64";
-  const out = {
+  const out: EmbeddingList = {
     object: "list",
     data: result.vectors.map((v, index) => ({
       object: "embedding",
@@ -38,7 +38,7 @@ export async function createEmbeddings(deps: GenerationDeps, body: EmbeddingRequ
 
 const ENDPOINT: Record<ModelInfo["type"], string> = { chat: "/v1/chat/completions", completion: "/v1/completions", embedding: "/v1/embeddings" };
 
-export function modelObject(info: ModelInfo, stats: ModelStats | undefined, created: number): Record<string, unknown> {
+export function modelObject(info: ModelInfo, stats: ModelStats | undefined, created: number): Model {
   return {
     id: info.id,
     object: "model",

@@ -13,6 +13,7 @@ import { runCompletion } from "./completions.ts";
 import { createEmbeddings, modelObject } from "./embeddings.ts";
 import { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Completion, CompletionRequest, EmbeddingList, EmbeddingRequest, Model, ModelList } from "./model.ts";
 import { openaiSse } from "./sse.ts";
+import { streamed } from "../http/sse.ts";
 import type { Outcome } from "./service.ts";
 
 const errors = { 400: "ErrorResponse", 404: "ErrorResponse", 413: "ErrorResponse", 500: "ErrorResponse", 503: "ErrorResponse", 504: "ErrorResponse" } as const;
@@ -27,14 +28,14 @@ const costHeader = (cost: Cost | null): Record<string, string> => (cost ? { "X-C
  * A whole response: its body, with the Cocoon timing headers and (when billed) the cost set on the
  * response; a stream: SSE, with the end time as a comment before [DONE] (only known at the end).
  */
-function respond<B>(outcome: Outcome<B>, start: number, headers: Headers): B | Response {
+function respond<B>(outcome: Outcome<B>, start: number, headers: Headers): B {
   Object.assign(headers, outcome.headers, { "X-Cocoon-Client-Start": cocoonTime(start) });
   if (!outcome.stream) {
     Object.assign(headers, costHeader(outcome.cost), { "X-Cocoon-Client-End": cocoonTime() });
     return outcome.body;
   }
   // Elysia puts the headers set on the context onto the returned Response as well.
-  return openaiSse(outcome.chunks, () => [`X-Cocoon-Client-End: ${cocoonTime()}`]);
+  return streamed(openaiSse(outcome.chunks, () => [`X-Cocoon-Client-End: ${cocoonTime()}`]));
 }
 
 export function openaiRoutes(deps: GenerationDeps) {

@@ -8,6 +8,9 @@ const Nullable = <T extends Parameters<typeof t.Union>[0][number]>(s: T) => t.Un
 
 // ---- shared ---------------------------------------------------------------------------------------
 
+/** What a billed request cost: integer nanoton, and the same amount in TON as an exact decimal string. */
+export const Cost = t.Object({ nanoton: Type.Integer(), ton: t.String() }, { description: "Present when the request was billed." });
+
 const Stop = t.Optional(
   t.Union([t.String(), t.Array(t.String(), { maxItems: 4 }), t.Null()], { description: "Up to 4 sequences where generation stops; not included in the output." }),
 );
@@ -39,6 +42,7 @@ export const Usage = t.Object(
     total_tokens: Type.Integer(),
     prompt_tokens_details: t.Optional(t.Object({ cached_tokens: Type.Integer() })),
     completion_tokens_details: t.Optional(t.Object({ reasoning_tokens: Type.Integer() })),
+    cost: t.Optional(Cost),
   },
 );
 
@@ -263,7 +267,7 @@ export const EmbeddingList = t.Object(
     object: t.Literal("list"),
     data: t.Array(t.Object({ object: t.Literal("embedding"), index: Type.Integer(), embedding: t.Union([t.Array(t.Number()), t.String()]) })),
     model: t.String(),
-    usage: t.Object({ prompt_tokens: Type.Integer(), total_tokens: Type.Integer() }),
+    usage: t.Object({ prompt_tokens: Type.Integer(), total_tokens: Type.Integer(), cost: t.Optional(Cost) }),
   },
 );
 
@@ -284,3 +288,8 @@ export const Model = t.Object(
 );
 
 export const ModelList = t.Object({ object: t.Literal("list"), data: t.Array(Model) }, {});
+
+export type ChatCompletion = Static<typeof ChatCompletion>;
+export type Completion = Static<typeof Completion>;
+export type EmbeddingList = Static<typeof EmbeddingList>;
+export type Model = Static<typeof Model>;

@@ -2,7 +2,8 @@
 // route, SSE text framing, sessions through session-id, history, 204 on delete, rollback of exactly
 // N messages, device reporting, and errors in OpenAI's shape. Runs --no-auth (the local owner).
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { sseEvent, textSse } from "../../src/compat/index.ts";
+import { textSse } from "../../src/compat/index.ts";
+import { sseEvent } from "../../src/http/sse.ts";
 import type { TextPiece, TextRun, TextSummary } from "../../src/compat/service.ts";
 import { createApp } from "../../src/app.ts";
 import { Engine } from "../../src/inference/engine.ts";

@@ -23,7 +23,7 @@ const aborted: number[] = [];
 function socketApp(withPlatform: boolean) {
   return new Elysia().ws("/s", {
     ...requestSocket({
-      platform: withPlatform ? billed.platform : null,
+      auth: withPlatform ? billed.platform : null,
       validator: TypeCompiler.Compile(Message),
       notJson: "not JSON here",
       busy: "still busy",

@@ -45,6 +45,12 @@ export interface AppDeps {
   log?: (line: string) => void;
   /** One line per request (method, path, status, milliseconds). */
   access?: (line: string) => void;
+  /**
+   * A body that does not match its route's declared schema is a 500 (tests), or is sent as it is
+   * after logging the mismatch (production: the request may already be billed). Defaults to true
+   * under `bun test` (NODE_ENV=test), false otherwise.
+   */
+  strictResponses?: boolean;
 }
 
 // The balance waits this long at most for a due TON/USD refresh; after that it answers with what it has.
@@ -95,7 +101,7 @@ function routeOf(route: string | undefined): string {
   return route && route !== "*" ? route : "unmatched";
 }
 
-type ValidationFailure = { all?: { path: string; message: string; value?: unknown; schema?: unknown; type?: number }[]; type?: string };
+type ValidationFailure = { all?: { path: string; message: string; value?: unknown; schema?: unknown; type?: number }[]; type?: string; value?: unknown };
 
 export function createApp(deps: AppDeps) {
   const metrics = deps.metrics ?? engineMetrics(() => deps.loadedEngine());
@@ -117,6 +123,8 @@ export function createApp(deps: AppDeps) {
   const log = deps.log ?? (() => {});
   const access = deps.access ?? (() => {});
   const started = new WeakMap<Request, number>();
+  // The status a handler chose, read back when its body fails the schema (Elysia then sets 422).
+  const handled = new WeakMap<Request, number>();
   const recorded = new WeakSet<Request>();
   const record = (request: Request, route: string | undefined, status: number) => {
     if (recorded.has(request)) return;
@@ -126,13 +134,14 @@ export function createApp(deps: AppDeps) {
     access(`${request.method} ${new URL(request.url).pathname} ${status} ${ms.toFixed(1)}ms`);
   };
   const platform = deps.platform;
+  const strict = deps.strictResponses ?? process.env.NODE_ENV === "test";
   return new Elysia({ normalize: false })
     .onRequest(({ request }) => {
       started.set(request, performance.now());
       checkDeclaredLength(request, maxBody);
     })
     .onParse(({ request }) => parseJsonBody(request, maxBody))
-    .onError(({ code, error, request, route }) => {
+    .onError(({ code, error, request, route, set }) => {
       let api: ApiError;
       const cause = (error as { cause?: unknown }).cause;
       if (error instanceof ApiError) api = error;
@@ -140,8 +149,16 @@ export function createApp(deps: AppDeps) {
       else if (code === "PARSE" && cause instanceof ApiError) api = cause;
       else if (code === "VALIDATION" && (error as ValidationFailure).type === "response") {
         // A handler returned a body its declared schema refuses: our bug, never the client's.
+        const first = (error as ValidationFailure).all?.[0];
+        log(`error ${request.method} ${new URL(request.url).pathname}: the response does not match its schema at '${first?.path ?? ""}': ${first?.message ?? "invalid"}`);
+        if (!strict) {
+          const status = handled.get(request) ?? 200;
+          // Elysia set 422 for the failed check; the status sent is the one on the context.
+          set.status = status;
+          record(request, route, status);
+          return Response.json((error as ValidationFailure).value, { status });
+        }
         api = new ApiError("server_error", "The server had an error while processing your request.");
-        log(`error ${request.method} ${new URL(request.url).pathname}: response does not match its schema: ${(error as Error).message}`);
       } else if (code === "VALIDATION") {
         const e = error as ValidationFailure;
         const first = e.all?.[0];
@@ -157,6 +174,9 @@ export function createApp(deps: AppDeps) {
       record(request, route, api.status);
       // Headers set on the context before the failure (the rate-limit headers) are added by Elysia.
       return api.response();
+    })
+    .onAfterHandle(({ request, set }) => {
+      if (!strict && typeof set.status === "number") handled.set(request, set.status);
     })
     .onAfterResponse(({ request, route, set, responseValue }) => {
       const status = responseValue instanceof Response ? responseValue.status : typeof set.status === "number" ? set.status : 200;

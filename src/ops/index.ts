@@ -193,8 +193,8 @@ export function opsRoutes(deps: OpsDeps) {
         const engine = deps.loadedEngine();
         const models = engine?.models() ?? [];
         const first = models[0];
-        return Response.json({
-          status: "ok",
+        return {
+          status: "ok" as const,
           version: deps.version,
           service: "cocoon-server",
           uptime: Math.round((Date.now() - deps.metrics.startedAt) / 10) / 100,
@@ -206,19 +206,23 @@ export function opsRoutes(deps: OpsDeps) {
             models: models.map((m) => m.id),
             loaded: engine !== null,
           },
-        });
+        };
       },
       { response: { 200: HealthResponse }, detail: { tags, summary: "Health check", description: "Always 200 while the process runs." } },
     )
     .get(
       "/readiness",
-      () => {
+      ({ set }) => {
         const engine = deps.loadedEngine();
         const timestamp = new Date().toISOString();
         // Seed 003's fields (status, models_available, timestamp) plus the ids.
-        if (!engine) return Response.json({ status: "loading", models_available: 0, timestamp, models: [] }, { status: 503, headers: { "Retry-After": "2" } });
+        if (!engine) {
+          set.status = 503;
+          set.headers["Retry-After"] = "2";
+          return { status: "loading", models_available: 0, timestamp, models: [] };
+        }
         const models = engine.models().map((m) => m.id);
-        return Response.json({ status: "ready", models_available: models.length, timestamp, models });
+        return { status: "ready", models_available: models.length, timestamp, models };
       },
       {
         response: { 200: Readiness, 503: Readiness },
@@ -228,12 +232,12 @@ export function opsRoutes(deps: OpsDeps) {
     .get(
       "/stats",
       ({ request }) => {
-        if ((request.headers.get("accept") ?? "").includes("application/json")) return Response.json(jsonStats(deps));
+        if ((request.headers.get("accept") ?? "").includes("application/json")) return jsonStats(deps);
         return new Response(statsText(deps), { headers: { "Content-Type": "text/plain; charset=utf-8" } });
       },
       { detail: { tags, summary: "Statistics", description: "Human-readable text; JSON (as /jsonstats) when the request accepts application/json." } },
     )
-    .get("/jsonstats", () => Response.json(jsonStats(deps)), { response: { 200: JsonStats }, detail: { tags, summary: "Statistics as JSON" } })
+    .get("/jsonstats", () => jsonStats(deps), { response: { 200: JsonStats }, detail: { tags, summary: "Statistics as JSON" } })
     .get("/metrics", () => new Response(deps.metrics.render(), { headers: { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" } }), {
       detail: { tags, summary: "Prometheus metrics", description: "Prometheus text exposition format 0.0.4." },
     });

@@ -1,15 +1,13 @@
 // Typed queries over chat_sessions and chat_messages (migration 3). Every query is scoped by owner,
 // so one owner can never read or change another's sessions. Times are unix ms, money bigint nanoton.
 import type { Database } from "bun:sqlite";
+import type { Usage } from "../inference/types.ts";
 import { inTransaction } from "../store/db.ts";
 
 export type StoredRole = "system" | "developer" | "user" | "assistant";
 
-export interface TurnUsage {
-  promptTokens: number;
-  cachedTokens: number;
-  completionTokens: number;
-}
+/** A stored turn's token counts: the engine's usage without reasoning tokens (not stored). */
+export type TurnUsage = Omit<Usage, "reasoningTokens">;
 
 export interface StoredMessage {
   role: StoredRole;

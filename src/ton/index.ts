@@ -1,10 +1,11 @@
 // The deposit routes: a customer's own credited deposits, and the admin view of every transfer the
 // watcher recorded (filter by status, e.g. unmatched) with assignment of an unmatched one to an account.
 import { Elysia } from "elysia";
-import { ApiError, stickyHeaders } from "../http/errors.ts";
-import { ErrorResponse } from "../openai/model.ts";
+import { authPlugin } from "../http/auth.ts";
+import { ApiError, ErrorResponse } from "../http/errors.ts";
 import { formatTon } from "../platform/pricing.ts";
 import type { Platform } from "../platform/service.ts";
+import { iso } from "../platform/wire.ts";
 import { normalizeTxHash } from "./client.ts";
 import { AdminDeposit, AdminDepositList, AdminDepositsQuery, AssignRequest, AssignResponse, DepositsQuery, UserDeposit, UserDepositList } from "./model.ts";
 import { assignDeposit, depositCounts, listDeposits, type Deposit } from "./service.ts";
@@ -17,8 +18,6 @@ const beforeLt = (before: string | undefined): bigint | null => {
   return lt > MAX_LT ? MAX_LT : lt;
 };
 
-const iso = (ms: number) => new Date(ms).toISOString();
-const json = (body: unknown, headers: Record<string, string> = {}, status = 200) => Response.json(body, { status, headers });
 const ADMIN_NOTE = "Admin route: send the admin token as `Authorization: Bearer <token>`; 403 otherwise.";
 
 function userDeposit(d: Deposit) {
@@ -32,6 +31,12 @@ function userDeposit(d: Deposit) {
     time: iso(d.chainTime),
     credited_at: d.creditedAt === null ? null : iso(d.creditedAt),
   };
+}
+
+/** A page of deposits, newest first; the next page starts below the last one's lt. */
+function pageOf<T extends { tx_lt: string }>(page: { data: Deposit[]; hasMore: boolean }, wire: (d: Deposit) => T) {
+  const data = page.data.map(wire);
+  return { object: "list" as const, data, has_more: page.hasMore, next_before: page.hasMore ? (data.at(-1)?.tx_lt ?? null) : null };
 }
 
 function adminDeposit(d: Deposit) {
@@ -50,18 +55,18 @@ export function tonRoutes(deps: { platform: Platform }) {
   const { platform } = deps;
   const db = platform.db;
   return new Elysia({ name: "ton" })
+    .use(authPlugin(platform))
     .model({ ErrorResponse, UserDeposit, UserDepositList, AdminDeposit, AdminDepositList, AssignRequest, AssignResponse })
     .get(
       "/v1/deposits",
-      ({ query, request }) => {
-        const principal = platform.authenticate(request);
-        const headers = platform.admit(principal);
-        stickyHeaders.set(request, headers);
+      ({ principal, query }) => {
+        // Mounted only with keys on, where every key route has a caller.
+        if (!principal) throw new ApiError("unauthorized", "Missing API key: send it as `Authorization: Bearer ck_...`.");
         const page = listDeposits(db, { accountId: principal.accountId, status: "credited", limit: query.limit ?? 20, beforeLt: beforeLt(query.before) });
-        const data = page.data.map(userDeposit);
-        return json({ object: "list", data, has_more: page.hasMore, next_before: page.hasMore ? (data.at(-1)?.tx_lt ?? null) : null }, headers);
+        return pageOf(page, userDeposit);
       },
       {
+        auth: "key",
         query: DepositsQuery,
         response: { 200: "UserDepositList", 400: "ErrorResponse", 401: "ErrorResponse", 429: "ErrorResponse" },
         detail: {
@@ -73,13 +78,12 @@ export function tonRoutes(deps: { platform: Platform }) {
     )
     .get(
       "/admin/deposits",
-      ({ query, request }) => {
-        platform.requireAdmin(request);
+      ({ query }) => {
         const page = listDeposits(db, { status: query.status, limit: query.limit ?? 100, beforeLt: beforeLt(query.before) });
-        const data = page.data.map(adminDeposit);
-        return json({ object: "list", data, has_more: page.hasMore, next_before: page.hasMore ? (data.at(-1)?.tx_lt ?? null) : null, counts: depositCounts(db) });
+        return { ...pageOf(page, adminDeposit), counts: depositCounts(db) };
       },
       {
+        auth: "admin",
         query: AdminDepositsQuery,
         response: { 200: "AdminDepositList", 400: "ErrorResponse", 403: "ErrorResponse" },
         detail: {
@@ -91,8 +95,7 @@ export function tonRoutes(deps: { platform: Platform }) {
     )
     .post(
       "/admin/deposits/:hash/assign",
-      ({ params, body, request }) => {
-        platform.requireAdmin(request);
+      ({ params, body, set }) => {
         const hash = normalizeTxHash(params.hash);
         if (hash === null) throw new ApiError("not_found", `No deposit '${params.hash}': a transaction hash is 64 hex digits or 44 base64 characters.`, "hash");
         const r = assignDeposit(db, hash, body.account_id, body.assigned_by, body.reason);
@@ -111,10 +114,12 @@ export function tonRoutes(deps: { platform: Platform }) {
           }
           case "assigned":
           case "repeated":
-            return json({ booked: r.outcome === "assigned", deposit: adminDeposit(r.deposit), balance_nanoton: Number(r.balance) }, {}, r.outcome === "assigned" ? 201 : 200);
+            set.status = r.outcome === "assigned" ? 201 : 200;
+            return { booked: r.outcome === "assigned", deposit: adminDeposit(r.deposit), balance_nanoton: Number(r.balance) };
         }
       },
       {
+        auth: "admin",
         body: "AssignRequest",
         parse: "json",
         response: { 200: "AssignResponse", 201: "AssignResponse", 400: "ErrorResponse", 403: "ErrorResponse", 404: "ErrorResponse" },

@@ -5,7 +5,8 @@ import { authPlugin } from "../http/auth.ts";
 import { ApiError, ErrorResponse } from "../http/errors.ts";
 import { formatTon } from "../platform/pricing.ts";
 import type { Platform } from "../platform/service.ts";
-import { iso } from "../platform/wire.ts";
+import { adminErrors, callerOf, keyErrors } from "../platform/routes/common.ts";
+import { iso, isoOrNull } from "../platform/wire.ts";
 import { normalizeTxHash } from "./client.ts";
 import { AdminDeposit, AdminDepositList, AdminDepositsQuery, AssignRequest, AssignResponse, DepositsQuery, UserDeposit, UserDepositList } from "./model.ts";
 import { assignDeposit, depositCounts, listDeposits, type Deposit } from "./service.ts";
@@ -29,7 +30,7 @@ function userDeposit(d: Deposit) {
     amount_ton: formatTon(d.amount),
     comment: d.comment,
     time: iso(d.chainTime),
-    credited_at: d.creditedAt === null ? null : iso(d.creditedAt),
+    credited_at: isoOrNull(d.creditedAt),
   };
 }
 
@@ -60,15 +61,13 @@ export function tonRoutes(deps: { platform: Platform }) {
     .get(
       "/v1/deposits",
       ({ principal, query }) => {
-        // Mounted only with keys on, where every key route has a caller.
-        if (!principal) throw new ApiError("unauthorized", "Missing API key: send it as `Authorization: Bearer ck_...`.");
-        const page = listDeposits(db, { accountId: principal.accountId, status: "credited", limit: query.limit ?? 20, beforeLt: beforeLt(query.before) });
+        const page = listDeposits(db, { accountId: callerOf(principal).accountId, status: "credited", limit: query.limit ?? 20, beforeLt: beforeLt(query.before) });
         return pageOf(page, userDeposit);
       },
       {
         auth: "key",
         query: DepositsQuery,
-        response: { 200: "UserDepositList", 400: "ErrorResponse", 401: "ErrorResponse", 429: "ErrorResponse" },
+        response: { 200: "UserDepositList", 400: "ErrorResponse", ...keyErrors },
         detail: {
           tags: ["Billing"],
           summary: "List your deposits",
@@ -85,7 +84,7 @@ export function tonRoutes(deps: { platform: Platform }) {
       {
         auth: "admin",
         query: AdminDepositsQuery,
-        response: { 200: "AdminDepositList", 400: "ErrorResponse", 403: "ErrorResponse" },
+        response: { 200: "AdminDepositList", 400: "ErrorResponse", ...adminErrors },
         detail: {
           tags: ["Admin"],
           summary: "List recorded transfers",
@@ -122,7 +121,7 @@ export function tonRoutes(deps: { platform: Platform }) {
         auth: "admin",
         body: "AssignRequest",
         parse: "json",
-        response: { 200: "AssignResponse", 201: "AssignResponse", 400: "ErrorResponse", 403: "ErrorResponse", 404: "ErrorResponse" },
+        response: { 200: "AssignResponse", 201: "AssignResponse", 400: "ErrorResponse", 404: "ErrorResponse", ...adminErrors },
         detail: {
           tags: ["Admin"],
           summary: "Assign an unmatched transfer to an account",

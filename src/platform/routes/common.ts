@@ -3,7 +3,7 @@
 import { Elysia } from "elysia";
 import { authPlugin } from "../../http/auth.ts";
 import { ApiError, ErrorResponse } from "../../http/errors.ts";
-import type { Platform, Principal } from "../service.ts";
+import { MISSING_KEY, type Platform, type Principal } from "../service.ts";
 
 export interface PlatformRouteDeps {
   platform: Platform;
@@ -29,7 +29,7 @@ export const routeFile = (name: string, auth: PlatformAuth) => new Elysia({ name
  * plugin always yields a principal; null would be a wiring mistake, answered like a missing key.
  */
 export function callerOf(principal: Principal | null): Principal {
-  if (!principal) throw new ApiError("unauthorized", "Missing API key: send it as `Authorization: Bearer ck_...`.");
+  if (!principal) throw new ApiError("unauthorized", MISSING_KEY);
   return principal;
 }
 

@@ -12,7 +12,6 @@ import { networkRoutes } from "./routes/network.ts";
 import { usageRoutes } from "./routes/usage.ts";
 
 export type { PlatformRouteDeps } from "./routes/common.ts";
-export { usdOf } from "./wire.ts";
 
 export function platformRoutes(deps: PlatformRouteDeps) {
   // One auth plugin for every file: a request is authenticated and counted once.

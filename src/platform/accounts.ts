@@ -111,6 +111,11 @@ export function getAccount(db: Database, id: number): Account | null {
   return r ? toAccount(r) : null;
 }
 
+/** The account's deposit code; "" for an account that does not exist. */
+export function depositCodeOf(db: Database, id: number): string {
+  return db.query<{ deposit_code: string }, [number]>("SELECT deposit_code FROM accounts WHERE id = ?").get(id)?.deposit_code ?? "";
+}
+
 /** The account for a deposit memo as typed (normalized first), or null. */
 export function findAccountByDepositCode(db: Database, input: string): Account | null {
   const code = normalizeDepositCode(input);

@@ -3,7 +3,7 @@
 import type { Database } from "bun:sqlite";
 import { inTransaction } from "../store/db.ts";
 import { createAccount, getAccount } from "./accounts.ts";
-import { createKey } from "./keys.ts";
+import { createKey, revokeKey } from "./keys.ts";
 import { credit } from "./ledger.ts";
 
 export interface OpenedAccount {
@@ -63,4 +63,11 @@ export function adminCredit(db: Database, accountId: number, amount: bigint, rea
 export function keyById(db: Database, keyId: number): { id: number; accountId: number; revokedAt: number | null } | null {
   const r = db.query<{ id: bigint; account_id: bigint; revoked_at: bigint | null }, [number]>("SELECT id, account_id, revoked_at FROM api_keys WHERE id = ?").get(keyId);
   return r ? { id: Number(r.id), accountId: Number(r.account_id), revokedAt: r.revoked_at === null ? null : Number(r.revoked_at) } : null;
+}
+
+/** Revokes a key of `accountId` (any account's when null) and reads it back with its first revocation time. */
+export function revokeAndRead(db: Database, accountId: number | null, keyId: number): { id: number; accountId: number; revokedAt: number } {
+  revokeKey(db, accountId, keyId);
+  const k = keyById(db, keyId)!;
+  return { id: k.id, accountId: k.accountId, revokedAt: k.revokedAt! };
 }

@@ -52,6 +52,8 @@ export function costField(cost: Cost): { nanoton: number; ton: string } {
   return { nanoton: Number(cost.nanoton), ton: cost.ton };
 }
 
+export const MISSING_KEY = "Missing API key: send it as `Authorization: Bearer ck_...`.";
+
 let seq = 0;
 
 export class Platform {
@@ -79,8 +81,13 @@ export class Platform {
   authenticate(request: Request): Principal {
     const header = request.headers.get("authorization") ?? "";
     const token = header.startsWith("Bearer ") ? header.slice(7).trim() : (new URL(request.url).searchParams.get("api_key") ?? "");
-    if (!token) throw new ApiError("unauthorized", "Missing API key: send it as `Authorization: Bearer ck_...`.");
-    const key = verifyKey(this.db, token);
+    if (!token) throw new ApiError("unauthorized", MISSING_KEY);
+    return this.principalOf(token);
+  }
+
+  /** The owner of an API key given in full (a header's or, for /api/login, a body's), or a 401. */
+  principalOf(apiKey: string): Principal {
+    const key = verifyKey(this.db, apiKey);
     if (!key) throw new ApiError("unauthorized", "Invalid API key");
     return { accountId: key.accountId, keyId: key.keyId, limits: limitsFor(key.limits, this.opts.rateLimits) };
   }

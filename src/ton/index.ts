@@ -1,10 +1,12 @@
 // The deposit routes: a customer's own credited deposits, and the admin view of every transfer the
 // watcher recorded (filter by status, e.g. unmatched) with assignment of an unmatched one to an account.
 import { Elysia } from "elysia";
-import { ApiError, stickyHeaders } from "../http/errors.ts";
-import { ErrorResponse } from "../openai/model.ts";
+import { authPlugin } from "../http/auth.ts";
+import { ApiError, ErrorResponse } from "../http/errors.ts";
 import { formatTon } from "../platform/pricing.ts";
 import type { Platform } from "../platform/service.ts";
+import { adminErrors, callerOf, keyErrors } from "../platform/routes/common.ts";
+import { iso, isoOrNull } from "../platform/wire.ts";
 import { normalizeTxHash } from "./client.ts";
 import { AdminDeposit, AdminDepositList, AdminDepositsQuery, AssignRequest, AssignResponse, DepositsQuery, UserDeposit, UserDepositList } from "./model.ts";
 import { assignDeposit, depositCounts, listDeposits, type Deposit } from "./service.ts";
@@ -17,8 +19,6 @@ const beforeLt = (before: string | undefined): bigint | null => {
   return lt > MAX_LT ? MAX_LT : lt;
 };
 
-const iso = (ms: number) => new Date(ms).toISOString();
-const json = (body: unknown, headers: Record<string, string> = {}, status = 200) => Response.json(body, { status, headers });
 const ADMIN_NOTE = "Admin route: send the admin token as `Authorization: Bearer <token>`; 403 otherwise.";
 
 function userDeposit(d: Deposit) {
@@ -30,8 +30,14 @@ function userDeposit(d: Deposit) {
     amount_ton: formatTon(d.amount),
     comment: d.comment,
     time: iso(d.chainTime),
-    credited_at: d.creditedAt === null ? null : iso(d.creditedAt),
+    credited_at: isoOrNull(d.creditedAt),
   };
+}
+
+/** A page of deposits, newest first; the next page starts below the last one's lt. */
+function pageOf<T extends { tx_lt: string }>(page: { data: Deposit[]; hasMore: boolean }, wire: (d: Deposit) => T) {
+  const data = page.data.map(wire);
+  return { object: "list" as const, data, has_more: page.hasMore, next_before: page.hasMore ? (data.at(-1)?.tx_lt ?? null) : null };
 }
 
 function adminDeposit(d: Deposit) {
@@ -50,20 +56,18 @@ export function tonRoutes(deps: { platform: Platform }) {
   const { platform } = deps;
   const db = platform.db;
   return new Elysia({ name: "ton" })
+    .use(authPlugin(platform))
     .model({ ErrorResponse, UserDeposit, UserDepositList, AdminDeposit, AdminDepositList, AssignRequest, AssignResponse })
     .get(
       "/v1/deposits",
-      ({ query, request }) => {
-        const principal = platform.authenticate(request);
-        const headers = platform.admit(principal);
-        stickyHeaders.set(request, headers);
-        const page = listDeposits(db, { accountId: principal.accountId, status: "credited", limit: query.limit ?? 20, beforeLt: beforeLt(query.before) });
-        const data = page.data.map(userDeposit);
-        return json({ object: "list", data, has_more: page.hasMore, next_before: page.hasMore ? (data.at(-1)?.tx_lt ?? null) : null }, headers);
+      ({ principal, query }) => {
+        const page = listDeposits(db, { accountId: callerOf(principal).accountId, status: "credited", limit: query.limit ?? 20, beforeLt: beforeLt(query.before) });
+        return pageOf(page, userDeposit);
       },
       {
+        auth: "key",
         query: DepositsQuery,
-        response: { 200: "UserDepositList", 400: "ErrorResponse", 401: "ErrorResponse", 429: "ErrorResponse" },
+        response: { 200: "UserDepositList", 400: "ErrorResponse", ...keyErrors },
         detail: {
           tags: ["Billing"],
           summary: "List your deposits",
@@ -73,15 +77,14 @@ export function tonRoutes(deps: { platform: Platform }) {
     )
     .get(
       "/admin/deposits",
-      ({ query, request }) => {
-        platform.requireAdmin(request);
+      ({ query }) => {
         const page = listDeposits(db, { status: query.status, limit: query.limit ?? 100, beforeLt: beforeLt(query.before) });
-        const data = page.data.map(adminDeposit);
-        return json({ object: "list", data, has_more: page.hasMore, next_before: page.hasMore ? (data.at(-1)?.tx_lt ?? null) : null, counts: depositCounts(db) });
+        return { ...pageOf(page, adminDeposit), counts: depositCounts(db) };
       },
       {
+        auth: "admin",
         query: AdminDepositsQuery,
-        response: { 200: "AdminDepositList", 400: "ErrorResponse", 403: "ErrorResponse" },
+        response: { 200: "AdminDepositList", 400: "ErrorResponse", ...adminErrors },
         detail: {
           tags: ["Admin"],
           summary: "List recorded transfers",
@@ -91,8 +94,7 @@ export function tonRoutes(deps: { platform: Platform }) {
     )
     .post(
       "/admin/deposits/:hash/assign",
-      ({ params, body, request }) => {
-        platform.requireAdmin(request);
+      ({ params, body, set }) => {
         const hash = normalizeTxHash(params.hash);
         if (hash === null) throw new ApiError("not_found", `No deposit '${params.hash}': a transaction hash is 64 hex digits or 44 base64 characters.`, "hash");
         const r = assignDeposit(db, hash, body.account_id, body.assigned_by, body.reason);
@@ -111,13 +113,15 @@ export function tonRoutes(deps: { platform: Platform }) {
           }
           case "assigned":
           case "repeated":
-            return json({ booked: r.outcome === "assigned", deposit: adminDeposit(r.deposit), balance_nanoton: Number(r.balance) }, {}, r.outcome === "assigned" ? 201 : 200);
+            set.status = r.outcome === "assigned" ? 201 : 200;
+            return { booked: r.outcome === "assigned", deposit: adminDeposit(r.deposit), balance_nanoton: Number(r.balance) };
         }
       },
       {
+        auth: "admin",
         body: "AssignRequest",
         parse: "json",
-        response: { 200: "AssignResponse", 201: "AssignResponse", 400: "ErrorResponse", 403: "ErrorResponse", 404: "ErrorResponse" },
+        response: { 200: "AssignResponse", 201: "AssignResponse", 400: "ErrorResponse", 404: "ErrorResponse", ...adminErrors },
         detail: {
           tags: ["Admin"],
           summary: "Assign an unmatched transfer to an account",

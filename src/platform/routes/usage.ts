@@ -1,0 +1,45 @@
+// The caller's billed requests (/v1/usage): newest first, paged, one by id; other accounts' are 404s.
+import { ApiError } from "../../http/errors.ts";
+import { usageById, usageOf } from "../ledger.ts";
+import { UsageQuery, UsageRecord, UsageRecordList } from "../model.ts";
+import { usageRecord } from "../wire.ts";
+import { AUTH_NOTE, callerOf, keyErrors, routeFile, type PlatformAuth, type PlatformRouteDeps } from "./common.ts";
+
+const DEFAULT_USAGE_PAGE = 20;
+
+export function usageRoutes(deps: PlatformRouteDeps, auth: PlatformAuth) {
+  const db = deps.platform.db;
+  return routeFile("platform-usage", auth)
+    .model({ UsageRecord, UsageRecordList })
+    .get(
+      "/v1/usage",
+      ({ principal, query }) => {
+        const page = usageOf(db, callerOf(principal).accountId, { limit: query.limit ?? DEFAULT_USAGE_PAGE, before: query.before ?? null });
+        const data = page.data.map(usageRecord);
+        return { object: "list" as const, data, has_more: page.hasMore, next_before: page.hasMore ? (data.at(-1)?.id ?? null) : null };
+      },
+      {
+        auth: "key",
+        query: UsageQuery,
+        response: { 200: "UsageRecordList", 400: "ErrorResponse", ...keyErrors },
+        detail: {
+          tags: ["Usage"],
+          summary: "List your requests",
+          description: `The caller's account's billed requests, newest first, with token counts and cost. Page with \`limit\` and \`before\` (the previous page's \`next_before\`). ${AUTH_NOTE}`,
+        },
+      },
+    )
+    .get(
+      "/v1/usage/:id",
+      ({ principal, params }) => {
+        const u = usageById(db, callerOf(principal).accountId, params.id);
+        if (!u) throw new ApiError("not_found", `No request '${params.id}' in this account's usage.`, "id");
+        return usageRecord(u);
+      },
+      {
+        auth: "key",
+        response: { 200: "UsageRecord", 404: "ErrorResponse", ...keyErrors },
+        detail: { tags: ["Usage"], summary: "Get one request", description: `One of the caller's account's requests; 404 for any other id, including other accounts' requests. ${AUTH_NOTE}` },
+      },
+    );
+}

@@ -1,6 +1,7 @@
 // Process-wide metrics in Prometheus text format (exposition format 0.0.4): HTTP requests, tokens,
 // time to first token, inter-token latency, errors. Gauges that mirror live state (queue, slots, KV)
 // are read from a callback at scrape time, never stored twice; so is the TON deposit watcher's state.
+import type { Usage } from "../inference/types.ts";
 import type { WatcherState } from "../ton/watcher.ts";
 
 type Labels = Record<string, string>;
@@ -67,13 +68,9 @@ export interface GaugeSource {
   models(): { model: string; slotsBusy: number; slotsTotal: number; queued: number; kvUsedCells?: number; kvTotalCells?: number; restarts: number }[];
 }
 
-export interface GenerationRecord {
+export interface GenerationRecord extends Usage {
   model: string;
   endpoint: string;
-  promptTokens: number;
-  cachedTokens: number;
-  completionTokens: number;
-  reasoningTokens: number;
   /** Seconds from submit to the first output, when there was output. */
   ttft: number | null;
   /** Seconds between consecutive outputs. */

@@ -1,5 +1,6 @@
 // The prepaid ledger: credits, reservations for requests in flight, settlement into charges, and the
 // checks that prove the books add up. Money is bigint nanoton end to end; each change is one transaction.
+import type { Usage } from "../inference/types.ts";
 import type { Database } from "bun:sqlite";
 import { inTransaction } from "../store/db.ts";
 
@@ -7,15 +8,11 @@ export type CreditKind = "deposit" | "adjustment";
 export type UsageStatus = "ok" | "cancelled" | "timeout" | "error";
 
 /** What a settled request did; stored as its usage row (cost comes from settle). */
-export interface UsageRecord {
+export interface UsageRecord extends Usage {
   keyId: number | null;
   model: string;
   endpoint: string;
   requestGuid?: string | null;
-  promptTokens: number;
-  cachedTokens: number;
-  completionTokens: number;
-  reasoningTokens: number;
   status: UsageStatus;
   /** Unix ms. */
   startedAt: number;

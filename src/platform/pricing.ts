@@ -1,5 +1,6 @@
 // Per-token prices in integer nanoton: base price per model × multiplier per token type × markup,
 // computed exactly and rounded up once per token type. /v1/pricing publishes exactly what billing uses.
+import type { Usage } from "../inference/types.ts";
 
 export const NANOTON_PER_TON = 1_000_000_000n;
 
@@ -113,13 +114,8 @@ export function ratesFor(config: PricingConfig, model?: string): Rates {
   return { prompt: rate(mu.prompt), completion: rate(mu.completion), reasoning: rate(mu.reasoning), cachedPrompt: rate(mu.cachedPrompt) };
 }
 
-/** Token counts as reported in `usage`: cached ⊆ prompt, reasoning ⊆ completion. */
-export interface TokenCounts {
-  promptTokens: number;
-  cachedTokens: number;
-  completionTokens: number;
-  reasoningTokens: number;
-}
+/** Token counts as reported in `usage` (the engine's Usage): cached ⊆ prompt, reasoning ⊆ completion. */
+export type TokenCounts = Usage;
 
 function count(name: string, n: number): bigint {
   if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`${name} must be a non-negative integer, got ${n}`);

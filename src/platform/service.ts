@@ -1,6 +1,7 @@
 // The paid platform as one service over the store: who is calling (API keys, admin token), whether
 // they may (rate limits), and what a request costs (reserve before, settle after, in nanoton).
 import type { Database } from "bun:sqlite";
+import type { Usage } from "../inference/types.ts";
 import { timingSafeEqual } from "node:crypto";
 import { ApiError } from "../http/errors.ts";
 import { verifyKey } from "./keys.ts";
@@ -35,12 +36,8 @@ export interface BillingTicket {
   startedAt: number;
 }
 
-export interface TokenUsage {
-  promptTokens: number;
-  cachedTokens: number;
-  completionTokens: number;
-  reasoningTokens: number;
-}
+/** Token counts are the engine's: one Usage type from the engine to the ledger. */
+export type TokenUsage = Usage;
 
 export interface Cost {
   nanoton: bigint;

@@ -1,7 +1,9 @@
 // The fast per-token sampler (native/sample.c) with its per-request state: parameters, penalty
 // window, logit bias, RNG and an optional grammar. One instance per generating sequence.
-import type { LlamaContext, LlamaModel } from "./llama.ts";
-import { LlamaError, LlamaSampler } from "./llama.ts";
+import type { LlamaContext } from "./context.ts";
+import type { LlamaModel } from "./model.ts";
+import type { LlamaSampler } from "./sampler.ts";
+import { LlamaError } from "./llama-error.ts";
 
 /** Sampling settings for one sequence. Neutral values disable a step. */
 export interface TokenSamplerOptions {

@@ -1,35 +1,26 @@
 // Joins token bytes into text: a token's piece can end inside a UTF-8 character, so streamed text
 // must never be decoded piece by piece.
 
-/** Joins token bytes into text without ever emitting half a UTF-8 character. */
+/**
+ * Joins token bytes into text without ever emitting half a UTF-8 character: a streaming TextDecoder,
+ * which holds an unfinished character back and turns invalid bytes into U+FFFD (one per maximal
+ * subpart, as the WHATWG Encoding standard says) as soon as they are known to be invalid.
+ */
 export class Utf8Stream {
-  private pending = new Uint8Array(0);
   private readonly dec = new TextDecoder("utf-8", { fatal: false });
 
   /** Returns the complete characters now available. */
   push(bytes: Uint8Array): string {
-    const all = this.pending.length ? concat(this.pending, bytes) : bytes;
-    const cut = completePrefixLength(all);
-    this.pending = all.slice(cut);
-    return cut ? this.dec.decode(all.subarray(0, cut)) : "";
+    return this.dec.decode(bytes, { stream: true });
   }
 
-  /** Whatever is left (invalid trailing bytes become U+FFFD). */
+  /** Whatever is left (an unfinished character becomes U+FFFD); the stream starts afresh after it. */
   flush(): string {
-    const rest = this.pending.length ? this.dec.decode(this.pending) : "";
-    this.pending = new Uint8Array(0);
-    return rest;
+    return this.dec.decode();
   }
 }
 
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
-}
-
-/** Length of the longest prefix that does not end inside a UTF-8 sequence. */
+/** Length of the longest prefix that does not end inside a UTF-8 sequence (tells a piece that ends mid-character). */
 export function completePrefixLength(bytes: Uint8Array): number {
   const n = bytes.length;
   // Look back at most 3 bytes for the lead byte of a trailing, possibly unfinished sequence.

@@ -128,20 +128,21 @@ class ModelHost {
     }
     if (req.ignoreEos) for (const t of this.eog) bias.push([t, -Infinity]);
     const baseSeed = s.seed ?? Math.floor(Math.random() * 2 ** 31);
+    // Unset fields stay unset: TokenSampler fills them from SAMPLING_DEFAULTS.
     const samplers: TokenSamplerOptions[] = Array.from({ length: n }, (_, i) => ({
-      temperature: s.temperature ?? 0.8,
-      topK: s.topK ?? 40,
-      topP: s.topP ?? 0.95,
-      minP: s.minP ?? 0.05,
-      typicalP: s.typicalP ?? 1,
-      repeatPenalty: s.repeatPenalty ?? 1,
-      frequencyPenalty: s.frequencyPenalty ?? 0,
-      presencePenalty: s.presencePenalty ?? 0,
-      penaltyLastN: s.penaltyLastN ?? 64,
+      temperature: s.temperature,
+      topK: s.topK,
+      topP: s.topP,
+      minP: s.minP,
+      typicalP: s.typicalP,
+      repeatPenalty: s.repeatPenalty,
+      frequencyPenalty: s.frequencyPenalty,
+      presencePenalty: s.presencePenalty,
+      penaltyLastN: s.penaltyLastN,
       seed: baseSeed + i,
       logitBias: bias,
       grammar,
-      logprobs: req.logprobs ?? -1,
+      logprobs: req.logprobs,
     }));
     return {
       id,

@@ -1,9 +1,10 @@
 // Continuous batching over N slots sharing one llama context: each step decodes one batch that mixes
 // the next token of every generating slot with prompt chunks of newly admitted requests. Also
-// prefix reuse across slots, pinned sessions, n > 1 choices, cancellation and timeouts.
+// pinned sessions, n > 1 choices, cancellation and timeouts; prefix reuse is prompt-cache.ts.
 import { LlamaBatch, LlamaError, type LlamaContext, type LlamaModel } from "../native/llama.ts";
 import { TokenSampler, type TokenChoice, type TokenSamplerOptions } from "../native/token-sampler.ts";
 import { ChoiceOutput, type OutputOptions } from "./output.ts";
+import { PromptCache, type CachedSequence, type PromptCacheOptions } from "./prompt-cache.ts";
 import { EngineError, type EngineEvent, type FinishReason, type ModelStats } from "./types.ts";
 
 /** A request after rendering and tokenizing: everything the scheduler needs. */
@@ -45,10 +46,7 @@ interface Active {
   promptFed: number;
 }
 
-interface Slot {
-  seq: number;
-  /** Tokens whose KV this slot's sequence holds, positions 0..cached.length-1. */
-  cached: number[];
+interface Slot extends CachedSequence {
   state: "idle" | "prompt" | "generate";
   active: Active | null;
   choice: number;
@@ -60,29 +58,13 @@ interface Slot {
   generated: number;
   sampler: TokenSampler | null;
   output: ChoiceOutput | null;
-  sessionKey: string | null;
-  lastUsed: number;
 }
 
-/** A slot's KV state saved to memory before the slot was given to another prompt. */
-interface ParkedState {
-  tokens: number[];
-  state: Uint8Array;
-  /** The conversation it belongs to, when the caller pinned one. */
-  key: string | null;
-  savedAt: number;
-}
-
-/** Shorter caches are cheaper to recompute than to save and restore. */
-const MIN_PARK_TOKENS = 128;
-
-export interface SchedulerOptions {
+export interface SchedulerOptions extends PromptCacheOptions {
   /** Tokens one request may occupy (prompt + completion). */
   ctxPerSlot: number;
   /** Waiting requests beyond the running ones. */
   maxQueue: number;
-  /** Bytes of parked KV state (evicted prefixes and pinned sessions) kept in memory. Defaults to 1 GiB. */
-  parkBytes?: number;
 }
 
 const now = () => performance.now();
@@ -91,8 +73,7 @@ export class Scheduler {
   private readonly slots: Slot[];
   private readonly queue: PreparedRequest[] = [];
   private readonly active = new Map<string, Active>();
-  private parked: ParkedState[] = [];
-  private parkedBytes = 0;
+  private readonly cache: PromptCache;
   private readonly batch: LlamaBatch;
   private clock = 0;
   readonly stats = { promptTokens: 0, generatedTokens: 0, cachedTokens: 0, requests: 0 };
@@ -118,6 +99,7 @@ export class Scheduler {
       sessionKey: null,
       lastUsed: 0,
     }));
+    this.cache = new PromptCache(ctx, this.slots, { parkBytes: opts.parkBytes });
     this.batch = new LlamaBatch(ctx.nBatch);
   }
 
@@ -139,9 +121,7 @@ export class Scheduler {
       kvUsedCells: used,
       kvTotalCells: this.ctx.nCtx,
       pinnedSlots: this.slots.filter((s) => s.sessionKey !== null).length,
-      parkedStates: this.parked.length,
-      parkedSessions: this.parked.filter((p) => p.key !== null).length,
-      parkedBytes: this.parkedBytes,
+      ...this.cache.stats,
     };
   }
 
@@ -160,9 +140,7 @@ export class Scheduler {
       }
       slots++;
     }
-    const gone = this.parked.filter((p) => p.key === key);
-    for (const p of gone) this.unpark(p);
-    return { slots, parked: gone.length };
+    return { slots, parked: this.cache.forget(key) };
   }
 
   /** Queues a request; throws EngineError for requests that can never run. */
@@ -232,7 +210,7 @@ export class Scheduler {
     for (const s of this.slots) s.cached = [];
   }
 
-  // ---- admission and prefix reuse ------------------------------------------------------------------
+  // ---- admission ---------------------------------------------------------------------------------
 
   private freeSlots(): Slot[] {
     return this.slots.filter((s) => s.state === "idle");
@@ -249,19 +227,9 @@ export class Scheduler {
   }
 
   private start(req: PreparedRequest, free: Slot[]): void {
-    const tokens = req.tokens;
-    const primary = this.pickSlot(req, free);
+    const primary = this.cache.pick(free, req);
     const others = free.filter((s) => s !== primary).sort((a, b) => a.lastUsed - b.lastUsed).slice(0, req.samplers.length - 1);
-    for (const s of [primary, ...others]) this.park(s, req);
-
-    let reuse = this.reusePrefix(primary, tokens, req.sessionKey);
-    // The last prompt token is always decoded again: its logits start generation.
-    reuse = Math.min(reuse, tokens.length - 1);
-    if (!this.ctx.seqRemove(primary.seq, reuse, -1)) {
-      this.ctx.seqRemove(primary.seq);
-      reuse = 0;
-    }
-    primary.cached = Array.from(tokens.subarray(0, reuse));
+    const reuse = this.cache.load([primary, ...others], req);
 
     const active: Active = {
       req,
@@ -275,7 +243,7 @@ export class Scheduler {
       reasoningTokens: 0,
       cancelled: false,
       reasons: [],
-      promptFed: tokens.length,
+      promptFed: req.tokens.length,
     };
     active.slots.forEach((s, choice) => {
       s.active = active;
@@ -295,109 +263,6 @@ export class Scheduler {
     this.stats.requests++;
     this.stats.cachedTokens += reuse;
     this.emit(req.id, { type: "started" });
-  }
-
-  /** The free slot that already holds the most of this prompt (its pinned session first). */
-  private pickSlot(req: PreparedRequest, free: Slot[]): Slot {
-    if (req.sessionKey) {
-      const pinned = free.find((s) => s.sessionKey === req.sessionKey);
-      if (pinned) return pinned;
-    }
-    // A slot pinned to another conversation is used only when nothing else is free: a shared prefix
-    // (the chat template's opening) is copied from it by reusePrefix anyway, without evicting it.
-    const unpinned = free.filter((s) => !s.sessionKey || s.sessionKey === req.sessionKey);
-    const candidates = unpinned.length > 0 ? unpinned : free;
-    let best = candidates[0]!;
-    let bestLen = -1;
-    for (const s of candidates) {
-      const len = commonPrefix(s.cached, req.tokens);
-      if (len > bestLen || (len === bestLen && s.lastUsed < best.lastUsed)) {
-        best = s;
-        bestLen = len;
-      }
-    }
-    return best;
-  }
-
-  /**
-   * Makes the slot hold the longest available prefix of the prompt: its own cache, another slot's
-   * (copied within the unified KV cache, no recompute), or a parked session. Returns its length.
-   */
-  private reusePrefix(slot: Slot, tokens: Int32Array, sessionKey: string | null): number {
-    let own = commonPrefix(slot.cached, tokens);
-    let donor: Slot | null = null;
-    let donorLen = own;
-    for (const s of this.slots) {
-      if (s === slot) continue;
-      const len = commonPrefix(s.cached, tokens);
-      if (len > donorLen) {
-        donor = s;
-        donorLen = len;
-      }
-    }
-    // The parked state with the longest common prefix; the caller's own conversation wins ties.
-    let saved: ParkedState | null = null;
-    let savedLen = 0;
-    for (const p of this.parked) {
-      const len = commonPrefix(p.tokens, tokens);
-      if (len > savedLen || (len === savedLen && len > 0 && sessionKey !== null && p.key === sessionKey)) {
-        saved = p;
-        savedLen = len;
-      }
-    }
-    if (saved && savedLen > donorLen) {
-      this.unpark(saved);
-      try {
-        this.ctx.restoreSequence(saved.state, slot.seq);
-        slot.cached = saved.tokens.slice();
-        return savedLen;
-      } catch {
-        this.ctx.seqRemove(slot.seq);
-        slot.cached = [];
-        own = 0;
-      }
-    }
-    if (donor) {
-      this.ctx.seqRemove(slot.seq);
-      this.ctx.seqCopy(donor.seq, slot.seq, 0, donorLen);
-      slot.cached = donor.cached.slice(0, donorLen);
-      return donorLen;
-    }
-    return own;
-  }
-
-  /**
-   * Before a slot is given to a prompt that would overwrite part of its cache, its KV state is saved
-   * to memory (as llama-server's prompt cache does), so an evicted conversation's next turn is
-   * restored instead of recomputed. Pinned conversations are always kept; short caches are not.
-   */
-  private park(slot: Slot, incoming: PreparedRequest): void {
-    const pinned = slot.sessionKey !== null && slot.sessionKey !== incoming.sessionKey;
-    const kept = commonPrefix(slot.cached, incoming.tokens);
-    const limit = this.opts.parkBytes ?? 2 ** 30;
-    const worth = pinned || (limit > 0 && slot.cached.length >= MIN_PARK_TOKENS);
-    if (worth && kept < slot.cached.length) {
-      try {
-        const state = this.ctx.saveSequence(slot.seq);
-        const tokens = slot.cached.slice();
-        // A parked prefix of what is parked now adds nothing.
-        for (const p of [...this.parked]) if (p.tokens.length <= tokens.length && commonPrefix(p.tokens, tokens) === p.tokens.length) this.unpark(p);
-        this.parked.push({ tokens, state, key: slot.sessionKey, savedAt: ++this.clock });
-        this.parkedBytes += state.length;
-        // Oldest first when over budget.
-        while (this.parkedBytes > limit && this.parked.length > 1) this.unpark(this.parked[0]!);
-      } catch {
-        // Parking is an optimisation; losing it only costs a recompute.
-      }
-    }
-    if (pinned) slot.sessionKey = null;
-  }
-
-  private unpark(p: ParkedState): void {
-    const i = this.parked.indexOf(p);
-    if (i === -1) return;
-    this.parked.splice(i, 1);
-    this.parkedBytes -= p.state.length;
   }
 
   // ---- one step ------------------------------------------------------------------------------------
@@ -576,11 +441,4 @@ export class Scheduler {
       },
     });
   }
-}
-
-export function commonPrefix(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  const n = Math.min(a.length, b.length);
-  let i = 0;
-  while (i < n && a[i] === b[i]) i++;
-  return i;
 }

@@ -1,25 +1,23 @@
 // The engine worker: one per loaded model. It owns the llama model and context, turns requests into
-// tokens (chat template, grammar, sampler settings) and runs the scheduler's step loop, so the main
-// thread never calls llama.cpp. Talks to engine.ts through the messages in worker-protocol.ts.
+// tokens (prepare-request.ts) and runs the scheduler's step loop, so the main thread never calls
+// llama.cpp. Talks to engine.ts through the messages in worker-protocol.ts.
 import { loadLlama, LlamaBatch, type LlamaContext, type LlamaModel } from "../native/llama.ts";
-import { eogTokens, type TokenSamplerOptions } from "../native/token-sampler.ts";
-import { ChatTemplate, ChatTemplateError } from "./chat-template.ts";
-import { JSON_OBJECT_GRAMMAR, GrammarError, jsonSchemaToGrammar } from "./grammar.ts";
-import { Scheduler, type PreparedRequest, type SchedulerEvent } from "./scheduler.ts";
-import { EngineError, type GenerateRequest, type ModelInfo } from "./types.ts";
+import { eogTokens } from "../native/token-sampler.ts";
+import { ChatTemplate } from "./chat-template.ts";
+import { prepareRequest, type PrepareHost } from "./prepare-request.ts";
+import { Scheduler, type SchedulerEvent } from "./scheduler.ts";
+import { EngineError, type ModelInfo } from "./types.ts";
 import type { ToMain, ToWorker, WorkerInit } from "./worker-protocol.ts";
 
 declare const self: Worker;
 
-const MAX_STOPS = 16;
-
-class ModelHost {
+class ModelHost implements PrepareHost {
   readonly model: LlamaModel;
   readonly ctx: LlamaContext;
   readonly scheduler: Scheduler;
   readonly template: ChatTemplate | null;
   readonly info: ModelInfo;
-  private readonly eog: number[];
+  readonly eog: number[];
   private embedCtx: LlamaContext | null = null;
   private outbox: { id: string; event: SchedulerEvent }[] = [];
 
@@ -66,151 +64,6 @@ class ModelHost {
       backend: llama.backend,
       gpuLayers: init.gpuLayers,
     };
-  }
-
-  /** Turns a request into tokens and sampler settings; throws EngineError on anything invalid. */
-  prepare(id: string, req: GenerateRequest, receivedAt: number): PreparedRequest {
-    const m = this.model;
-    let tokens: Int32Array;
-    let startsInReasoning = false;
-    let toolFormat: PreparedRequest["output"]["toolFormat"] = "none";
-    if (req.messages) {
-      if (!this.template) throw new EngineError("invalid_request", `model ${this.info.id} has no chat template; use /v1/completions`, "messages");
-      let rendered;
-      try {
-        rendered = this.template.render(req.messages, {
-          tools: req.tools && req.tools.length > 0 && req.toolChoice !== "none" ? req.tools : undefined,
-          enableThinking: req.enableThinking,
-          extra: req.templateVars,
-        });
-      } catch (err) {
-        if (err instanceof ChatTemplateError) throw new EngineError("invalid_request", err.message, "messages");
-        throw err;
-      }
-      startsInReasoning = rendered.startsInReasoning;
-      if (req.tools?.length && req.toolChoice !== "none") toolFormat = this.template.toolFormat;
-      tokens = m.tokenize(rendered.prompt, { addSpecial: true, parseSpecial: true });
-    } else if (req.suffix !== undefined) {
-      const fim = m.fimTokens;
-      if (!fim) throw new EngineError("invalid_request", `model ${this.info.id} has no fill-in-the-middle tokens, so suffix is not supported`, "suffix");
-      const prefix = typeof req.prompt === "string" ? m.tokenize(req.prompt, { parseSpecial: false }) : Int32Array.from(req.prompt ?? []);
-      tokens = Int32Array.from([fim.prefix, ...prefix, fim.suffix, ...m.tokenize(req.suffix, { parseSpecial: false }), fim.middle]);
-    } else if (typeof req.prompt === "string") {
-      tokens = m.tokenize(req.prompt, { addSpecial: true, parseSpecial: true });
-    } else if (Array.isArray(req.prompt)) {
-      const bad = req.prompt.find((t) => !Number.isInteger(t) || t < 0 || t >= m.nVocab);
-      if (bad !== undefined) throw new EngineError("invalid_request", `token id ${bad} is outside the vocabulary (0..${m.nVocab - 1})`, "prompt");
-      tokens = Int32Array.from(req.prompt);
-    } else {
-      throw new EngineError("invalid_request", "a request needs a prompt or messages", "prompt");
-    }
-
-    const ctxPerSlot = this.info.contextWindow;
-    if (req.maxTokens !== undefined && (!Number.isInteger(req.maxTokens) || req.maxTokens < 1)) {
-      throw new EngineError("invalid_request", "max_tokens must be a positive integer", "max_tokens");
-    }
-    const maxTokens = req.maxTokens ?? Math.max(1, Math.min(req.defaultMaxTokens ?? Infinity, ctxPerSlot - tokens.length));
-    const n = req.n ?? 1;
-    if (!Number.isInteger(n) || n < 1) throw new EngineError("invalid_request", "n must be a positive integer", "n");
-    const stops = req.stop ?? [];
-    if (stops.length > MAX_STOPS) throw new EngineError("invalid_request", `at most ${MAX_STOPS} stop strings are allowed`, "stop");
-
-    const grammar = this.grammarFor(req);
-    const s = req.sampling ?? {};
-    const bias: [number, number][] = [];
-    for (const [k, v] of Object.entries(s.logitBias ?? {})) {
-      const token = Number(k);
-      if (!Number.isInteger(token) || token < 0 || token >= m.nVocab) {
-        throw new EngineError("invalid_request", `logit_bias names token ${k}, outside the vocabulary`, "logit_bias");
-      }
-      // OpenAI's -100 means "never"; make it exact.
-      bias.push([token, v <= -100 ? -Infinity : v]);
-    }
-    if (req.ignoreEos) for (const t of this.eog) bias.push([t, -Infinity]);
-    const baseSeed = s.seed ?? Math.floor(Math.random() * 2 ** 31);
-    const samplers: TokenSamplerOptions[] = Array.from({ length: n }, (_, i) => ({
-      temperature: s.temperature ?? 0.8,
-      topK: s.topK ?? 40,
-      topP: s.topP ?? 0.95,
-      minP: s.minP ?? 0.05,
-      typicalP: s.typicalP ?? 1,
-      repeatPenalty: s.repeatPenalty ?? 1,
-      frequencyPenalty: s.frequencyPenalty ?? 0,
-      presencePenalty: s.presencePenalty ?? 0,
-      penaltyLastN: s.penaltyLastN ?? 64,
-      seed: baseSeed + i,
-      logitBias: bias,
-      grammar,
-      logprobs: req.logprobs ?? -1,
-    }));
-    return {
-      id,
-      tokens,
-      maxTokens,
-      samplers,
-      output: {
-        stops,
-        reasoning: req.messages !== undefined,
-        startsInReasoning,
-        toolFormat,
-        logprobs: (req.logprobs ?? -1) >= 0,
-      },
-      timeoutMs: req.timeoutMs ?? 0,
-      sessionKey: req.sessionKey ?? null,
-      receivedAt,
-      promptParam: req.messages ? "messages" : "prompt",
-    };
-  }
-
-  private grammarFor(req: GenerateRequest): string | undefined {
-    if (req.grammar) return req.grammar;
-    const forced = this.toolGrammar(req);
-    if (forced) return forced;
-    const f = req.responseFormat;
-    if (!f || f.type === "text") return undefined;
-    if (f.type === "json_object") return JSON_OBJECT_GRAMMAR;
-    try {
-      return jsonSchemaToGrammar(f.schema, { strict: f.strict });
-    } catch (err) {
-      if (err instanceof GrammarError) throw new EngineError("invalid_request", `response_format: ${err.message}`, "response_format");
-      throw err;
-    }
-  }
-
-  /**
-   * tool_choice "required" or a named function: a grammar that admits only tool calls, in the
-   * model's format, whose arguments match the tools' JSON schemas. Only the hermes format
-   * (Qwen, Hermes) is enforced this way; other formats get the tools in the prompt only.
-   */
-  private toolGrammar(req: GenerateRequest): string | undefined {
-    const choice = req.toolChoice;
-    if (!req.tools?.length || !choice || choice === "auto" || choice === "none") return undefined;
-    if (this.template?.toolFormat !== "hermes") return undefined;
-    const tools = typeof choice === "object" ? req.tools.filter((t) => t.function.name === choice.name) : req.tools;
-    if (tools.length === 0) {
-      throw new EngineError("invalid_request", `tool_choice names "${(choice as { name: string }).name}", which is not among the tools`, "tool_choice");
-    }
-    const schema = {
-      anyOf: tools.map((t) => ({
-        type: "object",
-        properties: { name: { const: t.function.name }, arguments: t.function.parameters ?? { type: "object" } },
-        required: ["name", "arguments"],
-        additionalProperties: false,
-      })),
-    };
-    let json: string;
-    try {
-      json = jsonSchemaToGrammar(schema, { strict: true });
-    } catch (err) {
-      if (err instanceof GrammarError) throw new EngineError("invalid_request", `tools: ${err.message}`, "tools");
-      throw err;
-    }
-    const call = String.raw`"<tool_call>
-" tool-call-json "
-</tool_call>"`;
-    const more = req.parallelToolCalls === false ? "" : ` ( "\n" ${call} ){0,7}`;
-    return `root ::= ${call}${more}
-${json.replace(/^root ::=/m, "tool-call-json ::=")}`;
   }
 
   /** L2-normalised pooled embeddings, one input at a time in a context of their own. */
@@ -302,7 +155,7 @@ self.onmessage = (e: MessageEvent<ToWorker>) => {
       case "submit": {
         const h = host!;
         try {
-          h.scheduler.submit(h.prepare(msg.id, msg.request, performance.now()));
+          h.scheduler.submit(prepareRequest(h, msg.id, msg.request, performance.now()));
         } catch (err) {
           post({ type: "events", events: [{ id: msg.id, event: { type: "error", ...fail(err) } }], stats: h.scheduler.snapshot(h.info.id) });
         }

@@ -1,7 +1,9 @@
 // The fast per-token sampler (native/sample.c) with its per-request state: parameters, penalty
 // window, logit bias, RNG and an optional grammar. One instance per generating sequence.
-import type { LlamaContext, LlamaModel } from "./llama.ts";
-import { LlamaError, LlamaSampler } from "./llama.ts";
+import type { LlamaContext } from "./context.ts";
+import type { LlamaModel } from "./model.ts";
+import type { LlamaSampler } from "./sampler.ts";
+import { LlamaError } from "./llama-error.ts";
 
 /** Sampling settings for one sequence. Neutral values disable a step. */
 export interface TokenSamplerOptions {
@@ -32,6 +34,24 @@ export interface TokenSamplerOptions {
   /** -1: no log-probabilities; 0: the chosen token's; n (<= 20): plus the n most likely. Defaults to -1. */
   logprobs?: number;
 }
+
+/**
+ * What a sequence samples with for each option left unset: the one place these defaults live (the
+ * engine passes a request's unset fields through unset).
+ */
+export const SAMPLING_DEFAULTS = {
+  temperature: 0.8,
+  topK: 40,
+  topP: 0.95,
+  minP: 0.05,
+  typicalP: 1,
+  repeatPenalty: 1,
+  frequencyPenalty: 0,
+  presencePenalty: 0,
+  penaltyLastN: 64,
+  seed: 0,
+  logprobs: -1,
+} as const satisfies Required<Omit<TokenSamplerOptions, "logitBias" | "grammar">>;
 
 export interface TokenChoice {
   token: number;
@@ -65,21 +85,22 @@ export class TokenSampler {
     opts: TokenSamplerOptions = {},
   ) {
     const fn = model.llama.fn;
-    this.fp[F.temperature] = opts.temperature ?? 0.8;
-    this.fp[F.topP] = opts.topP ?? 0.95;
-    this.fp[F.minP] = opts.minP ?? 0.05;
-    this.fp[F.typicalP] = opts.typicalP ?? 1;
-    this.fp[F.repeat] = opts.repeatPenalty ?? 1;
-    this.fp[F.frequency] = opts.frequencyPenalty ?? 0;
-    this.fp[F.presence] = opts.presencePenalty ?? 0;
-    this.ip[I.topK] = opts.topK ?? 40;
-    this.ip[I.nProbs] = Math.min(opts.logprobs ?? -1, MAX_TOP_LOGPROBS);
-    this.history = new Int32Array(Math.max(0, opts.penaltyLastN ?? 64));
+    const d = SAMPLING_DEFAULTS;
+    this.fp[F.temperature] = opts.temperature ?? d.temperature;
+    this.fp[F.topP] = opts.topP ?? d.topP;
+    this.fp[F.minP] = opts.minP ?? d.minP;
+    this.fp[F.typicalP] = opts.typicalP ?? d.typicalP;
+    this.fp[F.repeat] = opts.repeatPenalty ?? d.repeatPenalty;
+    this.fp[F.frequency] = opts.frequencyPenalty ?? d.frequencyPenalty;
+    this.fp[F.presence] = opts.presencePenalty ?? d.presencePenalty;
+    this.ip[I.topK] = opts.topK ?? d.topK;
+    this.ip[I.nProbs] = Math.min(opts.logprobs ?? d.logprobs, MAX_TOP_LOGPROBS);
+    this.history = new Int32Array(Math.max(0, opts.penaltyLastN ?? d.penaltyLastN));
     const bias = opts.logitBias ?? [];
     this.biasTokens = Int32Array.from(bias, ([t]) => t);
     this.biasValues = Float32Array.from(bias, ([, b]) => b);
     this.ip[I.nBias] = bias.length;
-    this.rng[0] = BigInt.asUintN(64, BigInt(fn.cs_rng_seed(BigInt(Math.trunc(opts.seed ?? 0)))));
+    this.rng[0] = BigInt.asUintN(64, BigInt(fn.cs_rng_seed(BigInt(Math.trunc(opts.seed ?? d.seed)))));
     this.grammar = opts.grammar ? model.createSampler([{ type: "grammar", grammar: opts.grammar }]) : null;
   }
 

@@ -1,0 +1,167 @@
+// Request preparation in the engine worker: a GenerateRequest becomes prompt tokens (chat template,
+// fill-in-the-middle or raw ids), limits, stop strings, a grammar (response_format, forced tool
+// calls) and sampler settings per choice. Every invalid request is an EngineError here.
+import type { LlamaModel } from "../native/llama.ts";
+import type { TokenSamplerOptions } from "../native/token-sampler.ts";
+import { ChatTemplateError, type ChatTemplate } from "./chat-template.ts";
+import { JSON_OBJECT_GRAMMAR, GrammarError, jsonSchemaToGrammar } from "./grammar.ts";
+import type { PreparedRequest } from "./scheduler.ts";
+import { EngineError, type GenerateRequest, type ModelInfo } from "./types.ts";
+
+const MAX_STOPS = 16;
+
+/** What preparation needs of the loaded model; the worker's ModelHost provides it. */
+export interface PrepareHost {
+  readonly model: LlamaModel;
+  /** The model's chat template; null for completion and embedding models. */
+  readonly template: ChatTemplate | null;
+  readonly info: Pick<ModelInfo, "id" | "contextWindow">;
+  /** End-of-generation tokens, banned when a request ignores EOS. */
+  readonly eog: readonly number[];
+}
+
+/** Turns a request into tokens and sampler settings; throws EngineError on anything invalid. */
+export function prepareRequest(host: PrepareHost, id: string, req: GenerateRequest, receivedAt: number): PreparedRequest {
+  const m = host.model;
+  let tokens: Int32Array;
+  let startsInReasoning = false;
+  let toolFormat: PreparedRequest["output"]["toolFormat"] = "none";
+  if (req.messages) {
+    if (!host.template) throw new EngineError("invalid_request", `model ${host.info.id} has no chat template; use /v1/completions`, "messages");
+    let rendered;
+    try {
+      rendered = host.template.render(req.messages, {
+        tools: req.tools && req.tools.length > 0 && req.toolChoice !== "none" ? req.tools : undefined,
+        enableThinking: req.enableThinking,
+        extra: req.templateVars,
+      });
+    } catch (err) {
+      if (err instanceof ChatTemplateError) throw new EngineError("invalid_request", err.message, "messages");
+      throw err;
+    }
+    startsInReasoning = rendered.startsInReasoning;
+    if (req.tools?.length && req.toolChoice !== "none") toolFormat = host.template.toolFormat;
+    tokens = m.tokenize(rendered.prompt, { addSpecial: true, parseSpecial: true });
+  } else if (req.suffix !== undefined) {
+    const fim = m.fimTokens;
+    if (!fim) throw new EngineError("invalid_request", `model ${host.info.id} has no fill-in-the-middle tokens, so suffix is not supported`, "suffix");
+    const prefix = typeof req.prompt === "string" ? m.tokenize(req.prompt, { parseSpecial: false }) : Int32Array.from(req.prompt ?? []);
+    tokens = Int32Array.from([fim.prefix, ...prefix, fim.suffix, ...m.tokenize(req.suffix, { parseSpecial: false }), fim.middle]);
+  } else if (typeof req.prompt === "string") {
+    tokens = m.tokenize(req.prompt, { addSpecial: true, parseSpecial: true });
+  } else if (Array.isArray(req.prompt)) {
+    const bad = req.prompt.find((t) => !Number.isInteger(t) || t < 0 || t >= m.nVocab);
+    if (bad !== undefined) throw new EngineError("invalid_request", `token id ${bad} is outside the vocabulary (0..${m.nVocab - 1})`, "prompt");
+    tokens = Int32Array.from(req.prompt);
+  } else {
+    throw new EngineError("invalid_request", "a request needs a prompt or messages", "prompt");
+  }
+
+  const ctxPerSlot = host.info.contextWindow;
+  if (req.maxTokens !== undefined && (!Number.isInteger(req.maxTokens) || req.maxTokens < 1)) {
+    throw new EngineError("invalid_request", "max_tokens must be a positive integer", "max_tokens");
+  }
+  const maxTokens = req.maxTokens ?? Math.max(1, Math.min(req.defaultMaxTokens ?? Infinity, ctxPerSlot - tokens.length));
+  const n = req.n ?? 1;
+  if (!Number.isInteger(n) || n < 1) throw new EngineError("invalid_request", "n must be a positive integer", "n");
+  const stops = req.stop ?? [];
+  if (stops.length > MAX_STOPS) throw new EngineError("invalid_request", `at most ${MAX_STOPS} stop strings are allowed`, "stop");
+
+  const grammar = grammarFor(req, host.template);
+  const s = req.sampling ?? {};
+  const bias: [number, number][] = [];
+  for (const [k, v] of Object.entries(s.logitBias ?? {})) {
+    const token = Number(k);
+    if (!Number.isInteger(token) || token < 0 || token >= m.nVocab) {
+      throw new EngineError("invalid_request", `logit_bias names token ${k}, outside the vocabulary`, "logit_bias");
+    }
+    // OpenAI's -100 means "never"; make it exact.
+    bias.push([token, v <= -100 ? -Infinity : v]);
+  }
+  if (req.ignoreEos) for (const t of host.eog) bias.push([t, -Infinity]);
+  const baseSeed = s.seed ?? Math.floor(Math.random() * 2 ** 31);
+  // Unset fields stay unset: TokenSampler fills them from SAMPLING_DEFAULTS.
+  const samplers: TokenSamplerOptions[] = Array.from({ length: n }, (_, i) => ({
+    temperature: s.temperature,
+    topK: s.topK,
+    topP: s.topP,
+    minP: s.minP,
+    typicalP: s.typicalP,
+    repeatPenalty: s.repeatPenalty,
+    frequencyPenalty: s.frequencyPenalty,
+    presencePenalty: s.presencePenalty,
+    penaltyLastN: s.penaltyLastN,
+    seed: baseSeed + i,
+    logitBias: bias,
+    grammar,
+    logprobs: req.logprobs,
+  }));
+  return {
+    id,
+    tokens,
+    maxTokens,
+    samplers,
+    output: {
+      stops,
+      reasoning: req.messages !== undefined,
+      startsInReasoning,
+      toolFormat,
+      logprobs: (req.logprobs ?? -1) >= 0,
+    },
+    timeoutMs: req.timeoutMs ?? 0,
+    sessionKey: req.sessionKey ?? null,
+    receivedAt,
+    promptParam: req.messages ? "messages" : "prompt",
+  };
+}
+
+function grammarFor(req: GenerateRequest, template: ChatTemplate | null): string | undefined {
+  if (req.grammar) return req.grammar;
+  const forced = toolGrammar(req, template);
+  if (forced) return forced;
+  const f = req.responseFormat;
+  if (!f || f.type === "text") return undefined;
+  if (f.type === "json_object") return JSON_OBJECT_GRAMMAR;
+  try {
+    return jsonSchemaToGrammar(f.schema, { strict: f.strict });
+  } catch (err) {
+    if (err instanceof GrammarError) throw new EngineError("invalid_request", `response_format: ${err.message}`, "response_format");
+    throw err;
+  }
+}
+
+/**
+ * tool_choice "required" or a named function: a grammar that admits only tool calls, in the
+ * model's format, whose arguments match the tools' JSON schemas. Only the hermes format
+ * (Qwen, Hermes) is enforced this way; other formats get the tools in the prompt only.
+ */
+function toolGrammar(req: GenerateRequest, template: ChatTemplate | null): string | undefined {
+  const choice = req.toolChoice;
+  if (!req.tools?.length || !choice || choice === "auto" || choice === "none") return undefined;
+  if (template?.toolFormat !== "hermes") return undefined;
+  const tools = typeof choice === "object" ? req.tools.filter((t) => t.function.name === choice.name) : req.tools;
+  if (tools.length === 0) {
+    throw new EngineError("invalid_request", `tool_choice names "${(choice as { name: string }).name}", which is not among the tools`, "tool_choice");
+  }
+  const schema = {
+    anyOf: tools.map((t) => ({
+      type: "object",
+      properties: { name: { const: t.function.name }, arguments: t.function.parameters ?? { type: "object" } },
+      required: ["name", "arguments"],
+      additionalProperties: false,
+    })),
+  };
+  let json: string;
+  try {
+    json = jsonSchemaToGrammar(schema, { strict: true });
+  } catch (err) {
+    if (err instanceof GrammarError) throw new EngineError("invalid_request", `tools: ${err.message}`, "tools");
+    throw err;
+  }
+  const call = String.raw`"<tool_call>
+" tool-call-json "
+</tool_call>"`;
+  const more = req.parallelToolCalls === false ? "" : ` ( "\n" ${call} ){0,7}`;
+  return `root ::= ${call}${more}
+${json.replace(/^root ::=/m, "tool-call-json ::=")}`;
+}

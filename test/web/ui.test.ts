@@ -143,6 +143,29 @@ describe(suite("web chat UI (Chromium)"), () => {
     await context?.close();
   });
 
+  /**
+   * Stores a conversation whose assistant turn is `reply` (sent as history through the API, so it is
+   * model output the page did not stream), opens it in the page and returns that assistant message.
+   */
+  async function openStoredReply(sessionId: string, question: string, reply: { content: string; reasoning_content?: string }) {
+    await api("/v1/chat/completions", {
+      method: "POST",
+      body: JSON.stringify({
+        session_id: sessionId,
+        messages: [{ role: "user", content: question }, { role: "assistant", ...reply }, { role: "user", content: "Thanks" }],
+        max_tokens: 4,
+        temperature: 0,
+      }),
+    });
+    await page.reload();
+    await page.waitForSelector('[data-ready="true"]');
+    await page.click(`[data-testid="session-item"][data-session-id="${sessionId}"]`);
+    await page.waitForSelector(`[data-testid="chat-title"]:text-is("${question}")`);
+    const msg = page.locator('[data-testid="message"][data-role="assistant"]').first();
+    await msg.waitFor();
+    return msg;
+  }
+
   browserTest("opens /, reports the connection, and asks for an API key on a server with keys", async () => {
     await page.goto(server.url);
     await page.waitForSelector('[data-ready="true"]');
@@ -308,25 +331,7 @@ describe(suite("web chat UI (Chromium)"), () => {
       "x = 1",
       "```",
     ].join("\n");
-    await api("/v1/chat/completions", {
-      method: "POST",
-      body: JSON.stringify({
-        session_id: "web-ui-render-test",
-        messages: [
-          { role: "user", content: "Show me" },
-          { role: "assistant", content: hostile, reasoning_content: "First I *think* <b>hard</b>." },
-          { role: "user", content: "Thanks" },
-        ],
-        max_tokens: 4,
-        temperature: 0,
-      }),
-    });
-    await page.reload();
-    await page.waitForSelector('[data-ready="true"]');
-    await page.click('[data-testid="session-item"][data-session-id="web-ui-render-test"]');
-    await page.waitForSelector('[data-testid="chat-title"]:text-is("Show me")');
-    const msg = page.locator('[data-testid="message"][data-role="assistant"]').first();
-    await msg.waitFor();
+    const msg = await openStoredReply("web-ui-render-test", "Show me", { content: hostile, reasoning_content: "First I *think* <b>hard</b>." });
     const content = msg.locator('[data-testid="message-content"]');
     expect(await content.locator("img, script, iframe").count()).toBe(0);
     expect(await content.textContent()).toContain('<img src=x onerror="window.__pwned=1">');
@@ -382,25 +387,7 @@ describe(suite("web chat UI (Chromium)"), () => {
       "    return 1",
       "```",
     ].join("\n");
-    await api("/v1/chat/completions", {
-      method: "POST",
-      body: JSON.stringify({
-        session_id: "web-ui-gfm-test",
-        messages: [
-          { role: "user", content: "Tabulate" },
-          { role: "assistant", content: reply },
-          { role: "user", content: "Thanks" },
-        ],
-        max_tokens: 4,
-        temperature: 0,
-      }),
-    });
-    await page.reload();
-    await page.waitForSelector('[data-ready="true"]');
-    await page.click('[data-testid="session-item"][data-session-id="web-ui-gfm-test"]');
-    await page.waitForSelector('[data-testid="chat-title"]:text-is("Tabulate")');
-    const content = page.locator('[data-testid="message"][data-role="assistant"]').first().locator('[data-testid="message-content"]');
-    await content.waitFor();
+    const content = (await openStoredReply("web-ui-gfm-test", "Tabulate", { content: reply })).locator('[data-testid="message-content"]');
 
     // The table: header and body cells, inline Markdown inside cells, and each column's alignment as shown.
     const table = content.locator("table");

@@ -143,6 +143,29 @@ describe(suite("web chat UI (Chromium)"), () => {
     await context?.close();
   });
 
+  /**
+   * Stores a conversation whose assistant turn is `reply` (sent as history through the API, so it is
+   * model output the page did not stream), opens it in the page and returns that assistant message.
+   */
+  async function openStoredReply(sessionId: string, question: string, reply: { content: string; reasoning_content?: string }) {
+    await api("/v1/chat/completions", {
+      method: "POST",
+      body: JSON.stringify({
+        session_id: sessionId,
+        messages: [{ role: "user", content: question }, { role: "assistant", ...reply }, { role: "user", content: "Thanks" }],
+        max_tokens: 4,
+        temperature: 0,
+      }),
+    });
+    await page.reload();
+    await page.waitForSelector('[data-ready="true"]');
+    await page.click(`[data-testid="session-item"][data-session-id="${sessionId}"]`);
+    await page.waitForSelector(`[data-testid="chat-title"]:text-is("${question}")`);
+    const msg = page.locator('[data-testid="message"][data-role="assistant"]').first();
+    await msg.waitFor();
+    return msg;
+  }
+
   browserTest("opens /, reports the connection, and asks for an API key on a server with keys", async () => {
     await page.goto(server.url);
     await page.waitForSelector('[data-ready="true"]');
@@ -308,25 +331,7 @@ describe(suite("web chat UI (Chromium)"), () => {
       "x = 1",
       "```",
     ].join("\n");
-    await api("/v1/chat/completions", {
-      method: "POST",
-      body: JSON.stringify({
-        session_id: "web-ui-render-test",
-        messages: [
-          { role: "user", content: "Show me" },
-          { role: "assistant", content: hostile, reasoning_content: "First I *think* <b>hard</b>." },
-          { role: "user", content: "Thanks" },
-        ],
-        max_tokens: 4,
-        temperature: 0,
-      }),
-    });
-    await page.reload();
-    await page.waitForSelector('[data-ready="true"]');
-    await page.click('[data-testid="session-item"][data-session-id="web-ui-render-test"]');
-    await page.waitForSelector('[data-testid="chat-title"]:text-is("Show me")');
-    const msg = page.locator('[data-testid="message"][data-role="assistant"]').first();
-    await msg.waitFor();
+    const msg = await openStoredReply("web-ui-render-test", "Show me", { content: hostile, reasoning_content: "First I *think* <b>hard</b>." });
     const content = msg.locator('[data-testid="message-content"]');
     expect(await content.locator("img, script, iframe").count()).toBe(0);
     expect(await content.textContent()).toContain('<img src=x onerror="window.__pwned=1">');
@@ -354,6 +359,92 @@ describe(suite("web chat UI (Chromium)"), () => {
     await block.locator('[data-testid="copy-code"]').click();
     await block.locator('[data-testid="copy-code"]:text-is("Copied")').waitFor();
     expect(await page.evaluate(() => navigator.clipboard.readText())).toBe("const answer = 42; // the answer");
+  });
+
+  browserTest("GFM in model output: aligned tables, lists nested three deep, code, safe links and images, raw HTML as text", async () => {
+    const reply = [
+      "| Item | Qty | Price |",
+      "|:-----|:---:|------:|",
+      "| apple | 2 | **1.50** |",
+      "| `pear` | 10 | 0.25 |",
+      "",
+      "- fruit",
+      "  1. apples",
+      "     - green",
+      "     - red",
+      "  2. pears",
+      "- vegetables",
+      "",
+      "Run `npm test`, read [the docs](http://example.com/a?b=1), not [this](javascript:window.__pwned=4).",
+      "![chart](https://example.com/c.png) ![pixel](data:image/png;base64,AAAA)",
+      "",
+      '<img src=x onerror="window.__pwned=5">',
+      "",
+      "<script>window.__pwned=6</script>",
+      "",
+      "```python",
+      "def f():",
+      "    return 1",
+      "```",
+    ].join("\n");
+    const content = (await openStoredReply("web-ui-gfm-test", "Tabulate", { content: reply })).locator('[data-testid="message-content"]');
+
+    // The table: header and body cells, inline Markdown inside cells, and each column's alignment as shown.
+    const table = content.locator("table");
+    expect(await table.count()).toBe(1);
+    const texts = (cells: string) => table.locator(cells).evaluateAll((cs) => cs.map((c: any) => c.textContent as string));
+    expect(await texts("thead th")).toEqual(["Item", "Qty", "Price"]);
+    expect(await texts("tbody td")).toEqual(["apple", "2", "1.50", "pear", "10", "0.25"]);
+    expect(await table.locator("td strong").textContent()).toBe("1.50");
+    expect(await table.locator("td code").textContent()).toBe("pear");
+    const aligns = (cells: string) => table.locator(cells).evaluateAll((cs) => cs.map((c: any) => window.getComputedStyle(c).textAlign as string));
+    expect(await aligns("thead th")).toEqual(["left", "center", "right"]);
+    expect(await aligns("tbody tr:first-child td")).toEqual(["left", "center", "right"]);
+
+    // The lists as a tree: an ordered list inside the first bullet, a bullet list inside its first item.
+    type ListTree = { tag: string; items: { text: string; lists: ListTree[] }[] };
+    const tree = await content.locator(":scope > ul").evaluate((root: any) => {
+      const walk = (list: any): ListTree => ({
+        tag: list.tagName.toLowerCase(),
+        items: [...list.children].map((li: any) => ({
+          text: [...li.childNodes].filter((n: any) => n.nodeType === 3).map((n: any) => n.textContent as string).join("").trim(),
+          lists: [...li.children].filter((c: any) => c.tagName === "UL" || c.tagName === "OL").map(walk),
+        })),
+      });
+      return walk(root);
+    });
+    const leaf = (text: string) => ({ text, lists: [] });
+    expect(tree).toEqual({
+      tag: "ul",
+      items: [
+        { text: "fruit", lists: [{ tag: "ol", items: [{ text: "apples", lists: [{ tag: "ul", items: [leaf("green"), leaf("red")] }] }, leaf("pears")] }] },
+        leaf("vegetables"),
+      ],
+    });
+
+    // Inline code; only http(s) links and images became links (an image as a link to it, never loaded).
+    expect(await content.locator("p code").textContent()).toBe("npm test");
+    const links = await content.locator("a").evaluateAll((as) => as.map((a: any) => [a.textContent, a.getAttribute("href"), a.getAttribute("target"), a.getAttribute("rel")]));
+    expect(links).toEqual([
+      ["the docs", "http://example.com/a?b=1", "_blank", "noopener noreferrer nofollow"],
+      ["chart", "https://example.com/c.png", "_blank", "noopener noreferrer nofollow"],
+    ]);
+    const text = (await content.textContent()) ?? "";
+    expect(text).toContain("[this](javascript:window.__pwned=4)");
+    expect(text).toContain("![pixel](data:image/png;base64,AAAA)");
+
+    // Raw HTML, inline or a block of its own, is shown as text and never runs.
+    expect(await content.locator("img, script, iframe").count()).toBe(0);
+    expect(text).toContain('<img src=x onerror="window.__pwned=5">');
+    expect(text).toContain("<script>window.__pwned=6</script>");
+    expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
+
+    // The fence: a highlighted code block with its text as written.
+    const block = content.locator('[data-testid="code-block"]');
+    expect(await block.count()).toBe(1);
+    expect(await block.getAttribute("data-lang")).toBe("python");
+    expect(await block.locator("code").textContent()).toBe("def f():\n    return 1");
+    expect(await block.locator(".tok-kw").evaluateAll((ks) => ks.map((k: any) => k.textContent as string))).toEqual(["def", "return"]);
   });
 
   browserTest("registering gets a new key and deposit instructions; a reply it cannot pay for is refused with a hint and the text kept", async () => {

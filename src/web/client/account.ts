@@ -1,8 +1,7 @@
 // API key entry and registration, balance and deposit, the model picker, the settings panel, side
 // panels, the conversation drawer and the theme.
 import { byId, copyText, el, flash, storage, tonText } from "./dom.ts";
-import { loadSessions } from "./sessions.ts";
-import { DEFAULTS, INTEGER, LIMITS, NUMERIC_SETTINGS, clearError, failureOf, messageOf, request, requestJson, showError, state, type NumericSetting } from "./state.ts";
+import { DEFAULTS, INTEGER, LIMITS, NUMERIC_SETTINGS, clearError, failureOf, hooks, messageOf, request, requestJson, showError, state, type NumericSetting } from "./state.ts";
 import type { Balance, Deposit, List, ModelEntry, Registered } from "./types.ts";
 
 // ---- account: key, registration, balance, deposit -----------------------------------------------------
@@ -129,7 +128,7 @@ export async function saveKey(key: string): Promise<void> {
   await refreshAccount();
   if (signedIn()) {
     closePanels();
-    await loadSessions();
+    await hooks.onSignedIn();
   }
 }
 
@@ -146,7 +145,7 @@ export async function register(): Promise<void> {
     state.apiKey = r.api_key;
     storage.set("apiKey", r.api_key);
     await refreshAccount();
-    await loadSessions();
+    await hooks.onSignedIn();
   } catch (e) {
     renderAuth(`Registration failed: ${messageOf(e)}`);
   } finally {

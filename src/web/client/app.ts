@@ -3,8 +3,8 @@
 import { applyTheme, bindSettings, closePanels, drawerOpen, isPhone, needKey, refreshAccount, register, renderAuth, renderSettings, saveKey, setDrawer, togglePanel, loadModels, type Theme } from "./account.ts";
 import { autosize, byId, copyText, flash, storage } from "./dom.ts";
 import { loadSessions, newChat, openSession, renderConversation, renderSessionList } from "./sessions.ts";
-import { clearError, pollHealth, renderConn, state } from "./state.ts";
-import { exportConversation, sendTurn } from "./stream.ts";
+import { clearError, pollHealth, renderConn, state, wireHooks } from "./state.ts";
+import { exportConversation, regenerate, sendTurn, streamReply } from "./stream.ts";
 
 function bind(): void {
   const input = byId("composer-input", HTMLTextAreaElement);
@@ -77,6 +77,14 @@ function bind(): void {
 }
 
 async function start(): Promise<void> {
+  wireHooks({
+    onNeedKey: needKey,
+    onModelsChanged: () => void loadModels(),
+    onSignedIn: loadSessions,
+    onSend: sendTurn,
+    onRetry: () => void streamReply([], { base: state.current?.messages.length ?? 0 }),
+    onRegenerate: () => void regenerate(),
+  });
   applyTheme(storage.get<Theme>("theme", "dark") === "light" ? "light" : "dark");
   renderSettings();
   bindSettings();

@@ -1,5 +1,7 @@
-// A safe Markdown subset rendered straight to DOM nodes: model output is never parsed as HTML, and
-// links go only to http(s) and mailto.
+// Model output as Markdown (CommonMark and GFM: tables, nested and task lists, strikethrough): marked's
+// lexer parses it and the tokens become DOM nodes here, so no HTML string is ever parsed; raw HTML shows
+// as its text, and links go only to http(s) and mailto.
+import { Lexer, getDefaults, type MarkedToken, type Token, type Tokens } from "marked";
 import { copyText, el, flash } from "./dom.ts";
 import { highlight } from "./highlight.ts";
 
@@ -17,115 +19,116 @@ function codeBlock(code: string, lang: string): HTMLElement {
 }
 
 const SAFE_URL = /^(https?:|mailto:)/i;
-const INLINE =
-  /(`+)([\s\S]*?[^`])\1(?!`)|\*\*(?=\S)([\s\S]*?\S)\*\*|(?<!\w)__(?=\S)([\s\S]*?\S)__(?!\w)|~~(?=\S)([\s\S]*?\S)~~|\*(?=[^\s*])([^*\n]*?[^\s*])\*|(?<![\w])_(?=[^\s_])([^_\n]*?[^\s_])_(?![\w])|\[([^\]\n]+)\]\(([^)\s]+)\)|(https?:\/\/[^\s<>()]*[^\s<>().,;:!?'"\]])/g;
 
-function appendText(parent: Node & ParentNode, text: string): void {
-  const lines = text.split("\n");
-  lines.forEach((line, i) => {
-    if (i > 0) parent.append(el("br"));
-    if (line) parent.append(line);
+/** A link that opens outside the chat, or null for any other scheme (javascript:, data:, relative). */
+function linkTo(href: string): HTMLAnchorElement | null {
+  return SAFE_URL.test(href) ? el("a", { href, target: "_blank", rel: "noopener noreferrer nofollow" }) : null;
+}
+
+/** A paragraph of text with its line breaks kept. */
+function lines(text: string): HTMLElement {
+  const p = el("p");
+  text.split("\n").forEach((line, i) => {
+    if (i > 0) p.append(el("br"));
+    if (line) p.append(line);
   });
+  return p;
 }
 
-function inline(text: string, parent: Node & ParentNode): void {
-  let last = 0;
-  const re = new RegExp(INLINE.source, "g");
-  for (let m = re.exec(text); m; m = re.exec(text)) {
-    if (m.index > last) appendText(parent, text.slice(last, m.index));
-    const [whole, ticks, code, strong, strong2, del, em, em2, label, href, bare] = m;
-    if (ticks) parent.append(el("code", { text: (code ?? "").replace(/^ (.*) $/, "$1") }));
-    else if (strong !== undefined || strong2 !== undefined) inline(strong ?? strong2 ?? "", parent.appendChild(el("strong")));
-    else if (del !== undefined) inline(del, parent.appendChild(el("del")));
-    else if (em !== undefined || em2 !== undefined) inline(em ?? em2 ?? "", parent.appendChild(el("em")));
-    else if (label !== undefined && href !== undefined) {
-      if (SAFE_URL.test(href)) inline(label, parent.appendChild(el("a", { href, target: "_blank", rel: "noopener noreferrer nofollow" })));
-      else appendText(parent, whole);
-    } else if (bare !== undefined) parent.append(el("a", { href: bare, target: "_blank", rel: "noopener noreferrer nofollow", text: bare }));
-    last = m.index + whole.length;
-  }
-  if (last < text.length) appendText(parent, text.slice(last));
+type Align = Tokens.TableCell["align"];
+// A class, not a style attribute: the page's CSP (style-src 'self') refuses inline styles.
+const cell = (tag: "th" | "td", c: Tokens.TableCell, align: Align) => append(el(tag, { class: align ? `align-${align}` : null }), c.tokens);
+
+function table(t: Tokens.Table): HTMLElement {
+  const head = el("tr", {}, ...t.header.map((c, i) => cell("th", c, t.align[i] ?? null)));
+  const rows = t.rows.map((r) => el("tr", {}, ...r.map((c, i) => cell("td", c, t.align[i] ?? null))));
+  // The wrapper scrolls a table wider than the message, instead of the whole conversation.
+  return el("div", { class: "table-wrap" }, el("table", {}, el("thead", {}, head), el("tbody", {}, ...rows)));
 }
 
-const LIST_ITEM = /^(\s{0,6})([-*+]|\d{1,9}[.)])\s+(.*)$/;
+function list(t: Tokens.List): HTMLElement {
+  const node = el(t.ordered ? "ol" : "ul");
+  if (t.ordered && t.start !== "" && t.start !== 1) node.setAttribute("start", String(t.start));
+  for (const item of t.items) node.append(append(el("li", { class: item.task ? "task" : null }), item.tokens));
+  return node;
+}
 
-/** Renders a Markdown subset: fenced code (closed or still streaming), headings, lists, quotes, rules, paragraphs. */
-export function renderMarkdown(src: string): DocumentFragment {
-  const frag = document.createDocumentFragment();
-  const lines = src.replace(/\r\n?/g, "\n").split("\n");
-  let para: string[] = [];
-  const flush = () => {
-    if (!para.length) return;
-    const p = el("p");
-    inline(para.join("\n"), p);
-    frag.append(p);
-    para = [];
-  };
-  // Every index read below is checked against lines.length first.
-  const at = (i: number) => lines[i] ?? "";
-  for (let i = 0; i < lines.length; ) {
-    const line = at(i);
-    const fence = /^\s{0,3}(`{3,}|~{3,})\s*([^\s`]*)/.exec(line);
-    if (fence) {
-      flush();
-      const marker = fence[1] ?? "```";
-      const closing = new RegExp(`^\\${marker[0]}+`);
-      const body: string[] = [];
-      i++;
-      while (i < lines.length && !(at(i).trim().startsWith(marker) && at(i).trim().replace(closing, "") === "")) body.push(at(i++));
-      i++;
-      frag.append(codeBlock(body.join("\n"), fence[2] ?? ""));
-      continue;
-    }
-    const heading = /^\s{0,3}(#{1,6})\s+(.*?)\s*#*\s*$/.exec(line);
-    if (heading) {
-      flush();
-      const h = el(`h${Math.min((heading[1] ?? "").length + 2, 6)}`);
-      inline(heading[2] ?? "", h);
-      frag.append(h);
-      i++;
-      continue;
-    }
-    if (/^\s{0,3}([-*_])(\s*\1){2,}\s*$/.test(line)) {
-      flush();
-      frag.append(el("hr"));
-      i++;
-      continue;
-    }
-    if (/^\s{0,3}>/.test(line)) {
-      flush();
-      const quoted: string[] = [];
-      while (i < lines.length && /^\s{0,3}>/.test(at(i))) quoted.push(at(i++).replace(/^\s{0,3}>\s?/, ""));
-      const q = el("blockquote");
-      q.append(renderMarkdown(quoted.join("\n")));
-      frag.append(q);
-      continue;
-    }
-    const item = LIST_ITEM.exec(line);
-    if (item) {
-      flush();
-      const ordered = /\d/.test(item[2] ?? "");
-      const list = el(ordered ? "ol" : "ul");
-      const start = parseInt(item[2] ?? "", 10);
-      if (ordered && start !== 1) list.setAttribute("start", String(start));
-      while (i < lines.length) {
-        const it = LIST_ITEM.exec(at(i));
-        if (!it || /\d/.test(it[2] ?? "") !== ordered) break;
-        const parts = [it[3] ?? ""];
-        i++;
-        // Indented lines continue the item.
-        while (i < lines.length && /^\s{2,}\S/.test(at(i)) && !LIST_ITEM.test(at(i))) parts.push(at(i++).trim());
-        const li = el("li");
-        inline(parts.join("\n"), li);
-        list.append(li);
+/** Appends the nodes of block and inline tokens alike; a token of a kind not handled here shows as its source. */
+function append<T extends ParentNode>(parent: T, tokens: Token[]): T {
+  // No extensions are loaded, so every token is one of marked's own kinds.
+  for (const t of tokens as MarkedToken[]) {
+    switch (t.type) {
+      case "paragraph":
+        parent.append(append(el("p"), t.tokens));
+        break;
+      case "heading":
+        // The chat's own headings use h1 and h2: a reply's start at h3.
+        parent.append(append(el(`h${Math.min(t.depth + 2, 6)}`), t.tokens));
+        break;
+      case "code":
+        parent.append(codeBlock(t.text.replace(/\n$/, ""), t.lang?.split(/\s/)[0] ?? ""));
+        break;
+      case "blockquote":
+        parent.append(append(el("blockquote"), t.tokens));
+        break;
+      case "list":
+        parent.append(list(t));
+        break;
+      case "table":
+        parent.append(table(t));
+        break;
+      case "hr":
+        parent.append(el("hr"));
+        break;
+      case "checkbox":
+        parent.append(el("input", { type: "checkbox", disabled: true, checked: t.checked }), " ");
+        break;
+      case "text":
+        if (t.tokens) append(parent, t.tokens);
+        else parent.append(t.text);
+        break;
+      case "escape":
+      case "codespan":
+        parent.append(t.type === "codespan" ? el("code", { text: t.text }) : t.text);
+        break;
+      case "strong":
+      case "em":
+      case "del":
+        parent.append(append(el(t.type), t.tokens));
+        break;
+      case "br":
+        parent.append(el("br"));
+        break;
+      case "link": {
+        const a = linkTo(t.href);
+        parent.append(a ? append(a, t.tokens) : t.raw);
+        break;
       }
-      frag.append(list);
-      continue;
+      case "image": {
+        // Never loaded (a remote image in a reply would be a tracking pixel): a link to it, labelled with its alt text.
+        const a = linkTo(t.href);
+        if (a) a.textContent = t.text || t.href;
+        parent.append(a ?? t.raw);
+        break;
+      }
+      case "html":
+        // Raw HTML in model output is shown as the text it is, never parsed as markup.
+        parent.append(t.block ? lines(t.raw.replace(/\n+$/, "")) : t.raw);
+        break;
+      case "space":
+      case "def":
+        break;
+      default:
+        parent.append((t as Tokens.Generic).raw);
     }
-    if (!line.trim()) flush();
-    else para.push(line);
-    i++;
   }
-  flush();
-  return frag;
+  return parent;
+}
+
+// GFM, and a single newline is a line break: a model means the lines it writes.
+const OPTIONS = { ...getDefaults(), gfm: true, breaks: true };
+
+/** Renders model output; a fenced code block still streaming (not yet closed) shows as a code block. */
+export function renderMarkdown(src: string): DocumentFragment {
+  return append(document.createDocumentFragment(), Lexer.lex(src, OPTIONS));
 }

@@ -3,8 +3,7 @@
 import { isPhone, setDrawer } from "./account.ts";
 import { byId, copyText, el, flash, formatTime, storage, tonText } from "./dom.ts";
 import { renderMarkdown } from "./markdown.ts";
-import { ApiFailure, clearError, messageOf, requestJson, requestOk, showError, state } from "./state.ts";
-import { regenerate, resetCounters, sendTurn, streamReply } from "./stream.ts";
+import { ApiFailure, clearError, hooks, messageOf, requestJson, requestOk, showError, state } from "./state.ts";
 import type { List, Message, SessionDetail, SessionInfo } from "./types.ts";
 
 // ---- sessions -------------------------------------------------------------------------------------------------
@@ -120,6 +119,13 @@ export async function syncCurrent(): Promise<void> {
 
 // ---- rendering the conversation ----------------------------------------------------------------------------
 
+/** The last reply's counters under the composer: a conversation opened or started shows none yet. */
+export function resetCounters(): void {
+  byId("token-counter").textContent = "0 tokens";
+  byId("tokens-per-second").textContent = "\u2013 tok/s";
+  byId("reply-cost").hidden = true;
+}
+
 export const ROLE_LABEL: Record<string, string> = { user: "You", assistant: "Assistant", system: "System", tool: "Tool" };
 
 /** What a message's content shows as: our server's are strings; anything else is shown as its JSON. */
@@ -156,13 +162,13 @@ export function messageView(m: Message, index: number, { last = false, streaming
       actions.append(edit);
       if (last) {
         const retry = el("button", { type: "button", class: "btn small", "data-testid": "retry", "aria-label": "Generate a reply to this message" }, "Reply");
-        retry.addEventListener("click", () => void streamReply([], { base: state.current?.messages.length ?? 0 }));
+        retry.addEventListener("click", () => hooks.onRetry());
         actions.append(retry);
       }
     }
     if (role === "assistant" && last) {
       const regen = el("button", { type: "button", class: "btn small", "data-testid": "regenerate", "aria-label": "Regenerate this reply" }, "Regenerate");
-      regen.addEventListener("click", () => void regenerate());
+      regen.addEventListener("click", () => hooks.onRegenerate());
       actions.append(regen);
     }
     article.append(actions);
@@ -248,5 +254,5 @@ async function branchFrom(index: number, text: string): Promise<void> {
   storage.set("session", forked.id);
   renderConversation();
   await loadSessions();
-  await sendTurn(text);
+  await hooks.onSend(text);
 }

@@ -1,6 +1,5 @@
-// The chat UI's state, the API client (Bearer key, OpenAI-shaped errors), the error banner and the
-// connection indicator.
-import { needKey, loadModels } from "./account.ts";
+// The chat UI's state, the API client (Bearer key, OpenAI-shaped errors), the error banner, the
+// connection indicator, and the hooks through which the other modules reach the ones above them.
 import { byId, storage } from "./dom.ts";
 import type { Conversation, Health, SessionInfo } from "./types.ts";
 
@@ -44,6 +43,37 @@ export const state: State = {
   health: "connecting",
 };
 
+// ---- hooks ---------------------------------------------------------------------------------------------
+
+/**
+ * What a module asks of one above it (account, sessions, stream import this file, so this file may not
+ * import them, nor may account import sessions or sessions import stream): app.ts wires every hook with
+ * `wireHooks` before anything runs.
+ */
+export interface Hooks {
+  /** The server wants a key, or refused ours: ask for one, with this message. */
+  onNeedKey(message?: string): void;
+  /** The server is back online after being away: its models may have changed. */
+  onModelsChanged(): void;
+  /** A key is now in use: load what belongs to its account. */
+  onSignedIn(): Promise<void>;
+  /** Send this text as the next user turn of the open conversation. */
+  onSend(text: string): Promise<void>;
+  /** Answer the open conversation's last user message (after a reply that failed or was stopped). */
+  onRetry(): void;
+  /** Replace the open conversation's last reply with a new one. */
+  onRegenerate(): void;
+}
+
+const unwired = (): never => {
+  throw new Error("a hook ran before app.ts wired it");
+};
+export const hooks: Hooks = { onNeedKey: unwired, onModelsChanged: unwired, onSignedIn: unwired, onSend: unwired, onRetry: unwired, onRegenerate: unwired };
+
+export function wireHooks(wired: Hooks): void {
+  Object.assign(hooks, wired);
+}
+
 // ---- API ---------------------------------------------------------------------------------------------
 
 /** A request the server refused, with its OpenAI-shaped error's message and code. */
@@ -84,7 +114,7 @@ export async function request(path: string, { method = "GET", body, signal }: Re
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (state.apiKey) headers.Authorization = `Bearer ${state.apiKey}`;
   const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal });
-  if (res.status === 401) needKey(state.apiKey ? "This API key was not accepted. Enter a valid key or register." : "This server needs an API key: enter yours or register.");
+  if (res.status === 401) hooks.onNeedKey(state.apiKey ? "This API key was not accepted. Enter a valid key or register." : "This server needs an API key: enter yours or register.");
   return res;
 }
 
@@ -137,7 +167,7 @@ export async function pollHealth(): Promise<void> {
     const body = res.ok ? ((await res.json()) as Health | null) : null;
     const was = state.health;
     state.health = !body ? "offline" : body.model_info && body.model_info.loaded === false ? "loading" : "online";
-    if (was !== "online" && state.health === "online" && was !== "connecting") void loadModels();
+    if (was !== "online" && state.health === "online" && was !== "connecting") hooks.onModelsChanged();
   } catch {
     state.health = "offline";
   }

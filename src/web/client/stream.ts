@@ -2,17 +2,11 @@
 // regenerate (rollback + answer again), and export as JSON or Markdown.
 import { refreshAccount, refreshDeposit, samplingParams } from "./account.ts";
 import { autosize, byId, download, randomHex, tonText } from "./dom.ts";
-import { ROLE_LABEL, contentText, fetchSession, loadSessions, messageView, renderConversation, syncCurrent } from "./sessions.ts";
+import { ROLE_LABEL, contentText, fetchSession, loadSessions, messageView, renderConversation, resetCounters, syncCurrent } from "./sessions.ts";
 import { ApiFailure, clearError, failureOf, messageOf, renderConn, request, requestOk, showError, state } from "./state.ts";
 import type { ChunkEvent, Message, SessionDetail, Usage } from "./types.ts";
 
 // ---- streaming -------------------------------------------------------------------------------------------------
-
-export function resetCounters(): void {
-  byId("token-counter").textContent = "0 tokens";
-  byId("tokens-per-second").textContent = "\u2013 tok/s";
-  byId("reply-cost").hidden = true;
-}
 
 function setStreaming(on: boolean): void {
   byId("send-button").hidden = on;

@@ -6,7 +6,8 @@ import type { Config } from "./config/config.ts";
 import { compatRoutes } from "./compat/index.ts";
 import type { GenerationDeps } from "./generation/deps.ts";
 import { checkDeclaredLength, parseJsonBody } from "./http/body.ts";
-import { ApiError, toApiError } from "./http/errors.ts";
+import { anthropicRoutes } from "./anthropic/index.ts";
+import { ApiError, anthropicErrorShape, shapedErrorResponse, toApiError, type ErrorShapes } from "./http/errors.ts";
 import { swaggerRoutes } from "./http/swagger.ts";
 import { validationMessage, validationParam } from "./http/validation.ts";
 import type { Engine } from "./inference/engine.ts";
@@ -101,6 +102,9 @@ function routeOf(route: string | undefined): string {
   return route && route !== "*" ? route : "unmatched";
 }
 
+// Routes that answer errors in another API's shape than OpenAI's (auth and validation failures included).
+const ERROR_SHAPES: ErrorShapes = [{ prefix: "/v1/messages", shape: anthropicErrorShape }];
+
 type ValidationFailure = { all?: { path: string; message: string; value?: unknown; schema?: unknown; type?: number }[]; type?: string; value?: unknown };
 
 export function createApp(deps: AppDeps) {
@@ -173,7 +177,7 @@ export function createApp(deps: AppDeps) {
       metrics.observeError(api.code, api.status);
       record(request, route, api.status);
       // Headers set on the context before the failure (the rate-limit headers) are added by Elysia.
-      return api.response();
+      return shapedErrorResponse(api, new URL(request.url).pathname, ERROR_SHAPES);
     })
     .onAfterHandle(({ request, set }) => {
       if (!strict && typeof set.status === "number") handled.set(request, set.status);
@@ -195,6 +199,7 @@ export function createApp(deps: AppDeps) {
           },
           tags: [
             { name: "OpenAI", description: "OpenAI-compatible inference" },
+            { name: "Anthropic", description: "Anthropic Messages API (errors in Anthropic's shape)" },
             { name: "Operations", description: "Health, readiness, statistics and metrics" },
             { name: "Authentication", description: "Accounts and API keys" },
             { name: "Billing", description: "Balance, deposits, pricing and usage, in nanoton" },
@@ -211,6 +216,7 @@ export function createApp(deps: AppDeps) {
     .use(webRoutes())
     .use(opsRoutes({ metrics, version: deps.version, loadedEngine: () => deps.loadedEngine(), tonWatcher }))
     .use(openaiRoutes(generation))
+    .use(anthropicRoutes(generation))
     .use(sessionRoutes({ sessions, platform }))
     .use(compatRoutes(generation))
     .use(

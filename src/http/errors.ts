@@ -1,5 +1,6 @@
 // The closed set of API errors: each kind has one HTTP status, OpenAI error `type` and `code`. Every
-// failure leaves the server as {"error":{"message","type","param","code"}}; nothing else does.
+// failure leaves the server in its route's error shape: OpenAI's {"error":{"message","type","param","code"}}
+// by default, or another API's body for the path prefixes that speak it (Anthropic's on /v1/messages).
 import { t } from "elysia";
 import { EngineError } from "../inference/types.ts";
 
@@ -105,4 +106,43 @@ export const ErrorResponse = t.Object(
     }),
   },
   { description: "Every error, in OpenAI's shape." },
+);
+
+/** One API's error body for the closed set: the status it answers with and the JSON it sends. */
+export type ErrorShape = (e: ApiError) => { status: number; body: unknown };
+
+/** Path prefixes and the error shape their routes answer with; every other path gets OpenAI's. */
+export type ErrorShapes = readonly { prefix: string; shape: ErrorShape }[];
+
+/** The error response for a request's path: the first prefix that matches (whole segments) decides. */
+export function shapedErrorResponse(e: ApiError, path: string, shapes: ErrorShapes, extraHeaders: Record<string, string> = {}): Response {
+  const match = shapes.find(({ prefix }) => path === prefix || path.startsWith(`${prefix}/`));
+  if (!match) return e.response(extraHeaders);
+  const { status, body } = match.shape(e);
+  return Response.json(body, { status, headers: { ...e.headers, ...extraHeaders } });
+}
+
+// Anthropic's error types by our status; 503 overloaded is its 529 (what its clients retry on).
+const ANTHROPIC_TYPES: Record<number, string> = {
+  401: "authentication_error",
+  402: "billing_error",
+  403: "permission_error",
+  404: "not_found_error",
+  429: "rate_limit_error",
+  500: "api_error",
+  503: "overloaded_error",
+  504: "timeout_error",
+};
+
+/** Anthropic's error shape: {"type":"error","error":{"type","message"}}. */
+export const anthropicErrorShape: ErrorShape = (e) => {
+  const status = e.kind === "overloaded" ? 529 : e.status;
+  const type = e.kind === "overloaded" ? "overloaded_error" : (ANTHROPIC_TYPES[e.status] ?? (e.status < 500 ? "invalid_request_error" : "api_error"));
+  return { status, body: { type: "error", error: { type, message: e.message } } };
+};
+
+/** The Anthropic error body as a schema, for the Messages API's error responses. */
+export const AnthropicErrorResponse = t.Object(
+  { type: t.Literal("error"), error: t.Object({ type: t.String(), message: t.String() }) },
+  { description: "Every error on the Anthropic Messages API routes, in Anthropic's shape." },
 );

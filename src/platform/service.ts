@@ -77,7 +77,8 @@ export class Platform {
   /** The caller of an authenticated route, or a 401 in the seed's shape. */
   authenticate(request: Request): Principal {
     const header = request.headers.get("authorization") ?? "";
-    const token = header.startsWith("Bearer ") ? header.slice(7).trim() : (new URL(request.url).searchParams.get("api_key") ?? "");
+    // x-api-key: how Anthropic's clients send it.
+    const token = header.startsWith("Bearer ") ? header.slice(7).trim() : (request.headers.get("x-api-key")?.trim() || (new URL(request.url).searchParams.get("api_key") ?? ""));
     if (!token) throw new ApiError("unauthorized", MISSING_KEY);
     return this.principalOf(token);
   }

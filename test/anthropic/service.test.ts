@@ -1,0 +1,137 @@
+// Anthropic -> engine conversion (messages, tools, tool_choice, thinking) and the reasoning budget cut
+// on the event stream, as pure functions.
+import { describe, expect, test } from "bun:test";
+import { capReasoning, chatMessages, messagesRequest, stopReason, toolChoice, toolInput } from "../../src/anthropic/service.ts";
+import type { MessagesRequest } from "../../src/anthropic/model.ts";
+import type { EngineEvent, ModelInfo } from "../../src/inference/types.ts";
+
+const model = { id: "m" } as ModelInfo;
+const cocoon = { maxCoefficient: 0, timeoutMs: 0, debug: false, guid: null };
+
+describe("conversion to the engine's request", () => {
+  test("tool_use becomes tool_calls with the same ids, tool_result tool messages, thinking reasoning_content, system blocks one system message", () => {
+    const messages = chatMessages({
+      system: [{ type: "text", text: "A" }, { type: "text", text: "B", cache_control: { type: "ephemeral" } }],
+      messages: [
+        { role: "user", content: "Weather?" },
+        {
+          role: "assistant",
+          content: [
+            { type: "thinking", thinking: "Call it.", signature: "s" },
+            { type: "redacted_thinking", data: "opaque" },
+            { type: "text", text: "Checking." },
+            { type: "tool_use", id: "toolu_1", name: "w", input: { city: "Paris" } },
+            { type: "tool_use", id: "toolu_2", name: "w", input: { city: "Rome" } },
+          ],
+        },
+        {
+          role: "user",
+          content: [
+            { type: "tool_result", tool_use_id: "toolu_1", content: "Sunny" },
+            { type: "tool_result", tool_use_id: "toolu_2", content: [{ type: "text", text: "Rain" }], is_error: true },
+            { type: "text", text: "And tomorrow?" },
+          ],
+        },
+      ],
+    });
+    expect(messages).toEqual([
+      { role: "system", content: "A\nB" },
+      { role: "user", content: "Weather?" },
+      {
+        role: "assistant",
+        content: "Checking.",
+        reasoning_content: "Call it.",
+        tool_calls: [
+          { id: "toolu_1", type: "function", function: { name: "w", arguments: '{"city":"Paris"}' } },
+          { id: "toolu_2", type: "function", function: { name: "w", arguments: '{"city":"Rome"}' } },
+        ],
+      },
+      { role: "tool", tool_call_id: "toolu_1", content: "Sunny" },
+      { role: "tool", tool_call_id: "toolu_2", content: "Error: Rain" },
+      { role: "user", content: "And tomorrow?" },
+    ]);
+  });
+
+  test("tool_choice: any is required, tool is forced by name, disable_parallel_tool_use turns parallel calls off", () => {
+    const tools = [{ name: "w", input_schema: { type: "object" } }];
+    expect(toolChoice({ messages: [], tools, tool_choice: { type: "any" } })).toEqual({ choice: "required", parallel: undefined });
+    expect(toolChoice({ messages: [], tools, tool_choice: { type: "tool", name: "w", disable_parallel_tool_use: true } })).toEqual({ choice: { name: "w" }, parallel: false });
+    expect(toolChoice({ messages: [], tools, tool_choice: { type: "none" } })).toEqual({ choice: "none", parallel: undefined });
+    expect(() => toolChoice({ messages: [], tools, tool_choice: { type: "tool", name: "other" } })).toThrow(/no tool named 'other'/);
+  });
+
+  test("the request: max_tokens, sampling, stop sequences, tools as functions; thinking off unless enabled", () => {
+    const body: MessagesRequest = {
+      model: "m",
+      max_tokens: 50,
+      messages: [{ role: "user", content: "hi" }],
+      temperature: 0.5,
+      top_p: 0.9,
+      top_k: 20,
+      stop_sequences: ["END", ""],
+      tools: [{ name: "w", description: "d", input_schema: { type: "object" } }],
+    };
+    const r = messagesRequest(body, model, cocoon);
+    expect(r.maxTokens).toBe(50);
+    expect(r.sampling).toEqual({ temperature: 0.5, topP: 0.9, topK: 20 });
+    expect(r.stop).toEqual(["END"]);
+    expect(r.tools).toEqual([{ type: "function", function: { name: "w", description: "d", parameters: { type: "object" } } }]);
+    expect(r.enableThinking).toBe(false);
+    expect(messagesRequest({ ...body, thinking: { type: "enabled", budget_tokens: 10 } }, model, cocoon).enableThinking).toBe(true);
+    expect(() => chatMessages({ messages: [{ role: "user", content: [{ type: "document", source: {} } as { type: string }] }] })).toThrow(/document/);
+  });
+
+  test("stop reasons and tool inputs", () => {
+    expect(stopReason("stop", null)).toEqual({ stop_reason: "end_turn", stop_sequence: null });
+    expect(stopReason("stop", "END")).toEqual({ stop_reason: "stop_sequence", stop_sequence: "END" });
+    expect(stopReason("length", null).stop_reason).toBe("max_tokens");
+    expect(stopReason("tool_calls", null).stop_reason).toBe("tool_use");
+    expect(toolInput('{"a":1}')).toEqual({ a: 1 });
+    expect(toolInput("")).toEqual({});
+    expect(toolInput("[1]")).toEqual({ arguments: "[1]" });
+  });
+});
+
+describe("thinking.budget_tokens on the event stream", () => {
+  const usage = { promptTokens: 5, cachedTokens: 0, completionTokens: 3, reasoningTokens: 3 };
+  const done = { type: "done" as const, usage, timings: { queueMs: 0, promptMs: 0, generationMs: 0, promptTokensPerSecond: 0, tokensPerSecond: 0 }, slot: 0, reasons: ["cancelled" as const] };
+  const delta = (reasoning: string, content = ""): EngineEvent => ({ type: "delta", index: 0, content, reasoning, toolCalls: [], logprobs: [] });
+
+  test("reasoning stops at the budget: the generation is cancelled, the choice ends with length and the usage of what ran", async () => {
+    let cancelled = 0;
+    let consumed = 0;
+    async function* source(): AsyncGenerator<EngineEvent> {
+      for (const e of [delta("a"), delta("b"), delta("c"), delta("d"), delta("", "answer")]) {
+        consumed++;
+        yield e;
+      }
+    }
+    const out: EngineEvent[] = [];
+    for await (const e of capReasoning(source(), 3, async () => {
+      cancelled++;
+      return done;
+    }))
+      out.push(e);
+    expect(cancelled).toBe(1);
+    expect(consumed).toBe(3);
+    expect(out.filter((e) => e.type === "delta").map((e) => (e as { reasoning: string }).reasoning)).toEqual(["a", "b", "c"]);
+    expect(out.at(-2)).toEqual({ type: "finish", index: 0, reason: "length", toolCalls: [], stop: null });
+    expect(out.at(-1)).toEqual(done);
+  });
+
+  test("without a budget, or within it, the events pass unchanged", async () => {
+    const events = [delta("a"), delta("", "x"), { type: "finish", index: 0, reason: "stop", toolCalls: [], stop: null } as EngineEvent, done];
+    async function* source() {
+      yield* events;
+    }
+    const never = async () => {
+      throw new Error("cancelled within budget");
+    };
+    const a: EngineEvent[] = [];
+    for await (const e of capReasoning(source(), 5, never)) a.push(e);
+    expect(a).toEqual(events);
+    const b: EngineEvent[] = [];
+    for await (const e of capReasoning(source(), null, never)) b.push(e);
+    expect(b).toEqual(events);
+  });
+});

@@ -110,17 +110,17 @@ async function* messageEvents(
       if (e.type === "delta") {
         if (e.index !== 0) continue;
         if (e.reasoning) {
-          if (blocks.kind !== "thinking") yield* blocks.begin("thinking", { type: "thinking", thinking: "", signature: "" });
+          if (blocks.kind !== "thinking") yield* blocks.open("thinking", { type: "thinking", thinking: "", signature: "" });
           yield blocks.delta({ type: "thinking_delta", thinking: e.reasoning });
         }
         if (e.content) {
-          if (blocks.kind !== "text") yield* blocks.begin("text", { type: "text", text: "" });
+          if (blocks.kind !== "text") yield* blocks.open("text", { type: "text", text: "" });
           yield blocks.delta({ type: "text_delta", text: e.content });
         }
         for (const t of e.toolCalls) {
           if (t.name !== undefined && !startedCalls.has(t.index)) {
             startedCalls.add(t.index);
-            yield* blocks.begin("tool_use", { type: "tool_use", id: toolUseId(), name: t.name, input: {} }, t.index);
+            yield* blocks.open("tool_use", { type: "tool_use", id: toolUseId(), name: t.name, input: {} }, t.index);
           }
           if (t.arguments && blocks.kind === "tool_use" && blocks.call === t.index) yield blocks.delta({ type: "input_json_delta", partial_json: t.arguments });
         }
@@ -131,7 +131,7 @@ async function* messageEvents(
         for (const [i, c] of e.toolCalls.entries()) {
           if (startedCalls.has(i)) continue;
           startedCalls.add(i);
-          yield* blocks.begin("tool_use", { type: "tool_use", id: toolUseId(), name: c.function.name, input: {} }, i);
+          yield* blocks.open("tool_use", { type: "tool_use", id: toolUseId(), name: c.function.name, input: {} }, i);
           yield blocks.delta({ type: "input_json_delta", partial_json: c.function.arguments });
         }
       } else {
@@ -140,7 +140,7 @@ async function* messageEvents(
         yield* blocks.close();
         if (blocks.index < 0) {
           // An empty answer is still one (empty) text block, as Anthropic sends it.
-          yield* blocks.begin("text", { type: "text", text: "" });
+          yield* blocks.open("text", { type: "text", text: "" });
           yield* blocks.close();
         }
         const usage = messageUsage(e.usage);
@@ -162,7 +162,7 @@ class OpenBlocks {
   call = -1;
   private thinking = "";
 
-  *begin(kind: "thinking" | "text" | "tool_use", block: Record<string, unknown>, call = -1): Generator<StreamEvent> {
+  *open(kind: "thinking" | "text" | "tool_use", block: Record<string, unknown>, call = -1): Generator<StreamEvent> {
     yield* this.close();
     this.index++;
     this.kind = kind;

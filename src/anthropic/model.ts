@@ -93,10 +93,18 @@ export const MessagesRequest = t.Object(
     service_tier: Ignored,
     ...CocoonFields,
   },
-  { ...open, description: "Anthropic's Messages API request; fields this server does not use are accepted and ignored." },
+  {
+    ...open,
+    description: "Anthropic's Messages API request; fields this server does not use are accepted and ignored.",
+    examples: [{ model: "tiny-qwen3", max_tokens: 16, system: "Be brief.", messages: [{ role: "user", content: "Hello!" }] }],
+  },
 );
 
-export const CountTokensRequest = t.Object(Conversation, { ...open, description: "The conversation whose prompt tokens to count (through the model's chat template)." });
+export const CountTokensRequest = t.Object(Conversation, {
+  ...open,
+  description: "The conversation whose prompt tokens to count (through the model's chat template).",
+  examples: [{ model: "tiny-qwen3", messages: [{ role: "user", content: "Hello!" }] }],
+});
 
 // ---- response --------------------------------------------------------------------------------------
 

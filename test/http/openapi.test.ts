@@ -78,6 +78,8 @@ describe("OpenAPI document", () => {
       "/v1/chat/completions",
       "/v1/completions",
       "/v1/embeddings",
+      "/v1/messages",
+      "/v1/messages/count_tokens",
       "/v1/sessions/{id}/fork",
     ]);
     for (const [path, item] of posts) {

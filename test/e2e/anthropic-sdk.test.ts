@@ -1,6 +1,9 @@
 // The official `@anthropic-ai/sdk` against the real server with billing: messages.create, messages.stream,
-// a forced tool call round trip with tool_result, countTokens, and the SDK's error classes.
+// a forced tool call round trip with tool_result, countTokens, and the SDK's error classes; and the
+// Vercel AI SDK's Anthropic provider (generateText, streamText) on the same server.
 import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
+import { createAnthropic } from "@ai-sdk/anthropic";
+import { generateText, streamText } from "ai";
 import Anthropic, { AuthenticationError, NotFoundError, PaymentRequiredError, RateLimitError } from "@anthropic-ai/sdk";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -135,5 +138,29 @@ describe("@anthropic-ai/sdk", () => {
     const limited = await rejection(client(keys.limited).messages.create(ask));
     expect(limited).toBeInstanceOf(RateLimitError);
     expect((limited as RateLimitError).error).toMatchObject({ error: { type: "rate_limit_error" } });
+  });
+});
+
+describe("@ai-sdk/anthropic", () => {
+  const provider = () => createAnthropic({ baseURL: `${server.url}/v1`, apiKey: keys.funded });
+
+  test("generateText: text, usage and a finish reason", async () => {
+    const r = await generateText({ model: provider()(MODEL), system: "Be terse.", prompt: "Name three rivers.", maxOutputTokens: 8, temperature: 0, maxRetries: 0 });
+    expect(r.text.length).toBeGreaterThan(0);
+    expect(["stop", "length"]).toContain(r.finishReason);
+    expect(r.usage.outputTokens).toBeGreaterThan(0);
+    expect(r.usage.outputTokens).toBeLessThanOrEqual(8);
+    expect(r.usage.inputTokens).toBeGreaterThan(5);
+  });
+
+  test("streamText: the streamed pieces make the same text as generateText", async () => {
+    const args = { model: provider()(MODEL), prompt: "Name three rivers.", maxOutputTokens: 8, temperature: 0, maxRetries: 0 };
+    const whole = await generateText(args);
+    const r = streamText(args);
+    let text = "";
+    for await (const piece of r.textStream) text += piece;
+    expect(text).toBe(whole.text);
+    expect(await r.text).toBe(whole.text);
+    expect((await r.usage).outputTokens).toBe(whole.usage.outputTokens);
   });
 });

@@ -4,7 +4,8 @@ import type { GenerationDeps } from "../generation/deps.ts";
 import { cocoonOptions, pickModel } from "../generation/options.ts";
 import { startGeneration, type StartedGeneration } from "../generation/start.ts";
 import { toApiError } from "../http/errors.ts";
-import type { EngineEvent, FinishReason, ModelInfo, ToolCall } from "../inference/types.ts";
+import { promptTokensUpperBound } from "../generation/billing.ts";
+import type { EngineEvent, FinishReason, GenerateRequest, ModelInfo, ToolCall } from "../inference/types.ts";
 import { EngineError } from "../inference/types.ts";
 import type { Cost, Principal } from "../platform/service.ts";
 import type { ContentBlock, CountTokensRequest, Message, MessagesRequest } from "./model.ts";
@@ -22,6 +23,7 @@ export async function runMessages(deps: GenerationDeps, body: MessagesRequest, s
   const cocoon = cocoonOptions(body);
   const model = pickModel(deps, body.model, cocoon, "chat");
   const request = messagesRequest(body, model, cocoon);
+  const capped = await fitToContext(deps, model, request);
   const started = await startGeneration(deps, { request, model, principal, endpoint: "chat", cocoon, signal, turn: null });
   const cancel = async () => {
     await started.source.return?.();
@@ -29,16 +31,34 @@ export async function runMessages(deps: GenerationDeps, body: MessagesRequest, s
   };
   const events = capReasoning(started.events, thinkingOf(body).budget, cancel);
   const id = messageId(cocoon.guid);
-  if (!body.stream) return { stream: false, ...(await messageObject(events, { id, model, settle: started.settle })) };
+  if (!body.stream) return { stream: false, ...(await messageObject(events, { id, model, capped, settle: started.settle })) };
   let cost: Cost | null = null;
   const settle = (done: Done | null) => (cost = started.settle(done));
-  return { stream: true, events: messageEvents(events, started.source, { id, model, settle }), cost: () => cost };
+  return { stream: true, events: messageEvents(events, started.source, { id, model, capped, settle }), cost: () => cost };
+}
+
+/**
+ * Anthropic lets max_tokens run past the context window (clients such as Claude Code send 32000 with
+ * a 20k prompt) and ends the message with stop_reason model_context_window_exceeded: max_tokens is
+ * cut to what the window leaves. Only a request that may not fit is tokenized ahead for this.
+ */
+async function fitToContext(deps: GenerationDeps, model: ModelInfo, request: GenerateRequest): Promise<boolean> {
+  const max = request.maxTokens!;
+  if (promptTokensUpperBound(request, model) + max <= model.contextWindow) return false;
+  const room = model.contextWindow - (await promptTokens(deps, model, request));
+  // A prompt that fills the window alone is the engine's context-length 400.
+  if (room >= max || room < 1) return false;
+  request.maxTokens = room;
+  return true;
 }
 
 /** /v1/messages/count_tokens: the prompt's tokens through the model's chat template, as the engine would count them. */
 export async function countTokens(deps: GenerationDeps, body: CountTokensRequest): Promise<number> {
   const model = pickModel(deps, body.model, cocoonOptions({}), "chat");
-  const r = conversationRequest(body);
+  return promptTokens(deps, model, conversationRequest(body));
+}
+
+async function promptTokens(deps: GenerationDeps, model: ModelInfo, r: Pick<GenerateRequest, "messages" | "tools" | "toolChoice" | "enableThinking">): Promise<number> {
   try {
     const rendered = await deps.engine.render(model.id, {
       messages: r.messages!,
@@ -50,7 +70,7 @@ export async function countTokens(deps: GenerationDeps, body: CountTokensRequest
   }
 }
 
-async function messageObject(events: AsyncGenerator<EngineEvent>, o: { id: string; model: ModelInfo; settle: StartedGeneration["settle"] }): Promise<{ body: Message; cost: Cost | null }> {
+async function messageObject(events: AsyncGenerator<EngineEvent>, o: { id: string; model: ModelInfo; capped: boolean; settle: StartedGeneration["settle"] }): Promise<{ body: Message; cost: Cost | null }> {
   let content = "";
   let reasoning = "";
   let finish: { reason: FinishReason; stop: string | null; toolCalls: ToolCall[] } = { reason: "stop", stop: null, toolCalls: [] };
@@ -78,7 +98,7 @@ async function messageObject(events: AsyncGenerator<EngineEvent>, o: { id: strin
     role: "assistant",
     model: o.model.id,
     content: blocks,
-    ...stopReason(finish.reason, finish.stop),
+    ...stopReason(finish.reason, finish.stop, o.capped),
     usage: messageUsage(done.usage),
   };
   return { body, cost };
@@ -94,7 +114,7 @@ const noUsage = { input_tokens: 0, output_tokens: 0, cache_creation_input_tokens
 async function* messageEvents(
   events: AsyncGenerator<EngineEvent>,
   source: AsyncIterableIterator<EngineEvent>,
-  o: { id: string; model: ModelInfo; settle: (done: Done | null) => Cost | null },
+  o: { id: string; model: ModelInfo; capped: boolean; settle: (done: Done | null) => Cost | null },
 ): AsyncGenerator<StreamEvent> {
   yield {
     type: "message_start",
@@ -144,7 +164,7 @@ async function* messageEvents(
           yield* blocks.close();
         }
         const usage = messageUsage(e.usage);
-        yield { type: "message_delta", delta: stopReason(finish.reason, finish.stop), usage };
+        yield { type: "message_delta", delta: stopReason(finish.reason, finish.stop, o.capped), usage };
         yield { type: "message_stop" };
       }
     }

@@ -20,7 +20,7 @@ export const ToolResultBlockParam = t.Object(
   {
     type: t.Literal("tool_result"),
     tool_use_id: t.String({ minLength: 1 }),
-    content: t.Optional(t.Union([t.String(), t.Array(t.Object({ type: t.String() }, open))], { description: "A string or text blocks." })),
+    content: t.Optional(t.Union([t.String(), t.Array(t.Object({ type: t.String(), text: t.Optional(t.String()) }, open))], { description: "A string or text blocks." })),
     is_error: t.Optional(t.Boolean()),
     cache_control: Ignored,
   },
@@ -35,7 +35,10 @@ const OtherBlockParam = t.Object({ type: t.String({ description: "image, documen
 export const ContentBlockParam = t.Union([TextBlockParam, ToolUseBlockParam, ToolResultBlockParam, ThinkingBlockParam, RedactedThinkingBlockParam, OtherBlockParam]);
 
 export const MessageParam = t.Object(
-  { role: t.Union([t.Literal("user"), t.Literal("assistant")]), content: t.Union([t.String(), t.Array(ContentBlockParam)]) },
+  {
+    role: t.Union([t.Literal("user"), t.Literal("assistant"), t.Literal("system")], { description: "`system` messages (text only) may come between turns." }),
+    content: t.Union([t.String(), t.Array(ContentBlockParam)]),
+  },
   open,
 );
 
@@ -120,7 +123,7 @@ export const MessageUsage = t.Object({
   cache_read_input_tokens: Type.Integer({ description: "Prompt tokens served from the KV cache (billed at the cached rate)." }),
 });
 
-export const StopReason = t.Union([t.Literal("end_turn"), t.Literal("max_tokens"), t.Literal("stop_sequence"), t.Literal("tool_use")]);
+export const StopReason = t.Union([t.Literal("end_turn"), t.Literal("max_tokens"), t.Literal("stop_sequence"), t.Literal("tool_use"), t.Literal("model_context_window_exceeded")]);
 
 export const Message = t.Object(
   {

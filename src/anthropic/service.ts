@@ -59,6 +59,10 @@ export function chatMessages(body: Conversation): ChatMessage[] {
       continue;
     }
     const blocks = m.content;
+    if (m.role === "system") {
+      out.push({ role: "system", content: textOfBlocks(blocks, `messages[${i}].content`) });
+      continue;
+    }
     blocks.forEach((b, j) => checkBlock(b, `messages[${i}].content[${j}]`));
     if (m.role === "assistant") out.push(assistantMessage(blocks, i));
     else out.push(...userMessages(blocks, i));
@@ -167,9 +171,10 @@ export function messagesRequest(body: MessagesRequest, model: ModelInfo, cocoon:
 }
 
 /** The engine's ending as Anthropic's stop_reason (and the stop sequence that ended it, if one did). */
-export function stopReason(reason: FinishReason, stop: string | null): { stop_reason: StopReason; stop_sequence: string | null } {
+export function stopReason(reason: FinishReason, stop: string | null, windowCapped = false): { stop_reason: StopReason; stop_sequence: string | null } {
   if (reason === "tool_calls") return { stop_reason: "tool_use", stop_sequence: null };
   if (reason === "stop") return stop !== null ? { stop_reason: "stop_sequence", stop_sequence: stop } : { stop_reason: "end_turn", stop_sequence: null };
+  if (reason === "length" && windowCapped) return { stop_reason: "model_context_window_exceeded", stop_sequence: null };
   // length, the Cocoon timeout, and reasoning cut at its budget all ended the message early.
   return { stop_reason: "max_tokens", stop_sequence: null };
 }

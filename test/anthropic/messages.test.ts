@@ -118,7 +118,7 @@ describe("POST /v1/messages", () => {
     expect(start.stop_reason).toBeNull();
     const text = events.filter((e) => e.event === "content_block_delta").map((e) => (e.data.delta as { type: string; text: string }).text).join("");
     expect(text).toBe((whole.content[0] as { text: string }).text);
-    const delta = events.at(-2)!.data as { delta: { stop_reason: string; stop_sequence: null }; usage: Msg["usage"] };
+    const delta = events.at(-2)!.data as unknown as { delta: { stop_reason: string; stop_sequence: null }; usage: Msg["usage"] };
     expect(delta.delta.stop_reason).toBe(whole.stop_reason!);
     expect(delta.delta.stop_sequence).toBeNull();
     expect(delta.usage.output_tokens).toBe(whole.usage.output_tokens);
@@ -160,6 +160,21 @@ describe("POST /v1/messages", () => {
     });
     expect(round.status).toBe(200);
     expect(messageSchema.Check(await round.json())).toBe(true);
+  });
+
+  test("max_tokens past the context window is cut to what it leaves: stop_reason model_context_window_exceeded", async () => {
+    const count = async (k: number) =>
+      ((await (await post("/v1/messages/count_tokens", { model: TINY_ID, messages: [{ role: "user", content: "hello ".repeat(k) }] })).json()) as { input_tokens: number }).input_tokens;
+    const [a, b] = [await count(100), await count(200)];
+    const perWord = (b - a) / 100;
+    const k = 100 + Math.floor((1024 - 6 - a) / perWord);
+    const prompt = await count(k);
+    expect(1024 - prompt).toBeGreaterThan(0);
+    expect(1024 - prompt).toBeLessThan(20);
+    const m = (await (await post("/v1/messages", { ...ask({ max_tokens: 4096 }), messages: [{ role: "user", content: "hello ".repeat(k) }] })).json()) as Msg;
+    expect(m.usage.input_tokens + m.usage.cache_read_input_tokens).toBe(prompt);
+    if (m.usage.output_tokens === 1024 - prompt) expect(m.stop_reason).toBe("model_context_window_exceeded");
+    else expect(m.stop_reason).toBe("end_turn");
   });
 
   test("thinking: budget_tokens must be below max_tokens; disabled and adaptive are accepted", async () => {

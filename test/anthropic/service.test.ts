@@ -79,6 +79,11 @@ describe("conversion to the engine's request", () => {
     expect(r.enableThinking).toBe(false);
     expect(messagesRequest({ ...body, thinking: { type: "enabled", budget_tokens: 10 } }, model, cocoon).enableThinking).toBe(true);
     expect(() => chatMessages({ messages: [{ role: "user", content: [{ type: "document", source: {} } as { type: string }] }] })).toThrow(/document/);
+    // System messages between turns (Claude Code sends them) stay system messages.
+    expect(chatMessages({ messages: [{ role: "user", content: "a" }, { role: "system", content: [{ type: "text", text: "note" }] }] })).toEqual([
+      { role: "user", content: "a" },
+      { role: "system", content: "note" },
+    ]);
   });
 
   test("stop reasons and tool inputs", () => {
@@ -86,6 +91,7 @@ describe("conversion to the engine's request", () => {
     expect(stopReason("stop", "END")).toEqual({ stop_reason: "stop_sequence", stop_sequence: "END" });
     expect(stopReason("length", null).stop_reason).toBe("max_tokens");
     expect(stopReason("tool_calls", null).stop_reason).toBe("tool_use");
+    expect(stopReason("length", null, true).stop_reason).toBe("model_context_window_exceeded");
     expect(toolInput('{"a":1}')).toEqual({ a: 1 });
     expect(toolInput("")).toEqual({});
     expect(toolInput("[1]")).toEqual({ arguments: "[1]" });

@@ -46,15 +46,6 @@ afterAll(async () => {
 
 const client = (apiKey = keys.funded) => new Anthropic({ baseURL: server.url, apiKey, maxRetries: 0, timeout: 30_000 });
 
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (err) {
-    return err;
-  }
-  throw new Error("expected the request to fail, but it succeeded");
-}
-
 const tools: Anthropic.Tool[] = [{ name: "get_weather", description: "The weather in a city", input_schema: { type: "object", properties: { city: { type: "string", maxLength: 12 } }, required: ["city"], additionalProperties: false } }];
 // This SDK's types have no `temperature`; the API (and this server) still take it, for repeatable output.
 const greedy = { temperature: 0 };
@@ -124,20 +115,21 @@ describe("@anthropic-ai/sdk", () => {
   });
 
   test("error classes: 401 AuthenticationError, 404 NotFoundError, 429 RateLimitError, 402 PaymentRequiredError", async () => {
-    const unauthorized = await rejection(client("ck_wrong").messages.create(ask));
+    // What a request failed with (null if it succeeded).
+    const failure = (p: PromiseLike<unknown>) => Promise.resolve(p).then(() => null, (e: unknown) => e);
+    const unauthorized = await failure(client("ck_wrong").messages.create(ask));
     expect(unauthorized).toBeInstanceOf(AuthenticationError);
-    expect((unauthorized as AuthenticationError).error).toMatchObject({ type: "error", error: { type: "authentication_error" } });
-    const missing = await rejection(client().messages.create({ ...ask, model: "claude-opus-4-1" }));
+    expect(unauthorized).toMatchObject({ status: 401, error: { type: "error", error: { type: "authentication_error" } } });
+    const missing = await failure(client().messages.create({ ...ask, model: "claude-opus-4-1" }));
     expect(missing).toBeInstanceOf(NotFoundError);
-    expect((missing as NotFoundError).error).toMatchObject({ error: { type: "not_found_error" } });
-    const poor = await rejection(client(keys.poor).messages.create(ask));
+    expect(missing).toMatchObject({ error: { error: { type: "not_found_error" } } });
+    const poor = await failure(client(keys.poor).messages.create(ask));
     expect(poor).toBeInstanceOf(PaymentRequiredError);
-    expect((poor as PaymentRequiredError).error).toMatchObject({ error: { type: "billing_error" } });
-    expect((poor as PaymentRequiredError).message).toContain("Insufficient balance");
+    expect(poor).toMatchObject({ status: 402, error: { error: { type: "billing_error" } }, message: expect.stringContaining("Insufficient balance") });
     await client(keys.limited).messages.create(ask);
-    const limited = await rejection(client(keys.limited).messages.create(ask));
+    const limited = await failure(client(keys.limited).messages.create(ask));
     expect(limited).toBeInstanceOf(RateLimitError);
-    expect((limited as RateLimitError).error).toMatchObject({ error: { type: "rate_limit_error" } });
+    expect(limited).toMatchObject({ status: 429, error: { error: { type: "rate_limit_error" } } });
   });
 });
 

@@ -4,6 +4,7 @@ import { Elysia } from "elysia";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { authPlugin } from "../http/auth.ts";
 import { ApiError, ErrorResponse } from "../http/errors.ts";
+import { fieldsPlugin, stripUnknownFields, type FieldPolicy } from "../http/fields.ts";
 import { requestSocket, upgradeRequired } from "../http/socket.ts";
 import type { GenerationDeps } from "../generation/deps.ts";
 import { cocoonTime, unixSeconds } from "../generation/options.ts";
@@ -17,7 +18,9 @@ import { streamed } from "../http/sse.ts";
 import type { Outcome } from "./service.ts";
 
 const errors = { 400: "ErrorResponse", 404: "ErrorResponse", 413: "ErrorResponse", 500: "ErrorResponse", 503: "ErrorResponse", 504: "ErrorResponse" } as const;
+// WebSocket messages are validated here, not by Elysia: strict mode refuses unknown keys itself.
 const chatValidator = TypeCompiler.Compile(ChatCompletionRequest);
+const strictChatValidator = TypeCompiler.Compile({ ...ChatCompletionRequest, additionalProperties: false });
 
 type Headers = Record<string, string | number>;
 
@@ -38,10 +41,11 @@ function respond<B>(outcome: Outcome<B>, start: number, headers: Headers): B {
   return streamed(openaiSse(outcome.chunks, () => [`X-Cocoon-Client-End: ${cocoonTime()}`]));
 }
 
-export function openaiRoutes(deps: GenerationDeps) {
+export function openaiRoutes(deps: GenerationDeps, fields: FieldPolicy = { strict: false }) {
   const created = unixSeconds();
   return new Elysia({ name: "openai" })
     .use(authPlugin(deps.platform))
+    .use(fieldsPlugin(fields))
     // Registered models become OpenAPI components and are referenced by name below.
     .model({ ChatCompletionRequest, ChatCompletion, ChatCompletionChunk, CompletionRequest, Completion, EmbeddingRequest, EmbeddingList, Model, ModelList, ErrorResponse })
     .post(
@@ -52,6 +56,7 @@ export function openaiRoutes(deps: GenerationDeps) {
       },
       {
         auth: "key",
+        fields: ChatCompletionRequest,
         body: "ChatCompletionRequest",
         // Documents the body as JSON; our own parser (src/http/body.ts) runs first and does the parsing.
         parse: "json",
@@ -70,7 +75,8 @@ export function openaiRoutes(deps: GenerationDeps) {
       detail: { hide: true },
       ...requestSocket({
         auth: deps.platform,
-        validator: chatValidator,
+        validator: fields.strict ? strictChatValidator : chatValidator,
+        prepare: fields.strict ? undefined : (body) => void stripUnknownFields(ChatCompletionRequest, body),
         notJson: "the message is not valid JSON",
         busy: "a request is still running on this socket; wait for its [DONE]",
         error: (err) => JSON.stringify(err.body()),
@@ -91,6 +97,7 @@ export function openaiRoutes(deps: GenerationDeps) {
       },
       {
         auth: "key",
+        fields: CompletionRequest,
         body: "CompletionRequest",
         parse: "json",
         response: { 200: "Completion", ...errors },
@@ -106,6 +113,7 @@ export function openaiRoutes(deps: GenerationDeps) {
       },
       {
         auth: "key",
+        fields: EmbeddingRequest,
         body: "EmbeddingRequest",
         parse: "json",
         response: { 200: "EmbeddingList", ...errors },

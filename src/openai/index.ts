@@ -67,7 +67,8 @@ export function openaiRoutes(deps: GenerationDeps, fields: FieldPolicy = { stric
           description:
             "OpenAI-compatible. With `stream: true` the response is `text/event-stream`: one `data:` event per ChatCompletionChunk, then `data: [DONE]`; " +
             "`X-Cocoon-Client-End` arrives as an SSE comment before [DONE]. The same path accepts a WebSocket upgrade: send request bodies as JSON text, " +
-            "receive ChatCompletionChunk objects and a final `[DONE]` text message per request.",
+            "receive ChatCompletionChunk objects and a final `[DONE]` text message per request. " +
+            "Fields this schema does not define are ignored and named in `X-Cocoon-Ignored-Fields` (a 400 when the server runs with `--strict-fields`).",
         },
       },
     )
@@ -101,7 +102,7 @@ export function openaiRoutes(deps: GenerationDeps, fields: FieldPolicy = { stric
         body: "CompletionRequest",
         parse: "json",
         response: { 200: "Completion", ...errors },
-        detail: { tags: ["OpenAI"], summary: "Create a completion", description: "OpenAI-compatible (legacy) completions; `stream: true` sends `text/event-stream` events." },
+        detail: { tags: ["OpenAI"], summary: "Create a completion", description: "OpenAI-compatible (legacy) completions; `stream: true` sends `text/event-stream` events. Unknown fields: as on chat completions." },
       },
     )
     .post(

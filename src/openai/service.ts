@@ -37,7 +37,7 @@ export function sampling(body: ChatCompletionRequest | CompletionRequest, model:
     presencePenalty: body.presence_penalty ?? undefined,
     repeatPenalty: body.repeat_penalty ?? body.repetition_penalty ?? undefined,
     // llama-server: -1 is the whole context.
-    penaltyLastN: body.repeat_last_n === undefined || body.repeat_last_n === null ? undefined : body.repeat_last_n < 0 ? model.contextWindow : body.repeat_last_n,
+    penaltyLastN: body.repeat_last_n === undefined || body.repeat_last_n === null ? undefined : body.repeat_last_n < 0 ? model.contextWindow : Math.min(body.repeat_last_n, model.contextWindow),
     seed: body.seed ?? undefined,
     logitBias: Object.keys(bias).length ? bias : undefined,
   };
@@ -82,6 +82,11 @@ export function chatRequest(body: ChatCompletionRequest, model: ModelInfo, cocoo
     throw new ApiError("invalid_request", "response_format.json_schema.schema is required", "response_format");
   }
   const { tools, toolChoice } = chatTools(body);
+  const constrained = constraint(body, format);
+  if ((constrained.grammar || body.json_schema) && (toolChoice === "required" || typeof toolChoice === "object")) {
+    // A forced tool call has its own grammar; one output cannot follow two.
+    throw new ApiError("invalid_request", `${constrained.grammar ? "grammar" : "json_schema"} cannot be combined with a forced tool call`, constrained.grammar ? "grammar" : "json_schema");
+  }
   const thinking = reasoningEffort(body.reasoning_effort ?? undefined);
   return {
     model: model.id,
@@ -97,7 +102,7 @@ export function chatRequest(body: ChatCompletionRequest, model: ModelInfo, cocoo
     ignoreEos: body.ignore_eos,
     n: body.n ?? 1,
     logprobs: chatLogprobCount(body),
-    ...constraint(body, format),
+    ...constrained,
     timeoutMs: cocoon.timeoutMs || undefined,
   };
 }

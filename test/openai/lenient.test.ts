@@ -113,6 +113,9 @@ describe("fields with an effect", () => {
     const unknownName = await rejection(chat({ functions: [weather], function_call: { name: "nope" } }));
     expect(unknownName.status).toBe(400);
     expect((unknownName.error as { param: string }).param).toBe("function_call");
+    const twoGrammars = await rejection(chat({ functions: [weather], function_call: { name: "get_weather" }, grammar: 'root ::= "x"' }));
+    expect(twoGrammars.status).toBe(400);
+    expect((twoGrammars.error as { param: string }).param).toBe("grammar");
   });
 
   test("json_schema (llama-server) constrains the output to JSON of that schema", async () => {

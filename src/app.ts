@@ -7,6 +7,7 @@ import { compatRoutes } from "./compat/index.ts";
 import type { GenerationDeps } from "./generation/deps.ts";
 import { checkDeclaredLength, parseJsonBody } from "./http/body.ts";
 import { anthropicRoutes } from "./anthropic/index.ts";
+import { corsPlugin, type CorsPolicy } from "./http/cors.ts";
 import { ApiError, anthropicErrorShape, shapedErrorResponse, toApiError, type ErrorShapes } from "./http/errors.ts";
 import { swaggerRoutes } from "./http/swagger.ts";
 import { validationMessage, validationParam } from "./http/validation.ts";
@@ -20,6 +21,7 @@ import type { Platform } from "./platform/service.ts";
 import { SessionService } from "./sessions/service.ts";
 import { sessionRoutes } from "./sessions/index.ts";
 import { openStore } from "./store/db.ts";
+import { tokenizeRoutes } from "./tokenize/index.ts";
 import { tonRoutes } from "./ton/index.ts";
 import { openTon, type TonSetup } from "./ton/open.ts";
 import { webRoutes } from "./web/index.ts";
@@ -52,6 +54,10 @@ export interface AppDeps {
    * under `bun test` (NODE_ENV=test), false otherwise.
    */
   strictResponses?: boolean;
+  /** Unknown request fields are a 400 instead of ignored (`--strict-fields`). Defaults to false. */
+  strictFields?: boolean;
+  /** Which browser origins may call the API (`--cors-origins`). Defaults to any origin. */
+  cors?: CorsPolicy;
 }
 
 // The balance waits this long at most for a due TON/USD refresh; after that it answers with what it has.
@@ -139,7 +145,10 @@ export function createApp(deps: AppDeps) {
   };
   const platform = deps.platform;
   const strict = deps.strictResponses ?? process.env.NODE_ENV === "test";
+  const fields = { strict: deps.strictFields ?? false };
   return new Elysia({ normalize: false })
+    // First: a preflight is answered before anything else runs, and every response gets the headers.
+    .use(corsPlugin(deps.cors ?? { kind: "any" }))
     .onRequest(({ request }) => {
       started.set(request, performance.now());
       checkDeclaredLength(request, maxBody);
@@ -206,6 +215,7 @@ export function createApp(deps: AppDeps) {
             { name: "Network", description: "Models and load, as the Cocoon platform reports them" },
             { name: "Admin", description: "Operator routes (admin token)" },
             { name: "Sessions", description: "Server-side chat sessions (our extension; turns via session_id on /v1/chat/completions)" },
+            { name: "llama-server", description: "llama-server's tokenizer routes (key required, not billed)" },
             { name: "Seed 003", description: "The seed 003 service's API, field names and framings kept exactly (errors in OpenAI's shape)" },
           ],
           components: { securitySchemes: { bearerAuth: { type: "http", scheme: "bearer", description: "API key with the `ck_` prefix." } } },
@@ -215,8 +225,9 @@ export function createApp(deps: AppDeps) {
     .use(swaggerRoutes())
     .use(webRoutes())
     .use(opsRoutes({ metrics, version: deps.version, loadedEngine: () => deps.loadedEngine(), tonWatcher }))
-    .use(openaiRoutes(generation))
+    .use(openaiRoutes(generation, fields))
     .use(anthropicRoutes(generation))
+    .use(tokenizeRoutes({ get engine() { return deps.engine; }, platform }, fields))
     .use(sessionRoutes({ sessions, platform }))
     .use(compatRoutes(generation))
     .use(

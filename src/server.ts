@@ -5,6 +5,7 @@ import type { Config } from "./config/config.ts";
 import { resolveModels, DEMO_MODEL, type ModelEntry } from "./config/models.ts";
 import { Engine, type EngineOptions } from "./inference/engine.ts";
 import { createApp, engineMetrics, openServices } from "./app.ts";
+import { parseCorsOrigins } from "./http/cors.ts";
 import { ApiError } from "./http/errors.ts";
 
 export interface RunningServer {
@@ -66,6 +67,8 @@ export async function startServer(config: Config, log: Logger = makeLogger(confi
     loadedEngine: () => engine,
     coefficient: (id) => coefficients.get(id) ?? 1000,
     maxBodyBytes: config.maxBodyBytes,
+    strictFields: config.strictFields,
+    cors: parseCorsOrigins(config.corsOrigins),
     log: (line) => log("error", line),
     access: (line) => log("info", line),
   });

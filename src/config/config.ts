@@ -64,6 +64,8 @@ export const SETTINGS = {
     default: "https://api.coingecko.com/api/v3/simple/price?ids=the-open-network&vs_currencies=usd",
     description: 'URL of the TON/USD price for balance_usd, answering {"the-open-network":{"usd":N}} or {"usd":N}; cached 60 s; off (or empty): no USD figures.',
   }),
+  strictFields: def({ kind: "bool", default: false, description: "Reject unknown request fields with a 400 (\"Unrecognized request argument supplied\"), as OpenAI does; by default they are ignored and named in X-Cocoon-Ignored-Fields." }),
+  corsOrigins: def({ kind: "string", default: "*", description: "Origins browsers may call the API from: * (any; keys are bearer tokens, no cookies), a comma-separated list of origins (https://app.example,http://localhost:5173), or off." }),
   config: def({ kind: "string", default: "", description: "Config file (JSON or TOML) with any of these settings, keys as in --help (camelCase or kebab-case)." }),
 } as const;
 

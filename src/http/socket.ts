@@ -30,6 +30,8 @@ export interface RequestSocket<Schema extends TSchema, S, P> {
   /** Keys and rate limits; null with --no-auth. */
   auth: Authenticator<P> | null;
   validator: TypeCheck<Schema>;
+  /** Runs on each parsed message before validation (e.g. drops unknown fields). */
+  prepare?(body: unknown): void;
   /** What a message that is not JSON is told. */
   notJson: string;
   /** What a message sent while a request is still running is told. */
@@ -98,6 +100,7 @@ export function requestSocket<Schema extends TSchema, S, P>(o: RequestSocket<Sch
           return;
         }
       }
+      o.prepare?.(body);
       if (!o.validator.Check(body)) {
         const first = o.validator.Errors(body).First();
         const param = first ? validationParam(first.path) : null;

@@ -358,6 +358,11 @@ export class Engine {
     return this.runner(model).call("detokenize", { tokens });
   }
 
+  /** Each token's raw bytes (a piece can end inside a UTF-8 character). */
+  pieces(model: string | undefined, tokens: number[]): Promise<number[][]> {
+    return this.runner(model).call("pieces", { tokens });
+  }
+
   /** The prompt a chat request renders to (for debugging and echo). */
   render(model: string | undefined, args: CallMap["render"]["args"]): Promise<CallMap["render"]["result"]> {
     return this.runner(model).call("render", args);

@@ -1,7 +1,7 @@
 // Request preparation in the engine worker: a GenerateRequest becomes prompt tokens (chat template,
 // fill-in-the-middle or raw ids), limits, stop strings, a grammar (response_format, forced tool
 // calls) and sampler settings per choice. Every invalid request is an EngineError here.
-import type { LlamaModel } from "../native/llama.ts";
+import { LlamaError, type LlamaModel } from "../native/llama.ts";
 import type { TokenSamplerOptions } from "../native/token-sampler.ts";
 import { ChatTemplateError, type ChatTemplate } from "./chat-template.ts";
 import { JSON_OBJECT_GRAMMAR, GrammarError, jsonSchemaToGrammar } from "./grammar.ts";
@@ -68,6 +68,7 @@ export function prepareRequest(host: PrepareHost, id: string, req: GenerateReque
   if (stops.length > MAX_STOPS) throw new EngineError("invalid_request", `at most ${MAX_STOPS} stop strings are allowed`, "stop");
 
   const grammar = grammarFor(req, host.template);
+  if (req.grammar) checkGrammar(m, req.grammar);
   const s = req.sampling ?? {};
   const bias: [number, number][] = [];
   for (const [k, v] of Object.entries(s.logitBias ?? {})) {
@@ -113,6 +114,18 @@ export function prepareRequest(host: PrepareHost, id: string, req: GenerateReque
     receivedAt,
     promptParam: req.messages ? "messages" : "prompt",
   };
+}
+
+/** A caller's own GBNF is parsed once here, so a bad one is a 400 rather than a failed slot. */
+function checkGrammar(m: LlamaModel, grammar: string): void {
+  let sampler;
+  try {
+    sampler = m.createSampler([{ type: "grammar", grammar }]);
+  } catch (err) {
+    const detail = err instanceof LlamaError && err.detail ? `: ${err.detail.slice(0, 300)}` : "";
+    throw new EngineError("invalid_request", `grammar is not a valid GBNF grammar with a root rule${detail}`, "grammar");
+  }
+  sampler.dispose();
 }
 
 function grammarFor(req: GenerateRequest, template: ChatTemplate | null): string | undefined {

@@ -33,6 +33,8 @@ export interface WorkerInit {
 export type CallMap = {
   tokenize: { args: { text: string; addSpecial?: boolean; parseSpecial?: boolean }; result: number[] };
   detokenize: { args: { tokens: number[] }; result: string };
+  /** The raw bytes of each token (a piece may be part of a UTF-8 character). */
+  pieces: { args: { tokens: number[] }; result: number[][] };
   embed: { args: { inputs: (string | number[])[] }; result: { vectors: Float32Array[]; promptTokens: number } };
   render: { args: { messages: ChatMessage[]; options?: RenderOptions }; result: { prompt: string; startsInReasoning: boolean } };
   forgetSession: { args: { key: string }; result: { slots: number; parked: number; stats: ModelStats } };

@@ -138,6 +138,12 @@ function flush(): void {
   if (events.length) post({ type: "events", events, stats: host.scheduler.snapshot(host.info.id) });
 }
 
+/** llama.cpp aborts the process on an id outside the vocabulary: refused before it is called. */
+function checkIds(nVocab: number, tokens: number[]): void {
+  const bad = tokens.find((t) => !Number.isInteger(t) || t < 0 || t >= nVocab);
+  if (bad !== undefined) throw new EngineError("invalid_request", `token id ${bad} is outside the vocabulary (0..${nVocab - 1})`, "tokens");
+}
+
 function fail(err: unknown): { code: EngineError["code"]; message: string; param?: string } {
   if (err instanceof EngineError) return { code: err.code, message: err.message, param: err.param };
   return { code: "internal", message: err instanceof Error ? err.message : String(err) };
@@ -171,7 +177,11 @@ self.onmessage = (e: MessageEvent<ToWorker>) => {
           if (msg.method === "tokenize") {
             result = Array.from(h.model.tokenize(msg.args.text, { addSpecial: msg.args.addSpecial ?? false, parseSpecial: msg.args.parseSpecial ?? true }));
           } else if (msg.method === "detokenize") {
+            checkIds(h.model.nVocab, msg.args.tokens);
             result = h.model.detokenize(msg.args.tokens);
+          } else if (msg.method === "pieces") {
+            checkIds(h.model.nVocab, msg.args.tokens);
+            result = msg.args.tokens.map((t) => Array.from(h.model.tokenBytes(t)));
           } else if (msg.method === "embed") {
             result = h.embed(msg.args.inputs);
           } else if (msg.method === "render") {

@@ -48,9 +48,9 @@ export async function runChat(deps: GenerationDeps, body: ChatCompletionRequest,
 function beginSessionTurn(deps: GenerationDeps, body: ChatCompletionRequest, principal: Principal | null): Turn {
   const sessions = deps.sessions;
   if ((body.n ?? 1) > 1) throw new ApiError("invalid_request", "n must be 1 with session_id: a session stores one reply per turn.", "n");
-  if (body.tools?.length) throw new ApiError("invalid_request", "tools cannot be combined with session_id: sessions store text conversations.", "tools");
+  if (body.tools?.length || body.functions?.length) throw new ApiError("invalid_request", "tools cannot be combined with session_id: sessions store text conversations.", body.tools?.length ? "tools" : "functions");
   const incoming = body.messages.map((m, i) => {
-    if (m.role === "tool") throw new ApiError("invalid_request", "tool messages cannot be stored in a session.", `messages[${i}].role`);
+    if (m.role === "tool" || m.role === "function") throw new ApiError("invalid_request", "tool messages cannot be stored in a session.", `messages[${i}].role`);
     return { role: m.role, content: textOf(m.content), reasoningContent: m.reasoning_content ?? null };
   });
   return sessions.beginTurn(ownerOf(principal), body.session_id!, incoming, { param: "session_id" });

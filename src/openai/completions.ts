@@ -9,7 +9,7 @@ import { usageWire } from "../generation/usage.ts";
 import { formatTon } from "../platform/pricing.ts";
 import type { Cost, Principal } from "../platform/service.ts";
 import type { Completion, CompletionRequest } from "./model.ts";
-import { SYSTEM_FINGERPRINT, finishReason, responseId, sampling, stops, type Outcome } from "./service.ts";
+import { SYSTEM_FINGERPRINT, constraint, finishReason, responseId, sampling, stops, type Outcome } from "./service.ts";
 
 type Run = StartedGeneration;
 
@@ -55,18 +55,21 @@ export async function runCompletion(deps: GenerationDeps, body: CompletionReques
   if (body.stream && bestOf > n) throw new ApiError("invalid_request", "best_of cannot be used with stream", "best_of");
   if (body.suffix && !model.infill) throw new ApiError("invalid_request", `model '${model.id}' has no fill-in-the-middle tokens, so suffix is not supported`, "suffix");
   const list = prompts(body.prompt);
-  const wantLogprobs = body.logprobs ?? -1;
+  // n_probs: llama-server's name for the same count.
+  const wantLogprobs = body.logprobs ?? body.n_probs ?? -1;
+  const constrained = constraint(body);
   const base = (prompt: string | number[]): GenerateRequest => ({
     model: model.id,
     prompt,
     suffix: body.suffix ?? undefined,
     maxTokens: body.max_tokens ?? 16,
-    sampling: sampling(body),
+    sampling: sampling(body, model),
     stop: stops(body.stop),
     ignoreEos: body.ignore_eos,
     n: bestOf,
     // best_of ranks candidates by their log-probability, so it needs them even when not returned.
     logprobs: wantLogprobs >= 0 ? wantLogprobs : bestOf > n ? 0 : -1,
+    ...constrained,
     timeoutMs: cocoon.timeoutMs || undefined,
   });
 

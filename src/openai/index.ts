@@ -4,6 +4,7 @@ import { Elysia } from "elysia";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { authPlugin } from "../http/auth.ts";
 import { ApiError, ErrorResponse } from "../http/errors.ts";
+import { fieldsPlugin, stripUnknownFields, type FieldPolicy } from "../http/fields.ts";
 import { requestSocket, upgradeRequired } from "../http/socket.ts";
 import type { GenerationDeps } from "../generation/deps.ts";
 import { cocoonTime, unixSeconds } from "../generation/options.ts";
@@ -17,7 +18,9 @@ import { streamed } from "../http/sse.ts";
 import type { Outcome } from "./service.ts";
 
 const errors = { 400: "ErrorResponse", 404: "ErrorResponse", 413: "ErrorResponse", 500: "ErrorResponse", 503: "ErrorResponse", 504: "ErrorResponse" } as const;
+// WebSocket messages are validated here, not by Elysia: strict mode refuses unknown keys itself.
 const chatValidator = TypeCompiler.Compile(ChatCompletionRequest);
+const strictChatValidator = TypeCompiler.Compile({ ...ChatCompletionRequest, additionalProperties: false });
 
 type Headers = Record<string, string | number>;
 
@@ -38,10 +41,11 @@ function respond<B>(outcome: Outcome<B>, start: number, headers: Headers): B {
   return streamed(openaiSse(outcome.chunks, () => [`X-Cocoon-Client-End: ${cocoonTime()}`]));
 }
 
-export function openaiRoutes(deps: GenerationDeps) {
+export function openaiRoutes(deps: GenerationDeps, fields: FieldPolicy = { strict: false }) {
   const created = unixSeconds();
   return new Elysia({ name: "openai" })
     .use(authPlugin(deps.platform))
+    .use(fieldsPlugin(fields))
     // Registered models become OpenAPI components and are referenced by name below.
     .model({ ChatCompletionRequest, ChatCompletion, ChatCompletionChunk, CompletionRequest, Completion, EmbeddingRequest, EmbeddingList, Model, ModelList, ErrorResponse })
     .post(
@@ -52,6 +56,7 @@ export function openaiRoutes(deps: GenerationDeps) {
       },
       {
         auth: "key",
+        fields: ChatCompletionRequest,
         body: "ChatCompletionRequest",
         // Documents the body as JSON; our own parser (src/http/body.ts) runs first and does the parsing.
         parse: "json",
@@ -62,7 +67,8 @@ export function openaiRoutes(deps: GenerationDeps) {
           description:
             "OpenAI-compatible. With `stream: true` the response is `text/event-stream`: one `data:` event per ChatCompletionChunk, then `data: [DONE]`; " +
             "`X-Cocoon-Client-End` arrives as an SSE comment before [DONE]. The same path accepts a WebSocket upgrade: send request bodies as JSON text, " +
-            "receive ChatCompletionChunk objects and a final `[DONE]` text message per request.",
+            "receive ChatCompletionChunk objects and a final `[DONE]` text message per request. " +
+            "Fields this schema does not define are ignored and named in `X-Cocoon-Ignored-Fields` (a 400 when the server runs with `--strict-fields`).",
         },
       },
     )
@@ -70,7 +76,8 @@ export function openaiRoutes(deps: GenerationDeps) {
       detail: { hide: true },
       ...requestSocket({
         auth: deps.platform,
-        validator: chatValidator,
+        validator: fields.strict ? strictChatValidator : chatValidator,
+        prepare: fields.strict ? undefined : (body) => void stripUnknownFields(ChatCompletionRequest, body),
         notJson: "the message is not valid JSON",
         busy: "a request is still running on this socket; wait for its [DONE]",
         error: (err) => JSON.stringify(err.body()),
@@ -91,10 +98,11 @@ export function openaiRoutes(deps: GenerationDeps) {
       },
       {
         auth: "key",
+        fields: CompletionRequest,
         body: "CompletionRequest",
         parse: "json",
         response: { 200: "Completion", ...errors },
-        detail: { tags: ["OpenAI"], summary: "Create a completion", description: "OpenAI-compatible (legacy) completions; `stream: true` sends `text/event-stream` events." },
+        detail: { tags: ["OpenAI"], summary: "Create a completion", description: "OpenAI-compatible (legacy) completions; `stream: true` sends `text/event-stream` events. Unknown fields: as on chat completions." },
       },
     )
     .post(
@@ -106,6 +114,7 @@ export function openaiRoutes(deps: GenerationDeps) {
       },
       {
         auth: "key",
+        fields: EmbeddingRequest,
         body: "EmbeddingRequest",
         parse: "json",
         response: { 200: "EmbeddingList", ...errors },

@@ -32,7 +32,21 @@ const Sampling = {
   ignore_eos: t.Optional(t.Boolean({ description: "llama.cpp extension: keep generating past end-of-generation tokens." })),
   user: t.Optional(t.String({ maxLength: 256 })),
   stream: t.Optional(Nullable(t.Boolean())),
-  stream_options: t.Optional(Nullable(t.Object({ include_usage: t.Optional(t.Boolean()) }))),
+  stream_options: t.Optional(Nullable(t.Object({ include_usage: t.Optional(t.Boolean()), include_obfuscation: t.Optional(t.Boolean()) }))),
+};
+
+/**
+ * llama-server's own request fields, for clients moving from it. Its samplers we do not have (DRY,
+ * XTC, mirostat, ...) are not declared, so they are reported in X-Cocoon-Ignored-Fields.
+ */
+const LlamaServerFields = {
+  grammar: t.Optional(Nullable(t.String({ maxLength: 1 << 20, description: "llama-server: a GBNF grammar (root rule `root`) the output must match; invalid grammars are a 400." }))),
+  json_schema: t.Optional(Nullable(t.Record(t.String(), t.Unknown(), { description: "llama-server: a JSON schema the output must match, as `response_format` json_schema." }))),
+  n_probs: t.Optional(Nullable(Type.Integer({ minimum: 0, maximum: 20, description: "llama-server: log-probabilities of the chosen and this many most likely tokens (as logprobs / top_logprobs)." }))),
+  repeat_last_n: t.Optional(Nullable(Type.Integer({ minimum: -1, maximum: 1 << 20, description: "llama-server: recent tokens the repetition penalties look at (0 = off, -1 = the whole context). Defaults to 64." }))),
+  cache_prompt: t.Optional(Nullable(t.Boolean({ description: "llama-server: accepted; prompt prefixes are always reused." }))),
+  id_slot: t.Optional(Nullable(Type.Integer({ minimum: -1, description: "llama-server: accepted and ignored; the scheduler picks the slot with the longest cached prefix." }))),
+  samplers: t.Optional(Nullable(t.Union([t.Array(t.String()), t.String()], { description: "llama-server: accepted and ignored; the sampler order is fixed." }))),
 };
 
 export const Usage = t.Object(
@@ -73,7 +87,12 @@ const ChatLogprobs = Nullable(t.Object({ content: Nullable(t.Array(t.Object({ ..
 const ContentPart = t.Union([
   t.Object({ type: t.Literal("text"), text: t.String() }),
   t.Object({ type: t.Literal("image_url"), image_url: t.Object({ url: t.String(), detail: t.Optional(t.String()) }) }),
+  t.Object({ type: t.Literal("refusal"), refusal: t.String() }, { description: "An earlier assistant refusal; read as its text." }),
+  t.Object({ type: t.Literal("input_audio"), input_audio: t.Record(t.String(), t.Unknown()) }, { description: "Refused with a 400: no audio input." }),
+  t.Object({ type: t.Literal("file"), file: t.Record(t.String(), t.Unknown()) }, { description: "Refused with a 400: no file input." }),
 ]);
+
+const FunctionCall = t.Object({ name: t.String(), arguments: t.String() });
 
 const ToolCall = t.Object({
   id: t.String(),
@@ -83,12 +102,17 @@ const ToolCall = t.Object({
 
 export const ChatMessage = t.Object(
   {
-    role: t.Union([t.Literal("system"), t.Literal("developer"), t.Literal("user"), t.Literal("assistant"), t.Literal("tool")]),
+    role: t.Union([t.Literal("system"), t.Literal("developer"), t.Literal("user"), t.Literal("assistant"), t.Literal("tool"), t.Literal("function")], {
+      description: "`function` (legacy) is the result of an assistant `function_call`, read as a tool message.",
+    }),
     content: t.Optional(t.Union([t.String(), t.Array(ContentPart), t.Null()])),
     name: t.Optional(t.String()),
     tool_calls: t.Optional(Nullable(t.Array(ToolCall))),
     tool_call_id: t.Optional(t.String()),
     reasoning_content: t.Optional(Nullable(t.String())),
+    function_call: t.Optional(Nullable(FunctionCall)),
+    refusal: t.Optional(Nullable(t.String())),
+    audio: t.Optional(Nullable(t.Object({ id: t.String() }))),
   },
 );
 
@@ -100,6 +124,16 @@ const Tool = t.Object({
     parameters: t.Optional(t.Record(t.String(), t.Unknown())),
     strict: t.Optional(Nullable(t.Boolean())),
   }),
+});
+
+const FunctionDefinition = t.Object({
+  name: t.String({ pattern: "^[A-Za-z0-9_.-]{1,64}$" }),
+  description: t.Optional(t.String()),
+  parameters: t.Optional(t.Record(t.String(), t.Unknown())),
+});
+
+const ReasoningEffort = t.Union(["none", "minimal", "low", "medium", "high", "xhigh", "max"].map((e) => t.Literal(e)), {
+  description: "none / minimal turn reasoning off, the others on; sets the template's reasoning level where it has one (gpt-oss).",
 });
 
 const ResponseFormat = t.Union([
@@ -136,12 +170,41 @@ export const ChatCompletionRequest = t.Object(
     response_format: t.Optional(ResponseFormat),
     tools: t.Optional(t.Array(Tool, { maxItems: 128 })),
     tool_choice: t.Optional(
-      t.Union([t.Literal("none"), t.Literal("auto"), t.Literal("required"), t.Object({ type: t.Literal("function"), function: t.Object({ name: t.String() }) })]),
+      t.Union([
+        t.Literal("none"),
+        t.Literal("auto"),
+        t.Literal("required"),
+        t.Object({ type: t.Literal("function"), function: t.Object({ name: t.String() }) }),
+        t.Object({
+          type: t.Literal("allowed_tools"),
+          allowed_tools: t.Object({ mode: t.Union([t.Literal("auto"), t.Literal("required")]), tools: t.Array(t.Object({ type: t.Literal("function"), function: t.Object({ name: t.String() }) })) }),
+        }),
+      ]),
     ),
+    functions: t.Optional(t.Array(FunctionDefinition, { maxItems: 128, description: "Legacy: read as `tools`." })),
+    function_call: t.Optional(t.Union([t.Literal("none"), t.Literal("auto"), t.Object({ name: t.String() })], { description: "Legacy: read as `tool_choice`." })),
+    reasoning_effort: t.Optional(Nullable(ReasoningEffort)),
+    // Accepted; they change nothing on this server.
+    store: t.Optional(Nullable(t.Boolean({ description: "Accepted and ignored (see sessions for server-side conversations)." }))),
+    metadata: t.Optional(Nullable(t.Record(t.String({ maxLength: 64 }), t.String({ maxLength: 512 }), { description: "Accepted and ignored." }))),
+    service_tier: t.Optional(Nullable(t.String({ maxLength: 64, description: "Accepted and ignored." }))),
+    prompt_cache_key: t.Optional(Nullable(t.String({ maxLength: 1024, description: "Accepted and ignored: prompt prefixes are always reused." }))),
+    prompt_cache_retention: t.Optional(Nullable(t.String({ maxLength: 64, description: "Accepted and ignored." }))),
+    prompt_cache_options: t.Optional(Nullable(t.Record(t.String(), t.Unknown(), { description: "Accepted and ignored." }))),
+    safety_identifier: t.Optional(Nullable(t.String({ maxLength: 256, description: "Accepted and ignored." }))),
+    verbosity: t.Optional(Nullable(t.Union([t.Literal("low"), t.Literal("medium"), t.Literal("high")], { description: "Accepted and ignored." }))),
+    prediction: t.Optional(Nullable(t.Object({ type: t.Literal("content"), content: t.Union([t.String(), t.Array(ContentPart)]) }, { description: "Accepted and ignored (no speculative decoding)." }))),
+    modalities: t.Optional(Nullable(t.Array(t.Union([t.Literal("text"), t.Literal("audio")]), { description: '["text"] only: "audio" is a 400.' }))),
+    // Asking for what this server cannot do: a 400 naming the field when set.
+    audio: t.Optional(Nullable(t.Record(t.String(), t.Unknown(), { description: "Audio output: not supported (400)." }))),
+    web_search_options: t.Optional(Nullable(t.Record(t.String(), t.Unknown(), { description: "Web search: not supported (400)." }))),
+    moderation: t.Optional(Nullable(t.Record(t.String(), t.Unknown(), { description: "Moderation: not supported (400)." }))),
+    reasoning_format: t.Optional(Nullable(t.Union([t.Literal("none"), t.Literal("auto"), t.Literal("deepseek"), t.Literal("deepseek-legacy")], { description: "llama-server: accepted; reasoning is always returned in `reasoning_content`." }))),
     parallel_tool_calls: t.Optional(t.Boolean()),
     enable_thinking: t.Optional(t.Boolean({ description: "Turns reasoning on or off where the chat template supports it." })),
     chat_template_kwargs: t.Optional(t.Record(t.String(), t.Unknown(), { description: "Extra variables for the chat template (llama.cpp extension)." })),
     ...Sampling,
+    ...LlamaServerFields,
     ...CocoonFields,
   },
   {
@@ -219,6 +282,7 @@ export const CompletionRequest = t.Object(
     best_of: t.Optional(Nullable(Type.Integer({ minimum: 1, maximum: 16 }))),
     logprobs: t.Optional(Nullable(Type.Integer({ minimum: 0, maximum: 20 }))),
     ...Sampling,
+    ...LlamaServerFields,
     ...CocoonFields,
   },
   { examples: [{ model: "tiny-qwen3", prompt: "The meaning of life is", max_tokens: 32 }] },

@@ -75,6 +75,8 @@ describe("OpenAPI document", () => {
       "/chat/completions",
       "/chat/history/{id}/rollback",
       "/completions",
+      "/detokenize",
+      "/tokenize",
       "/v1/chat/completions",
       "/v1/completions",
       "/v1/embeddings",
@@ -92,7 +94,8 @@ describe("OpenAPI document", () => {
         expect(resolve(item.post!.responses?.["400"]?.content?.["application/json"]?.schema)?.properties).toHaveProperty("error");
         continue;
       }
-      expect(Object.keys(schema.properties as object).length).toBeGreaterThan(3);
+      // /detokenize takes only its tokens (and a model).
+      expect(Object.keys(schema.properties as object).length).toBeGreaterThan(path === "/detokenize" ? 1 : 3);
       const examples = [
         ...((schema.examples as unknown[] | undefined) ?? []),
         ...(media!.example !== undefined ? [media!.example] : []),

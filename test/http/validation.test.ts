@@ -36,7 +36,8 @@ describe("validation errors on real routes", () => {
   beforeAll(async () => {
     billed = billedPlatform("validation");
     key = billed.account().key;
-    app = await startInProcessApp({ platform: billed.platform });
+    // Unknown fields are ignored by default; --strict-fields restores OpenAI's rejection, asserted here.
+    app = await startInProcessApp({ platform: billed.platform, strictFields: true });
   });
   afterAll(() => {
     app.close();

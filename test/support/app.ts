@@ -3,6 +3,7 @@
 import { Engine } from "../../src/inference/engine.ts";
 import type { Platform } from "../../src/platform/service.ts";
 import type { TonSetup } from "../../src/ton/open.ts";
+import type { CorsPolicy } from "../../src/http/cors.ts";
 import { createApp, engineMetrics, type App } from "../../src/app.ts";
 import type { Metrics } from "../../src/ops/metrics.ts";
 import { TINY_MODEL } from "./model.ts";
@@ -20,7 +21,9 @@ export interface InProcessApp {
   close(): void;
 }
 
-export async function startInProcessApp(opts: { maxBodyBytes?: number; slots?: number; platform?: Platform; maxQueue?: number; ton?: TonSetup | null } = {}): Promise<InProcessApp> {
+export async function startInProcessApp(
+  opts: { maxBodyBytes?: number; slots?: number; platform?: Platform; maxQueue?: number; ton?: TonSetup | null; strictFields?: boolean; cors?: CorsPolicy } = {},
+): Promise<InProcessApp> {
   const engine = await Engine.start({ models: [{ id: TINY_ID, path: TINY_MODEL }], slots: opts.slots ?? 4, ctxSize: 1024, maxQueue: opts.maxQueue ?? 64 });
   const metrics = engineMetrics(() => engine);
   const logged: string[] = [];
@@ -32,6 +35,8 @@ export async function startInProcessApp(opts: { maxBodyBytes?: number; slots?: n
     ton: opts.ton ?? null,
     version: "0.0.0-test",
     maxBodyBytes: opts.maxBodyBytes,
+    strictFields: opts.strictFields,
+    cors: opts.cors,
     log: (line) => logged.push(line),
   });
   return {

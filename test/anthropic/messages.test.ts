@@ -283,3 +283,33 @@ describe("count_tokens and billing", () => {
     expect(checkInvariants(billed.db)).toEqual([]);
   });
 });
+
+describe("a failure after the stream began", () => {
+  // Last in the file: it crashes the engine's worker (which restarts).
+  test("becomes an Anthropic error event, and the request charges no more than it processed", async () => {
+    const a = billed.account("1");
+    const r = await post("/v1/messages", ask({ max_tokens: 600, stream: true }), { key: a.key });
+    expect(r.status).toBe(200);
+    const reader = r.body!.getReader();
+    const decoder = new TextDecoder();
+    let text = "";
+    while (!text.includes("content_block_delta")) text += decoder.decode((await reader.read()).value);
+    app.engine.crashWorkerForTest();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      text += decoder.decode(value);
+    }
+    const events = parseSse(text);
+    const last = events.at(-1)!;
+    expect(last.event).toBe("error");
+    expect(last.data).toEqual({ type: "error", error: { type: "api_error", message: expect.any(String) } });
+    expect(events.some((e) => e.event === "message_stop")).toBe(false);
+    await Bun.sleep(100);
+    const b = billed.platform.balance(a.id)!;
+    expect(b.reserved).toBe(0n);
+    expect(checkInvariants(billed.db)).toEqual([]);
+    // The restarted worker serves the next request.
+    expect((await post("/v1/messages", ask({ max_tokens: 2 }))).status).toBe(200);
+  });
+});

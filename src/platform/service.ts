@@ -120,6 +120,10 @@ export class Platform {
     p: Principal,
     o: { model: string; endpoint: string; promptTokensUpperBound: number; maxTokens: number; n: number; requestGuid: string | null; generates?: boolean },
   ): { ticket: BillingTicket; maxTokens: number } {
+    // Billing's token counts are exact integers: a limit × choices past 2^53 is refused, never rounded.
+    if (!Number.isSafeInteger(o.maxTokens * o.n) || !Number.isSafeInteger(o.promptTokensUpperBound)) {
+      throw new ApiError("invalid_request", "max_tokens × n is too large: at most 2^53 − 1 tokens in all", "max_tokens");
+    }
     const rates = ratesFor(this.opts.pricing, o.model);
     const requestId = `req_${Date.now().toString(36)}_${(++seq).toString(36)}_${crypto.randomUUID().slice(0, 8)}`;
     const want = maxCostOf(rates, o.promptTokensUpperBound, o.maxTokens * o.n);

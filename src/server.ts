@@ -52,6 +52,8 @@ export async function startServer(config: Config, log: Logger = makeLogger(confi
   const coefficients = new Map(models.map((m) => [m.id, m.coefficient ?? 1000]));
   const services = openServices(config, { forget: (key) => engine?.forgetSession(key), log });
   const { platform, sessions, ton } = services;
+  // Before serving: this server's lease, and the holds of processes that are gone released.
+  platform?.startLease((level, line) => log(level, line));
   const app = createApp({
     get engine(): Engine {
       if (shuttingDown) throw new ApiError("not_ready", "the server is shutting down", null, { "Retry-After": "5" });
@@ -107,6 +109,7 @@ export async function startServer(config: Config, log: Logger = makeLogger(confi
       if (metrics.active > 0) log("warn", `cancelling ${metrics.active} requests still running`);
       engine?.close();
       server.stop(true);
+      platform?.endLease();
       services.close();
       log("info", "stopped");
     },

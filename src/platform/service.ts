@@ -6,7 +6,8 @@ import { timingSafeEqual } from "node:crypto";
 import { ApiError } from "../http/errors.ts";
 import { verifyKey } from "./keys.ts";
 import { RateLimiter, limitsFor, type RateLimits } from "./ratelimit.ts";
-import { balanceOf, releaseOpenReservations, reserve, settle, type UsageStatus } from "./ledger.ts";
+import { balanceOf, reserve, settle, type UsageStatus } from "./ledger.ts";
+import { Lease } from "./leases.ts";
 import { completionBudget, costOf, formatTon, maxCostOf, ratesFor, type PricingConfig } from "./pricing.ts";
 
 export interface Principal {
@@ -56,13 +57,30 @@ let seq = 0;
 export class Platform {
   readonly limiter = new RateLimiter();
 
+  /** This process as the owner of the reservations it makes (see leases.ts). */
+  readonly owner = `proc_${crypto.randomUUID()}`;
+  private lease: Lease | null = null;
+
+  // Opening the platform releases nothing: a CLI command on a live database must leave the server's
+  // holds alone. A server takes a lease (startLease), which releases only the holds of dead owners.
   constructor(
     readonly db: Database,
     readonly opts: PlatformOptions,
-  ) {
-    // Reservations left open by a crash hold money that no request will ever settle.
-    const released = releaseOpenReservations(db);
-    if (released > 0) console.error(`WARN  released ${released} reservations left open by an earlier crash`);
+  ) {}
+
+  /**
+   * For a server: takes this process's lease and keeps it renewed; releases the reservations of
+   * owners that are gone (an earlier crash, a gateway whose lease expired). Returns how many.
+   */
+  startLease(log: (level: "warn" | "error", line: string) => void): number {
+    this.lease ??= new Lease(this.db, this.owner, log);
+    return this.lease.start();
+  }
+
+  /** At a clean stop, before the database closes: releases this server's unsettled holds and ends its lease. */
+  endLease(): void {
+    this.lease?.stop();
+    this.lease = null;
   }
 
   get authEnabled(): boolean {
@@ -127,7 +145,7 @@ export class Platform {
     const rates = ratesFor(this.opts.pricing, o.model);
     const requestId = `req_${Date.now().toString(36)}_${(++seq).toString(36)}_${crypto.randomUUID().slice(0, 8)}`;
     const want = maxCostOf(rates, o.promptTokensUpperBound, o.maxTokens * o.n);
-    const r = reserve(this.db, { requestId, accountId: p.accountId, want, minimumBalance: this.opts.pricing.minimumBalance, maxOverdraft: this.opts.pricing.maxOverdraft });
+    const r = reserve(this.db, { requestId, accountId: p.accountId, want, minimumBalance: this.opts.pricing.minimumBalance, maxOverdraft: this.opts.pricing.maxOverdraft, owner: this.owner });
     if (!r.ok) {
       throw new ApiError(
         "insufficient_balance",

@@ -78,6 +78,13 @@ export async function startServer(config: Config, log: Logger = makeLogger(confi
     maxRequestBodySize: config.maxBodyBytes + 1024 * 1024,
     // Streams can be quiet for long while a prompt is processed.
     idleTimeout: 255,
+    // Never Bun's development error page (it shows paths, source and the URL with any ?api_key=):
+    // whatever escapes the app's own error handling is a plain 500 in OpenAI's shape.
+    development: false,
+    error(err: Error) {
+      log("error", `unhandled: ${err.stack ?? err.message}`);
+      return new ApiError("server_error", "The server had an error while processing your request.").response();
+    },
   });
   const server = app.server!;
   const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${server.port}`;

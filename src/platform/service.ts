@@ -52,6 +52,11 @@ export function costField(cost: Cost): { nanoton: number; ton: string } {
 
 export const MISSING_KEY = "Missing API key: send it as `Authorization: Bearer ck_...`.";
 
+function queryKey(url: string): string {
+  const q = url.indexOf("?");
+  return q === -1 ? "" : (new URLSearchParams(url.slice(q + 1)).get("api_key") ?? "");
+}
+
 let seq = 0;
 
 export class Platform {
@@ -95,7 +100,10 @@ export class Platform {
   /** The caller of an authenticated route, or a 401 in the seed's shape. */
   authenticate(request: Request): Principal {
     const header = request.headers.get("authorization") ?? "";
-    const token = header.startsWith("Bearer ") ? header.slice(7).trim() : (new URL(request.url).searchParams.get("api_key") ?? "");
+    // ?api_key= only on WebSocket upgrades (a browser cannot set headers there): on any other route a
+    // query key would let a cross-site form or <img> spend the key's balance.
+    const upgrade = (request.headers.get("upgrade") ?? "").toLowerCase() === "websocket";
+    const token = header.startsWith("Bearer ") ? header.slice(7).trim() : upgrade ? queryKey(request.url) : "";
     if (!token) throw new ApiError("unauthorized", MISSING_KEY);
     return this.principalOf(token);
   }

@@ -6,6 +6,7 @@ import { resolveModels, DEMO_MODEL, type ModelEntry } from "./config/models.ts";
 import { Engine, type EngineOptions } from "./inference/engine.ts";
 import { createApp, engineMetrics, openServices } from "./app.ts";
 import { ApiError } from "./http/errors.ts";
+import { hostGuard, isLoopback } from "./http/host.ts";
 
 export interface RunningServer {
   url: string;
@@ -23,6 +24,12 @@ export function makeLogger(min: string): Logger {
   return (level, line) => {
     if (LEVELS[level] >= floor) console.error(`${level.toUpperCase().padEnd(5)} ${line}`);
   };
+}
+
+/** The warning for --no-auth on an address beyond loopback, or null on loopback. */
+export function noAuthExposure(host: string): string | null {
+  if (isLoopback(host)) return null;
+  return `--no-auth on ${host || "every address"}, beyond loopback: anyone who can reach it uses the models and reads the sessions, with no key. Listen on 127.0.0.1, or turn keys on.`;
 }
 
 /** Engine settings from the config; models carry their own overrides. */
@@ -71,6 +78,14 @@ export async function startServer(config: Config, log: Logger = makeLogger(confi
     log: (line) => log("error", line),
     access: (line) => log("info", line),
   });
+  if (config.noAuth) {
+    // The address it listens on is a name it answers to, besides loopback and --allowed-hosts.
+    const bound = ["0.0.0.0", "::", "[::]", ""].includes(config.host) ? [] : [config.host.includes(":") && !config.host.startsWith("[") ? `[${config.host}]` : config.host];
+    const guard = hostGuard({ hosts: [...bound, ...config.allowedHosts], origins: config.allowedOrigins });
+    app.onRequest(({ request }) => guard(request));
+    const exposed = noAuthExposure(config.host);
+    if (exposed) log("warn", exposed);
+  }
   app.listen({
     hostname: config.host,
     port: config.port,

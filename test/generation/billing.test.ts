@@ -1,30 +1,21 @@
 // Reservations on the generation path: a missing max_tokens means what the context leaves (reserved
 // and billed, never an error), every prompt form is reserved for in full (the charge never passes
 // the hold), and token limits too large for exact billing are a 400, never a 500.
-import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { checkInvariants } from "../../src/platform/ledger.ts";
-import { startInProcessApp, type InProcessApp } from "../support/app.ts";
-import { billedPlatform } from "../support/billed.ts";
+import { billedApp } from "../support/billed.ts";
 
 setDefaultTimeout(180_000);
 
-const billed = billedPlatform("generation-billing");
-let app: InProcessApp;
+const h = billedApp("generation-billing");
+const billed = h.billed;
 // test/support/app.ts runs the tiny model with a 1024-token context.
 const CTX = 1024;
 // billedPlatform prices: base 20 nanoton × markup 1.5 × prompt 1, completion and reasoning 4, cached 0.1.
 const RATE = { prompt: 30, completion: 120, cached: 3 };
 
-beforeAll(async () => {
-  app = await startInProcessApp({ platform: billed.platform });
-});
-afterAll(() => {
-  app.close();
-  billed.close();
-});
-
 const post = (key: string, path: string, body: unknown) =>
-  app.request(path, {
+  h.app.request(path, {
     method: "POST",
     headers: { "content-type": "application/json", authorization: `Bearer ${key}` },
     body: typeof body === "string" ? body : JSON.stringify(body),

@@ -9,6 +9,7 @@ import { checkDeclaredLength, parseJsonBody } from "./http/body.ts";
 import { anthropicRoutes } from "./anthropic/index.ts";
 import { corsPlugin, type CorsPolicy } from "./http/cors.ts";
 import { ApiError, anthropicErrorShape, shapedErrorResponse, toApiError, type ErrorShapes } from "./http/errors.ts";
+import { hasValidUrl, pathOf } from "./http/request-url.ts";
 import { swaggerRoutes } from "./http/swagger.ts";
 import { validationMessage, validationParam } from "./http/validation.ts";
 import type { Engine } from "./inference/engine.ts";
@@ -141,7 +142,7 @@ export function createApp(deps: AppDeps) {
     recorded.add(request);
     const ms = performance.now() - (started.get(request) ?? performance.now());
     metrics.observeHttp(routeOf(route), request.method, status, ms / 1000);
-    access(`${request.method} ${new URL(request.url).pathname} ${status} ${ms.toFixed(1)}ms`);
+    access(`${request.method} ${pathOf(request)} ${status} ${ms.toFixed(1)}ms`);
   };
   const platform = deps.platform;
   const strict = deps.strictResponses ?? process.env.NODE_ENV === "test";
@@ -151,6 +152,7 @@ export function createApp(deps: AppDeps) {
     .use(corsPlugin(deps.cors ?? { kind: "any" }))
     .onRequest(({ request }) => {
       started.set(request, performance.now());
+      if (!hasValidUrl(request)) throw new ApiError("invalid_request", "The request has no valid Host header.");
       checkDeclaredLength(request, maxBody);
     })
     .onParse(({ request }) => parseJsonBody(request, maxBody))
@@ -163,7 +165,7 @@ export function createApp(deps: AppDeps) {
       else if (code === "VALIDATION" && (error as ValidationFailure).type === "response") {
         // A handler returned a body its declared schema refuses: our bug, never the client's.
         const first = (error as ValidationFailure).all?.[0];
-        log(`error ${request.method} ${new URL(request.url).pathname}: the response does not match its schema at '${first?.path ?? ""}': ${first?.message ?? "invalid"}`);
+        log(`error ${request.method} ${pathOf(request)}: the response does not match its schema at '${first?.path ?? ""}': ${first?.message ?? "invalid"}`);
         if (!strict) {
           const status = handled.get(request) ?? 200;
           // Elysia set 422 for the failed check; the status sent is the one on the context.
@@ -178,10 +180,10 @@ export function createApp(deps: AppDeps) {
         const param = first ? validationParam(first.path) : null;
         api = new ApiError("invalid_request", validationMessage(param, first?.message ?? "invalid", first?.value, first?.schema, first?.type, e.type), param);
       } else if (code === "PARSE") api = new ApiError("invalid_json", "We could not parse the JSON body of your request.");
-      else if (code === "NOT_FOUND") api = new ApiError("not_found", `No route for ${request.method} ${new URL(request.url).pathname}.`);
+      else if (code === "NOT_FOUND") api = new ApiError("not_found", `No route for ${request.method} ${pathOf(request)}.`);
       else {
         api = toApiError(error);
-        if (api.status >= 500) log(`error ${request.method} ${new URL(request.url).pathname}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+        if (api.status >= 500) log(`error ${request.method} ${pathOf(request)}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
       }
       metrics.observeError(api.code, api.status);
       record(request, route, api.status);

@@ -7,6 +7,7 @@ import { CREATE_KEY_FLAGS, CREATE_KEY_HELP, createKeyCommand } from "./cli/creat
 import { LLAMA_CPP_RELEASE } from "./native/release.ts";
 import { LlamaError } from "./native/llama.ts";
 import { EngineError } from "./inference/types.ts";
+import { StoreOpenError, StoreVersionError } from "./store/db.ts";
 
 const USAGE = `cocoon-server ${pkg.version}: a paid, OpenAI-compatible LLM API on llama.cpp
 
@@ -79,7 +80,7 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-/** Runs main and turns expected failures (bad config, bad model) into one line and exit code 2. */
+/** Runs main and turns expected failures into one line: exit code 2 for bad config or model, 1 for the database. */
 export async function run(argv: string[]): Promise<void> {
   try {
     process.exitCode = await main(argv);
@@ -87,6 +88,10 @@ export async function run(argv: string[]): Promise<void> {
     if (err instanceof ConfigError || err instanceof LlamaError || err instanceof EngineError) {
       console.error(`cocoon-server: ${err.message}`);
       process.exitCode = 2;
+    } else if (err instanceof StoreOpenError || err instanceof StoreVersionError) {
+      // The database as found (read-only, newer, not a database): the operator's to fix, in one line.
+      console.error(`cocoon-server: ${err.message}`);
+      process.exitCode = 1;
     } else {
       throw err;
     }

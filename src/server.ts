@@ -7,6 +7,7 @@ import { Engine, type EngineOptions } from "./inference/engine.ts";
 import { createApp, engineMetrics, openServices } from "./app.ts";
 import { parseCorsOrigins } from "./http/cors.ts";
 import { ApiError } from "./http/errors.ts";
+import { hostGuard, isLoopback } from "./http/host.ts";
 
 export interface RunningServer {
   url: string;
@@ -24,6 +25,12 @@ export function makeLogger(min: string): Logger {
   return (level, line) => {
     if (LEVELS[level] >= floor) console.error(`${level.toUpperCase().padEnd(5)} ${line}`);
   };
+}
+
+/** The warning for --no-auth on an address beyond loopback, or null on loopback. */
+export function noAuthExposure(host: string): string | null {
+  if (isLoopback(host)) return null;
+  return `--no-auth on ${host || "every address"}, beyond loopback: anyone who can reach it uses the models and reads the sessions, with no key. Listen on 127.0.0.1, or turn keys on.`;
 }
 
 /** Engine settings from the config; models carry their own overrides. */
@@ -53,6 +60,8 @@ export async function startServer(config: Config, log: Logger = makeLogger(confi
   const coefficients = new Map(models.map((m) => [m.id, m.coefficient ?? 1000]));
   const services = openServices(config, { forget: (key) => engine?.forgetSession(key), log });
   const { platform, sessions, ton } = services;
+  // Before serving: this server's lease, and the holds of processes that are gone released.
+  platform?.startLease((level, line) => log(level, line));
   const app = createApp({
     get engine(): Engine {
       if (shuttingDown) throw new ApiError("not_ready", "the server is shutting down", null, { "Retry-After": "5" });
@@ -72,6 +81,14 @@ export async function startServer(config: Config, log: Logger = makeLogger(confi
     log: (line) => log("error", line),
     access: (line) => log("info", line),
   });
+  if (config.noAuth) {
+    // The address it listens on is a name it answers to, besides loopback and --allowed-hosts.
+    const bound = ["0.0.0.0", "::", "[::]", ""].includes(config.host) ? [] : [config.host.includes(":") && !config.host.startsWith("[") ? `[${config.host}]` : config.host];
+    const guard = hostGuard({ hosts: [...bound, ...config.allowedHosts], origins: config.allowedOrigins });
+    app.onRequest(({ request }) => guard(request));
+    const exposed = noAuthExposure(config.host);
+    if (exposed) log("warn", exposed);
+  }
   app.listen({
     hostname: config.host,
     port: config.port,
@@ -79,6 +96,13 @@ export async function startServer(config: Config, log: Logger = makeLogger(confi
     maxRequestBodySize: config.maxBodyBytes + 1024 * 1024,
     // Streams can be quiet for long while a prompt is processed.
     idleTimeout: 255,
+    // Never Bun's development error page (it shows paths, source and the URL with any ?api_key=):
+    // whatever escapes the app's own error handling is a plain 500 in OpenAI's shape.
+    development: false,
+    error(err: Error) {
+      log("error", `unhandled: ${err.stack ?? err.message}`);
+      return new ApiError("server_error", "The server had an error while processing your request.").response();
+    },
   });
   const server = app.server!;
   const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${server.port}`;
@@ -110,6 +134,7 @@ export async function startServer(config: Config, log: Logger = makeLogger(confi
       if (metrics.active > 0) log("warn", `cancelling ${metrics.active} requests still running`);
       engine?.close();
       server.stop(true);
+      platform?.endLease();
       services.close();
       log("info", "stopped");
     },

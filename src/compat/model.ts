@@ -3,7 +3,7 @@
 // asks for one error shape on every route.
 import { t, type Static } from "elysia";
 import { Type } from "@sinclair/typebox";
-import { CocoonFields } from "../generation/model.ts";
+import { CocoonFields, MAX_TOKENS_LIMIT } from "../generation/model.ts";
 import { SESSION_ID_PATTERN } from "../sessions/service.ts";
 
 const Stop = t.Array(t.String({ minLength: 1 }), { maxItems: 16, description: "Stop sequences; not included in the output. Defaults to []." });
@@ -12,7 +12,7 @@ export const SeedCompletionRequest = t.Object(
   {
     model: t.String({ description: "Model id (see GET /models)." }),
     prompt: t.String({ description: "Input prompt, completed as raw text (no chat template)." }),
-    max_tokens: t.Optional(Type.Integer({ minimum: 1, description: "Defaults to 128." })),
+    max_tokens: t.Optional(Type.Integer({ minimum: 1, maximum: MAX_TOKENS_LIMIT, description: "Defaults to 128." })),
     temperature: t.Optional(t.Number({ minimum: 0, maximum: 2, description: "Defaults to 0.7." })),
     top_p: t.Optional(t.Number({ minimum: 0, maximum: 1, description: "Defaults to 0.95." })),
     stop: t.Optional(Stop),
@@ -42,7 +42,7 @@ export const SeedChatRequest = t.Object(
     "session-id": t.Optional(
       t.String({ pattern: SESSION_ID_PATTERN, description: "Session to continue (created when new). Defaults to a new random id, returned in the X-Session-Id header." }),
     ),
-    "max-token": t.Optional(Type.Integer({ minimum: 1, description: "Defaults to 512, or to what the session's history leaves of the context when that is less." })),
+    "max-token": t.Optional(Type.Integer({ minimum: 1, maximum: MAX_TOKENS_LIMIT, description: "Defaults to 512, or to what the session's history leaves of the context when that is less." })),
     temperature: t.Optional(t.Number({ minimum: 0, maximum: 2, description: "Defaults to 0.7." })),
     "top-p": t.Optional(t.Number({ minimum: 0, maximum: 1, description: "Defaults to 0.95." })),
     "top-k": t.Optional(Type.Integer({ minimum: 0, description: "Defaults to 40 (0 = off)." })),

@@ -42,6 +42,8 @@ export const SETTINGS = {
   shutdownGrace: def({ kind: "int", default: 10, min: 0, max: 3600, description: "Seconds SIGTERM/SIGINT waits for in-flight requests before cancelling them." }),
   db: def({ kind: "string", default: "", description: "SQLite database file (accounts, keys, ledger, usage). Defaults to cocoon.sqlite in the data directory." }),
   noAuth: def({ kind: "bool", default: false, description: "Turn API keys and billing off: a private single-user server." }),
+  allowedHosts: def({ kind: "list", default: [], description: "With --no-auth: host names besides localhost, 127.0.0.1 and [::1] that requests may name in Host (others get 403)." }),
+  allowedOrigins: def({ kind: "list", default: [], description: "With --no-auth: origins (scheme://host[:port]) besides the server's own that may open WebSockets." }),
   adminToken: def({ kind: "string", default: "", description: "Bearer token for admin routes and for POST /v1/keys (empty: admin routes are off)." }),
   signupCredit: def({ kind: "string", default: "0", description: "TON credited to every new account (e.g. 0.1 for a trial; 0 = none)." }),
   priceNanoton: def({ kind: "int", default: 20, min: 0, description: "Base price per token in nanoton, before the per-type multiplier and the markup." }),

@@ -6,17 +6,26 @@ import type { BillingTicket, Cost, Platform, Principal } from "../platform/servi
 
 type Done = Extract<EngineEvent, { type: "done" }>;
 
-/** An upper bound on the prompt's tokens without tokenizing: every token covers at least one byte. */
+/**
+ * An upper bound on the tokens the request will process, without tokenizing: every token covers at
+ * least one byte of text, and a token id is one token. It counts every part the engine feeds: the
+ * prompt (text or ids), a suffix and the fill-in-the-middle markers around it, the chat template's
+ * markers, tools and extra template variables.
+ */
 export function promptTokensUpperBound(request: GenerateRequest, model: ModelInfo): number {
-  let bytes = 0;
-  if (Array.isArray(request.prompt)) bytes = request.prompt.length;
-  else if (typeof request.prompt === "string") bytes = Buffer.byteLength(request.prompt) + Buffer.byteLength(request.suffix ?? "") + 8;
+  let tokens = 0;
+  if (Array.isArray(request.prompt)) tokens += request.prompt.length;
+  else if (typeof request.prompt === "string") tokens += Buffer.byteLength(request.prompt) + 8;
+  // Beside a text or token-id prompt alike: prefix, suffix and middle markers plus the suffix's text.
+  if (request.suffix !== undefined) tokens += Buffer.byteLength(request.suffix) + 8;
   if (request.messages) {
     // The chat template adds role markers around each message and the tools' descriptions.
-    bytes += Buffer.byteLength(JSON.stringify(request.messages)) + 32 * request.messages.length + 64;
-    if (request.tools) bytes += Buffer.byteLength(JSON.stringify(request.tools)) + 256;
+    tokens += Buffer.byteLength(JSON.stringify(request.messages)) + 32 * request.messages.length + 64;
+    if (request.tools) tokens += Buffer.byteLength(JSON.stringify(request.tools)) + 256;
+    if (request.templateVars) tokens += Buffer.byteLength(JSON.stringify(request.templateVars));
   }
-  return Math.min(model.contextWindow, bytes + 16);
+  // A prompt longer than the context is refused before it runs: it never costs more than the context.
+  return Math.min(model.contextWindow, tokens + 16);
 }
 
 export class RequestBilling {
@@ -43,16 +52,26 @@ export class RequestBilling {
     if (!platform || !principal) return null;
     const upper = promptUpperBound ?? promptTokensUpperBound(request, model);
     const generates = endpoint !== "embedding";
+    // No choice can generate more than the context leaves after a one-token prompt, whatever
+    // max_tokens says (a larger one is refused by the engine): the reservation never needs more.
+    const most = Math.max(1, model.contextWindow - 1);
+    // A missing limit means what the context leaves after the prompt (or the API's own default, when
+    // smaller): the engine computes it once the prompt is tokenized, capped by what the hold pays for.
+    const limit = request.maxTokens ?? Math.min(request.defaultMaxTokens ?? most, most);
+    const reserved = Math.min(limit, most);
     const { ticket, maxTokens } = platform.begin(principal, {
       model: model.id,
       endpoint,
       promptTokensUpperBound: upper,
-      maxTokens: generates ? (request.maxTokens ?? Math.max(1, model.contextWindow - 1)) : 0,
+      maxTokens: generates ? reserved : 0,
       n: request.n ?? 1,
       requestGuid: guid,
       generates,
     });
-    if (generates) request.maxTokens = maxTokens;
+    if (generates && maxTokens < reserved) {
+      if (request.maxTokens === undefined) request.defaultMaxTokens = maxTokens;
+      else request.maxTokens = maxTokens;
+    }
     return new RequestBilling(platform, ticket);
   }
 

@@ -3,6 +3,12 @@
 import { t } from "elysia";
 import { Type } from "@sinclair/typebox";
 
+/**
+ * The largest token limit (max_tokens and its aliases) any route accepts: far above every context
+ * window, and small enough that limit × choices stays an exact integer in billing.
+ */
+export const MAX_TOKENS_LIMIT = 2 ** 31 - 1;
+
 export const CocoonFields = {
   max_coefficient: t.Optional(Type.Integer({ minimum: 0, description: "Highest acceptable model price coefficient (0 = no limit); above it: 504." })),
   timeout: t.Optional(t.Number({ exclusiveMinimum: 0, maximum: 86400, description: "Seconds; 504 if nothing was produced by then, else the output so far." })),

@@ -27,12 +27,26 @@ export function checkDeclaredLength(request: Request, maxBody: number): void {
   if (length > maxBody) throw new ApiError("payload_too_large", `The request body is ${length} bytes; the limit is ${maxBody}.`);
 }
 
-/** The onParse hook: the parsed body, or undefined for GET/HEAD and empty bodies (optional bodies). */
+/** application/json or a +json type, parameters (charset) allowed. */
+export function isJsonMediaType(contentType: string | null): boolean {
+  const type = (contentType ?? "").split(";")[0]!.trim().toLowerCase();
+  return type === "application/json" || /^application\/[a-z0-9.+-]+\+json$/.test(type);
+}
+
+/**
+ * The onParse hook: the parsed body, or undefined for GET/HEAD and empty bodies (optional bodies).
+ * A body must be declared JSON: a browser sends text/plain or a form cross-site without asking
+ * (no CORS preflight), so any other type is refused before it can reach a billed route.
+ */
 export async function parseJsonBody(request: Request, maxBody: number): Promise<unknown> {
   if (request.method === "GET" || request.method === "HEAD") return;
   const buf = await request.arrayBuffer();
   if (buf.byteLength === 0) return;
   if (buf.byteLength > maxBody) throw new ApiError("payload_too_large", `The request body is ${buf.byteLength} bytes; the limit is ${maxBody}.`);
+  const type = request.headers.get("content-type");
+  if (!isJsonMediaType(type)) {
+    throw new ApiError("unsupported_media_type", `The request body must be JSON, sent with \`Content-Type: application/json\`${type ? `; got \`${type.slice(0, 100)}\`` : ""}.`);
+  }
   let text: string;
   try {
     text = new TextDecoder("utf-8", { fatal: true }).decode(buf);

@@ -8,6 +8,9 @@
 // are annotations in JSON Schema), unknown keywords. Everything else that constrains values
 // (not, if/then/else, uniqueItems, patternProperties, ...) throws a GrammarError naming the path.
 // Note: a date such as 2023-02-31 passes the date rule (months and days are checked separately).
+// Bounded work: minItems/minLength, tuple lengths and pattern counts above 10000 are refused (a
+// maxItems/maxLength above it leaves the count open), and so is a grammar over 1 MiB or whose
+// repetitions llama.cpp would expand into more than 200000 elements.
 
 /** A schema the converter cannot express; the message starts with the JSON path of the culprit. */
 export class GrammarError extends Error {
@@ -143,6 +146,31 @@ function group(alts: string[]): string {
 
 /** Largest count one GBNF repetition carries here (llama.cpp refuses more than 2000). */
 const REPEAT_CHUNK = 1000;
+
+/** Most repetitions one count asks for (minItems, minLength, a pattern's {n}): llama.cpp expands each one. */
+const MAX_COUNT = 10_000;
+/** Bounds on a whole grammar, so that one request cannot make building or loading it slow or large. */
+const MAX_GRAMMAR_CHARS = 1 << 20;
+const MAX_EXPANDED = 200_000;
+
+/**
+ * How many elements llama.cpp makes of the grammar's repetitions (`x{n}`, `x{n,m}`, `x{n,}`), outside
+ * literals and character classes: every repetition is expanded into that many copies.
+ */
+export function expandedRepetitions(grammar: string): number {
+  let total = 0;
+  for (let i = 0; i < grammar.length; i++) {
+    const c = grammar[i];
+    if (c === '"' || c === "[") {
+      const close = c === '"' ? '"' : "]";
+      for (i++; i < grammar.length && grammar[i] !== close; i++) if (grammar[i] === "\\") i++;
+    } else if (c === "{") {
+      const m = /^\{(\d+)(,(\d*))?\}/.exec(grammar.slice(i, i + 24));
+      if (m) total += m[3] ? Number(m[3]) : Number(m[1]) + (m[2] ? 1 : 0);
+    }
+  }
+  return total;
+}
 
 /** `atom` repeated min..max times (max may be Infinity); atom must be a name, literal, class or flat group. */
 function repeat(atom: string, min: number, max: number): string {
@@ -338,7 +366,7 @@ class RegexParser {
       min = Number(m[1]);
       max = m[2] === undefined ? min : m[3] ? Number(m[3]) : Infinity;
       if (min > max) this.fail(`quantifier {${min},${max}} out of order in pattern`);
-      if (min > 10_000 || (max !== Infinity && max > 10_000)) this.fail("pattern repetition counts above 10000 are not supported");
+      if (min > MAX_COUNT || (max !== Infinity && max > MAX_COUNT)) this.fail(`pattern repetition counts above ${MAX_COUNT} are not supported`);
     }
     if (this.peek() === "?") this.i++; // lazy: the same set of strings
     if (this.peek() === "*" || this.peek() === "+" || this.peek() === "?" || (this.peek() === "{" && this.quantifierAhead())) {
@@ -741,6 +769,9 @@ class Converter {
     const v = schema[key];
     if (v === undefined) return undefined;
     if (typeof v !== "number" || !Number.isInteger(v) || v < 0) this.fail(`${path}.${key}`, "must be a non-negative integer");
+    if (v > MAX_COUNT && (key === "minLength" || key === "minItems")) this.fail(`${path}.${key}`, `${key} above ${MAX_COUNT} is not supported`);
+    // A maximum that large only bounds what the token limit bounds anyway: the grammar leaves it open.
+    if (v > MAX_COUNT && (key === "maxLength" || key === "maxItems")) return undefined;
     return v;
   }
 
@@ -895,6 +926,7 @@ class Converter {
       }
       if (schema.items !== undefined) rest = schema.items;
     }
+    if (prefix.length > MAX_COUNT) this.fail(`${path}.${prefixKey}`, `more than ${MAX_COUNT} tuple items are not supported`);
     const min = this.count(schema, "minItems", path) ?? 0;
     let max = this.count(schema, "maxItems", path) ?? Infinity;
     if (rest === false) max = Math.min(max, prefix.length);
@@ -1086,7 +1118,18 @@ class Converter {
 
 /** Converts a JSON Schema to a GBNF grammar whose start rule is `root`; throws GrammarError for what it cannot express. */
 export function jsonSchemaToGrammar(schema: unknown, options: GrammarOptions = {}): string {
-  return new Converter(schema, options.strict ?? false).convert();
+  let grammar: string;
+  try {
+    grammar = new Converter(schema, options.strict ?? false).convert();
+  } catch (err) {
+    // Deep recursion (long $ref chains, nested combinators) ends here rather than as a crash.
+    if (err instanceof RangeError) throw new GrammarError("$: the schema is nested too deeply to convert");
+    throw err;
+  }
+  if (grammar.length > MAX_GRAMMAR_CHARS) throw new GrammarError(`$: the schema's grammar would be ${grammar.length} characters; at most ${MAX_GRAMMAR_CHARS} are supported`);
+  const expanded = expandedRepetitions(grammar);
+  if (expanded > MAX_EXPANDED) throw new GrammarError(`$: the schema's counts (minItems, minLength, patterns) add up to ${expanded} repeated elements; at most ${MAX_EXPANDED} are supported`);
+  return grammar;
 }
 
 function objectGrammar(): string {

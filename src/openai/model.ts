@@ -2,7 +2,7 @@
 // generate the OpenAPI document. Field names and shapes follow OpenAI's wire format exactly.
 import { t, type Static } from "elysia";
 import { Type } from "@sinclair/typebox";
-import { CocoonFields } from "../generation/model.ts";
+import { CocoonFields, MAX_TOKENS_LIMIT } from "../generation/model.ts";
 
 const Nullable = <T extends Parameters<typeof t.Union>[0][number]>(s: T) => t.Union([s, t.Null()]);
 
@@ -163,8 +163,8 @@ export const ChatCompletionRequest = t.Object(
           "A cancelled or failed turn stores nothing. The response carries `X-Cocoon-Session-Id`. Not combinable with `n` > 1 or `tools`.",
       }),
     ),
-    max_tokens: t.Optional(Nullable(Type.Integer({ minimum: 1 }))),
-    max_completion_tokens: t.Optional(Nullable(Type.Integer({ minimum: 1 }))),
+    max_tokens: t.Optional(Nullable(Type.Integer({ minimum: 1, maximum: MAX_TOKENS_LIMIT }))),
+    max_completion_tokens: t.Optional(Nullable(Type.Integer({ minimum: 1, maximum: MAX_TOKENS_LIMIT }))),
     logprobs: t.Optional(Nullable(t.Boolean())),
     top_logprobs: t.Optional(Nullable(Type.Integer({ minimum: 0, maximum: 20 }))),
     response_format: t.Optional(ResponseFormat),
@@ -277,7 +277,7 @@ export const CompletionRequest = t.Object(
       description: "Text, several texts, token ids, or several token-id lists.",
     }),
     suffix: t.Optional(Nullable(t.String())),
-    max_tokens: t.Optional(Nullable(Type.Integer({ minimum: 1 }))),
+    max_tokens: t.Optional(Nullable(Type.Integer({ minimum: 1, maximum: MAX_TOKENS_LIMIT }))),
     echo: t.Optional(Nullable(t.Boolean())),
     best_of: t.Optional(Nullable(Type.Integer({ minimum: 1, maximum: 16 }))),
     logprobs: t.Optional(Nullable(Type.Integer({ minimum: 0, maximum: 20 }))),

@@ -84,6 +84,8 @@ export interface ReserveRequest {
   want: bigint;
   minimumBalance: bigint;
   maxOverdraft: bigint;
+  /** The process holding it (see leases.ts): only it, or a process proving it dead, may release it. Defaults to none. */
+  owner?: string | null;
 }
 
 /**
@@ -107,7 +109,7 @@ export function reserve(db: Database, req: ReserveRequest): ReserveResult {
     const room = balance + req.maxOverdraft - acc.reserved_nanoton;
     const amount = req.want < room ? req.want : room;
     if (amount <= 0n) return { ok: false, reason: "insufficient_balance", balance };
-    db.query("INSERT INTO reservations (id, account_id, amount_nanoton, created_at) VALUES (?, ?, ?, ?)").run(req.requestId, req.accountId, amount, now);
+    db.query("INSERT INTO reservations (id, account_id, amount_nanoton, created_at, owner) VALUES (?, ?, ?, ?, ?)").run(req.requestId, req.accountId, amount, now, req.owner ?? null);
     insertLedger(db, req.accountId, "reservation", amount, req.requestId, null, now);
     db.query("UPDATE accounts SET reserved_nanoton = reserved_nanoton + ? WHERE id = ?").run(amount, req.accountId);
     return { ok: true, amount };
@@ -172,18 +174,21 @@ export function settle(db: Database, req: SettleRequest): SettleResult {
 }
 
 /**
- * At start-up, before serving: releases every reservation left open by a process that died mid-request,
- * with no charge (the tokens of an interrupted request are not billed). Only the process that owns the
- * database may call it: it would also release the holds of a live server. Returns how many it released.
+ * Releases open reservations without charge (the tokens of an interrupted request are not billed):
+ * every one, or those of the given owners (`null` in the list: reservations without an owner).
+ * Returns how many it released. Only an owner, or a process that proved the owners dead
+ * (leases.ts), may call it: it would also release the holds of a live server.
  */
-export function releaseOpenReservations(db: Database): number {
+export function releaseOpenReservations(db: Database, owners?: readonly (string | null)[], note = "released at start-up"): number {
   const now = Date.now();
   return inTransaction(db, () => {
-    const open = db.query<{ id: string; account_id: bigint; amount_nanoton: bigint }, []>("SELECT id, account_id, amount_nanoton FROM reservations WHERE closed_at IS NULL").all();
+    type Open = { id: string; account_id: bigint; amount_nanoton: bigint; owner: string | null };
+    const all = db.query<Open, []>("SELECT id, account_id, amount_nanoton, owner FROM reservations WHERE closed_at IS NULL").all();
+    const open = owners ? all.filter((r) => owners.includes(r.owner)) : all;
     for (const r of open) {
       const accountId = Number(r.account_id);
       db.query("UPDATE reservations SET closed_at = ? WHERE id = ?").run(now, r.id);
-      insertLedger(db, accountId, "release", -r.amount_nanoton, r.id, "released at start-up", now);
+      insertLedger(db, accountId, "release", -r.amount_nanoton, r.id, note, now);
       db.query("UPDATE accounts SET reserved_nanoton = reserved_nanoton - ? WHERE id = ?").run(r.amount_nanoton, accountId);
     }
     return open.length;

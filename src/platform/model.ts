@@ -193,7 +193,8 @@ export const AdminAccountList = t.Object({ object: t.Literal("list"), data: t.Ar
 
 export const AdminAccountsQuery = t.Object({
   limit: t.Optional(t.Integer({ minimum: 1, maximum: 1000, description: "Defaults to 100." })),
-  offset: t.Optional(t.Integer({ minimum: 0, description: "Defaults to 0." })),
+  // Bounded: past 2^63 a number no longer binds as an SQL integer (a 500); no table gets that long.
+  offset: t.Optional(t.Integer({ minimum: 0, maximum: 2 ** 31 - 1, description: "Defaults to 0." })),
 });
 
 export const CreditRequest = t.Object(

@@ -6,7 +6,8 @@ import { timingSafeEqual } from "node:crypto";
 import { ApiError } from "../http/errors.ts";
 import { verifyKey } from "./keys.ts";
 import { RateLimiter, limitsFor, type RateLimits } from "./ratelimit.ts";
-import { balanceOf, releaseOpenReservations, reserve, settle, type UsageStatus } from "./ledger.ts";
+import { balanceOf, reserve, settle, type UsageStatus } from "./ledger.ts";
+import { Lease } from "./leases.ts";
 import { completionBudget, costOf, formatTon, maxCostOf, ratesFor, type PricingConfig } from "./pricing.ts";
 
 export interface Principal {
@@ -51,18 +52,40 @@ export function costField(cost: Cost): { nanoton: number; ton: string } {
 
 export const MISSING_KEY = "Missing API key: send it as `Authorization: Bearer ck_...`.";
 
+function queryKey(url: string): string {
+  const q = url.indexOf("?");
+  return q === -1 ? "" : (new URLSearchParams(url.slice(q + 1)).get("api_key") ?? "");
+}
+
 let seq = 0;
 
 export class Platform {
   readonly limiter = new RateLimiter();
 
+  /** This process as the owner of the reservations it makes (see leases.ts). */
+  readonly owner = `proc_${crypto.randomUUID()}`;
+  private lease: Lease | null = null;
+
+  // Opening the platform releases nothing: a CLI command on a live database must leave the server's
+  // holds alone. A server takes a lease (startLease), which releases only the holds of dead owners.
   constructor(
     readonly db: Database,
     readonly opts: PlatformOptions,
-  ) {
-    // Reservations left open by a crash hold money that no request will ever settle.
-    const released = releaseOpenReservations(db);
-    if (released > 0) console.error(`WARN  released ${released} reservations left open by an earlier crash`);
+  ) {}
+
+  /**
+   * For a server: takes this process's lease and keeps it renewed; releases the reservations of
+   * owners that are gone (an earlier crash, a gateway whose lease expired). Returns how many.
+   */
+  startLease(log: (level: "warn" | "error", line: string) => void): number {
+    this.lease ??= new Lease(this.db, this.owner, log);
+    return this.lease.start();
+  }
+
+  /** At a clean stop, before the database closes: releases this server's unsettled holds and ends its lease. */
+  endLease(): void {
+    this.lease?.stop();
+    this.lease = null;
   }
 
   get authEnabled(): boolean {
@@ -77,8 +100,11 @@ export class Platform {
   /** The caller of an authenticated route, or a 401 in the seed's shape. */
   authenticate(request: Request): Principal {
     const header = request.headers.get("authorization") ?? "";
-    // x-api-key: how Anthropic's clients send it.
-    const token = header.startsWith("Bearer ") ? header.slice(7).trim() : (request.headers.get("x-api-key")?.trim() || (new URL(request.url).searchParams.get("api_key") ?? ""));
+    // x-api-key: how Anthropic's clients send it. ?api_key= only on WebSocket upgrades (a browser
+    // cannot set headers there): on any other route a query key would let a cross-site form or <img>
+    // spend the key's balance.
+    const upgrade = (request.headers.get("upgrade") ?? "").toLowerCase() === "websocket";
+    const token = header.startsWith("Bearer ") ? header.slice(7).trim() : request.headers.get("x-api-key")?.trim() || (upgrade ? queryKey(request.url) : "");
     if (!token) throw new ApiError("unauthorized", MISSING_KEY);
     return this.principalOf(token);
   }
@@ -121,10 +147,14 @@ export class Platform {
     p: Principal,
     o: { model: string; endpoint: string; promptTokensUpperBound: number; maxTokens: number; n: number; requestGuid: string | null; generates?: boolean },
   ): { ticket: BillingTicket; maxTokens: number } {
+    // Billing's token counts are exact integers: a limit × choices past 2^53 is refused, never rounded.
+    if (!Number.isSafeInteger(o.maxTokens * o.n) || !Number.isSafeInteger(o.promptTokensUpperBound)) {
+      throw new ApiError("invalid_request", "max_tokens × n is too large: at most 2^53 − 1 tokens in all", "max_tokens");
+    }
     const rates = ratesFor(this.opts.pricing, o.model);
     const requestId = `req_${Date.now().toString(36)}_${(++seq).toString(36)}_${crypto.randomUUID().slice(0, 8)}`;
     const want = maxCostOf(rates, o.promptTokensUpperBound, o.maxTokens * o.n);
-    const r = reserve(this.db, { requestId, accountId: p.accountId, want, minimumBalance: this.opts.pricing.minimumBalance, maxOverdraft: this.opts.pricing.maxOverdraft });
+    const r = reserve(this.db, { requestId, accountId: p.accountId, want, minimumBalance: this.opts.pricing.minimumBalance, maxOverdraft: this.opts.pricing.maxOverdraft, owner: this.owner });
     if (!r.ok) {
       throw new ApiError(
         "insufficient_balance",

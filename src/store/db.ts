@@ -7,6 +7,24 @@ export class StoreVersionError extends Error {
   override name = "StoreVersionError";
 }
 
+/** The database cannot be opened or brought up to date (read-only, missing directory, not a database). */
+export class StoreOpenError extends Error {
+  override name = "StoreOpenError";
+}
+
+const OPERATOR_CODES = new Set(["SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_NOTADB", "SQLITE_FULL", "SQLITE_PERM", "SQLITE_IOERR", "SQLITE_BUSY", "SQLITE_CORRUPT"]);
+
+function openFailure(path: string, err: unknown): StoreOpenError {
+  const code = (err as { code?: string }).code ?? "";
+  const why =
+    code === "SQLITE_READONLY" ? "it is read-only (check the permissions of the file and its directory, and that the disk is writable)"
+    : code === "SQLITE_CANTOPEN" ? "it cannot be opened or created (check that its directory exists and is writable)"
+    : code === "SQLITE_NOTADB" ? "the file is not a SQLite database"
+    : code === "SQLITE_FULL" ? "the disk is full"
+    : (err as Error).message;
+  return new StoreOpenError(`cannot open the database ${path}: ${why}`);
+}
+
 /** Options for {@link openStore}. */
 export interface OpenStoreOptions {
   /** The migrations to apply, in order. Defaults to the schema of this build (`MIGRATIONS`). */
@@ -17,10 +35,16 @@ export interface OpenStoreOptions {
  * Opens (creating if needed) the database at `path` (":memory:" for a private in-memory one) and
  * applies pending migrations. Every INTEGER reads back as a bigint (`safeIntegers`) so money never
  * passes through a float; callers convert ids, counts and timestamps with Number() themselves.
- * Throws StoreVersionError when the file was written by a newer build.
+ * Throws StoreVersionError when the file was written by a newer build, StoreOpenError when it cannot
+ * be opened or written (read-only, no such directory, not a database).
  */
 export function openStore(path: string, options: OpenStoreOptions = {}): Database {
-  const db = new Database(path, { create: true, strict: true, safeIntegers: true });
+  let db: Database;
+  try {
+    db = new Database(path, { create: true, strict: true, safeIntegers: true });
+  } catch (err) {
+    throw openFailure(path, err);
+  }
   try {
     // busy_timeout first: the other pragmas and the migrations may wait for another connection.
     db.exec("PRAGMA busy_timeout = 5000");
@@ -29,9 +53,15 @@ export function openStore(path: string, options: OpenStoreOptions = {}): Databas
     // NORMAL in WAL mode: a power loss may drop the last commits but never corrupts the file.
     db.exec("PRAGMA synchronous = NORMAL");
     migrate(db, options.migrations ?? MIGRATIONS);
+    // Fail now, in one line, rather than at the first write (a lease, a request): rewriting the
+    // header's user_version is a write that changes nothing, refused on a read-only file or disk.
+    const { user_version } = db.query<{ user_version: number | bigint }, []>("PRAGMA user_version").get()!;
+    db.exec(`PRAGMA user_version = ${Number(user_version)}`);
     return db;
   } catch (err) {
     db.close();
+    // The file's state is the operator's to fix; anything else (a failing migration) is a bug and keeps its stack.
+    if (OPERATOR_CODES.has((err as { code?: string }).code ?? "")) throw openFailure(path, err);
     throw err;
   }
 }

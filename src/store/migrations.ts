@@ -201,9 +201,30 @@ CREATE TABLE ton_backfill_txs (
 CREATE UNIQUE INDEX ton_backfill_txs_by_lt ON ton_backfill_txs(wallet, lt);
 `;
 
+// Who holds each reservation: the process (server or gateway) whose requests it pays for, and that
+// process's lease, renewed while it runs. An open reservation is released by its owner, or by another
+// process once the owner's lease expired or the owner is proven dead (its pid gone on the same
+// machine, or the machine rebooted); never by a CLI command. NULL owner: written by a build before this.
+const reservationOwners = `
+ALTER TABLE reservations ADD COLUMN owner TEXT;
+CREATE INDEX reservations_open_by_owner ON reservations(owner) WHERE closed_at IS NULL;
+
+CREATE TABLE leases (
+  owner        TEXT PRIMARY KEY,
+  machine      TEXT NOT NULL,          -- host name and pid namespace: where pid means something
+  boot         TEXT NOT NULL,          -- the machine's boot id ('' when unknown)
+  pid          INTEGER NOT NULL,
+  started_at   INTEGER NOT NULL,
+  heartbeat_at INTEGER NOT NULL,
+  expires_at   INTEGER NOT NULL
+);
+`;
+
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: "platform: accounts, keys, ledger, reservations, usage", sql: initial },
   { version: 2, name: "ton: deposits and the watcher's cursor", sql: tonDeposits },
   { version: 3, name: "sessions: chat sessions and their messages", sql: sessions },
   { version: 4, name: "ton: the watcher's staged catch-up run", sql: tonBackfill },
+  // Versions may skip: each is applied when missing (see store/db.ts), and branches number apart.
+  { version: 6, name: "platform: reservation owners and their leases", sql: reservationOwners },
 ];

@@ -1,7 +1,7 @@
 // JSON Schema -> GBNF: grammars checked by llama.cpp's own parser and sampler on the tiny random model.
 import { afterAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { LlamaBatch, LlamaError, type LlamaSampler, type SamplerStep } from "../../src/native/llama.ts";
-import { GrammarError, JSON_OBJECT_GRAMMAR, jsonSchemaToGrammar } from "../../src/inference/grammar.ts";
+import { GrammarError, JSON_OBJECT_GRAMMAR, expandedRepetitions, jsonSchemaToGrammar } from "../../src/inference/grammar.ts";
 import { loadTinyModel } from "../support/model.ts";
 
 // Runs the real model: slower than bun's 5 s default on a busy 2-core machine.
@@ -563,6 +563,71 @@ const GENERATION_CASES: GenerationCase[] = [
     check: (values) => expect(values.some((v) => v.next !== undefined)).toBe(true), // the recursion was taken
   },
 ];
+
+describe("bounded work per schema", () => {
+  /** The GrammarError a schema gets, and how long converting it took. */
+  const refusal = (schema: unknown): { error: unknown; ms: number } => {
+    const t0 = performance.now();
+    let error: unknown = null;
+    try {
+      jsonSchemaToGrammar(schema);
+    } catch (err) {
+      error = err;
+    }
+    return { error, ms: performance.now() - t0 };
+  };
+
+  test("huge minItems and minLength are refused at once with a GrammarError naming them, not a stack overflow", () => {
+    const cases: [unknown, string][] = [
+      [{ type: "array", minItems: 100_000_000 }, "$.minItems: minItems above 10000 is not supported"],
+      [{ type: "array", items: { type: "integer" }, minItems: 20_000_000 }, "$.minItems: minItems above 10000 is not supported"],
+      [{ type: "object", properties: { s: { type: "string", minLength: 1e15 } } }, "$.properties.s.minLength: minLength above 10000 is not supported"],
+      [{ type: "array", prefixItems: Array.from({ length: 20_000 }, () => ({ type: "integer" })) }, "$.prefixItems: more than 10000 tuple items are not supported"],
+      [{ type: "string", pattern: "^a{20000}$" }, "$.pattern: pattern repetition counts above 10000 are not supported"],
+    ];
+    for (const [schema, message] of cases) {
+      const { error, ms } = refusal(schema);
+      expect(error).toBeInstanceOf(GrammarError);
+      expect((error as GrammarError).message).toBe(message);
+      expect(ms).toBeLessThan(1000);
+    }
+  });
+
+  test("counts that add up past the budget, a grammar too long and a $ref chain too deep are refused too", () => {
+    const many = { type: "object", properties: Object.fromEntries(Array.from({ length: 30 }, (_, i) => [`p${i}`, { type: "string", minLength: 10_000 - i }])), required: [] };
+    const long = { enum: Array.from({ length: 40_000 }, (_, i) => `value number ${i} of a very long enumeration`) };
+    const defs: Record<string, unknown> = {};
+    for (let i = 0; i < 50_000; i++) defs[`d${i}`] = { type: "array", items: { $ref: `#/$defs/d${i + 1}` } };
+    defs.d50000 = { type: "integer" };
+    const chain = { $defs: defs, $ref: "#/$defs/d0" };
+    for (const [schema, pattern] of [
+      [many, /^\$: the schema's counts .* add up to 2\d{5} repeated elements; at most 200000 are supported$/],
+      [long, /^\$: the schema's grammar would be \d+ characters; at most 1048576 are supported$/],
+      [chain, /^\$: the schema is nested too deeply to convert$|at most 1048576 are supported$/],
+    ] as const) {
+      const { error, ms } = refusal(schema);
+      expect(error).toBeInstanceOf(GrammarError);
+      expect((error as GrammarError).message).toMatch(pattern);
+      expect(ms).toBeLessThan(5000);
+    }
+  });
+
+  test("a maximum above the bound leaves the count open; counts at the bound still work in llama.cpp", () => {
+    const open = jsonSchemaToGrammar({ type: "array", items: { type: "integer" }, maxItems: 1e12 });
+    expect(open).toBe(jsonSchemaToGrammar({ type: "array", items: { type: "integer" } }));
+    expect(jsonSchemaToGrammar({ type: "string", maxLength: 1e9 })).toBe(jsonSchemaToGrammar({ type: "string" }));
+    const atBound = jsonSchemaToGrammar({ type: "array", items: { const: 1 }, minItems: 10_000 });
+    expect(expandedRepetitions(atBound)).toBeLessThanOrEqual(200_000);
+    // llama.cpp parses and expands it (a sampler is made) in bounded time.
+    const t0 = performance.now();
+    grammarSampler(atBound).dispose();
+    expect(performance.now() - t0).toBeLessThan(10_000);
+  }, SAMPLING_TIMEOUT);
+
+  test("expandedRepetitions counts repetitions outside literals and classes", () => {
+    expect(expandedRepetitions('root ::= x{3} y{2,5} z{4,} "a{99}" [{}]{2}')).toBe(3 + 5 + 5 + 2);
+  });
+});
 
 describe("constrained generation on the tiny random model", () => {
   for (const c of GENERATION_CASES) {

@@ -1,10 +1,12 @@
-// The store: connection settings, versioned migrations, and the append-only ledger enforced by SQLite.
+// The store: connection settings, versioned migrations, the append-only ledger enforced by SQLite, and
+// one clear line (exit code 1) for a database the server cannot write.
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { inTransaction, openStore, schemaVersion, StoreVersionError } from "../../src/store/db.ts";
+import { dirname, join } from "node:path";
+import { inTransaction, openStore, schemaVersion, StoreOpenError, StoreVersionError } from "../../src/store/db.ts";
 import { MIGRATIONS } from "../../src/store/migrations.ts";
+import { ROOT } from "../support/model.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "cocoon-db-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -25,7 +27,7 @@ describe("openStore", () => {
   test("an in-memory database gets every table of the schema", () => {
     const db = openStore(":memory:");
     const tables = db.query<{ name: string }, []>("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all().map((r) => r.name);
-    expect(tables).toEqual(["accounts", "api_keys", "chat_messages", "chat_sessions", "ledger", "reservations", "schema_migrations", "ton_backfill", "ton_backfill_txs", "ton_cursor", "ton_deposits", "usage"]);
+    expect(tables).toEqual(["accounts", "api_keys", "chat_messages", "chat_sessions", "leases", "ledger", "reservations", "schema_migrations", "ton_backfill", "ton_backfill_txs", "ton_cursor", "ton_deposits", "usage"]);
     expect(schemaVersion(db)).toBe(latest);
   });
 
@@ -126,4 +128,33 @@ describe("ledger table", () => {
     ).toThrow("boom");
     expect(db.query("SELECT id FROM accounts WHERE id = 2").get()).toBeNull();
   });
+});
+
+describe("a database the server cannot write", () => {
+  /** A database file nobody may write, root included (chattr +i); null where the file system cannot do that. */
+  function readOnlyDatabase(): { path: string; undo(): void } | null {
+    const path = freshPath();
+    openStore(path).close();
+    chmodSync(path, 0o444);
+    if (process.getuid?.() === 0 && Bun.spawnSync(["chattr", "+i", path], { stderr: "ignore" }).exitCode !== 0) return null;
+    return { path, undo: () => void Bun.spawnSync(["chattr", "-i", path], { stderr: "ignore" }) };
+  }
+
+  test("opening it fails with one clear StoreOpenError, and the server exits 1 with one line, no stack", () => {
+    const ro = readOnlyDatabase();
+    if (!ro) return console.warn("skipped: cannot make a file read-only for this user here");
+    try {
+      expect(() => openStore(ro.path)).toThrow(StoreOpenError);
+      expect(() => openStore(ro.path)).toThrow(`cannot open the database ${ro.path}: it is read-only`);
+      for (const args of [["--db", ro.path, "--port", "0"], ["create-key", "--db", ro.path]]) {
+        const r = Bun.spawnSync([process.execPath, join(ROOT, "src/main.ts"), ...args, "--ton-usd-rate-url", "off", "--data-dir", dirname(ro.path)], { stdout: "pipe", stderr: "pipe" });
+        const err = r.stderr.toString();
+        expect(r.exitCode).toBe(1);
+        expect(err).toContain(`cocoon-server: cannot open the database ${ro.path}: it is read-only`);
+        expect(err).not.toMatch(/^\s+at |SQLiteError|\^/m);
+      }
+    } finally {
+      ro.undo();
+    }
+  }, 60_000);
 });

@@ -4,12 +4,14 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Database } from "bun:sqlite";
+import { afterAll, beforeAll } from "bun:test";
 import { openStore } from "../../src/store/db.ts";
 import { Platform } from "../../src/platform/service.ts";
 import { createAccount } from "../../src/platform/accounts.ts";
 import { createKey } from "../../src/platform/keys.ts";
 import { credit } from "../../src/platform/ledger.ts";
 import { parseTon, pricingConfig } from "../../src/platform/pricing.ts";
+import { startInProcessApp, type InProcessApp } from "./app.ts";
 
 export interface BilledPlatform {
   db: Database;
@@ -36,6 +38,29 @@ export function billedPlatform(name: string): BilledPlatform {
     close() {
       db.close();
       rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * For a test file: a billed platform and an in-process app on it, started before the file's tests
+ * and closed (store removed) after them. `app` is set once the tests run.
+ */
+export function billedApp(name: string): { billed: BilledPlatform; readonly app: InProcessApp } {
+  const billed = billedPlatform(name);
+  let app: InProcessApp | null = null;
+  beforeAll(async () => {
+    app = await startInProcessApp({ platform: billed.platform });
+  });
+  afterAll(() => {
+    app?.close();
+    billed.close();
+  });
+  return {
+    billed,
+    get app() {
+      if (!app) throw new Error("the app starts in beforeAll");
+      return app;
     },
   };
 }

@@ -1,0 +1,142 @@
+// Who may release a reservation: each billing process (a server, a gateway) holds a lease it renews
+// while it runs, and its reservations name it. Holds of an owner whose lease expired, or who is proven
+// dead (its pid gone on this machine, or the machine rebooted), are released; nobody else's ever.
+import type { Database } from "bun:sqlite";
+import { readFileSync, readlinkSync } from "node:fs";
+import { hostname } from "node:os";
+import { inTransaction } from "../store/db.ts";
+import { releaseOpenReservations } from "./ledger.ts";
+
+/** Where this process runs: a pid is only meaningful on the same machine and pid namespace. */
+export interface Whereabouts {
+  machine: string;
+  /** The machine's boot id; '' when unknown. */
+  boot: string;
+  pid: number;
+}
+
+function read(fn: () => string): string {
+  try {
+    return fn().trim();
+  } catch {
+    return "";
+  }
+}
+
+/** This process's whereabouts (Linux adds the boot id and the pid namespace; elsewhere the host name). */
+export function here(): Whereabouts {
+  const ns = read(() => readlinkSync("/proc/self/ns/pid"));
+  return { machine: ns ? `${hostname()} ${ns}` : hostname(), boot: read(() => readFileSync("/proc/sys/kernel/random/boot_id", "utf8")), pid: process.pid };
+}
+
+/** Whether a process with this pid exists here (EPERM: it exists, as another user). */
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+interface LeaseRow {
+  owner: string;
+  machine: string;
+  boot: string;
+  pid: bigint;
+  expires_at: bigint;
+}
+
+/** Takes or renews the lease of `owner` until now + ttlMs. Returns false when it had lapsed (or was never taken). */
+export function renewLease(db: Database, owner: string, at: Whereabouts, ttlMs: number, now = Date.now()): boolean {
+  return inTransaction(db, () => {
+    const r = db.query("UPDATE leases SET heartbeat_at = ?, expires_at = ? WHERE owner = ?").run(now, now + ttlMs, owner);
+    if (r.changes > 0) return true;
+    db.query("INSERT INTO leases (owner, machine, boot, pid, started_at, heartbeat_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)").run(
+      owner, at.machine, at.boot, at.pid, now, now, now + ttlMs,
+    );
+    return false;
+  });
+}
+
+/** Ends a lease (a clean stop, after its owner released what it still held). */
+export function dropLease(db: Database, owner: string): void {
+  db.query("DELETE FROM leases WHERE owner = ?").run(owner);
+}
+
+/**
+ * Releases the open reservations of every owner but `self` that is gone: no lease (or no owner at
+ * all: written before owners existed), a lease expired at `now`, or a lease on this machine whose
+ * process is dead or from an earlier boot. Their leases are dropped. Returns how many it released.
+ */
+export function releaseOrphaned(db: Database, self: string, at: Whereabouts, now = Date.now(), alive: (pid: number) => boolean = pidAlive): number {
+  return inTransaction(db, () => {
+    const owners = db.query<{ owner: string | null }, [string]>("SELECT DISTINCT owner FROM reservations WHERE closed_at IS NULL AND (owner IS NULL OR owner <> ?)").all(self);
+    const lease = db.query<LeaseRow, [string]>("SELECT owner, machine, boot, pid, expires_at FROM leases WHERE owner = ?");
+    const gone = owners
+      .map((o) => o.owner)
+      .filter((owner) => {
+        if (owner === null) return true;
+        const l = lease.get(owner);
+        if (!l || Number(l.expires_at) <= now) return true;
+        if (l.machine !== at.machine) return false;
+        return (l.boot !== "" && at.boot !== "" && l.boot !== at.boot) || !alive(Number(l.pid));
+      });
+    // Leases that outlived their owner without holding anything are dropped too.
+    const expired = db.query<{ owner: string }, [number]>("SELECT owner FROM leases WHERE expires_at <= ?").all(now).map((l) => l.owner);
+    for (const owner of new Set([...gone, ...expired])) if (owner !== null && owner !== self) dropLease(db, owner);
+    return gone.length ? releaseOpenReservations(db, gone, "released: its owner is gone") : 0;
+  });
+}
+
+/** How often a lease is renewed, and how long one lasts without renewal. */
+export const LEASE_RENEW_MS = 5_000;
+export const LEASE_TTL_MS = 60_000;
+
+/**
+ * A running server's lease: taken at start (releasing the holds of owners that are gone), renewed
+ * on a timer (which also sweeps up after gateways that died elsewhere), and ended at stop, releasing
+ * whatever of its own was still open.
+ */
+export class Lease {
+  private timer: ReturnType<typeof setInterval> | null = null;
+  private readonly at = here();
+
+  constructor(
+    private readonly db: Database,
+    readonly owner: string,
+    private readonly log: (level: "warn" | "error", line: string) => void,
+    private readonly o: { renewMs?: number; ttlMs?: number } = {},
+  ) {}
+
+  /** Takes the lease and releases the orphans; returns how many holds it released. */
+  start(): number {
+    renewLease(this.db, this.owner, this.at, this.o.ttlMs ?? LEASE_TTL_MS);
+    const released = releaseOrphaned(this.db, this.owner, this.at);
+    if (released > 0) this.log("warn", `released ${released} reservations whose process is gone (an earlier crash)`);
+    this.timer = setInterval(() => this.beat(), this.o.renewMs ?? LEASE_RENEW_MS);
+    this.timer.unref?.();
+    return released;
+  }
+
+  private beat(): void {
+    try {
+      if (!renewLease(this.db, this.owner, this.at, this.o.ttlMs ?? LEASE_TTL_MS)) {
+        this.log("error", "this server's lease had lapsed (a stall longer than the lease): another process may have released its reservations");
+      }
+      const released = releaseOrphaned(this.db, this.owner, this.at);
+      if (released > 0) this.log("warn", `released ${released} reservations of a gateway whose lease expired`);
+    } catch (err) {
+      this.log("error", `lease renewal failed: ${(err as Error).message}`);
+    }
+  }
+
+  /** Stops renewing, releases this owner's holds no request will settle now, and ends the lease. */
+  stop(): number {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    const released = releaseOpenReservations(this.db, [this.owner], "released at shutdown");
+    dropLease(this.db, this.owner);
+    return released;
+  }
+}

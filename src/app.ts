@@ -188,7 +188,7 @@ export function createApp(deps: AppDeps) {
       metrics.observeError(api.code, api.status);
       record(request, route, api.status);
       // Headers set on the context before the failure (the rate-limit headers) are added by Elysia.
-      return shapedErrorResponse(api, new URL(request.url).pathname, ERROR_SHAPES);
+      return shapedErrorResponse(api, pathOf(request), ERROR_SHAPES);
     })
     .onAfterHandle(({ request, set }) => {
       if (!strict && typeof set.status === "number") handled.set(request, set.status);

@@ -84,7 +84,10 @@ export async function startServer(config: Config, log: Logger = makeLogger(confi
   if (config.noAuth) {
     // The address it listens on is a name it answers to, besides loopback and --allowed-hosts.
     const bound = ["0.0.0.0", "::", "[::]", ""].includes(config.host) ? [] : [config.host.includes(":") && !config.host.startsWith("[") ? `[${config.host}]` : config.host];
-    const guard = hostGuard({ hosts: [...bound, ...config.allowedHosts], origins: config.allowedOrigins });
+    // Origins the operator listed for CORS are configured origins too (not "any": that is the default).
+    const cors = parseCorsOrigins(config.corsOrigins);
+    const corsListed = cors.kind === "list" ? [...cors.origins] : [];
+    const guard = hostGuard({ hosts: [...bound, ...config.allowedHosts], origins: [...config.allowedOrigins, ...corsListed] });
     app.onRequest(({ request }) => guard(request));
     const exposed = noAuthExposure(config.host);
     if (exposed) log("warn", exposed);

@@ -14,6 +14,8 @@ import { openaiRoutes } from "./openai/index.ts";
 import { opsRoutes } from "./ops/index.ts";
 import { Metrics } from "./ops/metrics.ts";
 import { platformRoutes } from "./platform/index.ts";
+import { responsesRoutes } from "./responses/index.ts";
+import { ResponseStore } from "./responses/store.ts";
 import { openPlatform, storePath } from "./platform/open.ts";
 import type { Platform } from "./platform/service.ts";
 import { SessionService } from "./sessions/service.ts";
@@ -195,6 +197,7 @@ export function createApp(deps: AppDeps) {
           },
           tags: [
             { name: "OpenAI", description: "OpenAI-compatible inference" },
+            { name: "Responses", description: "OpenAI's Responses API, with stored responses per account" },
             { name: "Operations", description: "Health, readiness, statistics and metrics" },
             { name: "Authentication", description: "Accounts and API keys" },
             { name: "Billing", description: "Balance, deposits, pricing and usage, in nanoton" },
@@ -211,6 +214,7 @@ export function createApp(deps: AppDeps) {
     .use(webRoutes())
     .use(opsRoutes({ metrics, version: deps.version, loadedEngine: () => deps.loadedEngine(), tonWatcher }))
     .use(openaiRoutes(generation))
+    .use(responsesRoutes({ generation, store: new ResponseStore(sessions.db), platform }))
     .use(sessionRoutes({ sessions, platform }))
     .use(compatRoutes(generation))
     .use(

@@ -78,6 +78,7 @@ describe("OpenAPI document", () => {
       "/v1/chat/completions",
       "/v1/completions",
       "/v1/embeddings",
+      "/v1/responses",
       "/v1/sessions/{id}/fork",
     ]);
     for (const [path, item] of posts) {

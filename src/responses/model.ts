@@ -121,7 +121,7 @@ export const ResponseCreateRequest = t.Object(
   },
   {
     ...open,
-    examples: [{ model: "tiny-qwen3", input: "Say hello.", instructions: "You are terse.", max_output_tokens: 16, temperature: 0.7 }],
+    examples: [{ model: "tiny-qwen3", input: "Say hello.", instructions: "You are terse.", max_output_tokens: 8, temperature: 0.7 }],
   },
 );
 export type ResponseCreateRequest = Static<typeof ResponseCreateRequest>;

@@ -119,6 +119,20 @@ describe("POST /v1/responses", () => {
     expect(body.output.filter((o) => o.type === "message")).toEqual([]);
   });
 
+  test("include message.output_text.logprobs: one entry per output token, with top_logprobs alternatives", async () => {
+    const { body } = await ok({ input: "Logprobs", include: ["message.output_text.logprobs"], top_logprobs: 2, max_output_tokens: 4, temperature: 0 });
+    expect(body.top_logprobs).toBe(2);
+    const msg = body.output[0]!;
+    if (msg.type !== "message") throw new Error(msg.type);
+    const lps = msg.content[0]!.logprobs;
+    expect(lps).toHaveLength(body.usage!.output_tokens);
+    for (const lp of lps) {
+      expect(lp.logprob).toBeLessThanOrEqual(0);
+      expect(lp.top_logprobs).toHaveLength(2);
+    }
+    expect(lps.map((l) => l.token).join("")).toBe(msg.content[0]!.text);
+  });
+
   test("a stream: event: lines match each event's type, sequence numbers count from 0, and the final event carries the response", async () => {
     const r = await h.create(key, { input: "Stream it", max_output_tokens: 4, stream: true, temperature: 1 });
     expect(r.status).toBe(200);

@@ -17,6 +17,8 @@ import { openaiRoutes } from "./openai/index.ts";
 import { opsRoutes } from "./ops/index.ts";
 import { Metrics } from "./ops/metrics.ts";
 import { platformRoutes } from "./platform/index.ts";
+import { responsesRoutes } from "./responses/index.ts";
+import { ResponseStore } from "./responses/store.ts";
 import { openPlatform, storePath } from "./platform/open.ts";
 import type { Platform } from "./platform/service.ts";
 import { SessionService } from "./sessions/service.ts";
@@ -211,6 +213,7 @@ export function createApp(deps: AppDeps) {
           tags: [
             { name: "OpenAI", description: "OpenAI-compatible inference" },
             { name: "Anthropic", description: "Anthropic Messages API (errors in Anthropic's shape)" },
+            { name: "Responses", description: "OpenAI's Responses API, with stored responses per account" },
             { name: "Operations", description: "Health, readiness, statistics and metrics" },
             { name: "Authentication", description: "Accounts and API keys" },
             { name: "Billing", description: "Balance, deposits, pricing and usage, in nanoton" },
@@ -230,6 +233,7 @@ export function createApp(deps: AppDeps) {
     .use(openaiRoutes(generation, fields))
     .use(anthropicRoutes(generation))
     .use(tokenizeRoutes({ get engine() { return deps.engine; }, platform }, fields))
+    .use(responsesRoutes({ generation, store: new ResponseStore(sessions.db), platform }))
     .use(sessionRoutes({ sessions, platform }))
     .use(compatRoutes(generation))
     .use(

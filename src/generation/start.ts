@@ -26,7 +26,7 @@ export interface StartedGeneration {
 export interface GenerationStart {
   model: ModelInfo;
   principal: Principal | null;
-  endpoint: "chat" | "completion";
+  endpoint: "chat" | "completion" | "responses";
   cocoon: CocoonOptions;
   signal: AbortSignal | undefined;
 }

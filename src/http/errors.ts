@@ -14,6 +14,8 @@ export const ERROR_KINDS = {
   forbidden: { status: 403, type: "auth_error", code: "forbidden" },
   model_not_found: { status: 404, type: "invalid_request_error", code: "model_not_found" },
   not_found: { status: 404, type: "invalid_request_error", code: "not_found" },
+  // The Responses API's previous_response_id names no stored response of the caller's (OpenAI's code).
+  previous_response_not_found: { status: 404, type: "invalid_request_error", code: "previous_response_not_found" },
   method_not_allowed: { status: 405, type: "invalid_request_error", code: "method_not_allowed" },
   // A session already has a turn in flight (one reply at a time per conversation).
   conflict: { status: 409, type: "invalid_request_error", code: "session_busy" },

@@ -220,11 +220,36 @@ CREATE TABLE leases (
 );
 `;
 
+// Stored responses of the OpenAI Responses API (/v1/responses), per owner like chat sessions. `input`
+// is the request's input items and `body` the response object, both JSON as the API returns them;
+// `chain_id` is the first response of the conversation (its engine session key). One row of
+// `response_secrets` holds the key that seals reasoning returned as `encrypted_content`.
+const responses = `
+CREATE TABLE responses (
+  owner       TEXT NOT NULL,
+  id          TEXT NOT NULL,
+  previous_id TEXT,
+  chain_id    TEXT NOT NULL,
+  model       TEXT NOT NULL,
+  status      TEXT NOT NULL,
+  created_at  INTEGER NOT NULL,
+  input       TEXT NOT NULL,
+  body        TEXT NOT NULL,
+  PRIMARY KEY (owner, id)
+);
+
+CREATE TABLE response_secrets (
+  name       TEXT PRIMARY KEY,
+  secret     BLOB NOT NULL CHECK (length(secret) = 32),
+  created_at INTEGER NOT NULL
+);
+`;
+
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: "platform: accounts, keys, ledger, reservations, usage", sql: initial },
   { version: 2, name: "ton: deposits and the watcher's cursor", sql: tonDeposits },
   { version: 3, name: "sessions: chat sessions and their messages", sql: sessions },
   { version: 4, name: "ton: the watcher's staged catch-up run", sql: tonBackfill },
-  // Versions may skip: each is applied when missing (see store/db.ts), and branches number apart.
+  { version: 5, name: "responses: stored responses and the reasoning seal key", sql: responses },
   { version: 6, name: "platform: reservation owners and their leases", sql: reservationOwners },
 ];

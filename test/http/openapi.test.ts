@@ -82,6 +82,7 @@ describe("OpenAPI document", () => {
       "/v1/embeddings",
       "/v1/messages",
       "/v1/messages/count_tokens",
+      "/v1/responses",
       "/v1/sessions/{id}/fork",
     ]);
     for (const [path, item] of posts) {

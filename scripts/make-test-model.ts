@@ -1,5 +1,5 @@
 // Generates the qwen3 test/benchmark models (tiny F16, or Qwen3-0.6B dimensions quantized by llama.cpp).
-// Usage: bun scripts/make-test-model.ts [--preset tiny|qwen3-0.6b] [--type F16|Q8_0|Q4_K_M] [--out PATH] [--seed N] [--force]
+// Usage: bun scripts/make-test-model.ts [--preset tiny|qwen3-0.6b] [--type F16|Q8_0|Q4_K_M] [--out PATH] [--seed N] [--stops] [--force]
 import { existsSync, mkdirSync, renameSync, rmSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
@@ -13,10 +13,12 @@ export interface MakeTestModelOptions {
   preset?: Qwen3Preset;
   /** Tensor type of the result; anything but F16 is quantized from an F16 file by llama.cpp. Defaults to F16 for tiny, Q8_0 for qwen3-0.6b. */
   type?: ModelFileType;
-  /** Output path. Defaults to models/tiny-qwen3.gguf, or models/qwen3-0.6b-<type>.gguf. */
+  /** Output path. Defaults to models/tiny-qwen3.gguf (models/tiny-qwen3-stops.gguf with `stops`), or models/qwen3-0.6b[-stops]-<type>.gguf. */
   out?: string;
   /** Weight seed. Defaults to 42. */
   seed?: number;
+  /** The stopping variant: `<|im_end|>` wins at every position, so replies end (see writeQwen3Model). Defaults to false. */
+  stops?: boolean;
   /** Regenerate even when the output (or the F16 intermediate) exists. Defaults to false. */
   force?: boolean;
 }
@@ -31,9 +33,11 @@ export interface MakeTestModelResult {
 
 const BASENAME: Record<Qwen3Preset, string> = { tiny: "tiny-qwen3", "qwen3-0.6b": "qwen3-0.6b" };
 
-export function defaultModelPath(preset: Qwen3Preset, type: ModelFileType): string {
-  if (preset === "tiny" && type === "F16") return "models/tiny-qwen3.gguf";
-  return `models/${BASENAME[preset]}-${type.toLowerCase()}.gguf`;
+const basename = (preset: Qwen3Preset, stops: boolean): string => `${BASENAME[preset]}${stops ? "-stops" : ""}`;
+
+export function defaultModelPath(preset: Qwen3Preset, type: ModelFileType, stops = false): string {
+  if (preset === "tiny" && type === "F16") return `models/${basename(preset, stops)}.gguf`;
+  return `models/${basename(preset, stops)}-${type.toLowerCase()}.gguf`;
 }
 
 /** Writes the model unless it exists; quantized types go through an F16 file kept next to the output. */
@@ -41,7 +45,8 @@ export async function makeTestModel(options: MakeTestModelOptions = {}): Promise
   const started = performance.now();
   const preset = options.preset ?? "tiny";
   const type = options.type ?? (preset === "tiny" ? "F16" : "Q8_0");
-  const out = options.out ?? defaultModelPath(preset, type);
+  const stops = options.stops ?? false;
+  const out = options.out ?? defaultModelPath(preset, type, stops);
   const seed = options.seed ?? DEFAULT_SEED;
   const force = options.force ?? false;
   if (!(preset in QWEN3_PRESETS)) throw new Error(`unknown preset ${preset}`);
@@ -50,9 +55,9 @@ export async function makeTestModel(options: MakeTestModelOptions = {}): Promise
   }
   mkdirSync(dirname(out), { recursive: true });
 
-  const f16Path = type === "F16" ? out : join(dirname(out), `${BASENAME[preset]}-f16.gguf`);
+  const f16Path = type === "F16" ? out : join(dirname(out), `${basename(preset, stops)}-f16.gguf`);
   if (type === "F16" || force || !existsSync(f16Path)) {
-    await atomically(f16Path, (tmp) => writeQwen3Model(tmp, { preset, seed }));
+    await atomically(f16Path, (tmp) => writeQwen3Model(tmp, { preset, seed, stops }));
   }
   if (type !== "F16") {
     // Imported lazily so the F16 path works without the native binding.
@@ -83,13 +88,14 @@ if (import.meta.main) {
       type: { type: "string" },
       out: { type: "string" },
       seed: { type: "string" },
+      stops: { type: "boolean", default: false },
       force: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
   });
   if (values.help) {
     console.log(
-      "bun scripts/make-test-model.ts [--preset tiny|qwen3-0.6b] [--type F16|Q8_0|Q4_K_M] [--out PATH] [--seed N] [--force]",
+      "bun scripts/make-test-model.ts [--preset tiny|qwen3-0.6b] [--type F16|Q8_0|Q4_K_M] [--out PATH] [--seed N] [--stops] [--force]",
     );
     process.exit(0);
   }
@@ -108,7 +114,7 @@ if (import.meta.main) {
     console.error(`--seed must be an integer from 0 to 4294967295, got ${values.seed}`);
     process.exit(2);
   }
-  const result = await makeTestModel({ preset, type, out: values.out, seed, force: values.force });
+  const result = await makeTestModel({ preset, type, out: values.out, seed, stops: values.stops, force: values.force });
   const mb = (result.bytes / 1e6).toFixed(1);
   const what = result.skipped ? "exists, skipped (--force to rebuild)" : `written in ${(result.ms / 1000).toFixed(2)} s`;
   console.log(`${result.path}: ${mb} MB, ${what}`);

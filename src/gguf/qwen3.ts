@@ -118,8 +118,76 @@ async function buildVocab(vocabSize: number): Promise<Qwen3Vocab> {
   };
 }
 
+/**
+ * Makes the random model end its replies: one residual dimension carries a constant no layer changes,
+ * and an untied output.weight turns it into a large logit for the end-of-turn token (`<|im_end|>`, the
+ * tokenizer's EOS) at every position. See `stopsFills`.
+ */
+export interface Qwen3StopsOptions {
+  /** Weight of `<|im_end|>` on the constant dimension; its logit is about this times sqrt(embeddingLength). Defaults to STOPS_EOT_WEIGHT. */
+  eotWeight?: number;
+}
+
+/** The residual dimension that carries the stop signal. */
+export const STOPS_DIM = 0;
+/** Value of every token embedding on STOPS_DIM: dominates the RMS norm, so the normalized value is ~sqrt(embd). */
+export const STOPS_EMBD_VALUE = 1;
+/**
+ * Default weight of `<|im_end|>` on STOPS_DIM. With the tiny preset (sqrt(64) = 8) its logit is ~2.4 against
+ * ~0 for every other token: greedy decoding stops at once, and sampling with the server's defaults
+ * (temperature 1, top-k 40, min-p 0.05) ends after a few random tokens (1 to ~20, about 6 on average);
+ * from ~0.4 min-p leaves only `<|im_end|>` and every sampled reply is empty.
+ */
+export const STOPS_EOT_WEIGHT = 0.3;
+
+/**
+ * Tensor fill overrides for the stopping variant, wrapping the random fills:
+ * - token_embd.weight [embd, vocab]: STOPS_EMBD_VALUE on dimension d for every token;
+ * - blk.N.attn_output.weight [qDim, embd] and blk.N.ffn_down.weight [ff, embd]: output row d zeroed, so no
+ *   layer writes dimension d of the residual stream and it reaches the final RMS norm unchanged;
+ * - output.weight [embd, vocab] (untied): random, with `<|im_end|>`'s weight on d set to `eotWeight`.
+ */
+export function stopsFills(
+  hp: Qwen3Hparams,
+  vocab: Qwen3Vocab,
+  random: (name: string) => TensorFill,
+  options: Qwen3StopsOptions = {},
+): Map<string, TensorFill> {
+  const embd = hp.embeddingLength;
+  const d = STOPS_DIM;
+  const eot = vocab.eosTokenId;
+  const eotWeight = options.eotWeight ?? STOPS_EOT_WEIGHT;
+  const fills = new Map<string, TensorFill>();
+  // Overrides dimension d of each embd-long row (one row per token) in this chunk with value(token).
+  const column = (base: TensorFill, value: (row: number) => number | undefined): TensorFill => (out, offset) => {
+    base(out, offset);
+    for (let i = (((d - offset) % embd) + embd) % embd; i < out.length; i += embd) {
+      const v = value((offset + i - d) / embd);
+      if (v !== undefined) out[i] = v;
+    }
+  };
+  const zeroRow = (base: TensorFill, rowLength: number): TensorFill => (out, offset) => {
+    base(out, offset);
+    const from = Math.max(d * rowLength - offset, 0);
+    const to = Math.min((d + 1) * rowLength - offset, out.length);
+    if (from < to) out.fill(0, from, to);
+  };
+  fills.set("token_embd.weight", column(random("token_embd.weight"), () => STOPS_EMBD_VALUE));
+  fills.set("output.weight", column(random("output.weight"), (token) => (token === eot ? eotWeight : undefined)));
+  for (let i = 0; i < hp.blockCount; i++) {
+    fills.set(`blk.${i}.attn_output.weight`, zeroRow(random(`blk.${i}.attn_output.weight`), hp.headCount * hp.headDim));
+    fills.set(`blk.${i}.ffn_down.weight`, zeroRow(random(`blk.${i}.ffn_down.weight`), hp.feedForwardLength));
+  }
+  return fills;
+}
+
 /** Builds the complete qwen3 GGUF description: metadata, tokenizer and seeded random tensors. */
-export function qwen3Writer(hp: Qwen3Hparams, vocab: Qwen3Vocab, seed: number = DEFAULT_SEED): GgufWriter {
+export function qwen3Writer(
+  hp: Qwen3Hparams,
+  vocab: Qwen3Vocab,
+  seed: number = DEFAULT_SEED,
+  options: { stops?: boolean | Qwen3StopsOptions } = {},
+): GgufWriter {
   if (vocab.tokens.length !== hp.vocabSize) {
     throw new Error(`vocabulary has ${vocab.tokens.length} tokens, hparams say ${hp.vocabSize}`);
   }
@@ -155,11 +223,16 @@ export function qwen3Writer(hp: Qwen3Hparams, vocab: Qwen3Vocab, seed: number = 
   const embd = hp.embeddingLength;
   const qDim = hp.headCount * hp.headDim;
   const kvDim = hp.headCountKv * hp.headDim;
-  const random = (name: string): TensorFill => normalFill(seed, name, WEIGHT_STD);
+  const normal = (name: string): TensorFill => normalFill(seed, name, WEIGHT_STD);
+  const overrides = options.stops
+    ? stopsFills(hp, vocab, normal, options.stops === true ? {} : options.stops)
+    : new Map<string, TensorFill>();
+  const random = (name: string): TensorFill => overrides.get(name) ?? normal(name);
   const ones: TensorFill = (out) => out.fill(1);
-  // Tied embeddings: no output.weight, llama.cpp reuses token_embd.
+  // Tied embeddings (no output.weight, llama.cpp reuses token_embd), unless the stopping variant needs its own.
   w.addTensor("token_embd.weight", F16, [embd, hp.vocabSize], random("token_embd.weight"));
   w.addTensor("output_norm.weight", F32, [embd], ones);
+  if (options.stops) w.addTensor("output.weight", F16, [embd, hp.vocabSize], random("output.weight"));
   for (let i = 0; i < hp.blockCount; i++) {
     const t = (suffix: string, type: typeof F16 | typeof F32, dims: number[]): void => {
       const name = `blk.${i}.${suffix}.weight`;
@@ -183,11 +256,11 @@ export function qwen3Writer(hp: Qwen3Hparams, vocab: Qwen3Vocab, seed: number = 
 /** Writes a qwen3 model (a preset or explicit hparams) to `path` and returns its size. */
 export async function writeQwen3Model(
   path: string,
-  options: { preset?: Qwen3Preset; hparams?: Qwen3Hparams; seed?: number } = {},
+  options: { preset?: Qwen3Preset; hparams?: Qwen3Hparams; seed?: number; stops?: boolean | Qwen3StopsOptions } = {},
 ): Promise<{ bytes: number }> {
   const hp = options.hparams ?? QWEN3_PRESETS[options.preset ?? "tiny"];
   const vocab = await loadQwen3Vocab(hp.vocabSize);
-  return qwen3Writer(hp, vocab, options.seed ?? DEFAULT_SEED).write(path);
+  return qwen3Writer(hp, vocab, options.seed ?? DEFAULT_SEED, { stops: options.stops }).write(path);
 }
 
 /**

@@ -5,7 +5,7 @@ import type { Generation } from "../inference/engine.ts";
 import type { EngineEvent, GenerateRequest, ModelInfo } from "../inference/types.ts";
 import { toApiError } from "../http/errors.ts";
 import type { Cost, Principal } from "../platform/service.ts";
-import type { Turn } from "../sessions/service.ts";
+import { ownerOf, type Turn } from "../sessions/service.ts";
 import { RequestBilling } from "./billing.ts";
 import type { GenerationDeps } from "./deps.ts";
 import type { CocoonOptions } from "./options.ts";
@@ -73,6 +73,8 @@ export async function startGenerations(deps: GenerationDeps, o: GenerationStart,
     throw toApiError(err);
   };
   for (const request of requests) {
+    // Cached prefixes are reused within the caller's account only (what was cached shows in usage).
+    request.cacheScope ??= ownerOf(o.principal);
     const submittedAt = performance.now();
     let billing: RequestBilling | null = null;
     try {

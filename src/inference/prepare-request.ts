@@ -111,6 +111,7 @@ export function prepareRequest(host: PrepareHost, id: string, req: GenerateReque
     },
     timeoutMs: req.timeoutMs ?? 0,
     sessionKey: req.sessionKey ?? null,
+    cacheScope: req.cacheScope ?? null,
     receivedAt,
     promptParam: req.messages ? "messages" : "prompt",
   };

@@ -11,6 +11,8 @@ export interface CachedSequence {
   cached: number[];
   /** The conversation pinned to this sequence, if any. */
   sessionKey: string | null;
+  /** Whose prompt the cached tokens are (see GenerateRequest.cacheScope); null: the shared scope. */
+  scope: string | null;
   /** When the sequence was last given out or released; larger is later. */
   lastUsed: number;
 }
@@ -19,6 +21,7 @@ export interface CachedSequence {
 export interface Prompt {
   readonly tokens: Int32Array;
   readonly sessionKey: string | null;
+  readonly cacheScope: string | null;
 }
 
 export interface PromptCacheOptions {
@@ -32,6 +35,8 @@ interface ParkedState {
   state: Uint8Array;
   /** The conversation it belongs to, when the caller pinned one. */
   key: string | null;
+  /** Whose prompt it holds. */
+  scope: string | null;
 }
 
 /** Shorter caches are cheaper to recompute than to save and restore. */
@@ -69,7 +74,7 @@ export class PromptCache {
     let best = candidates[0]!;
     let bestLen = -1;
     for (const s of candidates) {
-      const len = commonPrefix(s.cached, prompt.tokens);
+      const len = s.scope === prompt.cacheScope ? commonPrefix(s.cached, prompt.tokens) : 0;
       if (len > bestLen || (len === bestLen && s.lastUsed < best.lastUsed)) {
         best = s;
         bestLen = len;
@@ -89,13 +94,14 @@ export class PromptCache {
     const tokens = prompt.tokens;
     for (const s of slots) this.park(s, prompt);
 
-    let reuse = this.reusePrefix(primary, tokens, prompt.sessionKey);
+    let reuse = this.reusePrefix(primary, prompt);
     reuse = Math.min(reuse, tokens.length - 1);
     if (!this.ctx.seqRemove(primary.seq, reuse, -1)) {
       this.ctx.seqRemove(primary.seq);
       reuse = 0;
     }
     primary.cached = Array.from(tokens.subarray(0, reuse));
+    for (const s of slots) s.scope = prompt.cacheScope;
     return reuse;
   }
 
@@ -110,12 +116,16 @@ export class PromptCache {
    * Makes the slot hold the longest available prefix of the prompt: its own cache, another slot's
    * (copied within the unified KV cache, no recompute), or a parked session. Returns its length.
    */
-  private reusePrefix(slot: CachedSequence, tokens: Int32Array, sessionKey: string | null): number {
-    let own = commonPrefix(slot.cached, tokens);
+  private reusePrefix(slot: CachedSequence, prompt: Prompt): number {
+    const { tokens, sessionKey, cacheScope } = prompt;
+    // Another scope's cells are never reused, not even a shared template opening: how much was
+    // cached is visible in usage and cost.
+    const ours = (scope: string | null) => scope === cacheScope;
+    let own = ours(slot.scope) ? commonPrefix(slot.cached, tokens) : 0;
     let donor: CachedSequence | null = null;
     let donorLen = own;
     for (const s of this.sequences) {
-      if (s === slot) continue;
+      if (s === slot || !ours(s.scope)) continue;
       const len = commonPrefix(s.cached, tokens);
       if (len > donorLen) {
         donor = s;
@@ -126,6 +136,7 @@ export class PromptCache {
     let saved: ParkedState | null = null;
     let savedLen = 0;
     for (const p of this.parked) {
+      if (!ours(p.scope)) continue;
       const len = commonPrefix(p.tokens, tokens);
       if (len > savedLen || (len === savedLen && len > 0 && sessionKey !== null && p.key === sessionKey)) {
         saved = p;
@@ -137,6 +148,7 @@ export class PromptCache {
       try {
         this.ctx.restoreSequence(saved.state, slot.seq);
         slot.cached = saved.tokens.slice();
+        slot.scope = saved.scope;
         return savedLen;
       } catch {
         this.ctx.seqRemove(slot.seq);
@@ -160,7 +172,7 @@ export class PromptCache {
    */
   private park(slot: CachedSequence, incoming: Prompt): void {
     const pinned = slot.sessionKey !== null && slot.sessionKey !== incoming.sessionKey;
-    const kept = commonPrefix(slot.cached, incoming.tokens);
+    const kept = slot.scope === incoming.cacheScope ? commonPrefix(slot.cached, incoming.tokens) : 0;
     const limit = this.opts.parkBytes ?? 2 ** 30;
     const worth = pinned || (limit > 0 && slot.cached.length >= MIN_PARK_TOKENS);
     if (worth && kept < slot.cached.length) {
@@ -168,8 +180,8 @@ export class PromptCache {
         const state = this.ctx.saveSequence(slot.seq);
         const tokens = slot.cached.slice();
         // A parked prefix of what is parked now adds nothing.
-        for (const p of [...this.parked]) if (p.tokens.length <= tokens.length && commonPrefix(p.tokens, tokens) === p.tokens.length) this.unpark(p);
-        this.parked.push({ tokens, state, key: slot.sessionKey });
+        for (const p of [...this.parked]) if (p.scope === slot.scope && p.tokens.length <= tokens.length && commonPrefix(p.tokens, tokens) === p.tokens.length) this.unpark(p);
+        this.parked.push({ tokens, state, key: slot.sessionKey, scope: slot.scope });
         this.parkedBytes += state.length;
         // Oldest first when over budget.
         while (this.parkedBytes > limit && this.parked.length > 1) this.unpark(this.parked[0]!);

@@ -17,6 +17,8 @@ export interface PreparedRequest {
   output: OutputOptions;
   timeoutMs: number;
   sessionKey: string | null;
+  /** Whose cached prefixes it may reuse (GenerateRequest.cacheScope); null: the shared scope. */
+  cacheScope: string | null;
   receivedAt: number;
   /** The request field the prompt came from, named in context-overflow errors. */
   promptParam: "messages" | "prompt";
@@ -97,6 +99,7 @@ export class Scheduler {
       sampler: null,
       output: null,
       sessionKey: null,
+      scope: null,
       lastUsed: 0,
     }));
     this.cache = new PromptCache(ctx, this.slots, { parkBytes: opts.parkBytes });

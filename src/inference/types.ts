@@ -76,6 +76,12 @@ export interface GenerateRequest {
   timeoutMs?: number;
   /** Pins a conversation: its next turn resumes from this turn's cached state. */
   sessionKey?: string;
+  /**
+   * Whose KV cache the prompt may reuse: prefixes are reused only within one scope (an account), so
+   * cached-token counts, costs and timings never reveal another account's prompt. Defaults to one
+   * scope shared by every request without one.
+   */
+  cacheScope?: string;
 }
 
 export type FinishReason = "stop" | "length" | "tool_calls" | "cancelled" | "timeout";

@@ -224,7 +224,6 @@ export class Engine {
     if (opts.models.length === 0) throw new EngineError("invalid_request", "no models to serve");
     const libDir = opts.libDir ?? locateNative().dir;
     const engine = new Engine(opts.models.map((m) => m.id));
-    const starting: Promise<void>[] = [];
     for (const model of opts.models) {
       const runner = new ModelRunner(
         {
@@ -242,13 +241,14 @@ export class Engine {
         opts.maxQueue ?? 64,
       );
       engine.runners.set(model.id, runner);
-      starting.push(runner.start());
-    }
-    try {
-      await Promise.all(starting);
-    } catch (err) {
-      engine.close();
-      throw err;
+      // One at a time: each worker loads the ggml backends into the process-wide registry, and two
+      // doing it at once can leave one with no backend ("no ggml backend could be loaded").
+      try {
+        await runner.start();
+      } catch (err) {
+        engine.close();
+        throw err;
+      }
     }
     return engine;
   }

@@ -73,7 +73,8 @@ describe("Claude Code", () => {
     const result = JSON.parse(out) as { type: string; subtype: string; is_error: boolean; stop_reason: string; num_turns: number };
     expect(result.type).toBe("result");
     expect(result.stop_reason).toBe("end_turn");
-    expect(result.num_turns).toBe(1);
+    // Random weights may emit a tool call Claude Code then runs: the session ends in a normal turn either way.
+    expect(result.num_turns).toBeGreaterThanOrEqual(1);
     expect(result.subtype).toBe("success");
     expect(result.is_error).toBe(false);
     expect(server.log()).toMatch(/POST \/v1\/messages 200/);

@@ -2,6 +2,7 @@
 import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import OpenAI from "openai";
 import { startTestServer, type TestServer } from "../support/server.ts";
+import { rejection } from "../support/rejection.ts";
 
 // Runs the real model: slower than bun's 5 s default on a busy 2-core machine.
 setDefaultTimeout(60_000);
@@ -19,16 +20,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await server?.stop();
 });
-
-/** What an SDK promise rejected with (fails the test when it resolves). */
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (err) {
-    return err;
-  }
-  throw new Error("expected the request to fail, but it succeeded");
-}
 
 const greedyChat = {
   model: MODEL,

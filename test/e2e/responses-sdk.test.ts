@@ -9,6 +9,7 @@ import OpenAI from "openai";
 import { ROOT, TINY_MODEL } from "../support/model.ts";
 import { startTestServer, type TestServer } from "../support/server.ts";
 import { thinkingModel } from "../support/thinking-model.ts";
+import { rejection } from "../support/rejection.ts";
 
 // Runs the real model: slower than bun's 5 s default on a busy 2-core machine.
 setDefaultTimeout(90_000);
@@ -36,15 +37,6 @@ afterAll(async () => {
   await server?.stop();
   rmSync(dir, { recursive: true, force: true });
 });
-
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (err) {
-    return err;
-  }
-  throw new Error("expected the request to fail, but it succeeded");
-}
 
 const weather = {
   type: "function" as const,

@@ -9,10 +9,10 @@ import { sseComments, sseEvent, sseResponse, streamed } from "../http/sse.ts";
 import type { Cost } from "../platform/service.ts";
 import { countTokens, runMessages, type StreamEvent } from "./messages.ts";
 import { CountTokensRequest, Message, MessagesRequest, MessageTokensCount } from "./model.ts";
+import { costHeaders } from "../generation/usage.ts";
 
 const errors = { 400: "AnthropicErrorResponse", 401: "AnthropicErrorResponse", 402: "AnthropicErrorResponse", 404: "AnthropicErrorResponse", 429: "AnthropicErrorResponse", 500: "AnthropicErrorResponse", 529: "AnthropicErrorResponse" } as const;
 
-const costHeader = (cost: Cost | null): Record<string, string> => (cost ? { "X-Cocoon-Cost-Nanoton": String(cost.nanoton) } : {});
 
 /**
  * Each event as `event: <type>` + `data: <json>`; a failure after the stream began becomes an
@@ -44,7 +44,7 @@ export function anthropicRoutes(deps: GenerationDeps) {
         const outcome = await runMessages(deps, body, request.signal, principal);
         set.headers["X-Cocoon-Client-Start"] = cocoonTime(start);
         if (!outcome.stream) {
-          Object.assign(set.headers, costHeader(outcome.cost), { "X-Cocoon-Client-End": cocoonTime() });
+          Object.assign(set.headers, costHeaders(outcome.cost), { "X-Cocoon-Client-End": cocoonTime() });
           return outcome.body;
         }
         return streamed(sseResponse(frames(outcome.events, outcome.cost), {}));

@@ -9,7 +9,7 @@ import { sseComments, sseEvent, sseResponse, streamed } from "../http/sse.ts";
 import { requestSocket, upgradeRequired } from "../http/socket.ts";
 import type { GenerationDeps } from "../generation/deps.ts";
 import { cocoonTime } from "../generation/options.ts";
-import { usageWire } from "../generation/usage.ts";
+import { costHeaders, usageWire } from "../generation/usage.ts";
 import { deleteSession, docResponses } from "../sessions/index.ts";
 import { newSessionId, ownerOf } from "../sessions/service.ts";
 import { RollbackRequest, SeedChatRequest, SeedCompletion, SeedCompletionRequest, SeedHistory, SeedModel, SeedModelList, SeedSessionIds, StatusOk } from "./model.ts";
@@ -105,7 +105,7 @@ export function compatRoutes(deps: GenerationDeps) {
           set.headers["X-Cocoon-Client-Start"] = cocoonTime(start);
           if (body.stream) return streamed(textSse(run, {}, extensionsOn(request)));
           const { text, summary } = await collect(run);
-          if (summary?.cost) set.headers["X-Cocoon-Cost-Nanoton"] = String(summary.cost.nanoton);
+          Object.assign(set.headers, costHeaders(summary?.cost));
           set.headers["X-Cocoon-Client-End"] = cocoonTime();
           return { text, model: run.model.id, tokens: summary?.tokens ?? 0, ...(summary?.debug ? { debug: summary.debug } : {}) };
         },

@@ -19,3 +19,8 @@ export function usageWire(u: WireUsageInput, cost?: Cost | null) {
     ...(cost ? { cost: costField(cost) } : {}),
   };
 }
+
+/** The cost of a billed response as a header, on every front door (streams carry it in-band). */
+export function costHeaders(cost: Cost | null | undefined): Record<string, string> {
+  return cost ? { "X-Cocoon-Cost-Nanoton": String(cost.nanoton) } : {};
+}

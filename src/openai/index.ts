@@ -8,7 +8,6 @@ import { fieldsPlugin, stripUnknownFields, type FieldPolicy } from "../http/fiel
 import { requestSocket, upgradeRequired } from "../http/socket.ts";
 import type { GenerationDeps } from "../generation/deps.ts";
 import { cocoonTime, unixSeconds } from "../generation/options.ts";
-import type { Cost } from "../platform/service.ts";
 import { runChat } from "./chat.ts";
 import { runCompletion } from "./completions.ts";
 import { createEmbeddings, modelObject } from "./embeddings.ts";
@@ -16,6 +15,7 @@ import { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Completion,
 import { openaiSse } from "./sse.ts";
 import { streamed } from "../http/sse.ts";
 import type { Outcome } from "./service.ts";
+import { costHeaders } from "../generation/usage.ts";
 
 const errors = { 400: "ErrorResponse", 404: "ErrorResponse", 413: "ErrorResponse", 500: "ErrorResponse", 503: "ErrorResponse", 504: "ErrorResponse" } as const;
 // WebSocket messages are validated here, not by Elysia: strict mode refuses unknown keys itself.
@@ -24,8 +24,6 @@ const strictChatValidator = TypeCompiler.Compile({ ...ChatCompletionRequest, add
 
 type Headers = Record<string, string | number>;
 
-/** The cost of a billed response as a header (streams carry it in their usage chunk instead). */
-const costHeader = (cost: Cost | null): Record<string, string> => (cost ? { "X-Cocoon-Cost-Nanoton": String(cost.nanoton) } : {});
 
 /**
  * A whole response: its body, with the Cocoon timing headers and (when billed) the cost set on the
@@ -34,7 +32,7 @@ const costHeader = (cost: Cost | null): Record<string, string> => (cost ? { "X-C
 function respond<B>(outcome: Outcome<B>, start: number, headers: Headers): B {
   Object.assign(headers, outcome.headers, { "X-Cocoon-Client-Start": cocoonTime(start) });
   if (!outcome.stream) {
-    Object.assign(headers, costHeader(outcome.cost), { "X-Cocoon-Client-End": cocoonTime() });
+    Object.assign(headers, costHeaders(outcome.cost), { "X-Cocoon-Client-End": cocoonTime() });
     return outcome.body;
   }
   // Elysia puts the headers set on the context onto the returned Response as well.
@@ -109,7 +107,7 @@ export function openaiRoutes(deps: GenerationDeps, fields: FieldPolicy = { stric
       "/v1/embeddings",
       async ({ body, principal, set }) => {
         const { body: out, cost } = await createEmbeddings(deps, body, principal);
-        Object.assign(set.headers, costHeader(cost));
+        Object.assign(set.headers, costHeaders(cost));
         return out;
       },
       {

@@ -8,6 +8,7 @@ import { cocoonTime } from "../generation/options.ts";
 import type { Platform } from "../platform/service.ts";
 import { InputItemsQuery, ResponseCreateRequest, ResponseDeleted, ResponseItemList, ResponseObject, ResponseStreamEvent } from "./model.ts";
 import { ResponsesService, type ResponsesDeps } from "./service.ts";
+import { costHeaders } from "../generation/usage.ts";
 
 const errors = { 400: "ErrorResponse", 401: "ErrorResponse", 402: "ErrorResponse", 404: "ErrorResponse", 429: "ErrorResponse", 500: "ErrorResponse", 503: "ErrorResponse", 504: "ErrorResponse" } as const;
 const tags = ["Responses"];
@@ -45,7 +46,7 @@ export function responsesRoutes(deps: ResponsesDeps & { platform: Platform | nul
           const outcome = await service.create(body, request.signal, principal);
           set.headers["X-Cocoon-Client-Start"] = cocoonTime(start);
           if (outcome.stream) return streamed(sseResponse(frames(outcome.events), {}));
-          if (outcome.cost) set.headers["X-Cocoon-Cost-Nanoton"] = String(outcome.cost.nanoton);
+          Object.assign(set.headers, costHeaders(outcome.cost));
           set.headers["X-Cocoon-Client-End"] = cocoonTime();
           return outcome.body;
         },

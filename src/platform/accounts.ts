@@ -136,3 +136,23 @@ export function listAccounts(db: Database, page: { limit: number; offset: number
 export function setAccountDisabled(db: Database, id: number, disabled: boolean): boolean {
   return db.query("UPDATE accounts SET disabled = ? WHERE id = ?").run(disabled ? 1 : 0, id).changes > 0;
 }
+
+/**
+ * Accounts an operator's search names (the dashboard's search box): by id, deposit code (as typed),
+ * a part of the label, or the display prefix of one of its keys (`ck_AbC...`). In id order.
+ */
+export function searchAccounts(db: Database, q: string, page: { limit: number; offset: number }): { data: Account[]; total: number } {
+  const text = q.trim();
+  const id = /^[0-9]{1,15}$/.test(text) ? Number(text) : null;
+  const code = normalizeDepositCode(text);
+  const like = `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+  const prefix = text.startsWith("ck_") ? `${text.slice(0, 10).replace(/[\\%_]/g, (c) => `\\${c}`)}%` : null;
+  const where = `(id = ?1 OR deposit_code = ?2 OR label LIKE ?3 ESCAPE '\\' OR (?4 IS NOT NULL AND id IN (SELECT account_id FROM api_keys WHERE prefix LIKE ?4 ESCAPE '\\')))`;
+  const params = [id, code, like, prefix] as const;
+  const data = db
+    .query<AccountRow, [number | null, string | null, string, string | null, number, number]>(`SELECT * FROM accounts WHERE ${where} ORDER BY id LIMIT ?5 OFFSET ?6`)
+    .all(...params, Math.max(0, Math.floor(page.limit)), Math.max(0, Math.floor(page.offset)))
+    .map(toAccount);
+  const total = Number(db.query<{ n: bigint }, [number | null, string | null, string, string | null]>(`SELECT count(*) AS n FROM accounts WHERE ${where}`).get(...params)?.n ?? 0n);
+  return { data, total };
+}

@@ -9,6 +9,7 @@ import { billingRoutes } from "./routes/billing.ts";
 import type { PlatformRouteDeps } from "./routes/common.ts";
 import { keyRoutes } from "./routes/keys.ts";
 import { networkRoutes } from "./routes/network.ts";
+import { operatorRoutes } from "./routes/operator.ts";
 import { usageRoutes } from "./routes/usage.ts";
 
 export type { PlatformRouteDeps } from "./routes/common.ts";
@@ -22,5 +23,6 @@ export function platformRoutes(deps: PlatformRouteDeps) {
     .use(networkRoutes(deps, auth))
     .use(usageRoutes(deps, auth))
     .use(keyRoutes(deps, auth))
-    .use(adminRoutes(deps, auth));
+    .use(adminRoutes(deps, auth))
+    .use(operatorRoutes(deps, auth));
 }

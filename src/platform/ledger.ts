@@ -203,7 +203,8 @@ export function balanceOf(db: Database, accountId: number): Balance | null {
   return { balance, reserved, available: (maxOverdraft: bigint) => balance + maxOverdraft - reserved };
 }
 
-interface UsageRow {
+/** A usage row as stored (read by usage-query.ts too). */
+export interface UsageRow {
   id: string;
   account_id: bigint;
   key_id: bigint | null;
@@ -221,7 +222,7 @@ interface UsageRow {
   duration_ms: bigint;
 }
 
-const toUsage = (r: UsageRow): UsageEntry => ({
+export const toUsage = (r: UsageRow): UsageEntry => ({
   id: r.id,
   accountId: Number(r.account_id),
   keyId: r.key_id === null ? null : Number(r.key_id),

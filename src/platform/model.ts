@@ -139,9 +139,19 @@ export const UsageRecordList = t.Object({
   next_before: Nullable(t.String({ description: "Pass as `before` for the next page; null on the last page." })),
 });
 
+/** The usage filters /v1/usage and /admin/usage share (issue 14): key, model and a time range. */
+export const UsageFilterFields = {
+  key_id: t.Optional(t.Integer({ minimum: 1, maximum: 2 ** 53 - 1, description: "Only requests made with this key." })),
+  model: t.Optional(t.String({ minLength: 1, maxLength: 200, description: "Only requests to this model." })),
+  start_time: t.Optional(t.String({ maxLength: 40, description: "Only requests started at or after this time: unix seconds or ISO 8601 (`2026-12-01`, `2026-12-01T12:00:00Z`)." })),
+  end_time: t.Optional(t.String({ maxLength: 40, description: "Only requests started before this time (exclusive), like `start_time`." })),
+  format: t.Optional(t.Union([t.Literal("json"), t.Literal("csv")], { description: "`csv`: every matching row as a CSV download (no paging). Defaults to json." })),
+};
+
 export const UsageQuery = t.Object({
   limit: t.Optional(t.Integer({ minimum: 1, maximum: 1000, description: "Entries per page, 1..1000. Defaults to 20." })),
   before: t.Optional(t.String({ maxLength: 200, description: "`next_before` of the previous page." })),
+  ...UsageFilterFields,
 });
 
 // ---- keys of the caller's account -----------------------------------------------------------------
@@ -195,6 +205,7 @@ export const AdminAccountsQuery = t.Object({
   limit: t.Optional(t.Integer({ minimum: 1, maximum: 1000, description: "Defaults to 100." })),
   // Bounded: past 2^63 a number no longer binds as an SQL integer (a 500); no table gets that long.
   offset: t.Optional(t.Integer({ minimum: 0, maximum: 2 ** 31 - 1, description: "Defaults to 0." })),
+  q: t.Optional(t.String({ minLength: 1, maxLength: 200, description: "Search: an account id, a deposit code, part of the label, or a key's prefix (`ck_...`)." })),
 });
 
 export const CreditRequest = t.Object(

@@ -245,6 +245,30 @@ CREATE TABLE response_secrets (
 );
 `;
 
+// Issue 14 (operator audit): every admin action (credit, debit, key revocation, deposit assignment,
+// limit change) as one row: who (`actor`), when, what (`action` on `object_type`/`object_id`), the
+// account it concerns, and the values before and after as JSON. Append-only like the ledger.
+const audit = `
+CREATE TABLE audit_log (
+  id          INTEGER PRIMARY KEY,
+  created_at  INTEGER NOT NULL,
+  actor       TEXT NOT NULL CHECK (length(actor) BETWEEN 1 AND 100),
+  action      TEXT NOT NULL CHECK (length(action) BETWEEN 1 AND 100),
+  object_type TEXT NOT NULL,
+  object_id   TEXT NOT NULL,
+  account_id  INTEGER,
+  reason      TEXT,
+  before      TEXT,                   -- JSON, or NULL when the object did not exist before
+  after       TEXT                    -- JSON, or NULL when the action removed it
+);
+CREATE INDEX audit_log_by_account ON audit_log(account_id, id) WHERE account_id IS NOT NULL;
+CREATE INDEX audit_log_by_action ON audit_log(action, id);
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+`;
+
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: "platform: accounts, keys, ledger, reservations, usage", sql: initial },
   { version: 2, name: "ton: deposits and the watcher's cursor", sql: tonDeposits },
@@ -252,4 +276,5 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 4, name: "ton: the watcher's staged catch-up run", sql: tonBackfill },
   { version: 5, name: "responses: stored responses and the reasoning seal key", sql: responses },
   { version: 6, name: "platform: reservation owners and their leases", sql: reservationOwners },
+  { version: 7, name: "platform: the admin audit log", sql: audit },
 ];

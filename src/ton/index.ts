@@ -9,7 +9,8 @@ import { adminErrors, callerOf, keyErrors } from "../platform/routes/common.ts";
 import { iso, isoOrNull } from "../platform/wire.ts";
 import { normalizeTxHash } from "./client.ts";
 import { AdminDeposit, AdminDepositList, AdminDepositsQuery, AssignRequest, AssignResponse, DepositsQuery, UserDeposit, UserDepositList } from "./model.ts";
-import { assignDeposit, depositCounts, listDeposits, type Deposit } from "./service.ts";
+import { auditedAssign } from "./audited.ts";
+import { depositCounts, listDeposits, type Deposit } from "./service.ts";
 
 // SQLite stores lt as a signed 64-bit integer: any larger `before` means "from the newest", not a 500.
 const MAX_LT = (1n << 63n) - 1n;
@@ -97,7 +98,7 @@ export function tonRoutes(deps: { platform: Platform }) {
       ({ params, body, set }) => {
         const hash = normalizeTxHash(params.hash);
         if (hash === null) throw new ApiError("not_found", `No deposit '${params.hash}': a transaction hash is 64 hex digits or 44 base64 characters.`, "hash");
-        const r = assignDeposit(db, hash, body.account_id, body.assigned_by, body.reason);
+        const r = auditedAssign(db, hash, body.account_id, body.assigned_by, body.reason);
         switch (r.outcome) {
           case "no_deposit":
             throw new ApiError("not_found", `No recorded transfer with hash ${hash}.`, "hash");

@@ -1,9 +1,10 @@
 // Operator routes (admin token): the accounts with their balances, exact credits and debits with an
-// idempotency reference, and revocation of any key.
+// idempotency reference, and revocation of any key; each change is recorded in the audit log.
 import { ApiError } from "../../http/errors.ts";
-import { listAccounts } from "../accounts.ts";
+import { listAccounts, searchAccounts } from "../accounts.ts";
 import { AdminAccountList, AdminAccountsQuery, CreditRequest, CreditResponse, RevokedKey } from "../model.ts";
-import { adminCredit, keyById, revokeAndRead } from "../operations.ts";
+import { actorOf } from "../audit.ts";
+import { auditedCredit, auditedRevoke } from "../audited.ts";
 import { formatTon, parseTon } from "../pricing.ts";
 import { adminAccount, parseId, revokedKey } from "../wire.ts";
 import { ADMIN_NOTE, adminErrors, routeFile, type PlatformAuth, type PlatformRouteDeps } from "./common.ts";
@@ -33,24 +34,24 @@ export function adminRoutes(deps: PlatformRouteDeps, auth: PlatformAuth) {
       ({ query }) => {
         const limit = query.limit ?? DEFAULT_ACCOUNTS_PAGE;
         const offset = query.offset ?? 0;
-        const page = listAccounts(db, { limit, offset });
+        const page = query.q ? searchAccounts(db, query.q, { limit, offset }) : listAccounts(db, { limit, offset });
         return { object: "list" as const, data: page.data.map(adminAccount), total: page.total, limit, offset };
       },
       {
         auth: "admin",
         query: AdminAccountsQuery,
         response: { 200: "AdminAccountList", 400: "ErrorResponse", ...adminErrors },
-        detail: { tags: ["Admin"], summary: "List accounts", description: `Accounts in creation order, with balances. ${ADMIN_NOTE}` },
+        detail: { tags: ["Admin"], summary: "List accounts", description: `Accounts in creation order, with balances; \`q\` searches by id, deposit code, label or key prefix. ${ADMIN_NOTE}` },
       },
     )
     .post(
       "/admin/accounts/:id/credit",
-      ({ params, body, set }) => {
+      ({ params, body, set, request }) => {
         const id = parseId(params.id);
         if (id === null) throw new ApiError("not_found", `No account ${params.id}.`, "id");
         const amount = creditAmount(body.amount_ton);
         const reference = body.reference ?? crypto.randomUUID();
-        const r = adminCredit(db, id, amount, body.reason, reference);
+        const r = auditedCredit(db, actorOf(request), id, amount, body.reason, reference);
         if (r.outcome === "no_account") throw new ApiError("not_found", `No account ${params.id}.`, "id");
         if (r.outcome === "conflict") {
           throw new ApiError(
@@ -82,17 +83,17 @@ export function adminRoutes(deps: PlatformRouteDeps, auth: PlatformAuth) {
           description:
             "Books a ledger adjustment of `amount_ton` (negative for a debit; a debit may take the balance below the overdraft limit) with `reason`. " +
             "201 when booked. `reference` is an idempotency key: repeating a booked credit answers 200 with `booked: false` and changes nothing; " +
-            `the same reference with another account or amount is a 400. ${ADMIN_NOTE}`,
+            `the same reference with another account or amount is a 400. Recorded in the audit log (\`/admin/audit\`) with the \`X-Cocoon-Actor\` header's name. ${ADMIN_NOTE}`,
         },
       },
     )
     .post(
       "/admin/keys/:id/revoke",
-      ({ params }) => {
+      ({ params, request }) => {
         const id = parseId(params.id);
-        const k = id === null ? null : keyById(db, id);
+        const k = id === null ? null : auditedRevoke(db, actorOf(request), id);
         if (!k) throw new ApiError("not_found", `No key ${params.id}.`, "id");
-        return revokedKey(revokeAndRead(db, null, k.id));
+        return revokedKey(k);
       },
       {
         auth: "admin",

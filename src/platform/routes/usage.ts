@@ -1,7 +1,10 @@
-// The caller's billed requests (/v1/usage): newest first, paged, one by id; other accounts' are 404s.
+// The caller's billed requests (/v1/usage): newest first, paged, filtered by key, model and time
+// range, or all of them as CSV (`format=csv`); one by id; other accounts' are 404s.
 import { ApiError } from "../../http/errors.ts";
-import { usageById, usageOf } from "../ledger.ts";
+import { usageById } from "../ledger.ts";
 import { UsageQuery, UsageRecord, UsageRecordList } from "../model.ts";
+import { csvResponse, timeRange, USAGE_CSV_HEADER, usageCsvRows } from "../report.ts";
+import { usageAll, usagePage } from "../usage-query.ts";
 import { usageRecord } from "../wire.ts";
 import { AUTH_NOTE, callerOf, keyErrors, routeFile, type PlatformAuth, type PlatformRouteDeps } from "./common.ts";
 
@@ -14,7 +17,10 @@ export function usageRoutes(deps: PlatformRouteDeps, auth: PlatformAuth) {
     .get(
       "/v1/usage",
       ({ principal, query }) => {
-        const page = usageOf(db, callerOf(principal).accountId, { limit: query.limit ?? DEFAULT_USAGE_PAGE, before: query.before ?? null });
+        const { from, to } = timeRange(query);
+        const filter = { accountId: callerOf(principal).accountId, keyId: query.key_id ?? null, model: query.model ?? null, from, to };
+        if (query.format === "csv") return csvResponse("usage.csv", USAGE_CSV_HEADER, usageCsvRows(usageAll(db, filter)));
+        const page = usagePage(db, filter, { limit: query.limit ?? DEFAULT_USAGE_PAGE, before: query.before ?? null });
         const data = page.data.map(usageRecord);
         return { object: "list" as const, data, has_more: page.hasMore, next_before: page.hasMore ? (data.at(-1)?.id ?? null) : null };
       },
@@ -25,7 +31,10 @@ export function usageRoutes(deps: PlatformRouteDeps, auth: PlatformAuth) {
         detail: {
           tags: ["Usage"],
           summary: "List your requests",
-          description: `The caller's account's billed requests, newest first, with token counts and cost. Page with \`limit\` and \`before\` (the previous page's \`next_before\`). ${AUTH_NOTE}`,
+          description:
+            "The caller's account's billed requests, newest first, with token counts and cost. Page with `limit` and `before` (the previous page's `next_before`); " +
+            "filter with `key_id`, `model`, `start_time` and `end_time` (unix seconds or ISO 8601; end exclusive). `format=csv` answers every matching request as " +
+            `\`text/csv\` (columns ${USAGE_CSV_HEADER.join(", ")}), whose \`cost_nanoton\` sums to the charges in the ledger. ${AUTH_NOTE}`,
         },
       },
     )

@@ -19,7 +19,7 @@ import { Metrics } from "./ops/metrics.ts";
 import { platformRoutes } from "./platform/index.ts";
 import { responsesRoutes } from "./responses/index.ts";
 import { ResponseStore } from "./responses/store.ts";
-import { openPlatform, storePath } from "./platform/open.ts";
+import { openPlatform, storeLocation, storeLocationLines, storePath } from "./platform/open.ts";
 import type { Platform } from "./platform/service.ts";
 import { SessionService } from "./sessions/service.ts";
 import { sessionRoutes } from "./sessions/index.ts";
@@ -90,7 +90,8 @@ export function openServices(config: Config, o: { forget: (key: string) => unkno
   // Without auth there is no platform, but chat sessions still persist: in the same database file,
   // all owned by the one local user.
   const path = opened?.path ?? storePath(config);
-  o.log("info", platform ? `API keys and billing on (database ${path})` : "--no-auth: API keys and billing are off");
+  for (const line of storeLocationLines(storeLocation(config))) o.log(line.startsWith("using the existing") ? "warn" : "info", line);
+  o.log("info", platform ? "API keys and billing on" : "--no-auth: API keys and billing are off");
   const db = platform ? platform.db : openStore(path);
   const sessions = new SessionService(db, { forget: (key) => void o.forget(key) });
   // Deposits credit accounts, so they exist only with the platform; a bad TON setting stops the start.

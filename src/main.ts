@@ -1,9 +1,10 @@
 // Entry point: parse the one config, then run the requested command: serve (the HTTP server, the
-// default), generate (stream a completion to stdout), version, help.
+// default), generate (stream a completion to stdout), create-key, backup, version, help.
 import pkg from "../package.json" with { type: "json" };
 import { ConfigError, loadConfig, settingsHelp } from "./config/config.ts";
 import { GENERATE_FLAGS, GENERATE_HELP, generateCommand } from "./cli/generate.ts";
 import { CREATE_KEY_FLAGS, CREATE_KEY_HELP, createKeyCommand } from "./cli/create-key.ts";
+import { BACKUP_FLAGS, BACKUP_HELP, backupCommand } from "./cli/backup.ts";
 import { LLAMA_CPP_RELEASE } from "./native/release.ts";
 import { LlamaError } from "./native/llama.ts";
 import { EngineError } from "./inference/types.ts";
@@ -17,6 +18,7 @@ commands:
   serve        run the HTTP server (the default)
   generate     load a model and stream a completion of --prompt to stdout
   create-key   create an account with an API key (optionally credited) in the database
+  backup       copy the database consistently (--to FILE), also while the server runs
   version      print version, llama.cpp release and backend
   help         this text
 
@@ -25,7 +27,9 @@ ${settingsHelp()}
 
 ${GENERATE_HELP}
 
-${CREATE_KEY_HELP}`;
+${CREATE_KEY_HELP}
+
+${BACKUP_HELP}`;
 
 async function versionText(libDir: string): Promise<string> {
   let backend = "not set up";
@@ -44,7 +48,7 @@ export async function main(argv: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  const { config, positionals, extra } = loadConfig(argv, process.env, { ...GENERATE_FLAGS, ...CREATE_KEY_FLAGS, version: false });
+  const { config, positionals, extra } = loadConfig(argv, process.env, { ...GENERATE_FLAGS, ...CREATE_KEY_FLAGS, ...BACKUP_FLAGS, version: false });
   const command = extra.version ? "version" : (positionals[0] ?? "serve");
   switch (command) {
     case "serve": {
@@ -68,6 +72,9 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     case "create-key":
       createKeyCommand(config, extra);
+      return 0;
+    case "backup":
+      backupCommand(config, extra);
       return 0;
     case "version":
       console.log(await versionText(config.libDir));

@@ -4,7 +4,9 @@
 import type { Config } from "../config/config.ts";
 import { ConfigError } from "../config/config.ts";
 import { openPlatform } from "../platform/open.ts";
+import { recordAudit } from "../platform/audit.ts";
 import { openAccount } from "../platform/operations.ts";
+import { inTransaction } from "../store/db.ts";
 import { formatTon, parseTon } from "../platform/pricing.ts";
 
 export const CREATE_KEY_FLAGS = { credit: true, label: true } as const;
@@ -18,7 +20,14 @@ export function createKeyCommand(config: Config, extra: Record<string, string | 
   const { service, path } = openPlatform(config);
   try {
     // Account, key and credit in one transaction: nothing half-made if anything fails.
-    const account = openAccount(service.db, { label: typeof extra.label === "string" ? extra.label : null, signupCredit: amount });
+    const account = inTransaction(service.db, () => {
+      const a = openAccount(service.db, { label: typeof extra.label === "string" ? extra.label : null, signupCredit: amount });
+      // An operator's credit, like the admin route's: in the audit log, by the command line.
+      if (amount > 0n) {
+        recordAudit(service.db, { actor: "cli", action: "account.credit", objectType: "account", objectId: a.accountId, accountId: a.accountId, reason: "create-key --credit", before: { balance_nanoton: 0n }, after: { balance_nanoton: amount, amount_nanoton: amount, reference: `signup:${a.accountId}` } });
+      }
+      return a;
+    });
     out(`api_key: ${account.key}`);
     out(`account: ${account.accountId}`);
     out(`deposit_code: ${account.depositCode}`);

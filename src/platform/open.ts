@@ -1,16 +1,62 @@
-// Opens the platform from the config: the database file (in the data directory unless --db names
-// one), prices, limits and the admin token. Shared by the server and the admin CLI commands.
-import { mkdirSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+// Opens the platform from the config: the database file (a stable place, see storeLocation, unless
+// --db or --data-dir names one), prices, limits and the admin token. Shared by the server and the CLI.
+import { existsSync, mkdirSync } from "node:fs";
+import { homedir } from "node:os";
+import { dirname, isAbsolute, join, resolve } from "node:path";
 import type { Config } from "../config/config.ts";
 import { ConfigError } from "../config/config.ts";
 import { openStore } from "../store/db.ts";
 import { Platform } from "./service.ts";
 import { parseTon, pricingConfig } from "./pricing.ts";
 
-/** Where state lives: --data-dir, else systemd's $STATE_DIRECTORY, else ./data. */
-export function dataDir(config: Pick<Config, "dataDir">): string {
-  return resolve(config.dataDir || process.env.STATE_DIRECTORY || "data");
+/** Where the database is and why there, for the line the server and the commands print. */
+export interface StoreLocation {
+  /** The data directory (the database's directory with --db). */
+  dir: string;
+  /** The database file. */
+  path: string;
+  /** What chose it: a flag, systemd, an existing ./data database, or the XDG default. */
+  source: "--db" | "--data-dir" | "$STATE_DIRECTORY" | "./data" | "$XDG_DATA_HOME" | "~/.local/share";
+}
+
+const FILE = "cocoon.sqlite";
+
+/**
+ * Where state lives, the same wherever the binary is started from: --db, else --data-dir, else
+ * systemd's $STATE_DIRECTORY (from StateDirectory=), else an existing ./data/cocoon.sqlite (where
+ * builds before this one put it: it keeps being used), else $XDG_DATA_HOME/cocoon-server
+ * (~/.local/share/cocoon-server when unset). Starting elsewhere never silently makes a new database.
+ */
+export function storeLocation(config: Pick<Config, "dataDir" | "db">, env: Record<string, string | undefined> = process.env, cwd: string = process.cwd()): StoreLocation {
+  if (config.db) {
+    const path = resolve(cwd, config.db);
+    return { dir: dirname(path), path, source: "--db" };
+  }
+  const at = (dir: string, source: StoreLocation["source"]): StoreLocation => ({ dir: resolve(cwd, dir), path: join(resolve(cwd, dir), FILE), source });
+  if (config.dataDir) return at(config.dataDir, "--data-dir");
+  // systemd passes a colon-separated list when the unit names several directories: ours is the first.
+  const state = env.STATE_DIRECTORY?.split(":")[0];
+  if (state) return at(state, "$STATE_DIRECTORY");
+  if (existsSync(join(cwd, "data", FILE))) return at("data", "./data");
+  if (env.XDG_DATA_HOME && isAbsolute(env.XDG_DATA_HOME)) return at(join(env.XDG_DATA_HOME, "cocoon-server"), "$XDG_DATA_HOME");
+  return at(join(env.HOME || homedir(), ".local", "share", "cocoon-server"), "~/.local/share");
+}
+
+/** The data directory (see {@link storeLocation}). */
+export function dataDir(config: Pick<Config, "dataDir" | "db">): string {
+  return storeLocation(config).dir;
+}
+
+/** The lines a start prints about the database: where it is, and why there when that may surprise. */
+export function storeLocationLines(loc: StoreLocation): string[] {
+  const lines = [`database ${loc.path} (${loc.source === "--db" || loc.source === "--data-dir" ? `from ${loc.source}` : loc.source === "./data" ? "existing ./data" : `default under ${loc.source}`})`];
+  if (loc.source === "./data") {
+    lines.push(
+      `using the existing database ${loc.path} found in the working directory (./data, where earlier builds kept it); ` +
+        "move it to the default location or pass --data-dir to keep it there for good: started from another directory, the server would not find it",
+    );
+  }
+  return lines;
 }
 
 function ton(name: string, value: string): bigint {
@@ -21,9 +67,9 @@ function ton(name: string, value: string): bigint {
   }
 }
 
-/** The database file: --db, else cocoon.sqlite in the data directory (created if missing). */
+/** The database file (see {@link storeLocation}); its directory is created if missing. */
 export function storePath(config: Pick<Config, "dataDir" | "db">): string {
-  const path = resolve(config.db || join(dataDir(config), "cocoon.sqlite"));
+  const { path } = storeLocation(config);
   mkdirSync(dirname(path), { recursive: true });
   return path;
 }

@@ -229,7 +229,7 @@ export function createApp(deps: AppDeps) {
       }),
     )
     .use(swaggerRoutes())
-    .use(webRoutes())
+    .use(webRoutes({ adminEnabled: () => platform?.adminConfigured ?? false }))
     .use(opsRoutes({ metrics, version: deps.version, loadedEngine: () => deps.loadedEngine(), tonWatcher }))
     .use(openaiRoutes(generation, fields))
     .use(anthropicRoutes(generation))

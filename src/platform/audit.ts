@@ -49,12 +49,19 @@ const json = (v: unknown) => (v === undefined || v === null ? null : JSON.string
 export const DEFAULT_ACTOR = "admin";
 
 /**
- * The actor a request names in `X-Cocoon-Actor` (LiteLLM's `LiteLLM-Changed-By`), trimmed and cut to
- * 100 characters; "admin" when it names none. The admin token is one secret, so the name is the
+ * The actor a request names in `X-Cocoon-Actor` (LiteLLM's `LiteLLM-Changed-By`; percent-encoded
+ * UTF-8 is decoded), trimmed and cut to 100 characters; "admin" when it names none. The admin token is one secret, so the name is the
  * operator's statement, recorded as given.
  */
 export function actorOf(request: Request): string {
-  const raw = (request.headers.get("x-cocoon-actor") ?? "").replace(/[\u0000-\u001f\u007f]/g, "").trim();
+  let raw = request.headers.get("x-cocoon-actor") ?? "";
+  // Header values are bytes: a browser sends a name beyond Latin-1 percent-encoded.
+  try {
+    raw = decodeURIComponent(raw);
+  } catch {
+    // Not percent-encoding (a literal "%"): the name as sent.
+  }
+  raw = raw.replace(/[\u0000-\u001f\u007f]/g, "").trim();
   return raw === "" ? DEFAULT_ACTOR : raw.slice(0, 100);
 }
 

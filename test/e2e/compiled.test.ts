@@ -1,5 +1,6 @@
 // The compiled executable carries its libraries and demo model: copied alone into an empty directory
-// with an empty HOME, it extracts them into one cache directory and generates.
+// with an empty HOME, it extracts them into one cache directory and generates; started from two
+// directories it uses the same database (under $XDG_DATA_HOME), which `backup` copies.
 import { afterAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -20,9 +21,10 @@ describe("compiled executable", () => {
     const home = join(dir, "home");
     const cache = join(dir, "cache");
     mkdirSync(home);
-    const env = { HOME: home, XDG_CACHE_HOME: cache, PATH: "/usr/bin:/bin" };
-    const go = async (args: string[]) => {
-      const p = Bun.spawn([exe, ...args], { cwd: dir, env, stdout: "pipe", stderr: "pipe" });
+    const xdgData = join(dir, "xdg-data");
+    const env = { HOME: home, XDG_CACHE_HOME: cache, XDG_DATA_HOME: xdgData, PATH: "/usr/bin:/bin" };
+    const go = async (args: string[], cwd = dir) => {
+      const p = Bun.spawn([exe, ...args], { cwd, env, stdout: "pipe", stderr: "pipe" });
       return { out: await new Response(p.stdout).text(), err: await new Response(p.stderr).text(), code: await p.exited };
     };
     const first = await go(["generate", "--prompt", "Hello", "--max-tokens", "8", "--temperature", "0"]);
@@ -39,9 +41,17 @@ describe("compiled executable", () => {
     const version = await go(["--version"]);
     expect(version.out).toContain("backend cpu");
 
-    // The newcomer's path: an operator creates a credited key, the server bills a chat with it.
-    const created = await go(["create-key", "--credit", "0.5", "--data-dir", join(dir, "state")]);
+    // The newcomer's path: an operator creates a credited key, the server bills a chat with it. No
+    // --data-dir: the key is made in one directory and the server started from another, and both use
+    // the one database under $XDG_DATA_HOME.
+    const one = join(dir, "one");
+    const two = join(dir, "two");
+    mkdirSync(one);
+    mkdirSync(two);
+    const database = join(xdgData, "cocoon-server", "cocoon.sqlite");
+    const created = await go(["create-key", "--credit", "0.5"], one);
     expect(created.code).toBe(0);
+    expect(created.out).toContain(`database: ${database}`);
     const apiKey = created.out.match(/^api_key: (ck_\w+)$/m)?.[1];
     expect(apiKey).toBeDefined();
 
@@ -49,7 +59,7 @@ describe("compiled executable", () => {
     const probe = Bun.serve({ port: 0, fetch: () => new Response() });
     const port = probe.port;
     probe.stop(true);
-    const server = Bun.spawn([exe, "--host", "127.0.0.1", "--port", String(port), "--data-dir", join(dir, "state")], { cwd: dir, env, stdout: "pipe", stderr: "pipe" });
+    const server = Bun.spawn([exe, "--host", "127.0.0.1", "--port", String(port)], { cwd: two, env, stdout: "pipe", stderr: "pipe" });
     try {
       const base = `http://127.0.0.1:${port}`;
       let ready = false;
@@ -86,5 +96,14 @@ describe("compiled executable", () => {
       server.kill("SIGTERM");
       expect(await server.exited).toBe(0);
     }
+    // It said where the database is, and made nothing in the directories it was started from.
+    expect(await new Response(server.stderr).text()).toContain(`database ${database} (default under $XDG_DATA_HOME)`);
+    expect(readdirSync(one)).toEqual([]);
+    expect(readdirSync(two)).toEqual([]);
+    // A backup of that database from a third directory, with the binary alone.
+    const backup = await go(["backup", "--to", join(dir, "backup.sqlite")], home);
+    expect(backup.code).toBe(0);
+    expect(backup.out).toContain(`database: ${database}`);
+    expect(backup.out).toContain("integrity: ok");
   });
 });

@@ -41,6 +41,7 @@ function signOut(message = ""): void {
   byId("login-form").hidden = false;
   byId("login-error").textContent = message;
   showError(null);
+  document.body.dataset.session = "signed-out";
 }
 
 function signedIn(): void {
@@ -48,6 +49,7 @@ function signedIn(): void {
   byId("tabs").hidden = false;
   byId("sign-out").hidden = false;
   byId("whoami").textContent = `signed in as ${session.actor || "admin"}`;
+  document.body.dataset.session = "signed-in";
   show("overview");
   // Live load every 2 s; usage with it every 30 s while the overview is open.
   let ticks = 0;
@@ -104,6 +106,7 @@ async function start(): Promise<void> {
   const saved = session.token;
   if (saved && (await tryToken(saved))) signedIn();
   else if (!saved) signOut();
+  document.body.dataset.ready = "true";
 }
 
 void start();

@@ -267,6 +267,8 @@ CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+-- Usage by time, for operator reports over every account (/admin/usage, the dashboard's charts).
+CREATE INDEX usage_by_time ON usage(started_at);
 `;
 
 export const MIGRATIONS: readonly Migration[] = [
@@ -276,5 +278,5 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 4, name: "ton: the watcher's staged catch-up run", sql: tonBackfill },
   { version: 5, name: "responses: stored responses and the reasoning seal key", sql: responses },
   { version: 6, name: "platform: reservation owners and their leases", sql: reservationOwners },
-  { version: 7, name: "platform: the admin audit log", sql: audit },
+  { version: 7, name: "platform: the admin audit log and usage by time", sql: audit },
 ];

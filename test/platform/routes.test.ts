@@ -476,11 +476,11 @@ describe("usage", () => {
 });
 
 describe("rate limits", () => {
-  test("every authenticated route sends X-RateLimit-* headers counting down, then 429 with Retry-After", async () => {
+  test("every account route sends X-RateLimit-* headers of the account routes' limit counting down, then 429 with Retry-After", async () => {
     // Counters reset at each UTC minute: start well clear of the next boundary.
     const toBoundary = 60_000 - (Date.now() % 60_000);
     if (toBoundary < 3000) await Bun.sleep(toBoundary + 50);
-    const h = harness({ rateLimits: { rpm: 8, tpm: 1_000_000, rpd: 1_000 } });
+    const h = harness({ rateLimits: { rpm: 2, tpm: 1_000_000, rpd: 1_000 }, platform: { accountRouteRpm: 8 } });
     const a = await h.register();
     const calls: [string, RequestInit & { json?: unknown }][] = [
       ["/v1/balance", {}],
@@ -507,7 +507,7 @@ describe("rate limits", () => {
 
     const limited = await h.request("/v1/balance", { key: a.key });
     expect(limited.status).toBe(429);
-    expect(((await limited.json()) as Json).error).toMatchObject({ type: "rate_limit_error", code: "rate_limit_exceeded" });
+    expect(((await limited.json()) as Json).error).toMatchObject({ type: "rate_limit_error", code: "rpm_limit_exceeded" });
     const retry = Number(limited.headers.get("retry-after"));
     expect(retry).toBeGreaterThanOrEqual(1);
     expect(retry).toBeLessThanOrEqual(60);

@@ -17,7 +17,7 @@ export function keyRoutes(deps: PlatformRouteDeps, auth: PlatformAuth) {
         return { object: "list" as const, data: listKeys(db, caller.accountId).map((k) => keyInfo(k, caller.keyId)) };
       },
       {
-        auth: "key",
+        auth: "account",
         response: { 200: "ApiKeyList", ...keyErrors },
         detail: { tags: ["Authentication"], summary: "List your account's keys", description: `Every key of the caller's account, revoked ones included; never the key itself. ${AUTH_NOTE}` },
       },
@@ -31,7 +31,7 @@ export function keyRoutes(deps: PlatformRouteDeps, auth: PlatformAuth) {
         return { id: k.id, api_key: k.key, prefix: k.prefix, name: body?.name ?? null, created_at: iso(now) };
       },
       {
-        auth: "key",
+        auth: "account",
         body: CreateKeyRequest,
         parse: "json",
         response: { 201: "CreatedKey", 400: "ErrorResponse", ...keyErrors },
@@ -48,7 +48,7 @@ export function keyRoutes(deps: PlatformRouteDeps, auth: PlatformAuth) {
         return revokedKey(revokeAndRead(db, caller.accountId, k.id));
       },
       {
-        auth: "key",
+        auth: "account",
         response: { 200: "RevokedKey", 404: "ErrorResponse", ...keyErrors },
         detail: {
           tags: ["Authentication"],

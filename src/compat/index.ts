@@ -191,7 +191,7 @@ export function compatRoutes(deps: GenerationDeps) {
                   device: deviceHeaders(run.model, body.device)["X-Cocoon-Device"],
                   finish_reason: summary?.reason === "length" || summary?.reason === "timeout" ? "length" : "stop",
                   tokens: summary?.tokens ?? 0,
-                  usage: summary ? usageWire({ promptTokens: summary.usage.promptTokens, cachedTokens: summary.usage.cachedTokens, completionTokens: summary.usage.completionTokens }) : null,
+                  usage: summary ? usageWire({ promptTokens: summary.usage.promptTokens, cachedTokens: summary.usage.cachedTokens, completionTokens: summary.usage.completionTokens }, summary.cost, { withCost: false }) : null,
                   ...(summary?.cost ? { cost: { nanoton: Number(summary.cost.nanoton), ton: summary.cost.ton } } : {}),
                   ...(summary?.debug ? { debug: summary.debug } : {}),
                 }),

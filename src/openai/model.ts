@@ -2,7 +2,7 @@
 // generate the OpenAPI document. Field names and shapes follow OpenAI's wire format exactly.
 import { t, type Static } from "elysia";
 import { Type } from "@sinclair/typebox";
-import { CocoonFields, MAX_TOKENS_LIMIT } from "../generation/model.ts";
+import { CappedUsageFields, CocoonFields, MAX_TOKENS_LIMIT } from "../generation/model.ts";
 
 const Nullable = <T extends Parameters<typeof t.Union>[0][number]>(s: T) => t.Union([s, t.Null()]);
 
@@ -57,6 +57,7 @@ export const Usage = t.Object(
     prompt_tokens_details: t.Optional(t.Object({ cached_tokens: Type.Integer() })),
     completion_tokens_details: t.Optional(t.Object({ reasoning_tokens: Type.Integer() })),
     cost: t.Optional(Cost),
+    ...CappedUsageFields,
   },
 );
 

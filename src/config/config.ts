@@ -24,6 +24,8 @@ function def<K extends Kind>(d: SettingDef<K>): SettingDef<K> {
 
 export const SETTINGS = {
   model: def({ kind: "list", default: [], short: "m", description: "GGUF model to serve, as [ID=]PATH[#type=chat|completion|embedding,slots=N,ctx-size=N,gpu-layers=N]; repeat for several. Defaults to the built-in tiny demo model." }),
+  modelPrice: def({ kind: "list", default: [], description: "Base price of a model's tokens in nanoton, as ID=NANOTON (repeat or separate with ;); overrides --price-nanoton for that model. Also `price=` in a --model spec." }),
+  modelAlias: def({ kind: "list", default: [], description: "Another name for a served model, as ALIAS=ID (e.g. Qwen/Qwen3-8B=qwen3); listed in /v1/models. Also `alias=` in a --model spec." }),
   modelsDir: def({ kind: "string", default: "", description: "Directory whose *.gguf files are all served." }),
   host: def({ kind: "string", default: "127.0.0.1", description: "Address to listen on." }),
   port: def({ kind: "int", default: 10000, min: 0, max: 65535, short: "p", description: "TCP port to listen on." }),

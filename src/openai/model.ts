@@ -348,6 +348,8 @@ export const Model = t.Object(
     type: t.Union([t.Literal("chat"), t.Literal("completion"), t.Literal("embedding")]),
     context_window: Type.Integer(),
     workers: t.Array(t.Object({ running_requests: Type.Integer(), max_running_requests: Type.Integer() })),
+    root: t.Optional(t.String({ description: "The model id this entry runs (vLLM's field): its own id, or the model an alias names." })),
+    aliases: t.Optional(t.Array(t.String(), { description: "Other names requests may use for this model; each is also listed as an entry of its own." })),
     meta: t.Optional(t.Record(t.String(), t.Unknown())),
   },
 );

@@ -1,9 +1,10 @@
 // Opens the platform from the config: the database file (in the data directory unless --db names
-// one), prices, limits and the admin token. Shared by the server and the admin CLI commands.
+// one), prices (per model too), limits and the admin token. Shared by the server and the admin CLI commands.
 import { mkdirSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import type { Config } from "../config/config.ts";
 import { ConfigError } from "../config/config.ts";
+import { modelPrices } from "../config/models.ts";
 import { openStore } from "../store/db.ts";
 import { Platform } from "./service.ts";
 import { parseTon, pricingConfig } from "./pricing.ts";
@@ -30,8 +31,10 @@ export function storePath(config: Pick<Config, "dataDir" | "db">): string {
 
 export function openPlatform(config: Config): { service: Platform; path: string } {
   const path = storePath(config);
+  const models = Object.fromEntries([...modelPrices(config)].map(([id, baseNanoton]) => [id, { baseNanoton }]));
   const pricing = pricingConfig({
     baseNanoton: BigInt(config.priceNanoton),
+    models,
     markup: config.markup,
     minimumBalance: ton("minimum-balance", config.minimumBalance),
     maxOverdraft: ton("max-overdraft", config.maxOverdraft),

@@ -173,7 +173,9 @@ describe("rate-limit scope", () => {
 
 describe("capped by the budget, said so", () => {
   // Room for the prompt's worst case and a few dozen tokens: max_tokens 200 is capped.
-  const capped = () => key({ maxBudget: 320_000n }).key;
+  const capped = () => key({ maxBudget: 300_000n }).key;
+  // A prompt whose worst case leaves the budget a few tokens, like the chat ones.
+  const long = "Once upon a time ".repeat(9);
   const post = (path: string, k: string, body: unknown, headers: Record<string, string> = {}) =>
     app.request(path, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${k}`, ...headers }, body: JSON.stringify(body) });
   type Capped = { capped_by?: string; capped_max_tokens?: number };
@@ -191,7 +193,7 @@ describe("capped by the budget, said so", () => {
     const streamed = await (await chat(capped(), { max_tokens: 200, stream: true, stream_options: { include_usage: true } })).text();
     expect(streamed).toContain('"capped_by":"key_budget"');
 
-    const comp = await post("/v1/completions", capped(), { prompt: "Once upon a time", max_tokens: 200 });
+    const comp = await post("/v1/completions", capped(), { prompt: long, max_tokens: 200 });
     expect(comp.headers.get("x-cocoon-capped-by")).toBe("key_budget");
     expect(((await comp.json()) as { usage: Capped }).usage.capped_by).toBe("key_budget");
 
@@ -208,7 +210,7 @@ describe("capped by the budget, said so", () => {
     expect(msgStream).toContain('"capped_by":"key_budget"');
     expect(msgStream).toContain(": X-Cocoon-Capped-By: key_budget");
 
-    const seed = await post("/completions", capped(), { model: "tiny-qwen3", prompt: "Once upon a time", max_tokens: 200 });
+    const seed = await post("/completions", capped(), { model: "tiny-qwen3", prompt: long, max_tokens: 200 });
     expect(seed.status).toBe(200);
     expect(seed.headers.get("x-cocoon-capped-by")).toBe("key_budget");
 

@@ -45,6 +45,9 @@ export function openPlatform(config: Config): { service: Platform; path: string 
     pricing,
     rateLimits: { rpm: config.rateLimitRpm, tpm: config.rateLimitTpm, rpd: config.rateLimitRpd },
     signupCredit: ton("signup-credit", config.signupCredit),
+    register: config.register as "open" | "admin" | "off",
+    registerLimit: config.registerLimit,
+    trustProxy: config.trustProxy,
   });
   return { service, path };
 }

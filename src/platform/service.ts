@@ -42,6 +42,12 @@ export interface PlatformOptions {
   accountRouteRpm?: number;
   /** Credit for every new account, in nanoton (0 = none). */
   signupCredit: bigint;
+  /** Who may use /api/register: anyone, the admin token only, or nobody. Defaults to "open". */
+  register?: "open" | "admin" | "off";
+  /** Sign-ups per client address per UTC day (0 = no limit). Defaults to 0 (the server's config: 5). */
+  registerLimit?: number;
+  /** Behind a reverse proxy: the client address is the last X-Forwarded-For entry. Defaults to false. */
+  trustProxy?: boolean;
 }
 
 export interface BillingTicket {
@@ -82,6 +88,8 @@ let seq = 0;
 
 export class Platform {
   readonly limiter = new RateLimiter();
+  /** Sign-ups per client address (in memory, like the rate limits). */
+  private readonly signups = new RateLimiter({ maxKeys: 100_000 });
 
   /** This process as the owner of the reservations it makes (see leases.ts). */
   readonly owner = `proc_${crypto.randomUUID()}`;
@@ -256,6 +264,29 @@ export class Platform {
     this.limiter.addTokens(t.principal.keyId, u.promptTokens + u.completionTokens);
     this.limiter.addTokens(`a${t.principal.accountId}`, u.promptTokens + u.completionTokens);
     return { nanoton: r.charged, ton: formatTon(r.charged), capped: t.capped };
+  }
+
+  /**
+   * Whether `address` may sign up now (/api/register): refuses when sign-up is off, asks for the admin
+   * token when it is admin-only, and counts the address against --register-limit (429 past it, so a
+   * sign-up credit is only ever granted within the limit). An admin's sign-ups are not counted.
+   */
+  admitSignup(request: Request, peer: string): void {
+    const mode = this.opts.register ?? "open";
+    if (mode === "off") throw new ApiError("forbidden", "Sign-up is closed on this server; ask the operator for a key.");
+    if (mode === "admin") {
+      this.requireAdmin(request);
+      return;
+    }
+    const limit = this.opts.registerLimit ?? 0;
+    if (limit <= 0) return;
+    // The proxy appends the address it saw last: earlier entries are the client's to invent.
+    const forwarded = this.opts.trustProxy ? request.headers.get("x-forwarded-for")?.split(",").at(-1)?.trim() : undefined;
+    const address = forwarded || peer;
+    const r = this.signups.admit(`ip:${address}`, { rpm: Infinity, tpm: Infinity, rpd: limit });
+    if (!r.ok) {
+      throw new ApiError("signup_limited", `Too many sign-ups from this address: at most ${limit} a day; retry in ${r.retryAfterSeconds} s.`, null, { "Retry-After": r.headers["Retry-After"]! });
+    }
   }
 
   balance(accountId: number) {

@@ -92,6 +92,31 @@ function bill(db: Database, accountId: number, keyId: number, id: string, starte
 }
 
 describe("POST /api/register", () => {
+  test("sign-ups per client address are limited (429 signup_limit_exceeded past it), and a sign-up credit is granted only within the limit", async () => {
+    const h = harness({ platform: { registerLimit: 2, trustProxy: true, signupCredit: 1_000n } });
+    const from = (ip: string) => h.request("/api/register", { method: "POST", headers: { "x-forwarded-for": `203.0.113.9, ${ip}` } });
+    expect((await from("198.51.100.1")).status).toBe(200);
+    expect((await from("198.51.100.1")).status).toBe(200);
+    const third = await from("198.51.100.1");
+    expect(third.status).toBe(429);
+    expect(((await third.json()) as Json).error).toMatchObject({ code: "signup_limit_exceeded", type: "rate_limit_error" });
+    expect(Number(third.headers.get("retry-after"))).toBeGreaterThan(0);
+    // Another address may; the forged first X-Forwarded-For entry changes nothing.
+    expect((await from("198.51.100.2")).status).toBe(200);
+    const credited = h.db.query<{ n: bigint }, []>("SELECT count(*) AS n FROM ledger WHERE kind = 'adjustment' AND reference LIKE 'signup:%'").get()!.n;
+    expect(credited).toBe(3n);
+  });
+
+  test("--register admin needs the admin token; --register off refuses everyone", async () => {
+    const admin = harness({ platform: { register: "admin", adminToken: "s3cret" } });
+    expect((await admin.request("/api/register", { method: "POST" })).status).toBe(403);
+    expect((await admin.request("/api/register", { method: "POST", headers: { authorization: "Bearer s3cret" } })).status).toBe(200);
+    const off = harness({ platform: { register: "off", adminToken: "s3cret" } });
+    const closed = await off.request("/api/register", { method: "POST", headers: { authorization: "Bearer s3cret" } });
+    expect(closed.status).toBe(403);
+    expect(((await closed.json()) as Json).error.message).toContain("closed");
+  });
+
   test("returns a key shown once, a valid deposit code and the wallet; the key works on /v1/balance", async () => {
     const h = harness();
     const res = await h.request("/api/register", { method: "POST" });

@@ -45,6 +45,8 @@ export interface AppDeps {
   metrics?: Metrics;
   /** Price coefficient of each model. Defaults to 1000 for every model. */
   coefficient?(model: string): number;
+  /** Other names of the served models (alias → model id). Defaults to none. */
+  aliases?: ReadonlyMap<string, string>;
   /** Largest accepted request body in bytes. Defaults to 8 MiB. */
   maxBodyBytes?: number;
   /** Server-side failures (500s), with their stack. */
@@ -132,6 +134,7 @@ export function createApp(deps: AppDeps) {
     platform: deps.platform,
     sessions,
     coefficient: deps.coefficient ?? (() => 1000),
+    aliases: deps.aliases ?? new Map(),
   };
   const maxBody = deps.maxBodyBytes ?? 8 * 2 ** 20;
   const log = deps.log ?? (() => {});

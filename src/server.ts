@@ -2,7 +2,7 @@
 // then the engine; stops gracefully: no new connections, in-flight requests get a grace period.
 import pkg from "../package.json" with { type: "json" };
 import type { Config } from "./config/config.ts";
-import { resolveModels, DEMO_MODEL, type ModelEntry } from "./config/models.ts";
+import { modelAliases, modelPrices, resolveModels, DEMO_MODEL, type ModelEntry } from "./config/models.ts";
 import { Engine, type EngineOptions } from "./inference/engine.ts";
 import { createApp, engineMetrics, openServices } from "./app.ts";
 import { parseCorsOrigins } from "./http/cors.ts";
@@ -57,7 +57,18 @@ export async function startServer(config: Config, log: Logger = makeLogger(confi
   let engine: Engine | null = null;
   let shuttingDown = false;
   const metrics = engineMetrics(() => engine);
-  const coefficients = new Map(models.map((m) => [m.id, m.coefficient ?? 1000]));
+  // A model's coefficient (what max_coefficient compares) is its own, else its price relative to the
+  // base price (1000 = the base price; a model at twice the price is 2000).
+  const prices = modelPrices(config);
+  const base = BigInt(config.priceNanoton);
+  const coefficients = new Map(
+    models.map((m) => {
+      const price = prices.get(m.id);
+      const derived = price === undefined || base === 0n ? 1000 : Math.max(1, Number((price * 1000n + base / 2n) / base));
+      return [m.id, m.coefficient ?? derived];
+    }),
+  );
+  const aliases = modelAliases(models, config.modelAlias);
   const services = openServices(config, { forget: (key) => engine?.forgetSession(key), log });
   const { platform, sessions, ton } = services;
   // Before serving: this server's lease, and the holds of processes that are gone released.
@@ -75,6 +86,7 @@ export async function startServer(config: Config, log: Logger = makeLogger(confi
     version: pkg.version,
     loadedEngine: () => engine,
     coefficient: (id) => coefficients.get(id) ?? 1000,
+    aliases,
     maxBodyBytes: config.maxBodyBytes,
     strictFields: config.strictFields,
     cors: parseCorsOrigins(config.corsOrigins),

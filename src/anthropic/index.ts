@@ -24,7 +24,7 @@ async function* frames(events: AsyncGenerator<StreamEvent>, cost: () => Cost | n
     for await (const e of events) {
       if (e.type === "message_stop") {
         const c = cost();
-        yield sseComments([...(c ? [`X-Cocoon-Cost-Nanoton: ${c.nanoton}`] : []), `X-Cocoon-Client-End: ${cocoonTime()}`]);
+        yield sseComments([...Object.entries(costHeaders(c)).map(([k, v]) => `${k}: ${v}`), `X-Cocoon-Client-End: ${cocoonTime()}`]);
       }
       yield sseEvent(JSON.stringify(e), e.type);
     }

@@ -99,7 +99,7 @@ async function messageObject(events: AsyncGenerator<EngineEvent>, o: { id: strin
     model: o.model.id,
     content: blocks,
     ...stopReason(finish.reason, finish.stop, o.capped),
-    usage: messageUsage(done.usage),
+    usage: messageUsage(done.usage, cost),
   };
   return { body, cost };
 }
@@ -156,14 +156,14 @@ async function* messageEvents(
         }
       } else {
         completed = true;
-        o.settle(e);
+        const cost = o.settle(e);
         yield* blocks.close();
         if (blocks.index < 0) {
           // An empty answer is still one (empty) text block, as Anthropic sends it.
           yield* blocks.open("text", { type: "text", text: "" });
           yield* blocks.close();
         }
-        const usage = messageUsage(e.usage);
+        const usage = messageUsage(e.usage, cost);
         yield { type: "message_delta", delta: stopReason(finish.reason, finish.stop, o.capped), usage };
         yield { type: "message_stop" };
       }

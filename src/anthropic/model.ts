@@ -2,7 +2,7 @@
 // generate the OpenAPI document. Field names and shapes follow Anthropic's wire format.
 import { t, type Static } from "elysia";
 import { Type } from "@sinclair/typebox";
-import { CocoonFields } from "../generation/model.ts";
+import { CappedUsageFields, CocoonFields } from "../generation/model.ts";
 
 // Anthropic's clients send fields this server has no use for (cache_control, citations, context
 // management...): objects accept what they do not name, and the service decides what matters.
@@ -121,6 +121,7 @@ export const MessageUsage = t.Object({
   output_tokens: Type.Integer(),
   cache_creation_input_tokens: Type.Integer(),
   cache_read_input_tokens: Type.Integer({ description: "Prompt tokens served from the KV cache (billed at the cached rate)." }),
+  ...CappedUsageFields,
 });
 
 export const StopReason = t.Union([t.Literal("end_turn"), t.Literal("max_tokens"), t.Literal("stop_sequence"), t.Literal("tool_use"), t.Literal("model_context_window_exceeded")]);

@@ -3,6 +3,8 @@
 import { TypeCompiler, type TypeCheck } from "@sinclair/typebox/compiler";
 import type { TSchema } from "@sinclair/typebox";
 import { ApiError } from "../http/errors.ts";
+import { cappedFields } from "../generation/usage.ts";
+import type { Cost } from "../platform/service.ts";
 import type { CocoonOptions } from "../generation/options.ts";
 import type { ChatMessage, EngineEvent, FinishReason, GenerateRequest, ModelInfo, ToolChoice, ToolDefinition, Usage } from "../inference/types.ts";
 import { RedactedThinkingBlockParam, TextBlockParam, ThinkingBlockParam, ToolResultBlockParam, ToolUseBlockParam } from "./model.ts";
@@ -180,8 +182,14 @@ export function stopReason(reason: FinishReason, stop: string | null, windowCapp
 }
 
 /** Anthropic counts cached prompt tokens apart from input_tokens; nothing is written to a cache for a fee. */
-export function messageUsage(u: Usage): MessageUsage {
-  return { input_tokens: u.promptTokens - u.cachedTokens, output_tokens: u.completionTokens, cache_creation_input_tokens: 0, cache_read_input_tokens: u.cachedTokens };
+export function messageUsage(u: Usage, cost?: Cost | null): MessageUsage {
+  return {
+    input_tokens: u.promptTokens - u.cachedTokens,
+    output_tokens: u.completionTokens,
+    cache_creation_input_tokens: 0,
+    cache_read_input_tokens: u.cachedTokens,
+    ...cappedFields(cost),
+  };
 }
 
 const randomId = (bytes: number) => Buffer.from(crypto.getRandomValues(new Uint8Array(bytes))).toString("base64url");

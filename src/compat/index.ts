@@ -191,7 +191,7 @@ export function compatRoutes(deps: GenerationDeps) {
                   device: deviceHeaders(run.model, body.device)["X-Cocoon-Device"],
                   finish_reason: summary?.reason === "length" || summary?.reason === "timeout" ? "length" : "stop",
                   tokens: summary?.tokens ?? 0,
-                  usage: summary ? usageWire({ promptTokens: summary.usage.promptTokens, cachedTokens: summary.usage.cachedTokens, completionTokens: summary.usage.completionTokens }) : null,
+                  usage: summary ? usageWire({ promptTokens: summary.usage.promptTokens, cachedTokens: summary.usage.cachedTokens, completionTokens: summary.usage.completionTokens }, summary.cost, { withCost: false }) : null,
                   ...(summary?.cost ? { cost: { nanoton: Number(summary.cost.nanoton), ton: summary.cost.ton } } : {}),
                   ...(summary?.debug ? { debug: summary.debug } : {}),
                 }),
@@ -216,17 +216,17 @@ export function compatRoutes(deps: GenerationDeps) {
         { auth: "public", params: t.Object({ id: t.String() }), response: { 200: "SeedModel", 404: "ErrorResponse" }, detail: { tags, summary: "Get a model (seed 003)", description: "`id` is the model's id or its `name`." } },
       )
       .get("/sessions", ({ principal }) => sessions.list(ownerOf(principal)).map((s) => s.id), {
-        auth: "key",
+        auth: "account",
         response: { 200: "SeedSessionIds", ...errors },
         detail: { tags, summary: "List your session ids (seed 003)" },
       })
       .get(
         "/chat/history/:id",
         ({ principal, params }) => sessions.messages(ownerOf(principal), params.id).map((m) => ({ role: m.role, content: m.content })),
-        { auth: "key", params: t.Object({ id: t.String() }), response: { 200: "SeedHistory", ...errors }, detail: { tags, summary: "A session's messages (seed 003)" } },
+        { auth: "account", params: t.Object({ id: t.String() }), response: { 200: "SeedHistory", ...errors }, detail: { tags, summary: "A session's messages (seed 003)" } },
       )
       .delete("/chat/history/:id", deleteSession(sessions), {
-        auth: "key",
+        auth: "account",
         params: t.Object({ id: t.String() }),
         detail: { tags, summary: "Delete a session (seed 003)", description: "Cancels a reply in progress and frees the session's KV cache in the engine.", responses: docResponses({ 204: { description: "Deleted." } }) },
       })
@@ -237,7 +237,7 @@ export function compatRoutes(deps: GenerationDeps) {
           return { status: "ok" as const };
         },
         {
-          auth: "key",
+          auth: "account",
           params: t.Object({ id: t.String() }),
           body: "RollbackRequest",
           parse: "json",

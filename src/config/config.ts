@@ -24,6 +24,8 @@ function def<K extends Kind>(d: SettingDef<K>): SettingDef<K> {
 
 export const SETTINGS = {
   model: def({ kind: "list", default: [], short: "m", description: "GGUF model to serve, as [ID=]PATH[#type=chat|completion|embedding,slots=N,ctx-size=N,gpu-layers=N]; repeat for several. Defaults to the built-in tiny demo model." }),
+  modelPrice: def({ kind: "list", default: [], description: "Base price of a model's tokens in nanoton, as ID=NANOTON (repeat or separate with ;); overrides --price-nanoton for that model. Also `price=` in a --model spec." }),
+  modelAlias: def({ kind: "list", default: [], description: "Another name for a served model, as ALIAS=ID (e.g. Qwen/Qwen3-8B=qwen3); listed in /v1/models. Also `alias=` in a --model spec." }),
   modelsDir: def({ kind: "string", default: "", description: "Directory whose *.gguf files are all served." }),
   host: def({ kind: "string", default: "127.0.0.1", description: "Address to listen on." }),
   port: def({ kind: "int", default: 10000, min: 0, max: 65535, short: "p", description: "TCP port to listen on." }),
@@ -45,6 +47,9 @@ export const SETTINGS = {
   allowedHosts: def({ kind: "list", default: [], description: "With --no-auth: host names besides localhost, 127.0.0.1 and [::1] that requests may name in Host (others get 403)." }),
   allowedOrigins: def({ kind: "list", default: [], description: "With --no-auth: origins (scheme://host[:port]) besides the server's own that may open WebSockets." }),
   adminToken: def({ kind: "string", default: "", description: "Bearer token for admin routes and for POST /v1/keys (empty: admin routes are off)." }),
+  register: def({ kind: "string", default: "open", choices: ["open", "admin", "off"], description: "Who may sign up at /api/register: anyone (open), only with the admin token (admin), or nobody (off)." }),
+  registerLimit: def({ kind: "int", default: 5, min: 0, description: "Sign-ups per client address per UTC day at /api/register (0 = no limit); more get 429, and never a sign-up credit." }),
+  trustProxy: def({ kind: "bool", default: false, description: "Behind a reverse proxy: take the client address (for --register-limit) from the last X-Forwarded-For entry." }),
   signupCredit: def({ kind: "string", default: "0", description: "TON credited to every new account (e.g. 0.1 for a trial; 0 = none)." }),
   priceNanoton: def({ kind: "int", default: 20, min: 0, description: "Base price per token in nanoton, before the per-type multiplier and the markup." }),
   markup: def({ kind: "string", default: "1.5", description: "Markup over the base price, a decimal." }),

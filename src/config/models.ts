@@ -1,7 +1,7 @@
 // Which model files to serve: --model (repeatable), every *.gguf in --models-dir, or the built-in tiny
 // demo model. A spec is `[ID=]PATH[#key=value,...]`; keys: type, slots, ctx-size, gpu-layers,
-// coefficient. Without
-// an ID a model is named after its file (without .gguf).
+// coefficient, price (base nanoton per token), alias (another name; repeatable). Without an ID a model
+// is named after its file (without .gguf). --model-price and --model-alias add prices and names by id.
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { ConfigError, type Config } from "./config.ts";
@@ -16,12 +16,18 @@ export interface ModelEntry {
   gpuLayers?: number;
   /** Price coefficient (Cocoon's max_coefficient is compared with it; 1000 = base price). */
   coefficient?: number;
+  /** Base price of one token in nanoton (before the per-type multiplier and the markup). Defaults to --price-nanoton. */
+  price?: bigint;
+  /** Other names requests may use for this model (e.g. `Qwen/Qwen3-8B` and `qwen3`). */
+  aliases?: string[];
 }
 
 /** The demo model `bun run setup` generates in the source tree. */
 export const DEMO_MODEL = resolve(import.meta.dir, "..", "..", "models", "tiny-qwen3.gguf");
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+// Aliases may look like Hugging Face repository names (Qwen/Qwen3-8B).
+const ALIAS = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/;
 const TYPES = ["chat", "completion", "embedding"] as const;
 
 function int(spec: string, key: string, value: string, min: number): number {
@@ -51,10 +57,54 @@ export function parseModelSpec(spec: string): ModelEntry {
       else if (key === "ctx-size") entry.ctxSize = int(spec, key, value, 0);
       else if (key === "gpu-layers") entry.gpuLayers = int(spec, key, value, -1);
       else if (key === "coefficient") entry.coefficient = int(spec, key, value, 1);
-      else throw new ConfigError(`--model ${spec}: unknown option "${key}" (type, slots, ctx-size, gpu-layers, coefficient)`);
+      else if (key === "price") entry.price = BigInt(int(spec, key, value, 0));
+      else if (key === "alias") {
+        if (!ALIAS.test(value)) throw new ConfigError(`--model ${spec}: alias "${value}" is not a valid model name (letters, digits, . _ : / -)`);
+        (entry.aliases ??= []).push(value);
+      } else throw new ConfigError(`--model ${spec}: unknown option "${key}" (type, slots, ctx-size, gpu-layers, coefficient, price, alias)`);
     }
   }
   return entry;
+}
+
+/** `ID=VALUE` pairs of a list setting (--model-price, --model-alias). */
+function pairs(setting: string, list: readonly string[]): [string, string][] {
+  return list.map((item) => {
+    const eq = item.indexOf("=");
+    if (eq <= 0) throw new ConfigError(`--${setting} ${item}: expected ID=VALUE`);
+    return [item.slice(0, eq).trim(), item.slice(eq + 1).trim()];
+  });
+}
+
+/**
+ * Per-model base prices in nanoton by model id, from the --model specs' `price=` and --model-price
+ * (`ID=NANOTON`; the later wins). Reads no files: the admin CLI commands price the same way.
+ */
+export function modelPrices(config: Pick<Config, "model" | "modelPrice">): Map<string, bigint> {
+  const prices = new Map<string, bigint>();
+  for (const e of config.model.map(parseModelSpec)) if (e.price !== undefined) prices.set(e.id, e.price);
+  for (const [id, v] of pairs("model-price", config.modelPrice)) {
+    if (!/^\d{1,15}$/.test(v)) throw new ConfigError(`--model-price ${id}=${v}: the price must be whole nanoton per token (0..999999999999999)`);
+    prices.set(id, BigInt(v));
+  }
+  return prices;
+}
+
+/** Alias → model id for the served models, from `alias=` options and --model-alias (`ALIAS=ID`); checked for clashes. */
+export function modelAliases(entries: readonly ModelEntry[], extra: readonly string[] = []): Map<string, string> {
+  const ids = new Set(entries.map((e) => e.id));
+  const aliases = new Map<string, string>();
+  const add = (alias: string, id: string) => {
+    if (!ALIAS.test(alias)) throw new ConfigError(`model alias "${alias}" is not a valid model name (letters, digits, . _ : / -)`);
+    if (!ids.has(id)) throw new ConfigError(`model alias "${alias}" names "${id}", which is not a served model`);
+    if (ids.has(alias)) throw new ConfigError(`model alias "${alias}" is already a model id`);
+    const prior = aliases.get(alias);
+    if (prior !== undefined && prior !== id) throw new ConfigError(`model alias "${alias}" names two models: "${prior}" and "${id}"`);
+    aliases.set(alias, id);
+  };
+  for (const e of entries) for (const a of e.aliases ?? []) add(a, e.id);
+  for (const [alias, id] of pairs("model-alias", extra)) add(alias, id);
+  return aliases;
 }
 
 export function resolveModels(config: Pick<Config, "model" | "modelsDir">): ModelEntry[] {

@@ -12,6 +12,8 @@ export interface GenerationDeps {
   platform: Platform | null;
   /** Price coefficient of each model (Cocoon's max_coefficient compares against it). */
   coefficient(model: string): number;
+  /** Other names of the models (alias → model id): requests may use either. */
+  aliases?: ReadonlyMap<string, string>;
   /** Server-side chat sessions (session_id). */
   sessions: SessionService;
 }

@@ -15,3 +15,13 @@ export const CocoonFields = {
   enable_debug: t.Optional(t.Boolean({ description: "Adds a `debug` object with timings, slot and device." })),
   request_guid: t.Optional(t.String({ maxLength: 128, pattern: "^[A-Za-z0-9._:-]+$", description: "Used as the response id suffix and logged." })),
 };
+
+/** The usage fields saying the reservation capped max_tokens (see usage.ts cappedFields), for every usage schema. */
+export const CappedUsageFields = {
+  capped_by: t.Optional(
+    t.Union([t.Literal("balance"), t.Literal("key_budget")], {
+      description: "Present when max_tokens was lowered to what the balance (or the key's budget) pays for: the reply may have stopped there.",
+    }),
+  ),
+  capped_max_tokens: t.Optional(Type.Integer({ description: "The max_tokens per choice the reservation allowed (with capped_by)." })),
+};

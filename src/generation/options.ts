@@ -31,11 +31,12 @@ export function cocoonOptions(body: CocoonFields): CocoonOptions {
 
 export type Endpoint = "chat" | "completion" | "embedding";
 
-/** Resolves the model and applies the max_coefficient rule (504: no eligible worker). */
-export function pickModel(deps: Pick<GenerationDeps, "engine" | "coefficient">, requested: string | undefined, cocoon: CocoonOptions, endpoint: Endpoint): ModelInfo {
+/** Resolves the model (by id or alias) and applies the max_coefficient rule (504: no eligible worker). */
+export function pickModel(deps: Pick<GenerationDeps, "engine" | "coefficient" | "aliases">, requested: string | undefined, cocoon: CocoonOptions, endpoint: Endpoint): ModelInfo {
   let info: ModelInfo;
   try {
-    info = deps.engine.model(requested);
+    // An alias runs (and is billed and reported) as the model it names.
+    info = deps.engine.model((requested !== undefined ? deps.aliases?.get(requested) : undefined) ?? requested);
   } catch (err) {
     if (err instanceof ApiError) throw err;
     throw new ApiError("model_not_found", `The model '${requested}' does not exist`, "model");

@@ -1,4 +1,4 @@
-// Who may call a route, stated on the route: `auth: "key" | "admin" | "admin-if-configured" | "public"`.
+// Who may call a route, stated on the route: `auth: "key" | "account" | "admin" | "admin-if-configured" | "public"`.
 // The key is checked and the rate limits applied once per request, before body validation, and the
 // X-RateLimit-* headers go on whatever the request ends with, errors included.
 import { Elysia } from "elysia";
@@ -11,8 +11,11 @@ import { ApiError } from "./errors.ts";
 export interface Authenticator<P> {
   /** The caller of a key route; throws 401. */
   authenticate(request: Request): P;
-  /** Counts the request against the caller's limits; the X-RateLimit-* headers, or throws 429. */
-  admit(principal: P): Record<string, string>;
+  /**
+   * Counts the request against the caller's limits: inference routes' rpm / tpm / rpd, or the account
+   * routes' own limit; the X-RateLimit-* headers, or throws 429.
+   */
+  admit(principal: P, scope?: "inference" | "account"): Record<string, string>;
   /** Admin routes: throws 403 unless the request carries the admin token. */
   requireAdmin(request: Request): void;
   /** Whether an admin token is configured (for "admin-if-configured"). */
@@ -20,12 +23,14 @@ export interface Authenticator<P> {
 }
 
 /**
- * - `key`: an API key, counted against its rate limits (with --no-auth: anyone, principal null).
+ * - `key`: an API key, counted against its inference rate limits (with --no-auth: anyone, principal null).
+ * - `account`: an API key on an account route (balance, usage, keys, listings), counted against the
+ *   account routes' own limit, so a caller at its inference limit can still read its balance.
  * - `admin`: the admin token.
  * - `admin-if-configured`: the admin token when one is configured, else anyone.
  * - `public`: anyone; no principal.
  */
-export type AuthKind = "key" | "admin" | "admin-if-configured" | "public";
+export type AuthKind = "key" | "account" | "admin" | "admin-if-configured" | "public";
 
 export type Caller<P> = {
   /** Null on public and admin routes, and with --no-auth. */
@@ -64,7 +69,7 @@ function admitted<P>(a: Authenticator<P> | null, kind: AuthKind, request: Reques
   }
   if (kind === "admin-if-configured" || !a) return { principal: null, rateHeaders: {} };
   const principal = a.authenticate(request);
-  const rateHeaders = a.admit(principal);
+  const rateHeaders = a.admit(principal, kind === "account" ? "account" : "inference");
   // On the request's context: Elysia puts them on the response, errors thrown later included.
   Object.assign(headers, rateHeaders);
   return { principal, rateHeaders };

@@ -10,7 +10,11 @@ export const ERROR_KINDS = {
   context_length_exceeded: { status: 400, type: "invalid_request_error", code: "context_length_exceeded" },
   // Types and codes of 401/402/403 are the Cocoon Platform API's (seed 001).
   unauthorized: { status: 401, type: "invalid_auth", code: "invalid_api_key" },
+  // A key past its expires_at: still a 401, with its own code so a client knows to get a new key.
+  key_expired: { status: 401, type: "invalid_auth", code: "key_expired" },
   insufficient_balance: { status: 402, type: "insufficient_balance", code: "insufficient_balance" },
+  // A key's own spending limit (max_budget or its per-day/week/month budget), not the account's balance.
+  budget_exceeded: { status: 402, type: "insufficient_balance", code: "budget_exceeded" },
   forbidden: { status: 403, type: "auth_error", code: "forbidden" },
   model_not_found: { status: 404, type: "invalid_request_error", code: "model_not_found" },
   not_found: { status: 404, type: "invalid_request_error", code: "not_found" },
@@ -27,6 +31,13 @@ export const ERROR_KINDS = {
   // A plain request to a WebSocket-only path.
   upgrade_required: { status: 426, type: "invalid_request_error", code: "upgrade_required" },
   rate_limited: { status: 429, type: "rate_limit_error", code: "rate_limit_exceeded" },
+  // Which limit was hit, for a client that backs off differently per limit (all are 429s).
+  rpm_limited: { status: 429, type: "rate_limit_error", code: "rpm_limit_exceeded" },
+  tpm_limited: { status: 429, type: "rate_limit_error", code: "tpm_limit_exceeded" },
+  rpd_limited: { status: 429, type: "rate_limit_error", code: "rpd_limit_exceeded" },
+  parallel_limited: { status: 429, type: "rate_limit_error", code: "max_parallel_requests_exceeded" },
+  // Sign-ups from one client address beyond --register-limit.
+  signup_limited: { status: 429, type: "rate_limit_error", code: "signup_limit_exceeded" },
   server_error: { status: 500, type: "server_error", code: "internal_error" },
   overloaded: { status: 503, type: "server_error", code: "server_overloaded" },
   not_ready: { status: 503, type: "server_error", code: "not_ready" },

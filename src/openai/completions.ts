@@ -5,8 +5,7 @@ import { ApiError, toApiError } from "../http/errors.ts";
 import type { GenerationDeps } from "../generation/deps.ts";
 import { cocoonOptions, debugOf, pickModel, unixSeconds, type CocoonOptions } from "../generation/options.ts";
 import { startGenerations, type StartedGeneration } from "../generation/start.ts";
-import { usageWire } from "../generation/usage.ts";
-import { formatTon } from "../platform/pricing.ts";
+import { sumCosts, usageWire } from "../generation/usage.ts";
 import type { Cost, Principal } from "../platform/service.ts";
 import type { Completion, CompletionRequest } from "./model.ts";
 import { SYSTEM_FINGERPRINT, constraint, finishReason, responseId, sampling, stops, type Outcome } from "./service.ts";
@@ -15,14 +14,7 @@ type Run = StartedGeneration;
 
 /** The sum of the runs' settled costs (each prompt is billed as its own request). */
 function totalCost(runs: Run[], dones: (Extract<EngineEvent, { type: "done" }> | null)[]): Cost | null {
-  let total: Cost | null = null;
-  runs.forEach((r, i) => {
-    const c = r.settle(dones[i] ?? null);
-    if (!c) return;
-    const nanoton = (total?.nanoton ?? 0n) + c.nanoton;
-    total = { nanoton, ton: formatTon(nanoton) };
-  });
-  return total;
+  return sumCosts(runs.map((r, i) => r.settle(dones[i] ?? null)));
 }
 
 function prompts(p: CompletionRequest["prompt"]): (string | number[])[] {

@@ -2,7 +2,7 @@
 // generate the OpenAPI document. Field names and shapes follow OpenAI's wire format exactly.
 import { t, type Static } from "elysia";
 import { Type } from "@sinclair/typebox";
-import { CocoonFields, MAX_TOKENS_LIMIT } from "../generation/model.ts";
+import { CappedUsageFields, CocoonFields, MAX_TOKENS_LIMIT } from "../generation/model.ts";
 
 const Nullable = <T extends Parameters<typeof t.Union>[0][number]>(s: T) => t.Union([s, t.Null()]);
 
@@ -57,6 +57,7 @@ export const Usage = t.Object(
     prompt_tokens_details: t.Optional(t.Object({ cached_tokens: Type.Integer() })),
     completion_tokens_details: t.Optional(t.Object({ reasoning_tokens: Type.Integer() })),
     cost: t.Optional(Cost),
+    ...CappedUsageFields,
   },
 );
 
@@ -347,6 +348,8 @@ export const Model = t.Object(
     type: t.Union([t.Literal("chat"), t.Literal("completion"), t.Literal("embedding")]),
     context_window: Type.Integer(),
     workers: t.Array(t.Object({ running_requests: Type.Integer(), max_running_requests: Type.Integer() })),
+    root: t.Optional(t.String({ description: "The model id this entry runs (vLLM's field): its own id, or the model an alias names." })),
+    aliases: t.Optional(t.Array(t.String(), { description: "Other names requests may use for this model; each is also listed as an entry of its own." })),
     meta: t.Optional(t.Record(t.String(), t.Unknown())),
   },
 );

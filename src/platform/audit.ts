@@ -8,6 +8,8 @@ export type AuditAction =
   | "account.debit"
   | "key.revoke"
   | "key.limits"
+  | "key.create"
+  | "account.limits"
   | "key.budget"
   | "key.expiry"
   | "deposit.assign"

@@ -5,6 +5,7 @@ import { Elysia } from "elysia";
 import { authPlugin } from "../http/auth.ts";
 import { accountRoutes } from "./routes/accounts.ts";
 import { adminRoutes } from "./routes/admin.ts";
+import { adminLimitRoutes } from "./routes/admin-limits.ts";
 import { billingRoutes } from "./routes/billing.ts";
 import type { PlatformRouteDeps } from "./routes/common.ts";
 import { keyRoutes } from "./routes/keys.ts";
@@ -24,5 +25,6 @@ export function platformRoutes(deps: PlatformRouteDeps) {
     .use(usageRoutes(deps, auth))
     .use(keyRoutes(deps, auth))
     .use(adminRoutes(deps, auth))
-    .use(operatorRoutes(deps, auth));
+    .use(operatorRoutes(deps, auth))
+    .use(adminLimitRoutes(deps, auth));
 }

@@ -2,7 +2,7 @@
 // prefix are stored; the plaintext is returned once, by createKey.
 import type { Database } from "bun:sqlite";
 import { createHash, randomBytes } from "node:crypto";
-import { inTransaction } from "../store/db.ts";
+import { NO_KEY_LIMITS, periodStart, type BudgetDuration, type KeyLimits } from "./limits.ts";
 import type { RateLimitOverrides } from "./ratelimit.ts";
 
 const ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
@@ -17,7 +17,12 @@ const LAST_USED_RESOLUTION_MS = 60_000;
 export interface VerifiedKey {
   keyId: number;
   accountId: number;
-  limits: RateLimitOverrides;
+  /** The key's own limits (expiry, budgets, rate limits, concurrency); null fields: none. */
+  limits: KeyLimits;
+  /** The account's rate-limit overrides (null: the server's defaults); they bind all its keys together. */
+  accountLimits: RateLimitOverrides;
+  /** True when the key is past its expiry (it verifies, so that the caller can say so: 401 key_expired). */
+  expired: boolean;
 }
 
 export interface KeyInfo {
@@ -28,7 +33,11 @@ export interface KeyInfo {
   createdAt: number;
   revokedAt: number | null;
   lastUsedAt: number | null;
-  limits: RateLimitOverrides;
+  limits: KeyLimits;
+  /** Nanoton charged to this key in its lifetime. */
+  spend: bigint;
+  /** Nanoton charged in the current budget period (0 without a budget_duration, or in a new period). */
+  periodSpend: bigint;
 }
 
 /**
@@ -54,12 +63,24 @@ export function hashApiKey(key: string): Uint8Array {
   return new Uint8Array(createHash("sha256").update(key, "utf8").digest());
 }
 
-export function createKey(db: Database, accountId: number, name?: string | null, now: number = Date.now()): { id: number; key: string; prefix: string } {
+/** A key of `accountId`, with the given limits (none by default). */
+export function createKey(
+  db: Database,
+  accountId: number,
+  name?: string | null,
+  now: number = Date.now(),
+  limits: Partial<KeyLimits> = {},
+): { id: number; key: string; prefix: string } {
   const key = generateApiKey();
   const prefix = key.slice(0, DISPLAY_PREFIX_LENGTH);
+  const l = { ...NO_KEY_LIMITS, ...limits };
   const r = db
-    .query("INSERT INTO api_keys (account_id, key_hash, prefix, name, created_at) VALUES (?, ?, ?, ?, ?)")
-    .run(accountId, hashApiKey(key), prefix, name ?? null, now);
+    .query(
+      `INSERT INTO api_keys (account_id, key_hash, prefix, name, created_at, rpm_limit, tpm_limit, rpd_limit, max_parallel_requests,
+         max_budget_nanoton, period_budget_nanoton, budget_duration, expires_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    )
+    .run(accountId, hashApiKey(key), prefix, name ?? null, now, l.rpm, l.tpm, l.rpd, l.maxParallelRequests, l.maxBudget, l.periodBudget, l.budgetDuration, l.expiresAt);
   return { id: Number(r.lastInsertRowid), key, prefix };
 }
 
@@ -74,44 +95,84 @@ interface KeyRow {
   rpm_limit: bigint | null;
   tpm_limit: bigint | null;
   rpd_limit: bigint | null;
+  max_parallel_requests: bigint | null;
+  max_budget_nanoton: bigint | null;
+  period_budget_nanoton: bigint | null;
+  budget_duration: BudgetDuration | null;
+  expires_at: bigint | null;
+  spend_nanoton: bigint;
+  period_spend_nanoton: bigint;
+  period_start: bigint;
 }
 
 const optNum = (v: bigint | null) => (v === null ? null : Number(v));
-const limitsOf = (r: KeyRow): RateLimitOverrides => ({ rpm: optNum(r.rpm_limit), tpm: optNum(r.tpm_limit), rpd: optNum(r.rpd_limit) });
+const limitsOf = (r: KeyRow): KeyLimits => ({
+  rpm: optNum(r.rpm_limit),
+  tpm: optNum(r.tpm_limit),
+  rpd: optNum(r.rpd_limit),
+  maxParallelRequests: optNum(r.max_parallel_requests),
+  maxBudget: r.max_budget_nanoton,
+  periodBudget: r.period_budget_nanoton,
+  budgetDuration: r.budget_duration,
+  expiresAt: optNum(r.expires_at),
+});
+
+/** The period's spend as of `now`: what was charged since the current period began. */
+const periodSpendOf = (r: KeyRow, now: number) =>
+  r.budget_duration !== null && Number(r.period_start) === periodStart(r.budget_duration, now) ? r.period_spend_nanoton : 0n;
 
 /**
  * The key behind an `Authorization: Bearer` value (pass the token, without "Bearer "), or null when it
- * is malformed, unknown, revoked or its account is disabled. Lookup is by the SHA-256 of the key
- * through a unique index: the secret itself is never compared, so timing reveals nothing about it.
+ * is malformed, unknown, revoked or its account is disabled; an expired key verifies with `expired`.
+ * Lookup is by the SHA-256 of the key through a unique index: the secret itself is never compared, so
+ * timing reveals nothing about it.
  */
 export function verifyKey(db: Database, bearer: string, now: number = Date.now()): VerifiedKey | null {
   if (!isWellFormedKey(bearer)) return null;
   const row = db
-    .query<KeyRow & { disabled: bigint }, [Uint8Array]>(
-      `SELECT k.*, a.disabled FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.key_hash = ?`,
+    .query<KeyRow & { disabled: bigint; acc_rpm: bigint | null; acc_tpm: bigint | null; acc_rpd: bigint | null }, [Uint8Array]>(
+      `SELECT k.*, a.disabled, a.rpm_limit AS acc_rpm, a.tpm_limit AS acc_tpm, a.rpd_limit AS acc_rpd
+       FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.key_hash = ?`,
     )
     .get(hashApiKey(bearer));
   if (!row || row.revoked_at !== null || row.disabled !== 0n) return null;
-  if (row.last_used_at === null || now - Number(row.last_used_at) >= LAST_USED_RESOLUTION_MS) {
+  const expired = row.expires_at !== null && Number(row.expires_at) <= now;
+  if (!expired && (row.last_used_at === null || now - Number(row.last_used_at) >= LAST_USED_RESOLUTION_MS)) {
     db.query("UPDATE api_keys SET last_used_at = ? WHERE id = ?").run(now, row.id);
   }
-  return { keyId: Number(row.id), accountId: Number(row.account_id), limits: limitsOf(row) };
+  return {
+    keyId: Number(row.id),
+    accountId: Number(row.account_id),
+    limits: limitsOf(row),
+    accountLimits: { rpm: optNum(row.acc_rpm), tpm: optNum(row.acc_tpm), rpd: optNum(row.acc_rpd) },
+    expired,
+  };
 }
 
-export function listKeys(db: Database, accountId: number): KeyInfo[] {
+const toKeyInfo = (r: KeyRow, now: number): KeyInfo => ({
+  id: Number(r.id),
+  accountId: Number(r.account_id),
+  prefix: r.prefix,
+  name: r.name,
+  createdAt: Number(r.created_at),
+  revokedAt: optNum(r.revoked_at),
+  lastUsedAt: optNum(r.last_used_at),
+  limits: limitsOf(r),
+  spend: r.spend_nanoton,
+  periodSpend: periodSpendOf(r, now),
+});
+
+/** One key with its limits and spend, or null. */
+export function keyInfoById(db: Database, keyId: number, now: number = Date.now()): KeyInfo | null {
+  const r = db.query<KeyRow, [number]>("SELECT * FROM api_keys WHERE id = ?").get(keyId);
+  return r ? toKeyInfo(r, now) : null;
+}
+
+export function listKeys(db: Database, accountId: number, now: number = Date.now()): KeyInfo[] {
   return db
     .query<KeyRow, [number]>("SELECT * FROM api_keys WHERE account_id = ? ORDER BY id")
     .all(accountId)
-    .map((r) => ({
-      id: Number(r.id),
-      accountId: Number(r.account_id),
-      prefix: r.prefix,
-      name: r.name,
-      createdAt: Number(r.created_at),
-      revokedAt: optNum(r.revoked_at),
-      lastUsedAt: optNum(r.last_used_at),
-      limits: limitsOf(r),
-    }));
+    .map((r) => toKeyInfo(r, now));
 }
 
 /**
@@ -126,13 +187,29 @@ export function revokeKey(db: Database, accountId: number | null, keyId: number,
   return r.changes > 0;
 }
 
-/** Sets a key's rate-limit overrides (null = server default). Scoped like revokeKey; true when the key was found. */
-export function setKeyLimits(db: Database, accountId: number | null, keyId: number, limits: Partial<RateLimitOverrides>): boolean {
-  return inTransaction(db, () => {
-    const cur = db.query<KeyRow, [number]>("SELECT * FROM api_keys WHERE id = ?").get(keyId);
-    if (!cur || (accountId !== null && Number(cur.account_id) !== accountId)) return false;
-    const next = { ...limitsOf(cur), ...limits };
-    db.query("UPDATE api_keys SET rpm_limit = ?, tpm_limit = ?, rpd_limit = ? WHERE id = ?").run(next.rpm, next.tpm, next.rpd, keyId);
-    return true;
-  });
+// Each limit and its column: the one list setKeyLimits may write.
+const LIMIT_COLUMNS: Record<keyof KeyLimits, string> = {
+  rpm: "rpm_limit",
+  tpm: "tpm_limit",
+  rpd: "rpd_limit",
+  maxParallelRequests: "max_parallel_requests",
+  maxBudget: "max_budget_nanoton",
+  periodBudget: "period_budget_nanoton",
+  budgetDuration: "budget_duration",
+  expiresAt: "expires_at",
+};
+
+/**
+ * Sets the given limits of a key (null clears one; absent ones stay), in one UPDATE. Scoped like
+ * revokeKey; true when the key was found. A period budget without a duration (or the reverse) is
+ * refused by the caller, not here.
+ */
+export function setKeyLimits(db: Database, accountId: number | null, keyId: number, limits: Partial<KeyLimits>): boolean {
+  const entries = (Object.keys(limits) as (keyof KeyLimits)[]).filter((k) => k in LIMIT_COLUMNS && limits[k] !== undefined);
+  if (entries.length === 0) {
+    return db.query("SELECT 1 FROM api_keys WHERE id = ?1 AND (?2 IS NULL OR account_id = ?2)").get(keyId, accountId) !== null;
+  }
+  const sets = entries.map((k, i) => `${LIMIT_COLUMNS[k]} = ?${i + 3}`).join(", ");
+  const values = entries.map((k) => limits[k] as string | number | bigint | null);
+  return db.query(`UPDATE api_keys SET ${sets} WHERE id = ?1 AND (?2 IS NULL OR account_id = ?2)`).run(keyId, accountId, ...values).changes > 0;
 }

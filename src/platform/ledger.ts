@@ -3,6 +3,7 @@
 import type { Usage } from "../inference/types.ts";
 import type { Database } from "bun:sqlite";
 import { inTransaction } from "../store/db.ts";
+import { periodEnd, periodStart, periodStarts, type BudgetDuration } from "./limits.ts";
 
 export type CreditKind = "deposit" | "adjustment";
 export type UsageStatus = "ok" | "cancelled" | "timeout" | "error";
@@ -29,7 +30,16 @@ export interface UsageEntry extends UsageRecord {
   uncharged: bigint;
 }
 
-export type ReserveResult = { ok: true; amount: bigint } | { ok: false; reason: "insufficient_balance"; balance: bigint };
+/**
+ * A granted hold, and what made it smaller than wanted, if anything: the account's balance or the
+ * key's budget (then generation is capped, and the response says so).
+ */
+export type ReserveResult =
+  | { ok: true; amount: bigint; cappedBy: "balance" | "key_budget" | null }
+  | { ok: false; reason: "insufficient_balance"; balance: bigint }
+  // The key's lifetime or period budget has no room left; `resetAt` when a period budget binds.
+  | { ok: false; reason: "key_budget"; limit: bigint; spent: bigint; period: BudgetDuration | null; resetAt: number | null }
+  | { ok: false; reason: "key_parallel"; limit: number };
 
 export interface SettleResult {
   requestId: string;
@@ -86,6 +96,59 @@ export interface ReserveRequest {
   maxOverdraft: bigint;
   /** The process holding it (see leases.ts): only it, or a process proving it dead, may release it. Defaults to none. */
   owner?: string | null;
+  /** The key making the request: its budgets and concurrency cap bind too. Defaults to none. */
+  keyId?: number | null;
+  /** Defaults to Date.now(). */
+  now?: number;
+}
+
+interface KeyBudgetRow {
+  max_parallel_requests: bigint | null;
+  max_budget_nanoton: bigint | null;
+  period_budget_nanoton: bigint | null;
+  budget_duration: BudgetDuration | null;
+  spend_nanoton: bigint;
+  period_spend_nanoton: bigint;
+  period_start: bigint;
+  open_count: bigint;
+  open_held: bigint;
+}
+
+type KeyRoom = { ok: true; room: bigint | null } | Extract<ReserveResult, { ok: false }>;
+
+/**
+ * What the key may still hold, read inside the reserving transaction (so no other reservation can
+ * slip in between): its budgets minus what it spent and what its open requests hold; null: no budget.
+ */
+function keyRoom(db: Database, keyId: number, now: number): KeyRoom {
+  const k = db
+    .query<KeyBudgetRow, [number]>(
+      `SELECT k.max_parallel_requests, k.max_budget_nanoton, k.period_budget_nanoton, k.budget_duration, k.spend_nanoton,
+         k.period_spend_nanoton, k.period_start,
+         (SELECT count(*) FROM reservations r WHERE r.key_id = k.id AND r.closed_at IS NULL) AS open_count,
+         (SELECT coalesce(sum(amount_nanoton), 0) FROM reservations r WHERE r.key_id = k.id AND r.closed_at IS NULL) AS open_held
+       FROM api_keys k WHERE k.id = ?`,
+    )
+    .get(keyId);
+  if (!k) return { ok: true, room: null };
+  if (k.max_parallel_requests !== null && k.open_count >= k.max_parallel_requests) return { ok: false, reason: "key_parallel", limit: Number(k.max_parallel_requests) };
+  let room: bigint | null = null;
+  let refusal: Extract<ReserveResult, { reason: "key_budget" }> | null = null;
+  if (k.max_budget_nanoton !== null) {
+    const spent = k.spend_nanoton + k.open_held;
+    room = k.max_budget_nanoton - spent;
+    if (room <= 0n) refusal = { ok: false, reason: "key_budget", limit: k.max_budget_nanoton, spent, period: null, resetAt: null };
+  }
+  if (!refusal && k.period_budget_nanoton !== null && k.budget_duration !== null) {
+    const d = k.budget_duration;
+    const inPeriod = Number(k.period_start) === periodStart(d, now) ? k.period_spend_nanoton : 0n;
+    // Holds of requests that began last period count here too: they settle into this one.
+    const spent = inPeriod + k.open_held;
+    const r = k.period_budget_nanoton - spent;
+    if (room === null || r < room) room = r;
+    if (r <= 0n) refusal = { ok: false, reason: "key_budget", limit: k.period_budget_nanoton, spent, period: d, resetAt: periodEnd(d, now) };
+  }
+  return refusal ?? { ok: true, room };
 }
 
 /**
@@ -98,7 +161,8 @@ export interface ReserveRequest {
 export function reserve(db: Database, req: ReserveRequest): ReserveResult {
   if (req.want <= 0n) throw new RangeError("want must be positive");
   if (req.maxOverdraft < 0n) throw new RangeError("maxOverdraft must not be negative");
-  const now = Date.now();
+  const now = req.now ?? Date.now();
+  const keyId = req.keyId ?? null;
   return inTransaction(db, (): ReserveResult => {
     const acc = db
       .query<{ balance_nanoton: bigint; reserved_nanoton: bigint }, [number]>("SELECT balance_nanoton, reserved_nanoton FROM accounts WHERE id = ?")
@@ -107,12 +171,28 @@ export function reserve(db: Database, req: ReserveRequest): ReserveResult {
     const balance = acc.balance_nanoton;
     if (balance < req.minimumBalance) return { ok: false, reason: "insufficient_balance", balance };
     const room = balance + req.maxOverdraft - acc.reserved_nanoton;
-    const amount = req.want < room ? req.want : room;
+    let amount = req.want < room ? req.want : room;
     if (amount <= 0n) return { ok: false, reason: "insufficient_balance", balance };
-    db.query("INSERT INTO reservations (id, account_id, amount_nanoton, created_at, owner) VALUES (?, ?, ?, ?, ?)").run(req.requestId, req.accountId, amount, now, req.owner ?? null);
+    let cappedBy: "balance" | "key_budget" | null = amount < req.want ? "balance" : null;
+    if (keyId !== null) {
+      const k = keyRoom(db, keyId, now);
+      if (!k.ok) return k;
+      if (k.room !== null && k.room < amount) {
+        amount = k.room;
+        cappedBy = "key_budget";
+      }
+    }
+    db.query("INSERT INTO reservations (id, account_id, amount_nanoton, created_at, owner, key_id) VALUES (?, ?, ?, ?, ?, ?)").run(
+      req.requestId, req.accountId, amount, now, req.owner ?? null, keyId,
+    );
     insertLedger(db, req.accountId, "reservation", amount, req.requestId, null, now);
-    db.query("UPDATE accounts SET reserved_nanoton = reserved_nanoton + ? WHERE id = ?").run(amount, req.accountId);
-    return { ok: true, amount };
+    // Conditional: the hold must still fit (it does, inside this write-locked transaction; the guard
+    // keeps it so if the statement ever runs outside one).
+    const held = db
+      .query("UPDATE accounts SET reserved_nanoton = reserved_nanoton + ?1 WHERE id = ?2 AND balance_nanoton + ?3 - reserved_nanoton >= ?1")
+      .run(amount, req.accountId, req.maxOverdraft);
+    if (held.changes !== 1) throw new Error(`reservation ${req.requestId} no longer fits the balance of account ${req.accountId}`);
+    return { ok: true, amount, cappedBy };
   });
 }
 
@@ -130,6 +210,7 @@ interface ReservationRow {
   account_id: bigint;
   amount_nanoton: bigint;
   closed_at: bigint | null;
+  key_id: bigint | null;
 }
 
 /**
@@ -143,7 +224,7 @@ export function settle(db: Database, req: SettleRequest): SettleResult {
   const u = req.usage;
   const now = Date.now();
   return inTransaction(db, (): SettleResult => {
-    const res = db.query<ReservationRow, [string]>("SELECT account_id, amount_nanoton, closed_at FROM reservations WHERE id = ?").get(req.requestId);
+    const res = db.query<ReservationRow, [string]>("SELECT account_id, amount_nanoton, closed_at, key_id FROM reservations WHERE id = ?").get(req.requestId);
     if (!res) throw new Error(`no reservation for request ${req.requestId}`);
     const accountId = Number(res.account_id);
     const reserved = res.amount_nanoton;
@@ -161,6 +242,8 @@ export function settle(db: Database, req: SettleRequest): SettleResult {
     insertLedger(db, accountId, "release", -reserved, req.requestId, null, now);
     insertLedger(db, accountId, "charge", -charged, req.requestId, uncharged > 0n ? `cost ${req.cost} clamped to the reservation` : null, now);
     db.query("UPDATE accounts SET balance_nanoton = balance_nanoton - ?, reserved_nanoton = reserved_nanoton - ? WHERE id = ?").run(charged, reserved, accountId);
+    const keyId = res.key_id ?? (u.keyId === null ? null : BigInt(u.keyId));
+    if (keyId !== null) chargeKey(db, keyId, charged, now);
     db.query(
       `INSERT INTO usage (id, account_id, key_id, model, endpoint, request_guid, prompt_tokens, cached_tokens, completion_tokens,
          reasoning_tokens, cost_nanoton, uncharged_nanoton, status, started_at, duration_ms)
@@ -171,6 +254,22 @@ export function settle(db: Database, req: SettleRequest): SettleResult {
     );
     return { requestId: req.requestId, accountId, reserved, charged, uncharged, clamped: uncharged > 0n, alreadySettled: false };
   });
+}
+
+/**
+ * Adds a charge to the key's spend, and to its period's spend, starting the period afresh when the
+ * charge falls in a new one: one UPDATE, the period start chosen by the key's own duration in SQL.
+ */
+function chargeKey(db: Database, keyId: bigint, charged: bigint, now: number): void {
+  const p = periodStarts(now);
+  db.query(
+    `UPDATE api_keys SET
+       spend_nanoton = spend_nanoton + ?1,
+       period_spend_nanoton = CASE WHEN period_start = (CASE budget_duration WHEN 'day' THEN ?2 WHEN 'week' THEN ?3 WHEN 'month' THEN ?4 ELSE 0 END)
+         THEN period_spend_nanoton + ?1 ELSE ?1 END,
+       period_start = CASE budget_duration WHEN 'day' THEN ?2 WHEN 'week' THEN ?3 WHEN 'month' THEN ?4 ELSE 0 END
+     WHERE id = ?5`,
+  ).run(charged, p.day, p.week, p.month, keyId);
 }
 
 /**
@@ -269,7 +368,7 @@ export function usageById(db: Database, accountId: number, id: string): UsageEnt
 
 /**
  * Audits the books; returns one line per problem, empty when all is well: cached balances and holds
- * equal their ledger sums and the open reservations; no balance below −maxOverdraft (when given); every
+ * equal their ledger sums and the open reservations; each key's cached spend equals its usage; no balance below −maxOverdraft (when given); every
  * charge has its usage row with the same cost; every closed reservation has its release, no open one has.
  */
 export function checkInvariants(db: Database, maxOverdraft?: bigint): string[] {
@@ -289,6 +388,13 @@ export function checkInvariants(db: Database, maxOverdraft?: bigint): string[] {
     if (a.reserved_nanoton !== a.open_reserved) problems.push(`account ${a.id}: cached reserved ${a.reserved_nanoton} ≠ open reservations ${a.open_reserved}`);
     if (maxOverdraft !== undefined && a.balance_nanoton < -maxOverdraft) problems.push(`account ${a.id}: balance ${a.balance_nanoton} below −overdraft ${-maxOverdraft}`);
   }
+  for (const k of db
+    .query<{ id: bigint; spend_nanoton: bigint; usage_cost: bigint }, []>(
+      `SELECT k.id, k.spend_nanoton, coalesce((SELECT sum(cost_nanoton) FROM usage u WHERE u.key_id = k.id), 0) AS usage_cost FROM api_keys k
+       WHERE k.spend_nanoton <> coalesce((SELECT sum(cost_nanoton) FROM usage u WHERE u.key_id = k.id), 0)`,
+    )
+    .all())
+    problems.push(`key ${k.id}: cached spend ${k.spend_nanoton} ≠ its usage ${k.usage_cost}`);
   const ids = (sql: string) => db.query<{ id: string }, []>(sql).all().map((r) => r.id);
   for (const id of ids(
     `SELECT l.reference AS id FROM ledger l LEFT JOIN usage u ON u.id = l.reference AND u.account_id = l.account_id

@@ -156,28 +156,87 @@ export const UsageQuery = t.Object({
 
 // ---- keys of the caller's account -----------------------------------------------------------------
 
-export const ApiKeyInfo = t.Object({
+// A key's limits, in LiteLLM's names (max_budget, budget_duration, rpm_limit, tpm_limit,
+// max_parallel_requests, duration), money as exact TON strings. Absent: unchanged; null: cleared.
+const TonInput = (description: string) => t.Union([t.String({ maxLength: 40, description: `${description} TON as an exact decimal string ("1.5").` }), t.Null()]);
+const Count = (description: string, minimum: number) => t.Union([Type.Integer({ minimum, maximum: Number.MAX_SAFE_INTEGER, description }), t.Null()]);
+export const keyLimitFields = {
+  max_budget_ton: t.Optional(TonInput("Most the key may spend in its lifetime (charges plus what its requests in flight hold).")),
+  period_budget_ton: t.Optional(TonInput("Most the key may spend per `budget_duration`.")),
+  budget_duration: t.Optional(
+    t.Union([t.String({ maxLength: 10, description: "day, week or month (UTC calendar periods: midnight, Monday, the 1st); also daily, 1d, 7d, 1mo." }), t.Null()]),
+  ),
+  rpm_limit: t.Optional(Count("Requests per minute of this key on inference routes (at most the account's when set by the account).", 0)),
+  tpm_limit: t.Optional(Count("Tokens per minute of this key.", 0)),
+  rpd_limit: t.Optional(Count("Requests per day of this key.", 0)),
+  max_parallel_requests: t.Optional(Count("Requests of this key in flight at once; more get 429 max_parallel_requests_exceeded.", 1)),
+  expires_at: t.Optional(t.Union([t.String({ maxLength: 40, description: "ISO 8601 time after which the key gets 401 key_expired." }), t.Null()])),
+  duration: t.Optional(t.Union([t.String({ maxLength: 12, description: 'Expiry relative to now, e.g. "30d", "12h" (instead of expires_at).' }), t.Null()])),
+};
+
+export const KeyLimitsRequest = t.Object(keyLimitFields, {
+  examples: [{ max_budget_ton: "5", period_budget_ton: "0.5", budget_duration: "day", rpm_limit: 30, max_parallel_requests: 2, duration: "30d" }],
+  description: "Only the fields given change; null clears a limit.",
+});
+
+const keyInfoFields = {
   id: Type.Integer(),
   prefix: t.String({ description: "The key's first characters, for recognising it; the key itself is never shown again." }),
   name: Nullable(t.String()),
   created_at: Timestamp("Creation time."),
   revoked_at: Nullable(Timestamp("Revocation time; null while the key works.")),
   last_used_at: Nullable(Timestamp("Last use, to the minute; null if never used.")),
-  current: t.Boolean({ description: "True for the key that made this request." }),
-});
+  expires_at: Nullable(Timestamp("When the key stops working; null: never.")),
+  max_budget_nanoton: Nullable(Nanoton("Lifetime spending limit; null: none.")),
+  max_budget_ton: Nullable(TonString("Lifetime spending limit; null: none.")),
+  period_budget_nanoton: Nullable(Nanoton("Spending limit per budget_duration; null: none.")),
+  period_budget_ton: Nullable(TonString("Spending limit per budget_duration; null: none.")),
+  budget_duration: Nullable(t.Union([t.Literal("day"), t.Literal("week"), t.Literal("month")])),
+  budget_reset_at: Nullable(Timestamp("When the period budget resets; null without one.")),
+  spend_nanoton: Nanoton("Charged to this key in its lifetime."),
+  period_spend_nanoton: Nanoton("Charged to this key in the current budget period (0 without one)."),
+  rpm_limit: Nullable(Type.Integer({ description: "This key's requests per minute; null: the account's." })),
+  tpm_limit: Nullable(Type.Integer({ description: "This key's tokens per minute; null: the account's." })),
+  rpd_limit: Nullable(Type.Integer({ description: "This key's requests per day; null: the account's." })),
+  max_parallel_requests: Nullable(Type.Integer({ description: "Requests in flight at once; null: no cap." })),
+};
+
+export const ApiKeyInfo = t.Object({ ...keyInfoFields, current: t.Boolean({ description: "True for the key that made this request." }) });
+
+export const AdminKeyInfo = t.Object({ ...keyInfoFields, account_id: Type.Integer() });
 
 export const ApiKeyList = t.Object({ object: t.Literal("list"), data: t.Array(ApiKeyInfo) });
 
+export const AdminKeyList = t.Object({ object: t.Literal("list"), data: t.Array(AdminKeyInfo) });
+
 export const CreateKeyRequest = t.Optional(
-  t.Object({ name: t.Optional(t.String({ maxLength: 100, description: "A label for the key." })) }, { examples: [{ name: "ci" }], description: "Optional; the body may be empty." }),
+  t.Object(
+    { name: t.Optional(t.String({ maxLength: 100, description: "A label for the key." })), ...keyLimitFields },
+    { examples: [{ name: "ci", max_budget_ton: "1", rpm_limit: 10, duration: "30d" }], description: "Optional; the body may be empty. Limit fields as in PATCH." },
+  ),
 );
 
 export const CreatedKey = t.Object({
-  id: Type.Integer(),
+  ...keyInfoFields,
   api_key: t.String({ description: "The new key. Shown only once." }),
-  prefix: t.String(),
-  name: Nullable(t.String()),
-  created_at: Timestamp("Creation time."),
+  account_id: Type.Integer(),
+});
+
+export const AccountLimitsRequest = t.Object(
+  {
+    rpm_limit: t.Optional(Count("Requests per minute of the whole account (all keys together); null: the server's default.", 0)),
+    tpm_limit: t.Optional(Count("Tokens per minute of the whole account; null: the server's default.", 0)),
+    rpd_limit: t.Optional(Count("Requests per day of the whole account; null: the server's default.", 0)),
+  },
+  { examples: [{ rpm_limit: 600, tpm_limit: 1_000_000 }] },
+);
+
+export const AccountLimits = t.Object({
+  account_id: Type.Integer(),
+  rpm_limit: Type.Integer({ description: "In effect (the account's own or the server's default)." }),
+  tpm_limit: Type.Integer(),
+  rpd_limit: Type.Integer(),
+  overrides: t.Object({ rpm_limit: Nullable(Type.Integer()), tpm_limit: Nullable(Type.Integer()), rpd_limit: Nullable(Type.Integer()) }),
 });
 
 export const RevokedKey = t.Object({

@@ -1,10 +1,11 @@
 // Opens the platform from the config: the database file (a stable place, see storeLocation, unless
-// --db or --data-dir names one), prices, limits and the admin token. Shared by the server and the CLI.
+// --db or --data-dir names one), prices (per model too), limits and the admin token. Shared by the server and the CLI.
 import { existsSync, mkdirSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import type { Config } from "../config/config.ts";
 import { ConfigError } from "../config/config.ts";
+import { modelPrices } from "../config/models.ts";
 import { openStore } from "../store/db.ts";
 import { Platform } from "./service.ts";
 import { parseTon, pricingConfig } from "./pricing.ts";
@@ -76,8 +77,10 @@ export function storePath(config: Pick<Config, "dataDir" | "db">): string {
 
 export function openPlatform(config: Config): { service: Platform; path: string } {
   const path = storePath(config);
+  const models = Object.fromEntries([...modelPrices(config)].map(([id, baseNanoton]) => [id, { baseNanoton }]));
   const pricing = pricingConfig({
     baseNanoton: BigInt(config.priceNanoton),
+    models,
     markup: config.markup,
     minimumBalance: ton("minimum-balance", config.minimumBalance),
     maxOverdraft: ton("max-overdraft", config.maxOverdraft),
@@ -88,6 +91,9 @@ export function openPlatform(config: Config): { service: Platform; path: string 
     pricing,
     rateLimits: { rpm: config.rateLimitRpm, tpm: config.rateLimitTpm, rpd: config.rateLimitRpd },
     signupCredit: ton("signup-credit", config.signupCredit),
+    register: config.register as "open" | "admin" | "off",
+    registerLimit: config.registerLimit,
+    trustProxy: config.trustProxy,
   });
   return { service, path };
 }

@@ -3,7 +3,10 @@
 import type { Database } from "bun:sqlite";
 import { inTransaction } from "../store/db.ts";
 import { createAccount, getAccount } from "./accounts.ts";
-import { createKey, revokeKey } from "./keys.ts";
+import { createKey, keyInfoById, revokeKey, setKeyLimits, type KeyInfo } from "./keys.ts";
+import { checkKeyLimits, parseKeyLimits, type KeyLimitsInput } from "./limit-input.ts";
+import { NO_KEY_LIMITS, type KeyLimits } from "./limits.ts";
+import type { RateLimitOverrides, RateLimits } from "./ratelimit.ts";
 import { credit } from "./ledger.ts";
 
 export interface OpenedAccount {
@@ -20,11 +23,11 @@ export interface OpenedAccount {
  * Creates an account, its first key and, when `signupCredit` > 0, an 'adjustment' credit with
  * reference `signup:<accountId>`, all or nothing.
  */
-export function openAccount(db: Database, o: { label: string | null; signupCredit: bigint }): OpenedAccount {
+export function openAccount(db: Database, o: { label: string | null; signupCredit: bigint; keyLimits?: Partial<KeyLimits> }): OpenedAccount {
   const now = Date.now();
   return inTransaction(db, () => {
     const acc = createAccount(db, o.label, now);
-    const key = createKey(db, acc.id, o.label, now);
+    const key = createKey(db, acc.id, o.label, now, o.keyLimits);
     if (o.signupCredit > 0n) credit(db, acc.id, o.signupCredit, "adjustment", `signup:${acc.id}`, "sign-up credit");
     return { accountId: acc.id, depositCode: acc.depositCode, keyId: key.id, key: key.key, createdAt: now, balance: o.signupCredit > 0n ? o.signupCredit : 0n };
   });
@@ -70,4 +73,59 @@ export function revokeAndRead(db: Database, accountId: number | null, keyId: num
   revokeKey(db, accountId, keyId);
   const k = keyById(db, keyId)!;
   return { id: k.id, accountId: k.accountId, revokedAt: k.revokedAt! };
+}
+
+/**
+ * Who changes a limit: the operator (admin routes, the CLI) or an account acting on its own keys,
+ * whose rate limits are then capped by `ceiling` (the account's own limits).
+ */
+export type LimitActor = { kind: "admin" } | { kind: "account"; accountId: number; ceiling: RateLimits };
+
+/**
+ * A new key of `accountId` with the limits of `input`, in one statement. The one place keys with
+ * limits are made (admin routes, own-key routes, the CLI): the audit log hooks in here.
+ */
+export function createKeyWithLimits(db: Database, actor: LimitActor, accountId: number, name: string | null, input: KeyLimitsInput): { info: KeyInfo; key: string } {
+  const now = Date.now();
+  const limits = checkKeyLimits(NO_KEY_LIMITS, parseKeyLimits(input, now), actor.kind === "account" ? actor.ceiling : null);
+  const k = createKey(db, accountId, name, now, limits);
+  return { info: keyInfoById(db, k.id, now)!, key: k.key };
+}
+
+/**
+ * Changes the limits of key `keyId` (of `actor.accountId` only, for an account) from `input`; null
+ * when there is no such key. The one place key limits change: the audit log hooks in here.
+ */
+export function changeKeyLimits(db: Database, actor: LimitActor, keyId: number, input: KeyLimitsInput): KeyInfo | null {
+  const scope = actor.kind === "account" ? actor.accountId : null;
+  return inTransaction(db, () => {
+    const cur = keyInfoById(db, keyId);
+    if (!cur || (scope !== null && cur.accountId !== scope)) return null;
+    const patch = parseKeyLimits(input);
+    checkKeyLimits(cur.limits, patch, actor.kind === "account" ? actor.ceiling : null);
+    setKeyLimits(db, scope, keyId, patch);
+    return keyInfoById(db, keyId);
+  });
+}
+
+/**
+ * Sets an account's rate-limit overrides (null: the server's default), binding all its keys
+ * together. Admin only; false when there is no such account. The audit log hooks in here.
+ */
+export function changeAccountLimits(db: Database, accountId: number, patch: Partial<RateLimitOverrides>): boolean {
+  const cols = { rpm: "rpm_limit", tpm: "tpm_limit", rpd: "rpd_limit" } as const;
+  const keys = (Object.keys(cols) as (keyof typeof cols)[]).filter((k) => patch[k] !== undefined);
+  if (keys.length === 0) return getAccount(db, accountId) !== null;
+  const sets = keys.map((k, i) => `${cols[k]} = ?${i + 2}`).join(", ");
+  return db.query(`UPDATE accounts SET ${sets} WHERE id = ?1`).run(accountId, ...keys.map((k) => patch[k] ?? null)).changes > 0;
+}
+
+/** An account's rate-limit overrides (null: the server default), or null when there is no such account. */
+export function accountLimitOverrides(db: Database, accountId: number): RateLimitOverrides | null {
+  const r = db
+    .query<{ rpm_limit: bigint | null; tpm_limit: bigint | null; rpd_limit: bigint | null }, [number]>("SELECT rpm_limit, tpm_limit, rpd_limit FROM accounts WHERE id = ?")
+    .get(accountId);
+  if (!r) return null;
+  const n = (v: bigint | null) => (v === null ? null : Number(v));
+  return { rpm: n(r.rpm_limit), tpm: n(r.tpm_limit), rpd: n(r.rpd_limit) };
 }

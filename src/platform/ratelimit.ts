@@ -1,5 +1,6 @@
-// Per-key rate limits (requests/minute, tokens/minute, requests/day) kept in memory. Check and count
-// happen in one synchronous call on the single JS thread, so concurrent requests are admitted exactly.
+// Rate limits (requests/minute, tokens/minute, requests/day) kept in memory, per key and per account
+// at once. Check and count happen in one synchronous call on the single JS thread, so concurrent
+// requests are admitted exactly.
 
 export interface RateLimits {
   /** Requests per minute. */
@@ -24,7 +25,19 @@ export function limitsFor(overrides: Partial<RateLimitOverrides> | null | undefi
 }
 
 export type RateLimitHeaders = Record<string, string>;
-export type Admission = { ok: true; headers: RateLimitHeaders } | { ok: false; retryAfterSeconds: number; headers: RateLimitHeaders };
+/** Which limit of which counter refused: `rpm`, `tpm` or `rpd`, and the index of the counter in the call. */
+export type Admission =
+  | { ok: true; headers: RateLimitHeaders }
+  | { ok: false; retryAfterSeconds: number; headers: RateLimitHeaders; limit: keyof RateLimits; counter: number };
+
+/** One counter an admission checks: a key's, an account's (an id namespaced by the caller) and its limits. */
+export interface Counter {
+  id: CounterId;
+  limits: RateLimits;
+}
+
+/** A counter's id: a key id, or any string the caller namespaces ("a:12" for account 12). */
+export type CounterId = number | string;
 
 /** Options for {@link RateLimiter}. */
 export interface RateLimiterOptions {
@@ -44,6 +57,8 @@ interface KeyState {
 }
 
 interface Window {
+  name: keyof RateLimits;
+  counter: number;
   limit: number;
   used: number;
   resetMs: number;
@@ -56,7 +71,7 @@ interface Window {
  * is exact and the same for every client. Counters live in memory: a restart forgets them.
  */
 export class RateLimiter {
-  private readonly keys = new Map<number, KeyState>();
+  private readonly keys = new Map<CounterId, KeyState>();
   private readonly maxKeys: number;
   private lastSweep = 0;
 
@@ -69,32 +84,43 @@ export class RateLimiter {
    * tokens, or the day's requests, already reached their limit. The headers describe the binding
    * limit (least remaining, as a share of its limit); a refusal also carries `Retry-After`.
    */
-  admit(keyId: number, limits: RateLimits, now: number = Date.now()): Admission {
+  admit(keyId: CounterId, limits: RateLimits, now: number = Date.now()): Admission {
+    return this.admitAll([{ id: keyId, limits }], now);
+  }
+
+  /**
+   * Counts one request on every counter when every limit of every counter allows it (a key's and its
+   * account's: many keys never multiply an account's limits), else on none. The headers describe the
+   * binding limit across all of them. A limit that is not a finite number is no limit.
+   */
+  admitAll(counters: readonly Counter[], now: number = Date.now()): Admission {
     this.sweep(now);
-    const s = this.state(keyId, now);
-    const windows = this.windows(s, limits);
+    const states = counters.map((c) => this.state(c.id, now));
+    const windows = states.flatMap((s, i) => this.windows(s, counters[i]!.limits, i));
     const blocked = windows.filter((w) => w.used >= w.limit);
     if (blocked.length > 0) {
       // Every exhausted window must roll over before a request can pass.
       const resetMs = Math.max(...blocked.map((w) => w.resetMs));
       const retryAfterSeconds = Math.max(1, Math.ceil((resetMs - now) / 1000));
       const binding = blocked.reduce((a, b) => (b.resetMs > a.resetMs ? b : a));
-      return { ok: false, retryAfterSeconds, headers: { ...headersOf(binding), "Retry-After": String(retryAfterSeconds) } };
+      return { ok: false, retryAfterSeconds, headers: { ...headersOf(binding), "Retry-After": String(retryAfterSeconds) }, limit: binding.name, counter: binding.counter };
     }
-    s.minuteRequests++;
-    s.dayRequests++;
-    return { ok: true, headers: headersOf(binding(this.windows(s, limits))) };
+    for (const s of states) {
+      s.minuteRequests++;
+      s.dayRequests++;
+    }
+    return { ok: true, headers: headersOfAll(states.flatMap((s, i) => this.windows(s, counters[i]!.limits, i))) };
   }
 
   /** Adds tokens processed for `keyId` to the current minute (call as they are known, or at the end). */
-  addTokens(keyId: number, n: number, now: number = Date.now()): void {
+  addTokens(keyId: CounterId, n: number, now: number = Date.now()): void {
     if (!Number.isFinite(n) || n <= 0) return;
     this.state(keyId, now).minuteTokens += n;
   }
 
   /** The headers for `keyId` without counting a request (e.g. for a response sent later). */
-  headers(keyId: number, limits: RateLimits, now: number = Date.now()): RateLimitHeaders {
-    return headersOf(binding(this.windows(this.state(keyId, now), limits)));
+  headers(keyId: CounterId, limits: RateLimits, now: number = Date.now()): RateLimitHeaders {
+    return headersOfAll(this.windows(this.state(keyId, now), limits, 0));
   }
 
   /** Keys currently tracked (for tests and metrics). */
@@ -102,7 +128,7 @@ export class RateLimiter {
     return this.keys.size;
   }
 
-  private state(keyId: number, now: number): KeyState {
+  private state(keyId: CounterId, now: number): KeyState {
     const minuteStart = now - (now % MINUTE);
     const dayStart = now - (now % DAY);
     let s = this.keys.get(keyId);
@@ -122,12 +148,13 @@ export class RateLimiter {
     return s;
   }
 
-  private windows(s: KeyState, limits: RateLimits): Window[] {
-    return [
-      { limit: limits.rpm, used: s.minuteRequests, resetMs: s.minuteStart + MINUTE },
-      { limit: limits.tpm, used: s.minuteTokens, resetMs: s.minuteStart + MINUTE },
-      { limit: limits.rpd, used: s.dayRequests, resetMs: s.dayStart + DAY },
+  private windows(s: KeyState, limits: RateLimits, counter: number): Window[] {
+    const all: Window[] = [
+      { name: "rpm", counter, limit: limits.rpm, used: s.minuteRequests, resetMs: s.minuteStart + MINUTE },
+      { name: "tpm", counter, limit: limits.tpm, used: s.minuteTokens, resetMs: s.minuteStart + MINUTE },
+      { name: "rpd", counter, limit: limits.rpd, used: s.dayRequests, resetMs: s.dayStart + DAY },
     ];
+    return all.filter((w) => Number.isFinite(w.limit));
   }
 
   // At most once a minute, forget keys whose minute and day windows have both ended: their state is
@@ -147,6 +174,10 @@ function binding(windows: Window[]): Window {
   // Least remaining as a share of the limit; ties keep the earlier (requests/minute first).
   const share = (w: Window) => (w.limit <= 0 ? 0 : Math.max(0, w.limit - w.used) / w.limit);
   return windows.reduce((a, b) => (share(b) < share(a) ? b : a));
+}
+
+function headersOfAll(windows: Window[]): RateLimitHeaders {
+  return windows.length ? headersOf(binding(windows)) : {};
 }
 
 function headersOf(w: Window): RateLimitHeaders {

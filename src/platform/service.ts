@@ -5,6 +5,7 @@ import type { Usage } from "../inference/types.ts";
 import { timingSafeEqual } from "node:crypto";
 import { ApiError } from "../http/errors.ts";
 import { verifyKey } from "./keys.ts";
+import { keyRateLimits, type KeyLimits } from "./limits.ts";
 import { RateLimiter, limitsFor, type RateLimits } from "./ratelimit.ts";
 import { balanceOf, reserve, settle, type UsageStatus } from "./ledger.ts";
 import { Lease } from "./leases.ts";
@@ -13,8 +14,22 @@ import { completionBudget, costOf, formatTon, maxCostOf, ratesFor, type PricingC
 export interface Principal {
   accountId: number;
   keyId: number;
+  /** The rate limits of the key: its own where set, else its account's. */
   limits: RateLimits;
+  /** The account's rate limits, binding all its keys together (many keys never multiply them). Defaults to `limits`. */
+  accountLimits?: RateLimits;
+  /** The key's own limits (budgets, expiry, concurrency). Defaults to none. */
+  keyLimits?: KeyLimits;
 }
+
+/** Which limit a route counts against: inference (rpm/tpm/rpd) or the account routes' own, generous one. */
+export type RateScope = "inference" | "account";
+
+/** What made a reservation cap max_tokens: the account's balance or the key's budget. */
+export type CappedBy = "balance" | "key_budget";
+
+const LIMIT_NAMES = { rpm: "requests per minute (RPM)", tpm: "tokens per minute (TPM)", rpd: "requests per day (RPD)" } as const;
+const LIMIT_KINDS = { rpm: "rpm_limited", tpm: "tpm_limited", rpd: "rpd_limited" } as const;
 
 export interface PlatformOptions {
   /** Without auth there is no billing either: a private single-user server. */
@@ -23,8 +38,16 @@ export interface PlatformOptions {
   adminToken: string;
   pricing: PricingConfig;
   rateLimits: RateLimits;
+  /** Requests per minute on account routes (balance, usage, keys, listings), per key and per account. Defaults to 600. */
+  accountRouteRpm?: number;
   /** Credit for every new account, in nanoton (0 = none). */
   signupCredit: bigint;
+  /** Who may use /api/register: anyone, the admin token only, or nobody. Defaults to "open". */
+  register?: "open" | "admin" | "off";
+  /** Sign-ups per client address per UTC day (0 = no limit). Defaults to 0 (the server's config: 5). */
+  registerLimit?: number;
+  /** Behind a reverse proxy: the client address is the last X-Forwarded-For entry. Defaults to false. */
+  trustProxy?: boolean;
 }
 
 export interface BillingTicket {
@@ -35,6 +58,8 @@ export interface BillingTicket {
   requestGuid: string | null;
   reserved: bigint;
   startedAt: number;
+  /** Set when the reservation lowered max_tokens: by what, and to how many tokens per choice. */
+  capped: { by: CappedBy; maxTokens: number } | null;
 }
 
 /** Token counts are the engine's: one Usage type from the engine to the ledger. */
@@ -43,6 +68,8 @@ export type TokenUsage = Usage;
 export interface Cost {
   nanoton: bigint;
   ton: string;
+  /** Set when the reservation capped max_tokens (the reply may have stopped there): what capped it. */
+  capped?: { by: CappedBy; maxTokens: number } | null;
 }
 
 /** `usage.cost` as it goes on the wire: an integer nanoton amount and the same in TON, exact. */
@@ -61,6 +88,8 @@ let seq = 0;
 
 export class Platform {
   readonly limiter = new RateLimiter();
+  /** Sign-ups per client address (in memory, like the rate limits). */
+  private readonly signups = new RateLimiter({ maxKeys: 100_000 });
 
   /** This process as the owner of the reservations it makes (see leases.ts). */
   readonly owner = `proc_${crypto.randomUUID()}`;
@@ -113,7 +142,9 @@ export class Platform {
   principalOf(apiKey: string): Principal {
     const key = verifyKey(this.db, apiKey);
     if (!key) throw new ApiError("unauthorized", "Invalid API key");
-    return { accountId: key.accountId, keyId: key.keyId, limits: limitsFor(key.limits, this.opts.rateLimits) };
+    if (key.expired) throw new ApiError("key_expired", `This API key expired at ${new Date(key.limits.expiresAt!).toISOString()}; create a new one.`);
+    const accountLimits = limitsFor(key.accountLimits, this.opts.rateLimits);
+    return { accountId: key.accountId, keyId: key.keyId, limits: keyRateLimits(key.limits, accountLimits), accountLimits, keyLimits: key.limits };
   }
 
   /** Admin routes: the configured admin token, compared in constant time. */
@@ -127,14 +158,29 @@ export class Platform {
     }
   }
 
-  /** Counts the request against the key's limits; returns the X-RateLimit-* headers or throws 429. */
-  admit(p: Principal): Record<string, string> {
-    const r = this.limiter.admit(p.keyId, p.limits);
+  /**
+   * Counts the request against the key's and its account's limits (inference routes: rpm / tpm / rpd;
+   * account routes: their own requests per minute); returns the X-RateLimit-* headers of the binding
+   * limit, or throws 429 naming the limit that was hit.
+   */
+  admit(p: Principal, scope: RateScope = "inference"): Record<string, string> {
+    if (scope === "account") {
+      const rpm = this.opts.accountRouteRpm ?? 600;
+      const limits = { rpm, tpm: Infinity, rpd: Infinity };
+      const r = this.limiter.admitAll([{ id: `r:k${p.keyId}`, limits }, { id: `r:a${p.accountId}`, limits }]);
+      if (!r.ok) {
+        throw new ApiError("rpm_limited", `Rate limit reached for account routes: ${rpm} requests per minute; retry in ${r.retryAfterSeconds} s.`, null, r.headers);
+      }
+      return r.headers;
+    }
+    const r = this.limiter.admitAll([
+      { id: p.keyId, limits: p.limits },
+      { id: `a${p.accountId}`, limits: p.accountLimits ?? p.limits },
+    ]);
     if (!r.ok) {
-      throw new ApiError("rate_limited", `Rate limit reached for this API key; retry in ${r.retryAfterSeconds} s.`, null, {
-        ...r.headers,
-        "Retry-After": String(r.retryAfterSeconds),
-      });
+      const whose = r.counter === 0 ? "this API key" : "this account (all its keys together)";
+      const limit = (r.counter === 0 ? p.limits : (p.accountLimits ?? p.limits))[r.limit];
+      throw new ApiError(LIMIT_KINDS[r.limit], `Rate limit reached for ${whose}: ${LIMIT_NAMES[r.limit]}, limit ${limit}; retry in ${r.retryAfterSeconds} s.`, null, r.headers);
     }
     return r.headers;
   }
@@ -154,25 +200,46 @@ export class Platform {
     const rates = ratesFor(this.opts.pricing, o.model);
     const requestId = `req_${Date.now().toString(36)}_${(++seq).toString(36)}_${crypto.randomUUID().slice(0, 8)}`;
     const want = maxCostOf(rates, o.promptTokensUpperBound, o.maxTokens * o.n);
-    const r = reserve(this.db, { requestId, accountId: p.accountId, want, minimumBalance: this.opts.pricing.minimumBalance, maxOverdraft: this.opts.pricing.maxOverdraft, owner: this.owner });
+    const r = reserve(this.db, {
+      requestId,
+      accountId: p.accountId,
+      // Key 0: a principal built without a stored key (tests, internal callers).
+      keyId: p.keyId > 0 ? p.keyId : null,
+      want,
+      minimumBalance: this.opts.pricing.minimumBalance,
+      maxOverdraft: this.opts.pricing.maxOverdraft,
+      owner: this.owner,
+    });
     if (!r.ok) {
+      if (r.reason === "key_parallel") {
+        throw new ApiError("parallel_limited", `This API key already has ${r.limit} requests in flight (its max_parallel_requests); retry when one ends.`, null, { "Retry-After": "1" });
+      }
+      if (r.reason === "key_budget") {
+        const what = r.period ? `budget per ${r.period}` : "max_budget";
+        const reset = r.resetAt ? ` It resets at ${new Date(r.resetAt).toISOString()}.` : "";
+        throw new ApiError("budget_exceeded", `This API key reached its ${what}: ${formatTon(r.spent)} of ${formatTon(r.limit)} TON spent or held.${reset}`);
+      }
       throw new ApiError(
         "insufficient_balance",
         `Insufficient balance: ${Number(formatTon(r.balance)).toFixed(4)} TON. Minimum: ${Number(formatTon(this.opts.pricing.minimumBalance))} TON. Top up via /v1/deposit.`,
       );
     }
-    const ticket: BillingTicket = { requestId, principal: p, model: o.model, endpoint: o.endpoint, requestGuid: o.requestGuid, reserved: r.amount, startedAt: Date.now() };
+    const ticket: BillingTicket = { requestId, principal: p, model: o.model, endpoint: o.endpoint, requestGuid: o.requestGuid, reserved: r.amount, startedAt: Date.now(), capped: null };
+    const byKey = r.cappedBy === "key_budget";
     // Nothing caps a prompt-only request (embeddings): it needs its whole worst case reserved.
     if (!(o.generates ?? true) && r.amount < want) {
       this.finish(ticket, null, "error");
+      if (byKey) throw new ApiError("budget_exceeded", "This API key's budget has too little left for this request (other requests in flight hold part of it).");
       throw new ApiError("insufficient_balance", "Insufficient balance for this request; other requests in flight hold the rest. Top up via /v1/deposit.");
     }
     // A reservation smaller than the worst case caps generation so the account cannot overspend.
     const budget = Math.floor(completionBudget(rates, r.amount, o.promptTokensUpperBound) / o.n);
     if (budget < 1 && (o.generates ?? true)) {
       this.finish(ticket, null, "error");
+      if (byKey) throw new ApiError("budget_exceeded", "This API key's budget has too little left for this request: not enough for one token.");
       throw new ApiError("insufficient_balance", "Insufficient balance for this request: not enough for one token. Top up via /v1/deposit.");
     }
+    if ((o.generates ?? true) && budget < o.maxTokens) ticket.capped = { by: r.cappedBy ?? "balance", maxTokens: budget };
     return { ticket, maxTokens: Math.min(o.maxTokens, budget) };
   }
 
@@ -195,7 +262,31 @@ export class Platform {
       },
     });
     this.limiter.addTokens(t.principal.keyId, u.promptTokens + u.completionTokens);
-    return { nanoton: r.charged, ton: formatTon(r.charged) };
+    this.limiter.addTokens(`a${t.principal.accountId}`, u.promptTokens + u.completionTokens);
+    return { nanoton: r.charged, ton: formatTon(r.charged), capped: t.capped };
+  }
+
+  /**
+   * Whether `address` may sign up now (/api/register): refuses when sign-up is off, asks for the admin
+   * token when it is admin-only, and counts the address against --register-limit (429 past it, so a
+   * sign-up credit is only ever granted within the limit). An admin's sign-ups are not counted.
+   */
+  admitSignup(request: Request, peer: string): void {
+    const mode = this.opts.register ?? "open";
+    if (mode === "off") throw new ApiError("forbidden", "Sign-up is closed on this server; ask the operator for a key.");
+    if (mode === "admin") {
+      this.requireAdmin(request);
+      return;
+    }
+    const limit = this.opts.registerLimit ?? 0;
+    if (limit <= 0) return;
+    // The proxy appends the address it saw last: earlier entries are the client's to invent.
+    const forwarded = this.opts.trustProxy ? request.headers.get("x-forwarded-for")?.split(",").at(-1)?.trim() : undefined;
+    const address = forwarded || peer;
+    const r = this.signups.admit(`ip:${address}`, { rpm: Infinity, tpm: Infinity, rpd: limit });
+    if (!r.ok) {
+      throw new ApiError("signup_limited", `Too many sign-ups from this address: at most ${limit} a day; retry in ${r.retryAfterSeconds} s.`, null, { "Retry-After": r.headers["Retry-After"]! });
+    }
   }
 
   balance(accountId: number) {

@@ -4,6 +4,7 @@ import type { Account } from "./accounts.ts";
 import type { KeyInfo } from "./keys.ts";
 import type { UsageEntry } from "./ledger.ts";
 import type { OpenedAccount } from "./operations.ts";
+import { periodEnd } from "./limits.ts";
 import { formatTon, NANOTON_PER_TON } from "./pricing.ts";
 import { costField } from "./service.ts";
 
@@ -65,7 +66,12 @@ export function usageRecord(u: UsageEntry) {
   };
 }
 
-export function keyInfo(k: KeyInfo, currentKeyId: number) {
+const nanotonOrNull = (n: bigint | null) => (n === null ? null : Number(n));
+const tonOrNull = (n: bigint | null) => (n === null ? null : formatTon(n));
+
+/** A key with its limits and spend, as every key route shows it (LiteLLM's names for the limits). */
+export function keyFields(k: KeyInfo, now: number = Date.now()) {
+  const l = k.limits;
   return {
     id: k.id,
     prefix: k.prefix,
@@ -73,8 +79,28 @@ export function keyInfo(k: KeyInfo, currentKeyId: number) {
     created_at: iso(k.createdAt),
     revoked_at: isoOrNull(k.revokedAt),
     last_used_at: isoOrNull(k.lastUsedAt),
-    current: k.id === currentKeyId,
+    expires_at: isoOrNull(l.expiresAt),
+    max_budget_nanoton: nanotonOrNull(l.maxBudget),
+    max_budget_ton: tonOrNull(l.maxBudget),
+    period_budget_nanoton: nanotonOrNull(l.periodBudget),
+    period_budget_ton: tonOrNull(l.periodBudget),
+    budget_duration: l.budgetDuration,
+    budget_reset_at: l.budgetDuration === null ? null : iso(periodEnd(l.budgetDuration, now)),
+    spend_nanoton: Number(k.spend),
+    period_spend_nanoton: Number(k.periodSpend),
+    rpm_limit: l.rpm,
+    tpm_limit: l.tpm,
+    rpd_limit: l.rpd,
+    max_parallel_requests: l.maxParallelRequests,
   };
+}
+
+export function keyInfo(k: KeyInfo, currentKeyId: number) {
+  return { ...keyFields(k), current: k.id === currentKeyId };
+}
+
+export function adminKeyInfo(k: KeyInfo) {
+  return { ...keyFields(k), account_id: k.accountId };
 }
 
 /** A revoked key, by the time of its first revocation. */

@@ -76,20 +76,20 @@ export function responsesRoutes(deps: ResponsesDeps & { platform: Platform | nul
         },
       )
       .get("/v1/responses/:id", ({ principal, params }) => service.get(principal, params.id), {
-        auth: "key",
+        auth: "account",
         params: t.Object({ id: t.String() }),
         query: t.Object({ include: t.Optional(t.Union([t.String(), t.Array(t.String())])), stream: t.Optional(t.Boolean()) }, { additionalProperties: true }),
         response: { 200: "Response", ...errors },
         detail: { tags, summary: "Retrieve a stored response", description: "404 for a response that does not exist, was not stored or belongs to another account." },
       })
       .delete("/v1/responses/:id", ({ principal, params }) => service.delete(principal, params.id), {
-        auth: "key",
+        auth: "account",
         params: t.Object({ id: t.String() }),
         response: { 200: "ResponseDeleted", ...errors },
         detail: { tags, summary: "Delete a stored response", description: "Answers OpenAI's deletion object. The conversation's KV cache is freed once none of its responses is left." },
       })
       .get("/v1/responses/:id/input_items", ({ principal, params, query }) => service.inputItems(principal, params.id, query), {
-        auth: "key",
+        auth: "account",
         params: t.Object({ id: t.String() }),
         query: InputItemsQuery,
         response: { 200: "ResponseItemList", ...errors },

@@ -3,7 +3,7 @@
 // requests, type the handlers and generate the OpenAPI document; shapes follow OpenAI's exactly.
 import { t, type Static } from "elysia";
 import { Type } from "@sinclair/typebox";
-import { CocoonFields } from "../generation/model.ts";
+import { CappedUsageFields, CocoonFields } from "../generation/model.ts";
 
 const Nullable = <T extends Parameters<typeof t.Union>[0][number]>(s: T) => t.Union([s, t.Null()]);
 // Clients send fields this server has no use for (OpenAI adds new ones often): accepted and ignored.
@@ -170,6 +170,7 @@ export const ResponseUsage = t.Object({
   output_tokens_details: t.Object({ reasoning_tokens: Type.Integer() }),
   total_tokens: Type.Integer(),
   cost: t.Optional(Cost),
+  ...CappedUsageFields,
 });
 
 const FunctionTool = t.Object({

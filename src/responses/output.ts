@@ -3,6 +3,7 @@
 // the final response object. A whole (non-stream) response is the last event's response.
 import type { EngineEvent, TokenLogprob, ToolCall, Usage } from "../inference/types.ts";
 import { toApiError } from "../http/errors.ts";
+import { cappedFields } from "../generation/usage.ts";
 import { costField, type Cost } from "../platform/service.ts";
 import { newId } from "./input.ts";
 import type { FunctionCall, OutputItem, OutputMessage, ReasoningItem, ResponseObject, ResponseStreamEvent } from "./model.ts";
@@ -35,6 +36,7 @@ export function responseUsage(u: Usage, cost: Cost | null): NonNullable<Response
     output_tokens_details: { reasoning_tokens: u.reasoningTokens },
     total_tokens: u.promptTokens + u.completionTokens,
     ...(cost ? { cost: costField(cost) } : {}),
+    ...cappedFields(cost),
   };
 }
 

@@ -70,7 +70,7 @@ export function sessionRoutes(deps: SessionRouteDeps) {
       .use(authPlugin(deps.platform))
       .model({ SessionInfo, SessionDetail, SessionList, ForkRequest, ErrorResponse })
       .get("/v1/sessions", ({ principal }) => ({ object: "list" as const, data: sessions.list(ownerOf(principal)).map(sessionInfo) }), {
-        auth: "key",
+        auth: "account",
         response: { 200: "SessionList", ...errors },
         detail: { tags, summary: "List your chat sessions", description: "Most recently updated first. Sessions are private to the account that created them." },
       })
@@ -82,14 +82,14 @@ export function sessionRoutes(deps: SessionRouteDeps) {
           return { ...sessionInfo(s), messages: sessions.messages(owner, params.id).map(sessionMessage) };
         },
         {
-          auth: "key",
+          auth: "account",
           params: t.Object({ id: t.String() }),
           response: { 200: "SessionDetail", ...errors },
           detail: { tags, summary: "Get a session with its messages", description: "404 for a session that does not exist or belongs to another account." },
         },
       )
       .post("/v1/sessions/:id/fork", ({ principal, params, body }) => sessionInfo(sessions.fork(ownerOf(principal), params.id, body.messages, body.id)), {
-        auth: "key",
+        auth: "account",
         params: t.Object({ id: t.String() }),
         body: "ForkRequest",
         parse: "json",
@@ -101,7 +101,7 @@ export function sessionRoutes(deps: SessionRouteDeps) {
         },
       })
       .delete("/v1/sessions/:id", deleteSession(sessions), {
-        auth: "key",
+        auth: "account",
         params: t.Object({ id: t.String() }),
         detail: { tags, summary: "Delete a session", description: "Cancels a reply being generated in it and frees its KV cache in the engine.", responses: docResponses({ 204: { description: "Deleted." } }) },
       })

@@ -271,6 +271,29 @@ BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE INDEX usage_by_time ON usage(started_at);
 `;
 
+// Key budgets and limits (issue 14): a key may expire, carry a lifetime spending limit and/or one per
+// UTC day, week or month, and cap its requests in flight. Its spend is cached on the key (like the
+// account's balance: updated in the settling transaction, equal to Σ usage.cost of the key); the
+// period's spend is counted from period_start, the start of the current period when last charged.
+// Reservations name their key, so the key's open holds and requests in flight are counted in the
+// reserving transaction. Accounts may carry rate-limit overrides that bind all their keys together.
+const keyBudgets = `
+ALTER TABLE api_keys ADD COLUMN expires_at INTEGER;
+ALTER TABLE api_keys ADD COLUMN max_budget_nanoton INTEGER CHECK (max_budget_nanoton IS NULL OR max_budget_nanoton >= 0);
+ALTER TABLE api_keys ADD COLUMN period_budget_nanoton INTEGER CHECK (period_budget_nanoton IS NULL OR period_budget_nanoton >= 0);
+ALTER TABLE api_keys ADD COLUMN budget_duration TEXT CHECK (budget_duration IS NULL OR budget_duration IN ('day', 'week', 'month'));
+ALTER TABLE api_keys ADD COLUMN max_parallel_requests INTEGER CHECK (max_parallel_requests IS NULL OR max_parallel_requests >= 1);
+ALTER TABLE api_keys ADD COLUMN spend_nanoton INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE api_keys ADD COLUMN period_spend_nanoton INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE api_keys ADD COLUMN period_start INTEGER NOT NULL DEFAULT 0;
+UPDATE api_keys SET spend_nanoton = coalesce((SELECT sum(cost_nanoton) FROM usage WHERE usage.key_id = api_keys.id), 0);
+ALTER TABLE reservations ADD COLUMN key_id INTEGER REFERENCES api_keys(id);
+CREATE INDEX reservations_open_by_key ON reservations(key_id) WHERE closed_at IS NULL;
+ALTER TABLE accounts ADD COLUMN rpm_limit INTEGER CHECK (rpm_limit IS NULL OR rpm_limit >= 0);
+ALTER TABLE accounts ADD COLUMN tpm_limit INTEGER CHECK (tpm_limit IS NULL OR tpm_limit >= 0);
+ALTER TABLE accounts ADD COLUMN rpd_limit INTEGER CHECK (rpd_limit IS NULL OR rpd_limit >= 0);
+`;
+
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: "platform: accounts, keys, ledger, reservations, usage", sql: initial },
   { version: 2, name: "ton: deposits and the watcher's cursor", sql: tonDeposits },
@@ -279,4 +302,5 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 5, name: "responses: stored responses and the reasoning seal key", sql: responses },
   { version: 6, name: "platform: reservation owners and their leases", sql: reservationOwners },
   { version: 7, name: "platform: the admin audit log and usage by time", sql: audit },
+  { version: 8, name: "platform: key budgets, expiry, concurrency caps; account rate limits", sql: keyBudgets },
 ];

@@ -66,7 +66,7 @@ export function tonRoutes(deps: { platform: Platform }) {
         return pageOf(page, userDeposit);
       },
       {
-        auth: "key",
+        auth: "account",
         query: DepositsQuery,
         response: { 200: "UserDepositList", 400: "ErrorResponse", ...keyErrors },
         detail: {

@@ -145,7 +145,7 @@ describe("keys on a request-per-message WebSocket", () => {
       expect(await c.next()).toBe("END");
     }
     c.send({ n: 3 });
-    expect(await c.next()).toStartWith("ERR rate_limit_exceeded - ");
+    expect(await c.next()).toStartWith("ERR rpm_limit_exceeded - ");
     expect(await c.next()).toBe("END");
     c.ws.close();
   });

@@ -4,6 +4,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createAccount, setAccountDisabled } from "../../src/platform/accounts.ts";
+import { NO_KEY_LIMITS } from "../../src/platform/limits.ts";
 import { createKey, generateApiKey, hashApiKey, KEY_LENGTH, listKeys, revokeKey, setKeyLimits, verifyKey } from "../../src/platform/keys.ts";
 import { openStore } from "../../src/store/db.ts";
 
@@ -40,7 +41,7 @@ describe("createKey and verifyKey", () => {
   test("a created key verifies to its account, with server-default limits", () => {
     const k = createKey(db, a.id, "laptop");
     expect(k.prefix).toBe(k.key.slice(0, 10));
-    expect(verifyKey(db, k.key)).toEqual({ keyId: k.id, accountId: a.id, limits: { rpm: null, tpm: null, rpd: null } });
+    expect(verifyKey(db, k.key)).toEqual({ keyId: k.id, accountId: a.id, limits: NO_KEY_LIMITS, accountLimits: { rpm: null, tpm: null, rpd: null }, expired: false });
   });
 
   test("malformed keys are refused without touching the database", () => {
@@ -87,7 +88,7 @@ describe("createKey and verifyKey", () => {
   test("per-key limits set on the key come back from verifyKey", () => {
     const k = createKey(db, a.id);
     expect(setKeyLimits(db, a.id, k.id, { rpm: 5, rpd: 100 })).toBe(true);
-    expect(verifyKey(db, k.key)?.limits).toEqual({ rpm: 5, tpm: null, rpd: 100 });
+    expect(verifyKey(db, k.key)?.limits).toEqual({ ...NO_KEY_LIMITS, rpm: 5, rpd: 100 });
     expect(setKeyLimits(db, b.id, k.id, { rpm: 1000 })).toBe(false);
     expect(verifyKey(db, k.key)?.limits.rpm).toBe(5);
   });

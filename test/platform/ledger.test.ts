@@ -91,8 +91,8 @@ describe("reserve and settle", () => {
     const a = createAccount(db).id;
     credit(db, a, 20_000n, "deposit", "d");
     const r = (id: string, want: bigint) => reserve(db, { requestId: id, accountId: a, want, minimumBalance: MINIMUM, maxOverdraft: OVERDRAFT });
-    expect(r("r1", 30_000n)).toEqual({ ok: true, amount: 30_000n });
-    expect(r("r2", 1_000_000n)).toEqual({ ok: true, amount: 40_000n }); // 20,000 + 50,000 − 30,000
+    expect(r("r1", 30_000n)).toEqual({ ok: true, amount: 30_000n, cappedBy: null });
+    expect(r("r2", 1_000_000n)).toEqual({ ok: true, amount: 40_000n, cappedBy: "balance" }); // 20,000 + 50,000 − 30,000
     expect(r("r3", 1n)).toEqual({ ok: false, reason: "insufficient_balance", balance: 20_000n });
     const bal = balanceOf(db, a)!;
     expect([bal.balance, bal.reserved, bal.available(OVERDRAFT)]).toEqual([20_000n, 70_000n, 0n]);

@@ -46,6 +46,8 @@ describe("RateLimiter", () => {
       ok: false,
       retryAfterSeconds: 15,
       headers: { "X-RateLimit-Limit": "2", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": String((T0 + 60_000) / 1000), "Retry-After": "15" },
+      limit: "rpm",
+      counter: 0,
     });
     expect(rl.admit(1, small, T0 + 59_999).ok).toBe(false);
     const next = rl.admit(1, small, T0 + 60_000);

@@ -92,6 +92,31 @@ function bill(db: Database, accountId: number, keyId: number, id: string, starte
 }
 
 describe("POST /api/register", () => {
+  test("sign-ups per client address are limited (429 signup_limit_exceeded past it), and a sign-up credit is granted only within the limit", async () => {
+    const h = harness({ platform: { registerLimit: 2, trustProxy: true, signupCredit: 1_000n } });
+    const from = (ip: string) => h.request("/api/register", { method: "POST", headers: { "x-forwarded-for": `203.0.113.9, ${ip}` } });
+    expect((await from("198.51.100.1")).status).toBe(200);
+    expect((await from("198.51.100.1")).status).toBe(200);
+    const third = await from("198.51.100.1");
+    expect(third.status).toBe(429);
+    expect(((await third.json()) as Json).error).toMatchObject({ code: "signup_limit_exceeded", type: "rate_limit_error" });
+    expect(Number(third.headers.get("retry-after"))).toBeGreaterThan(0);
+    // Another address may; the forged first X-Forwarded-For entry changes nothing.
+    expect((await from("198.51.100.2")).status).toBe(200);
+    const credited = h.db.query<{ n: bigint }, []>("SELECT count(*) AS n FROM ledger WHERE kind = 'adjustment' AND reference LIKE 'signup:%'").get()!.n;
+    expect(credited).toBe(3n);
+  });
+
+  test("--register admin needs the admin token; --register off refuses everyone", async () => {
+    const admin = harness({ platform: { register: "admin", adminToken: "s3cret" } });
+    expect((await admin.request("/api/register", { method: "POST" })).status).toBe(403);
+    expect((await admin.request("/api/register", { method: "POST", headers: { authorization: "Bearer s3cret" } })).status).toBe(200);
+    const off = harness({ platform: { register: "off", adminToken: "s3cret" } });
+    const closed = await off.request("/api/register", { method: "POST", headers: { authorization: "Bearer s3cret" } });
+    expect(closed.status).toBe(403);
+    expect(((await closed.json()) as Json).error.message).toContain("closed");
+  });
+
   test("returns a key shown once, a valid deposit code and the wallet; the key works on /v1/balance", async () => {
     const h = harness();
     const res = await h.request("/api/register", { method: "POST" });
@@ -404,10 +429,13 @@ describe("own keys", () => {
     const created = await h.request("/v1/account/keys", { method: "POST", key: a.key, json: { name: "ci" } });
     expect(created.status).toBe(201);
     const c = (await created.json()) as Json;
-    expect(c).toEqual({ id: expect.any(Number), api_key: expect.stringMatching(/^ck_[0-9A-Za-z]{43}$/), prefix: c.api_key.slice(0, 10), name: "ci", created_at: expect.any(String) });
+    // toMatchObject writes its matchers into the object it checks: check a copy.
+    expect({ ...c }).toMatchObject({ id: expect.any(Number), api_key: expect.stringMatching(/^ck_[0-9A-Za-z]{43}$/), prefix: c.api_key.slice(0, 10), name: "ci", created_at: expect.any(String) });
+    expect(c).toMatchObject({ account_id: a.accountId, max_budget_nanoton: null, expires_at: null, rpm_limit: null, spend_nanoton: 0 });
     // Same account: same balance and deposit code.
     credit(h.db, a.accountId, 5n, "deposit", "tx");
-    expect(((await (await h.request("/v1/balance", { key: c.api_key })).json()) as Json).balance_nanoton).toBe(5);
+    const bal = (await (await h.request("/v1/balance", { key: c.api_key })).json()) as Json;
+    expect(bal).toMatchObject({ balance_nanoton: 5 });
 
     const list = await h.request("/v1/keys", { key: c.api_key });
     const text = await list.text();
@@ -476,11 +504,11 @@ describe("usage", () => {
 });
 
 describe("rate limits", () => {
-  test("every authenticated route sends X-RateLimit-* headers counting down, then 429 with Retry-After", async () => {
+  test("every account route sends X-RateLimit-* headers of the account routes' limit counting down, then 429 with Retry-After", async () => {
     // Counters reset at each UTC minute: start well clear of the next boundary.
     const toBoundary = 60_000 - (Date.now() % 60_000);
     if (toBoundary < 3000) await Bun.sleep(toBoundary + 50);
-    const h = harness({ rateLimits: { rpm: 8, tpm: 1_000_000, rpd: 1_000 } });
+    const h = harness({ rateLimits: { rpm: 2, tpm: 1_000_000, rpd: 1_000 }, platform: { accountRouteRpm: 8 } });
     const a = await h.register();
     const calls: [string, RequestInit & { json?: unknown }][] = [
       ["/v1/balance", {}],
@@ -507,7 +535,7 @@ describe("rate limits", () => {
 
     const limited = await h.request("/v1/balance", { key: a.key });
     expect(limited.status).toBe(429);
-    expect(((await limited.json()) as Json).error).toMatchObject({ type: "rate_limit_error", code: "rate_limit_exceeded" });
+    expect(((await limited.json()) as Json).error).toMatchObject({ type: "rate_limit_error", code: "rpm_limit_exceeded" });
     const retry = Number(limited.headers.get("retry-after"));
     expect(retry).toBeGreaterThanOrEqual(1);
     expect(retry).toBeLessThanOrEqual(60);

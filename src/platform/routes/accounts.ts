@@ -14,7 +14,9 @@ export function accountRoutes(deps: PlatformRouteDeps, auth: PlatformAuth) {
     .model({ ApiKeyResponse, RegisterResponse, LoginResponse })
     .post(
       "/api/register",
-      ({ body }) => {
+      ({ body, request, server }) => {
+        // The peer's address (a proxy in front: its address, so all its clients share the limit).
+        platform.admitSignup(request, server?.requestIP(request)?.address ?? "unknown");
         const opened = open(body?.name);
         return { ...apiKeyResponse(opened), ...depositFields(deps.depositWallet(), opened.depositCode, minimumOf(deps)) };
       },
@@ -22,13 +24,14 @@ export function accountRoutes(deps: PlatformRouteDeps, auth: PlatformAuth) {
         auth: "public",
         body: CreateAccountRequest,
         parse: "json",
-        response: { 200: "RegisterResponse", 400: "ErrorResponse" },
+        response: { 200: "RegisterResponse", 400: "ErrorResponse", 403: "ErrorResponse", 429: "ErrorResponse" },
         detail: {
           tags: ["Authentication"],
           summary: "Register a new user",
           description:
             "Self-service sign-up, no authentication: creates an account and returns its API key (shown only once: it is stored hashed), deposit code and deposit wallet. " +
-            "`deposit_wallet` is null when this server accepts no deposits (`deposit_instructions` says so). The balance includes the sign-up credit when the server grants one.",
+            "`deposit_wallet` is null when this server accepts no deposits (`deposit_instructions` says so). The balance includes the sign-up credit when the server grants one. " +
+            "Limited per client address per day (`--register-limit`; 429 signup_limit_exceeded past it); `--register admin` requires the admin token, `--register off` closes it (403).",
         },
       },
     )
@@ -37,7 +40,7 @@ export function accountRoutes(deps: PlatformRouteDeps, auth: PlatformAuth) {
       ({ body, request, set }) => {
         // The key may come in the body, so this route admits its caller itself, after validation.
         const principal = body?.api_key !== undefined ? platform.principalOf(body.api_key) : platform.authenticate(request);
-        Object.assign(set.headers, platform.admit(principal));
+        Object.assign(set.headers, platform.admit(principal, "account"));
         const b = accountOf(platform, principal);
         const code = depositCodeOf(db, principal.accountId);
         return { balance_ton: tonNumber(b.balance), balance_nanoton: Number(b.balance), deposit_code: code, ...depositFields(deps.depositWallet(), code, minimumOf(deps)) };

@@ -26,7 +26,7 @@ export function billingRoutes(deps: PlatformRouteDeps, auth: PlatformAuth) {
         return { balance_ton: tonNumber(b.balance), balance_nanoton: Number(b.balance), balance_usd: usd, ton_usd_rate: usd === null ? null : rate, reserved_nanoton: Number(b.reserved) };
       },
       {
-        auth: "key",
+        auth: "account",
         response: { 200: "BalanceResponse", ...keyErrors },
         detail: { tags: ["Billing"], summary: "Check account balance", description: `The caller's balance; USD fields are null while no TON/USD rate is known. ${AUTH_NOTE}` },
       },
@@ -48,7 +48,7 @@ export function billingRoutes(deps: PlatformRouteDeps, auth: PlatformAuth) {
         };
       },
       {
-        auth: "key",
+        auth: "account",
         response: { 200: "DepositResponse", ...keyErrors },
         detail: {
           tags: ["Billing"],

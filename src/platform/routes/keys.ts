@@ -1,15 +1,30 @@
-// The keys of the caller's own account: list them, add one (same balance), revoke one.
+// The keys of the caller's own account: list them, add one (same balance) with limits, change a
+// key's limits, revoke one. A key with limits of its own manages no keys: it could mint an unlimited one.
 import { ApiError } from "../../http/errors.ts";
-import { createKey, listKeys } from "../keys.ts";
-import { ApiKeyList, CreatedKey, CreateKeyRequest, RevokedKey } from "../model.ts";
-import { keyById, revokeAndRead } from "../operations.ts";
-import { iso, keyInfo, parseId, revokedKey } from "../wire.ts";
+import { listKeys } from "../keys.ts";
+import { isRestricted } from "../limits.ts";
+import { ApiKeyInfo, ApiKeyList, CreatedKey, CreateKeyRequest, KeyLimitsRequest, RevokedKey } from "../model.ts";
+import { changeKeyLimits, createKeyWithLimits, keyById, revokeAndRead, type LimitActor } from "../operations.ts";
+import type { Principal } from "../service.ts";
+import { keyFields, keyInfo, parseId, revokedKey } from "../wire.ts";
 import { AUTH_NOTE, callerOf, keyErrors, routeFile, type PlatformAuth, type PlatformRouteDeps } from "./common.ts";
+
+const LIMITS_NOTE =
+  "Limits (LiteLLM's names): `max_budget_ton` (lifetime), `period_budget_ton` with `budget_duration` (day, week or month, UTC), `rpm_limit`, `tpm_limit`, `rpd_limit` " +
+  "(never above the account's own), `max_parallel_requests`, and `expires_at` or `duration` (\"30d\"). Only a key without limits of its own may create or change keys (403 otherwise).";
+
+/** The caller as the actor of a limit change: an unrestricted key of its account, capped by the account's rate limits. */
+function accountActor(p: Principal): LimitActor & { kind: "account" } {
+  if (p.keyLimits && isRestricted(p.keyLimits)) {
+    throw new ApiError("forbidden", "This API key has limits of its own, so it cannot create or change keys (it could make one without them); use a key without limits.");
+  }
+  return { kind: "account", accountId: p.accountId, ceiling: p.accountLimits ?? p.limits };
+}
 
 export function keyRoutes(deps: PlatformRouteDeps, auth: PlatformAuth) {
   const db = deps.platform.db;
   return routeFile("platform-keys", auth)
-    .model({ ApiKeyList, CreatedKey, RevokedKey })
+    .model({ ApiKeyList, ApiKeyInfo, CreatedKey, RevokedKey, KeyLimitsRequest })
     .get(
       "/v1/keys",
       ({ principal }) => {
@@ -17,25 +32,51 @@ export function keyRoutes(deps: PlatformRouteDeps, auth: PlatformAuth) {
         return { object: "list" as const, data: listKeys(db, caller.accountId).map((k) => keyInfo(k, caller.keyId)) };
       },
       {
-        auth: "key",
+        auth: "account",
         response: { 200: "ApiKeyList", ...keyErrors },
-        detail: { tags: ["Authentication"], summary: "List your account's keys", description: `Every key of the caller's account, revoked ones included; never the key itself. ${AUTH_NOTE}` },
+        detail: {
+          tags: ["Authentication"],
+          summary: "List your account's keys",
+          description: `Every key of the caller's account, revoked ones included, with limits and spend; never the key itself. ${AUTH_NOTE}`,
+        },
       },
     )
     .post(
       "/v1/account/keys",
       ({ principal, body, set }) => {
-        const now = Date.now();
-        const k = createKey(db, callerOf(principal).accountId, body?.name ?? null, now);
+        const caller = callerOf(principal);
+        const { name, ...limits } = body ?? {};
+        const made = createKeyWithLimits(db, accountActor(caller), caller.accountId, name ?? null, limits);
         set.status = 201;
-        return { id: k.id, api_key: k.key, prefix: k.prefix, name: body?.name ?? null, created_at: iso(now) };
+        return { ...keyFields(made.info), api_key: made.key, account_id: caller.accountId };
       },
       {
-        auth: "key",
+        auth: "account",
         body: CreateKeyRequest,
         parse: "json",
-        response: { 201: "CreatedKey", 400: "ErrorResponse", ...keyErrors },
-        detail: { tags: ["Authentication"], summary: "Create a key for your account", description: `Another key for the caller's account (same balance); shown only once. ${AUTH_NOTE}` },
+        response: { 201: "CreatedKey", 400: "ErrorResponse", 403: "ErrorResponse", ...keyErrors },
+        detail: {
+          tags: ["Authentication"],
+          summary: "Create a key for your account",
+          description: `Another key for the caller's account (same balance), optionally with limits; shown only once. ${LIMITS_NOTE} ${AUTH_NOTE}`,
+        },
+      },
+    )
+    .patch(
+      "/v1/account/keys/:id",
+      ({ principal, params, body }) => {
+        const caller = callerOf(principal);
+        const id = parseId(params.id);
+        const k = id === null ? null : changeKeyLimits(db, accountActor(caller), id, body);
+        if (!k) throw new ApiError("not_found", `No key ${params.id} in this account.`, "id");
+        return keyInfo(k, caller.keyId);
+      },
+      {
+        auth: "account",
+        body: "KeyLimitsRequest",
+        parse: "json",
+        response: { 200: "ApiKeyInfo", 400: "ErrorResponse", 403: "ErrorResponse", 404: "ErrorResponse", ...keyErrors },
+        detail: { tags: ["Authentication"], summary: "Change a key's limits", description: `Sets or clears limits of one of the account's keys. ${LIMITS_NOTE} ${AUTH_NOTE}` },
       },
     )
     .delete(
@@ -48,7 +89,7 @@ export function keyRoutes(deps: PlatformRouteDeps, auth: PlatformAuth) {
         return revokedKey(revokeAndRead(db, caller.accountId, k.id));
       },
       {
-        auth: "key",
+        auth: "account",
         response: { 200: "RevokedKey", 404: "ErrorResponse", ...keyErrors },
         detail: {
           tags: ["Authentication"],

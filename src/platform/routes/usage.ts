@@ -25,7 +25,7 @@ export function usageRoutes(deps: PlatformRouteDeps, auth: PlatformAuth) {
         return { object: "list" as const, data, has_more: page.hasMore, next_before: page.hasMore ? (data.at(-1)?.id ?? null) : null };
       },
       {
-        auth: "key",
+        auth: "account",
         query: UsageQuery,
         response: { 200: "UsageRecordList", 400: "ErrorResponse", ...keyErrors },
         detail: {
@@ -46,7 +46,7 @@ export function usageRoutes(deps: PlatformRouteDeps, auth: PlatformAuth) {
         return usageRecord(u);
       },
       {
-        auth: "key",
+        auth: "account",
         response: { 200: "UsageRecord", 404: "ErrorResponse", ...keyErrors },
         detail: { tags: ["Usage"], summary: "Get one request", description: `One of the caller's account's requests; 404 for any other id, including other accounts' requests. ${AUTH_NOTE}` },
       },

@@ -1,0 +1,120 @@
+// Operator routes for limits (admin token): an account's keys with their limits and spend, a new key
+// with limits for any account, a key's limits, and an account's own rate limits (binding all its keys).
+// Every change goes through one function of operations.ts (createKeyWithLimits, changeKeyLimits,
+// changeAccountLimits) and is recorded in the audit log in the same transaction.
+import { ApiError } from "../../http/errors.ts";
+import { inTransaction } from "../../store/db.ts";
+import { actorOf, recordAudit } from "../audit.ts";
+import { getAccount } from "../accounts.ts";
+import { keyInfoById, listKeys } from "../keys.ts";
+import { AccountLimits, AccountLimitsRequest, AdminKeyInfo, AdminKeyList, CreatedKey, CreateKeyRequest, KeyLimitsRequest } from "../model.ts";
+import { accountLimitOverrides, changeAccountLimits, changeKeyLimits, createKeyWithLimits } from "../operations.ts";
+import { limitsFor } from "../ratelimit.ts";
+import { adminKeyInfo, keyFields, parseId } from "../wire.ts";
+import { ADMIN_NOTE, adminErrors, routeFile, type PlatformAuth, type PlatformRouteDeps } from "./common.ts";
+
+const ADMIN = { kind: "admin" } as const;
+
+export function adminLimitRoutes(deps: PlatformRouteDeps, auth: PlatformAuth) {
+  const { platform } = deps;
+  const db = platform.db;
+  const accountId = (raw: string) => {
+    const id = parseId(raw);
+    if (id === null || !getAccount(db, id)) throw new ApiError("not_found", `No account ${raw}.`, "id");
+    return id;
+  };
+  const limitsOf = (id: number) => {
+    const o = accountLimitOverrides(db, id)!;
+    const l = limitsFor(o, platform.opts.rateLimits);
+    return { account_id: id, rpm_limit: l.rpm, tpm_limit: l.tpm, rpd_limit: l.rpd, overrides: { rpm_limit: o.rpm, tpm_limit: o.tpm, rpd_limit: o.rpd } };
+  };
+  return routeFile("platform-admin-limits", auth)
+    .model({ AdminKeyList, AdminKeyInfo, CreatedKey, KeyLimitsRequest, AccountLimits, AccountLimitsRequest })
+    .get("/admin/accounts/:id/keys", ({ params }) => ({ object: "list" as const, data: listKeys(db, accountId(params.id)).map(adminKeyInfo) }), {
+      auth: "admin",
+      response: { 200: "AdminKeyList", 404: "ErrorResponse", ...adminErrors },
+      detail: { tags: ["Admin"], summary: "List an account's keys", description: `Every key of the account with its limits and spend. ${ADMIN_NOTE}` },
+    })
+    .post(
+      "/admin/accounts/:id/keys",
+      ({ params, body, set, request }) => {
+        const id = accountId(params.id);
+        const { name, ...limits } = body ?? {};
+        const made = inTransaction(db, () => {
+          const m = createKeyWithLimits(db, ADMIN, id, name ?? null, limits);
+          recordAudit(db, { actor: actorOf(request), action: "key.create", objectType: "key", objectId: m.info.id, accountId: id, after: { name: m.info.name, limits: m.info.limits } });
+          return m;
+        });
+        set.status = 201;
+        return { ...keyFields(made.info), api_key: made.key, account_id: id };
+      },
+      {
+        auth: "admin",
+        body: CreateKeyRequest,
+        parse: "json",
+        response: { 201: "CreatedKey", 400: "ErrorResponse", 404: "ErrorResponse", ...adminErrors },
+        detail: { tags: ["Admin"], summary: "Create a key with limits for an account", description: `A new key of the account (shown once), with the limits given. ${ADMIN_NOTE}` },
+      },
+    )
+    .patch(
+      "/admin/keys/:id",
+      ({ params, body, request }) => {
+        const id = parseId(params.id);
+        const k =
+          id === null
+            ? null
+            : inTransaction(db, () => {
+                const before = keyInfoById(db, id);
+                const after = changeKeyLimits(db, ADMIN, id, body);
+                if (before && after && JSON.stringify(before.limits) !== JSON.stringify(after.limits)) {
+                  recordAudit(db, { actor: actorOf(request), action: "key.limits", objectType: "key", objectId: id, accountId: after.accountId, before: before.limits, after: after.limits });
+                }
+                return after;
+              });
+        if (!k) throw new ApiError("not_found", `No key ${params.id}.`, "id");
+        return adminKeyInfo(k);
+      },
+      {
+        auth: "admin",
+        body: "KeyLimitsRequest",
+        parse: "json",
+        response: { 200: "AdminKeyInfo", 400: "ErrorResponse", 404: "ErrorResponse", ...adminErrors },
+        detail: {
+          tags: ["Admin"],
+          summary: "Change a key's limits",
+          description: `Sets (or with null clears) a key's budgets, expiry, rate limits and concurrency cap; only the fields given change. ${ADMIN_NOTE}`,
+        },
+      },
+    )
+    .get("/admin/accounts/:id/limits", ({ params }) => limitsOf(accountId(params.id)), {
+      auth: "admin",
+      response: { 200: "AccountLimits", 404: "ErrorResponse", ...adminErrors },
+      detail: { tags: ["Admin"], summary: "An account's rate limits", description: `The limits in effect for the account (all its keys together) and its own overrides. ${ADMIN_NOTE}` },
+    })
+    .patch(
+      "/admin/accounts/:id/limits",
+      ({ params, body, request }) => {
+        const id = accountId(params.id);
+        inTransaction(db, () => {
+          const before = accountLimitOverrides(db, id);
+          changeAccountLimits(db, id, { rpm: body.rpm_limit, tpm: body.tpm_limit, rpd: body.rpd_limit });
+          const after = accountLimitOverrides(db, id);
+          if (JSON.stringify(before) !== JSON.stringify(after)) {
+            recordAudit(db, { actor: actorOf(request), action: "account.limits", objectType: "account", objectId: id, accountId: id, before, after });
+          }
+        });
+        return limitsOf(id);
+      },
+      {
+        auth: "admin",
+        body: "AccountLimitsRequest",
+        parse: "json",
+        response: { 200: "AccountLimits", 400: "ErrorResponse", 404: "ErrorResponse", ...adminErrors },
+        detail: {
+          tags: ["Admin"],
+          summary: "Set an account's rate limits",
+          description: `Requests per minute, tokens per minute and requests per day of the whole account (null: the server's default); its keys may have lower ones. ${ADMIN_NOTE}`,
+        },
+      },
+    );
+}

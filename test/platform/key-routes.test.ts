@@ -123,6 +123,11 @@ describe("admin limit routes", () => {
     // The keys now verify with the account's limit binding them.
     expect(verifyKey(h.db, made.body.api_key)?.accountLimits.rpm).toBe(7);
     expect((await h.call("GET", "/admin/accounts/999/limits", ADMIN)).status).toBe(404);
+    // Each change is in the audit log, newest first, with the values before and after.
+    const audit = (await h.call("GET", `/admin/audit?account_id=${reg.account_id}`, ADMIN)).body.data as Json[];
+    expect(audit.map((e) => e.action)).toEqual(["account.limits", "key.limits", "key.create"]);
+    expect(audit[0]).toMatchObject({ actor: "admin", before: { rpm: null }, after: { rpm: 7 } });
+    expect(audit[1].before).not.toEqual(audit[1].after);
   });
 });
 

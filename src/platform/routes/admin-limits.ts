@@ -15,6 +15,9 @@ import { ADMIN_NOTE, adminErrors, routeFile, type PlatformAuth, type PlatformRou
 
 const ADMIN = { kind: "admin" } as const;
 
+// Limits hold bigint budgets: compared as JSON with exact decimal strings.
+const same = (a: unknown, b: unknown) => { const j = (v: unknown) => JSON.stringify(v, (_k, x) => (typeof x === "bigint" ? x.toString() : x)); return j(a) === j(b); };
+
 export function adminLimitRoutes(deps: PlatformRouteDeps, auth: PlatformAuth) {
   const { platform } = deps;
   const db = platform.db;
@@ -66,7 +69,7 @@ export function adminLimitRoutes(deps: PlatformRouteDeps, auth: PlatformAuth) {
             : inTransaction(db, () => {
                 const before = keyInfoById(db, id);
                 const after = changeKeyLimits(db, ADMIN, id, body);
-                if (before && after && JSON.stringify(before.limits) !== JSON.stringify(after.limits)) {
+                if (before && after && !same(before.limits, after.limits)) {
                   recordAudit(db, { actor: actorOf(request), action: "key.limits", objectType: "key", objectId: id, accountId: after.accountId, before: before.limits, after: after.limits });
                 }
                 return after;
@@ -99,7 +102,7 @@ export function adminLimitRoutes(deps: PlatformRouteDeps, auth: PlatformAuth) {
           const before = accountLimitOverrides(db, id);
           changeAccountLimits(db, id, { rpm: body.rpm_limit, tpm: body.tpm_limit, rpd: body.rpd_limit });
           const after = accountLimitOverrides(db, id);
-          if (JSON.stringify(before) !== JSON.stringify(after)) {
+          if (!same(before, after)) {
             recordAudit(db, { actor: actorOf(request), action: "account.limits", objectType: "account", objectId: id, accountId: id, before, after });
           }
         });

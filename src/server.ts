@@ -134,7 +134,14 @@ export async function startServer(config: Config, log: Logger = makeLogger(confi
       await ton?.watcher?.stop();
       const deadline = Date.now() + config.shutdownGrace * 1000;
       while (metrics.active > 0 && Date.now() < deadline) await Bun.sleep(50);
-      if (metrics.active > 0) log("warn", `cancelling ${metrics.active} requests still running`);
+      if (metrics.active > 0) {
+        log("warn", `cancelling ${metrics.active} requests still running`);
+        // Cut in the worker, so each is billed what it processed, and each stream ends with a
+        // "shutting_down" error event; the responses get a moment to go out before connections close.
+        await engine?.stopAll(5_000);
+        const flushed = Date.now() + 2_000;
+        while ((metrics.active > 0 || server.pendingRequests > 0) && Date.now() < flushed) await Bun.sleep(20);
+      }
       engine?.close();
       server.stop(true);
       platform?.endLease();

@@ -132,10 +132,20 @@ function post(msg: ToMain): void {
   self.postMessage(msg);
 }
 
+/** How often running requests report what they processed, for billing checkpoints. */
+const PROGRESS_MS = 1000;
+let progressAt = 0;
+
 function flush(): void {
   if (!host) return;
   const events = host.takeOutbox();
   if (events.length) post({ type: "events", events, stats: host.scheduler.snapshot(host.info.id) });
+  const t = performance.now();
+  if (t - progressAt >= PROGRESS_MS) {
+    progressAt = t;
+    const requests = host.scheduler.progress();
+    if (requests.length) post({ type: "progress", requests });
+  }
 }
 
 /** llama.cpp aborts the process on an id outside the vocabulary: refused before it is called. */

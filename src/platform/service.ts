@@ -6,7 +6,7 @@ import { timingSafeEqual } from "node:crypto";
 import { ApiError } from "../http/errors.ts";
 import { verifyKey } from "./keys.ts";
 import { RateLimiter, limitsFor, type RateLimits } from "./ratelimit.ts";
-import { balanceOf, reserve, settle, type UsageStatus } from "./ledger.ts";
+import { balanceOf, checkpoint, reserve, settle, type UsageRecord, type UsageStatus } from "./ledger.ts";
 import { Lease } from "./leases.ts";
 import { completionBudget, costOf, formatTon, maxCostOf, ratesFor, type PricingConfig } from "./pricing.ts";
 
@@ -176,24 +176,20 @@ export class Platform {
     return { ticket, maxTokens: Math.min(o.maxTokens, budget) };
   }
 
+  private record(t: BillingTicket, u: TokenUsage, status: UsageStatus): UsageRecord {
+    return { keyId: t.principal.keyId, model: t.model, endpoint: t.endpoint, requestGuid: t.requestGuid, ...u, status, startedAt: t.startedAt, durationMs: Date.now() - t.startedAt };
+  }
+
+  /** Writes what a running request has processed so far onto its hold (see ledger.checkpoint). */
+  checkpoint(t: BillingTicket, usage: TokenUsage): void {
+    checkpoint(this.db, t.requestId, costOf(ratesFor(this.opts.pricing, t.model), usage), this.record(t, usage, "error"));
+  }
+
   /** Charges exactly the tokens processed and releases the rest; safe to call more than once. */
   finish(t: BillingTicket, usage: TokenUsage | null, status: UsageStatus): Cost {
     const u = usage ?? { promptTokens: 0, cachedTokens: 0, completionTokens: 0, reasoningTokens: 0 };
     const cost = costOf(ratesFor(this.opts.pricing, t.model), u);
-    const r = settle(this.db, {
-      requestId: t.requestId,
-      cost,
-      usage: {
-        keyId: t.principal.keyId,
-        model: t.model,
-        endpoint: t.endpoint,
-        requestGuid: t.requestGuid,
-        ...u,
-        status,
-        startedAt: t.startedAt,
-        durationMs: Date.now() - t.startedAt,
-      },
-    });
+    const r = settle(this.db, { requestId: t.requestId, cost, usage: this.record(t, u, status) });
     this.limiter.addTokens(t.principal.keyId, u.promptTokens + u.completionTokens);
     return { nanoton: r.charged, ton: formatTon(r.charged) };
   }

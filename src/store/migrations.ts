@@ -245,6 +245,13 @@ CREATE TABLE response_secrets (
 );
 `;
 
+// Billing checkpoints (issue 17): while a request runs, its server writes what it processed so far
+// (the usage record and its cost, JSON) onto its open reservation about once a second; a server that
+// finds the owner dead settles the hold at that checkpoint instead of releasing it unbilled.
+const reservationCheckpoints = `
+ALTER TABLE reservations ADD COLUMN checkpoint TEXT;
+`;
+
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: "platform: accounts, keys, ledger, reservations, usage", sql: initial },
   { version: 2, name: "ton: deposits and the watcher's cursor", sql: tonDeposits },
@@ -252,4 +259,5 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 4, name: "ton: the watcher's staged catch-up run", sql: tonBackfill },
   { version: 5, name: "responses: stored responses and the reasoning seal key", sql: responses },
   { version: 6, name: "platform: reservation owners and their leases", sql: reservationOwners },
+  { version: 7, name: "platform: billing checkpoints of running requests", sql: reservationCheckpoints },
 ];

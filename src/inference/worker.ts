@@ -4,6 +4,7 @@
 import { loadLlama, LlamaBatch, type LlamaContext, type LlamaModel } from "../native/llama.ts";
 import { eogTokens } from "../native/token-sampler.ts";
 import { ChatTemplate } from "./chat-template.ts";
+import { chunkedEmbedding, embedTokens, embeddingContextOptions } from "./embedding.ts";
 import { prepareRequest, type PrepareHost } from "./prepare-request.ts";
 import { Scheduler, type SchedulerEvent } from "./scheduler.ts";
 import { EngineError, type ModelInfo } from "./types.ts";
@@ -70,19 +71,10 @@ class ModelHost implements PrepareHost {
   embed(inputs: (string | number[])[]): { vectors: Float32Array[]; promptTokens: number } {
     const m = this.model;
     const size = this.info.contextWindow;
-    if (!this.embedCtx) {
-      this.embedCtx = m.createContext({
-        nCtx: size,
-        nBatch: size,
-        nUbatch: size,
-        nSeqMax: 1,
-        embeddings: true,
-        pooling: this.info.type === "embedding" ? -1 : 1,
-        threads: this.init.threads || undefined,
-      });
-    }
+    // Bounded memory: a decoder-only model is fed in chunks (see embedding.ts).
+    const chunked = chunkedEmbedding(m, this.info.type);
+    this.embedCtx ??= m.createContext(embeddingContextOptions(m, this.info.type, size, this.init.threads || undefined));
     const ctx = this.embedCtx;
-    const batch = new LlamaBatch(size);
     let promptTokens = 0;
     const vectors = inputs.map((input, i) => {
       const tokens = typeof input === "string" ? m.tokenize(input, { addSpecial: true, parseSpecial: false }) : Int32Array.from(input);
@@ -93,12 +85,7 @@ class ModelHost implements PrepareHost {
         throw new EngineError("context_overflow", `input[${i}] has ${tokens.length} tokens; the limit is ${size}`, "input");
       }
       promptTokens += tokens.length;
-      ctx.clearMemory();
-      batch.clear();
-      tokens.forEach((t, p) => batch.add(t, p, 0, true));
-      if (m.hasEncoder) ctx.encode(batch);
-      else ctx.decode(batch);
-      const v = ctx.embeddings(0);
+      const v = embedTokens(ctx, m, tokens, chunked);
       let norm = 0;
       for (const x of v) norm += x * x;
       norm = Math.sqrt(norm) || 1;

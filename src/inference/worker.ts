@@ -5,6 +5,7 @@ import { loadLlama, LlamaBatch, type LlamaContext, type LlamaModel } from "../na
 import { eogTokens } from "../native/token-sampler.ts";
 import { ChatTemplate } from "./chat-template.ts";
 import { chunkedEmbedding, embedTokens, embeddingContextOptions } from "./embedding.ts";
+import { refuseUnfittable } from "./fits.ts";
 import { prepareRequest, type PrepareHost } from "./prepare-request.ts";
 import { Scheduler, type SchedulerEvent } from "./scheduler.ts";
 import { EngineError, type ModelInfo } from "./types.ts";
@@ -54,6 +55,7 @@ class ModelHost implements PrepareHost {
       trainContext: m.nCtxTrain,
       slots,
       embeddingDims: m.nEmbd,
+      longestTokenBytes: m.longestTokenBytes(),
       vocabSize: m.nVocab,
       description: m.description,
       sizeBytes: m.size,
@@ -77,6 +79,7 @@ class ModelHost implements PrepareHost {
     const ctx = this.embedCtx;
     let promptTokens = 0;
     const vectors = inputs.map((input, i) => {
+      if (typeof input === "string") refuseUnfittable(Buffer.byteLength(input), this.info, "input", `input[${i}]`);
       const tokens = typeof input === "string" ? m.tokenize(input, { addSpecial: true, parseSpecial: false }) : Int32Array.from(input);
       if (tokens.length === 0) throw new EngineError("invalid_request", `input[${i}] is empty`, "input");
       const bad = tokens.find((t) => t < 0 || t >= m.nVocab);

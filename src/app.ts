@@ -11,6 +11,7 @@ import { corsPlugin, type CorsPolicy } from "./http/cors.ts";
 import { ApiError, anthropicErrorShape, shapedErrorResponse, toApiError, type ErrorShapes } from "./http/errors.ts";
 import { hasValidUrl, pathOf } from "./http/request-url.ts";
 import { swaggerRoutes } from "./http/swagger.ts";
+import { checkHeaderSize } from "./http/header-size.ts";
 import { validationMessage, validationParam } from "./http/validation.ts";
 import type { Engine } from "./inference/engine.ts";
 import { openaiRoutes } from "./openai/index.ts";
@@ -156,6 +157,7 @@ export function createApp(deps: AppDeps) {
       started.set(request, performance.now());
       if (!hasValidUrl(request)) throw new ApiError("invalid_request", "The request has no valid Host header.");
       checkDeclaredLength(request, maxBody);
+      checkHeaderSize(request);
     })
     .onParse(({ request }) => parseJsonBody(request, maxBody))
     .onError(({ code, error, request, route, set }) => {

@@ -8,6 +8,7 @@ import { createApp, engineMetrics, openServices } from "./app.ts";
 import { parseCorsOrigins } from "./http/cors.ts";
 import { ApiError } from "./http/errors.ts";
 import { hostGuard, isLoopback } from "./http/host.ts";
+import { raiseParserHeaderLimit } from "./http/header-size.ts";
 
 export interface RunningServer {
   url: string;
@@ -92,6 +93,8 @@ export async function startServer(config: Config, log: Logger = makeLogger(confi
     const exposed = noAuthExposure(config.host);
     if (exposed) log("warn", exposed);
   }
+  // Bun's own 431 for large headers has no body: its limit goes up, the app refuses them in our shape.
+  raiseParserHeaderLimit();
   app.listen({
     hostname: config.host,
     port: config.port,

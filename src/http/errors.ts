@@ -24,6 +24,8 @@ export const ERROR_KINDS = {
   payload_too_large: { status: 413, type: "invalid_request_error", code: "payload_too_large" },
   unsupported_media_type: { status: 415, type: "invalid_request_error", code: "unsupported_media_type" },
   unprocessable: { status: 422, type: "invalid_request_error", code: "unprocessable_entity" },
+  // Request headers over our limit (src/http/header-size.ts).
+  header_too_large: { status: 431, type: "invalid_request_error", code: "request_header_fields_too_large" },
   // A plain request to a WebSocket-only path.
   upgrade_required: { status: 426, type: "invalid_request_error", code: "upgrade_required" },
   rate_limited: { status: 429, type: "rate_limit_error", code: "rate_limit_exceeded" },

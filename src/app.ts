@@ -93,7 +93,7 @@ export function openServices(config: Config, o: { forget: (key: string) => unkno
   const path = opened?.path ?? storePath(config);
   o.log("info", platform ? `API keys and billing on (database ${path})` : "--no-auth: API keys and billing are off");
   const db = platform ? platform.db : openStore(path);
-  const sessions = new SessionService(db, { forget: (key) => void o.forget(key) });
+  const sessions = new SessionService(db, { forget: (key) => void o.forget(key), maxSessions: config.maxSessions, ttlMs: config.sessionTtlHours * 3_600_000 });
   // Deposits credit accounts, so they exist only with the platform; a bad TON setting stops the start.
   let ton: TonSetup | null = null;
   try {

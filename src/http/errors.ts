@@ -19,6 +19,8 @@ export const ERROR_KINDS = {
   method_not_allowed: { status: 405, type: "invalid_request_error", code: "method_not_allowed" },
   // A session already has a turn in flight (one reply at a time per conversation).
   conflict: { status: 409, type: "invalid_request_error", code: "session_busy" },
+  // An account keeps the most sessions allowed (--max-sessions).
+  session_limit: { status: 409, type: "invalid_request_error", code: "session_limit_reached" },
   // Creating something under an id that is taken (e.g. forking onto an existing session).
   already_exists: { status: 409, type: "invalid_request_error", code: "already_exists" },
   payload_too_large: { status: 413, type: "invalid_request_error", code: "payload_too_large" },

@@ -11,6 +11,7 @@ import { corsPlugin, type CorsPolicy } from "./http/cors.ts";
 import { ApiError, anthropicErrorShape, shapedErrorResponse, toApiError, type ErrorShapes } from "./http/errors.ts";
 import { hasValidUrl, pathOf } from "./http/request-url.ts";
 import { swaggerRoutes } from "./http/swagger.ts";
+import { checkHeaderSize } from "./http/header-size.ts";
 import { validationMessage, validationParam } from "./http/validation.ts";
 import type { Engine } from "./inference/engine.ts";
 import { openaiRoutes } from "./openai/index.ts";
@@ -95,7 +96,7 @@ export function openServices(config: Config, o: { forget: (key: string) => unkno
   for (const line of storeLocationLines(storeLocation(config))) o.log(line.startsWith("using the existing") ? "warn" : "info", line);
   o.log("info", platform ? "API keys and billing on" : "--no-auth: API keys and billing are off");
   const db = platform ? platform.db : openStore(path);
-  const sessions = new SessionService(db, { forget: (key) => void o.forget(key) });
+  const sessions = new SessionService(db, { forget: (key) => void o.forget(key), maxSessions: config.maxSessions, ttlMs: config.sessionTtlHours * 3_600_000 });
   // Deposits credit accounts, so they exist only with the platform; a bad TON setting stops the start.
   let ton: TonSetup | null = null;
   try {
@@ -160,6 +161,7 @@ export function createApp(deps: AppDeps) {
       started.set(request, performance.now());
       if (!hasValidUrl(request)) throw new ApiError("invalid_request", "The request has no valid Host header.");
       checkDeclaredLength(request, maxBody);
+      checkHeaderSize(request);
     })
     .onParse(({ request }) => parseJsonBody(request, maxBody))
     .onError(({ code, error, request, route, set }) => {

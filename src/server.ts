@@ -8,6 +8,7 @@ import { createApp, engineMetrics, openServices } from "./app.ts";
 import { parseCorsOrigins } from "./http/cors.ts";
 import { ApiError } from "./http/errors.ts";
 import { hostGuard, isLoopback } from "./http/host.ts";
+import { raiseParserHeaderLimit } from "./http/header-size.ts";
 
 export interface RunningServer {
   url: string;
@@ -104,6 +105,8 @@ export async function startServer(config: Config, log: Logger = makeLogger(confi
     const exposed = noAuthExposure(config.host);
     if (exposed) log("warn", exposed);
   }
+  // Bun's own 431 for large headers has no body: its limit goes up, the app refuses them in our shape.
+  raiseParserHeaderLimit();
   app.listen({
     hostname: config.host,
     port: config.port,
@@ -146,7 +149,14 @@ export async function startServer(config: Config, log: Logger = makeLogger(confi
       await ton?.watcher?.stop();
       const deadline = Date.now() + config.shutdownGrace * 1000;
       while (metrics.active > 0 && Date.now() < deadline) await Bun.sleep(50);
-      if (metrics.active > 0) log("warn", `cancelling ${metrics.active} requests still running`);
+      if (metrics.active > 0) {
+        log("warn", `cancelling ${metrics.active} requests still running`);
+        // Cut in the worker, so each is billed what it processed, and each stream ends with a
+        // "shutting_down" error event; the responses get a moment to go out before connections close.
+        await engine?.stopAll(5_000);
+        const flushed = Date.now() + 2_000;
+        while ((metrics.active > 0 || server.pendingRequests > 0) && Date.now() < flushed) await Bun.sleep(20);
+      }
       engine?.close();
       server.stop(true);
       platform?.endLease();

@@ -42,6 +42,8 @@ export const SETTINGS = {
   llamaLogLevel: def({ kind: "string", default: "error", choices: ["none", "debug", "info", "warn", "error"], description: "Least severe llama.cpp message passed to stderr." }),
   maxBodyBytes: def({ kind: "int", default: 8 * 1024 * 1024, min: 1024, description: "Largest accepted request body in bytes; larger ones get 413." }),
   shutdownGrace: def({ kind: "int", default: 10, min: 0, max: 3600, description: "Seconds SIGTERM/SIGINT waits for in-flight requests before cancelling them." }),
+  maxSessions: def({ kind: "int", default: 1000, min: 0, description: "Chat sessions one account may keep (0 = no limit); starting one more is refused with 409." }),
+  sessionTtlHours: def({ kind: "int", default: 0, min: 0, description: "Delete chat sessions not updated for this many hours (0 = keep them)." }),
   db: def({ kind: "string", default: "", description: "SQLite database file (accounts, keys, ledger, usage, audit log). Defaults to cocoon.sqlite in the data directory (printed at start)." }),
   noAuth: def({ kind: "bool", default: false, description: "Turn API keys and billing off: a private single-user server." }),
   allowedHosts: def({ kind: "list", default: [], description: "With --no-auth: host names besides localhost, 127.0.0.1 and [::1] that requests may name in Host (others get 403)." }),

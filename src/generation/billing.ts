@@ -1,7 +1,8 @@
 // Billing around one engine request: reserve before it runs (capping max_tokens to what the account
 // can pay), then charge exactly the tokens processed when it ends, however it ends.
 import type { Generation } from "../inference/engine.ts";
-import type { EngineEvent, GenerateRequest, ModelInfo } from "../inference/types.ts";
+import type { EngineEvent, GenerateRequest, ModelInfo, Usage } from "../inference/types.ts";
+import type { UsageStatus } from "../platform/ledger.ts";
 import type { BillingTicket, Cost, Platform, Principal } from "../platform/service.ts";
 
 type Done = Extract<EngineEvent, { type: "done" }>;
@@ -75,9 +76,26 @@ export class RequestBilling {
     return new RequestBilling(platform, ticket);
   }
 
-  /** Settles from the engine's final event even if the client stopped reading. */
+  /**
+   * Settles from the engine's final event even if the client stopped reading, and checkpoints what
+   * the request processed while it runs (about once a second), so that a crash of this process
+   * loses at most that much: the next server settles a dead owner's hold at its last checkpoint.
+   * A request that failed after it ran (its worker died) is charged its last checkpoint.
+   */
   watch(gen: Generation): void {
-    void gen.final.then((done) => this.settle(done));
+    gen.onProgress = (usage) => {
+      if (this.settled) return;
+      try {
+        this.platform.checkpoint(this.ticket, usage);
+      } catch {
+        // A checkpoint that cannot be written (storage unavailable) is retried with the next report.
+      }
+    };
+    void gen.final.then((done) => {
+      if (done) this.settle(done);
+      else if (gen.processed) this.settleUsage(gen.processed, "error");
+      else this.settle(null);
+    });
   }
 
   /** Charges the request's usage (idempotent: the first settlement is the one that counts). */
@@ -87,6 +105,13 @@ export class RequestBilling {
     const cost = this.platform.finish(this.ticket, done?.usage ?? null, status);
     this.settled = cost;
     return cost;
+  }
+
+  /** Settles with the given usage and status (a request that failed after it ran). */
+  settleUsage(usage: Usage, status: UsageStatus): Cost {
+    if (this.settled) return this.settled;
+    this.settled = this.platform.finish(this.ticket, usage, status);
+    return this.settled;
   }
 
   /** Settles with explicit token counts (embeddings, which have no engine events). */

@@ -2,6 +2,7 @@
 // settled for exactly the tokens it embedded.
 import { toApiError } from "../http/errors.ts";
 import type { ModelInfo } from "../inference/types.ts";
+import { refuseUnfittable } from "../inference/fits.ts";
 import type { Cost, Principal } from "../platform/service.ts";
 import { RequestBilling } from "./billing.ts";
 import type { GenerationDeps } from "./deps.ts";
@@ -13,6 +14,12 @@ export interface Embedded {
 }
 
 export async function embedInputs(deps: GenerationDeps, o: { model: ModelInfo; inputs: (string | number[])[]; principal: Principal | null }): Promise<Embedded> {
+  // An input that cannot fit is refused here, before the engine tokenizes anything.
+  try {
+    o.inputs.forEach((x, i) => typeof x === "string" && refuseUnfittable(Buffer.byteLength(x), o.model, "input", `input[${i}]`));
+  } catch (err) {
+    throw toApiError(err);
+  }
   // Each token covers at least one byte of text; token-id inputs are their own count.
   const upper = o.inputs.reduce((n, x) => n + (typeof x === "string" ? Buffer.byteLength(x) + 2 : x.length), 0);
   const billing = RequestBilling.start(deps.platform, o.principal, {}, o.model, "embedding", null, upper);

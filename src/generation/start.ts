@@ -11,6 +11,18 @@ import type { GenerationDeps } from "./deps.ts";
 import type { CocoonOptions } from "./options.ts";
 import { firstEvents, instrument, replay } from "./stream.ts";
 import { recordTurn } from "./turn.ts";
+import { refuseUnfittable } from "../inference/fits.ts";
+
+/**
+ * The text bytes of the last message, which every chat template renders verbatim (earlier turns'
+ * reasoning may be dropped, so only the last message is a lower bound of the rendered prompt).
+ */
+function lastMessageBytes(request: GenerateRequest): number {
+  const content = request.messages!.at(-1)!.content as unknown;
+  if (typeof content === "string") return Buffer.byteLength(content);
+  if (!Array.isArray(content)) return 0;
+  return content.reduce((n: number, p: unknown) => n + (typeof (p as { text?: unknown }).text === "string" ? Buffer.byteLength((p as { text: string }).text) : 0), 0);
+}
 
 type Done = Extract<EngineEvent, { type: "done" }>;
 
@@ -73,6 +85,13 @@ export async function startGenerations(deps: GenerationDeps, o: GenerationStart,
     throw toApiError(err);
   };
   for (const request of requests) {
+    // A text prompt that cannot fit is refused before anything is reserved or tokenized.
+    try {
+      if (typeof request.prompt === "string") refuseUnfittable(Buffer.byteLength(request.prompt) + (request.suffix ? Buffer.byteLength(request.suffix) : 0), o.model, "prompt");
+      else if (request.messages?.length) refuseUnfittable(lastMessageBytes(request), o.model, "messages", "the last message");
+    } catch (err) {
+      return abort(err);
+    }
     // Cached prefixes are reused within the caller's account only (what was cached shows in usage).
     request.cacheScope ??= ownerOf(o.principal);
     const submittedAt = performance.now();

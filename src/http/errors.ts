@@ -23,11 +23,15 @@ export const ERROR_KINDS = {
   method_not_allowed: { status: 405, type: "invalid_request_error", code: "method_not_allowed" },
   // A session already has a turn in flight (one reply at a time per conversation).
   conflict: { status: 409, type: "invalid_request_error", code: "session_busy" },
+  // An account keeps the most sessions allowed (--max-sessions).
+  session_limit: { status: 409, type: "invalid_request_error", code: "session_limit_reached" },
   // Creating something under an id that is taken (e.g. forking onto an existing session).
   already_exists: { status: 409, type: "invalid_request_error", code: "already_exists" },
   payload_too_large: { status: 413, type: "invalid_request_error", code: "payload_too_large" },
   unsupported_media_type: { status: 415, type: "invalid_request_error", code: "unsupported_media_type" },
   unprocessable: { status: 422, type: "invalid_request_error", code: "unprocessable_entity" },
+  // Request headers over our limit (src/http/header-size.ts).
+  header_too_large: { status: 431, type: "invalid_request_error", code: "request_header_fields_too_large" },
   // A plain request to a WebSocket-only path.
   upgrade_required: { status: 426, type: "invalid_request_error", code: "upgrade_required" },
   rate_limited: { status: 429, type: "rate_limit_error", code: "rate_limit_exceeded" },
@@ -41,6 +45,8 @@ export const ERROR_KINDS = {
   server_error: { status: 500, type: "server_error", code: "internal_error" },
   overloaded: { status: 503, type: "server_error", code: "server_overloaded" },
   not_ready: { status: 503, type: "server_error", code: "not_ready" },
+  // The database cannot be written (disk full, read-only, I/O error): nothing that must be recorded runs.
+  storage_unavailable: { status: 503, type: "server_error", code: "storage_unavailable" },
   no_eligible_worker: { status: 504, type: "timeout_error", code: "no_eligible_worker" },
   timeout: { status: 504, type: "timeout_error", code: "timeout" },
 } as const;
@@ -101,10 +107,28 @@ export function fromEngineError(e: EngineError): ApiError {
   }
 }
 
+/**
+ * SQLite's codes for a database that cannot be written now (full disk, read-only file or mount, I/O
+ * error, another writer holding it past the busy timeout): the operator's to fix, the client's to retry.
+ */
+const STORAGE_CODES = /^SQLITE_(FULL|IOERR|READONLY|CANTOPEN|BUSY|LOCKED|PROTOCOL)/;
+
+/** Whether `err` is the database refusing a write for a reason outside the request (see STORAGE_CODES). */
+export function isStorageFailure(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === "string" && STORAGE_CODES.test(code);
+}
+
+/** The 503 for a database that cannot be written. */
+export function storageUnavailable(): ApiError {
+  return new ApiError("storage_unavailable", "Storage unavailable: the server cannot record this request right now (its database cannot be written). Retry later.", null, { "Retry-After": "10" });
+}
+
 /** Anything thrown anywhere, as an ApiError; unknown errors never leak their details. */
 export function toApiError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
   if (err instanceof EngineError) return fromEngineError(err);
+  if (isStorageFailure(err)) return storageUnavailable();
   return new ApiError("server_error", "The server had an error while processing your request.");
 }
 
@@ -150,7 +174,7 @@ const ANTHROPIC_TYPES: Record<number, string> = {
 /** Anthropic's error shape: {"type":"error","error":{"type","message"}}. */
 export const anthropicErrorShape: ErrorShape = (e) => {
   const status = e.kind === "overloaded" ? 529 : e.status;
-  const type = e.kind === "overloaded" ? "overloaded_error" : (ANTHROPIC_TYPES[e.status] ?? (e.status < 500 ? "invalid_request_error" : "api_error"));
+  const type = e.kind === "overloaded" ? "overloaded_error" : e.kind === "storage_unavailable" ? "api_error" : (ANTHROPIC_TYPES[e.status] ?? (e.status < 500 ? "invalid_request_error" : "api_error"));
   return { status, body: { type: "error", error: { type, message: e.message } } };
 };
 

@@ -1,7 +1,7 @@
 // The engine's public API on the main thread: submit() streams typed events from a model's worker,
 // plus embed, tokenize, model info and live stats. It schedules and relays only; every llama.cpp
 // call happens in a worker, which is restarted if it dies.
-import { EngineError, type EngineEvent, type GenerateRequest, type ModelInfo, type ModelStats } from "./types.ts";
+import { EngineError, type EngineEvent, type GenerateRequest, type ModelInfo, type ModelStats, type Usage } from "./types.ts";
 import type { CallMap, ModelSpec, ToMain, ToWorker, WireError, WorkerInit } from "./worker-protocol.ts";
 import type { LogLevelName } from "../native/llama.ts";
 import { locateNative } from "../native/paths.ts";
@@ -34,9 +34,14 @@ declare global {
   var __cocoonWorkerPath: string | undefined;
 }
 
+type Done = Extract<EngineEvent, { type: "done" }>;
+
 type Listener = {
   push(event: EngineEvent): void;
-  fail(err: EngineError): void;
+  /** The request failed; `done` is what it processed when that is known (a shutdown's cancel). */
+  fail(err: EngineError, done?: Done): void;
+  /** What it processed so far (about once a second while it runs). */
+  progress(usage: Usage): void;
 };
 
 interface Pending {
@@ -57,6 +62,8 @@ class ModelRunner {
   private readonly calls = new Map<number, Pending>();
   private rid = 0;
   private closing = false;
+  /** Set by stopAll: requests still running end with "shutting_down" once the worker says what they processed. */
+  private stopping = false;
 
   constructor(
     private readonly init: WorkerInit,
@@ -106,6 +113,17 @@ class ModelRunner {
             continue;
           }
           if (!l) continue;
+          if (this.stopping && event.type !== "delta") {
+            // Cut at shutdown: the stream ends with an error, billed at what the cancel reports.
+            if (event.type === "done") {
+              this.forget(id);
+              l.fail(new EngineError("shutting_down", "the server is shutting down; the request was cut off"), event);
+            } else if (event.type === "error") {
+              this.forget(id);
+              l.fail(new EngineError(event.code, event.message, event.param));
+            }
+            continue;
+          }
           if (event.type === "error") {
             this.forget(id);
             l.fail(new EngineError(event.code, event.message, event.param));
@@ -122,6 +140,9 @@ class ModelRunner {
         else p?.resolve(msg.result);
         break;
       }
+      case "progress":
+        for (const p of msg.requests) this.listeners.get(p.id)?.progress(p.usage);
+        break;
       case "fatal":
         this.onCrash(msg.error);
         break;
@@ -193,6 +214,18 @@ class ModelRunner {
     this.post({ type: "crash" });
   }
 
+  /**
+   * Cuts every running request: each is cancelled in the worker, whose done event says what it
+   * processed (so it is billed for that), and its stream ends with a "shutting_down" error. Resolves
+   * when all have ended, or after `timeoutMs`.
+   */
+  async stopAll(timeoutMs: number): Promise<void> {
+    this.stopping = true;
+    for (const id of this.listeners.keys()) this.post({ type: "cancel", id });
+    const deadline = Date.now() + timeoutMs;
+    while (this.listeners.size > 0 && Date.now() < deadline) await Bun.sleep(20);
+  }
+
   close(): void {
     this.closing = true;
     const err = new EngineError("shutting_down", "the server is shutting down");
@@ -208,8 +241,12 @@ function toError(e: WireError): EngineError {
 
 /** A running generation: its events, and its final usage even when nobody reads to the end. */
 export interface Generation extends AsyncIterableIterator<EngineEvent> {
-  /** The done event (also after a cancel or a consumer that stopped reading), or null on failure. */
+  /** The done event (also after a cancel, a shutdown or a consumer that stopped reading), or null on failure. */
   final: Promise<Extract<EngineEvent, { type: "done" }> | null>;
+  /** What it processed so far, as last reported (null before the first report). */
+  readonly processed: Usage | null;
+  /** Called with each progress report while it runs (about once a second). */
+  onProgress?: (usage: Usage) => void;
 }
 
 let nextId = 0;
@@ -293,7 +330,12 @@ export class Engine {
     const onAbort = () => runner.cancel(id);
     let settle: (done: Extract<EngineEvent, { type: "done" }> | null) => void = () => {};
     const final = new Promise<Extract<EngineEvent, { type: "done" }> | null>((r) => (settle = r));
+    let processed: Usage | null = null;
     runner.submit(id, request, {
+      progress(usage) {
+        processed = usage;
+        iterator.onProgress?.(usage);
+      },
       push(event) {
         buffered.push(event);
         if (event.type === "done") {
@@ -302,10 +344,10 @@ export class Engine {
         }
         notify();
       },
-      fail(err) {
+      fail(err, done) {
         failure = err;
         ended = true;
-        settle(null);
+        settle(done ?? null);
         notify();
       },
     });
@@ -315,6 +357,9 @@ export class Engine {
 
     const iterator: Generation = {
       final,
+      get processed() {
+        return processed;
+      },
       async next(): Promise<IteratorResult<EngineEvent>> {
         for (;;) {
           const event = buffered.shift();
@@ -387,6 +432,11 @@ export class Engine {
   /** Test hook: makes a model's worker die as a native crash would. */
   crashWorkerForTest(model?: string): void {
     this.runner(model).crashForTest();
+  }
+
+  /** Cuts every running request on every model (see ModelRunner.stopAll), billed at what each processed. */
+  async stopAll(timeoutMs: number): Promise<void> {
+    await Promise.all([...this.runners.values()].map((r) => r.stopAll(timeoutMs)));
   }
 
   close(): void {

@@ -7,6 +7,7 @@ import { ChatTemplateError, type ChatTemplate } from "./chat-template.ts";
 import { JSON_OBJECT_GRAMMAR, GrammarError, jsonSchemaToGrammar } from "./grammar.ts";
 import type { PreparedRequest } from "./scheduler.ts";
 import { EngineError, type GenerateRequest, type ModelInfo } from "./types.ts";
+import { refuseUnfittable } from "./fits.ts";
 
 const MAX_STOPS = 16;
 
@@ -15,7 +16,7 @@ export interface PrepareHost {
   readonly model: LlamaModel;
   /** The model's chat template; null for completion and embedding models. */
   readonly template: ChatTemplate | null;
-  readonly info: Pick<ModelInfo, "id" | "contextWindow">;
+  readonly info: Pick<ModelInfo, "id" | "contextWindow" | "longestTokenBytes">;
   /** End-of-generation tokens, banned when a request ignores EOS. */
   readonly eog: readonly number[];
 }
@@ -41,13 +42,17 @@ export function prepareRequest(host: PrepareHost, id: string, req: GenerateReque
     }
     startsInReasoning = rendered.startsInReasoning;
     if (req.tools?.length && req.toolChoice !== "none") toolFormat = host.template.toolFormat;
+    // Text that cannot fit is refused before tokenizing it all (a byte count).
+    refuseUnfittable(Buffer.byteLength(rendered.prompt), host.info, "messages", "the rendered prompt");
     tokens = m.tokenize(rendered.prompt, { addSpecial: true, parseSpecial: true });
   } else if (req.suffix !== undefined) {
     const fim = m.fimTokens;
+    refuseUnfittable(Buffer.byteLength(req.suffix) + (typeof req.prompt === "string" ? Buffer.byteLength(req.prompt) : 0), host.info, "suffix", "the prompt and suffix");
     if (!fim) throw new EngineError("invalid_request", `model ${host.info.id} has no fill-in-the-middle tokens, so suffix is not supported`, "suffix");
     const prefix = typeof req.prompt === "string" ? m.tokenize(req.prompt, { parseSpecial: false }) : Int32Array.from(req.prompt ?? []);
     tokens = Int32Array.from([fim.prefix, ...prefix, fim.suffix, ...m.tokenize(req.suffix, { parseSpecial: false }), fim.middle]);
   } else if (typeof req.prompt === "string") {
+    refuseUnfittable(Buffer.byteLength(req.prompt), host.info, "prompt");
     tokens = m.tokenize(req.prompt, { addSpecial: true, parseSpecial: true });
   } else if (Array.isArray(req.prompt)) {
     const bad = req.prompt.find((t) => !Number.isInteger(t) || t < 0 || t >= m.nVocab);

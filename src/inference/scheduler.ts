@@ -5,7 +5,7 @@ import { LlamaBatch, LlamaError, type LlamaContext, type LlamaModel } from "../n
 import { TokenSampler, type TokenChoice, type TokenSamplerOptions } from "../native/token-sampler.ts";
 import { ChoiceOutput, type OutputOptions } from "./output.ts";
 import { PromptCache, type CachedSequence, type PromptCacheOptions } from "./prompt-cache.ts";
-import { EngineError, type EngineEvent, type FinishReason, type ModelStats } from "./types.ts";
+import { EngineError, type EngineEvent, type FinishReason, type ModelStats, type Usage } from "./types.ts";
 
 /** A request after rendering and tokenizing: everything the scheduler needs. */
 export interface PreparedRequest {
@@ -183,6 +183,21 @@ export class Scheduler {
     }
     const a = this.active.get(id);
     if (a) a.cancelled = true;
+  }
+
+  /**
+   * What each running request has processed so far (its prompt fed into the KV cache and the tokens
+   * generated), for billing checkpoints: a crash then loses at most what came after the last one.
+   */
+  progress(): { id: string; usage: Usage }[] {
+    return [...this.active.values()].map((a) => {
+      const primary = a.slots[0]!;
+      const prompt = primary.active === a && primary.state === "prompt" ? primary.promptPos : a.promptFed;
+      return {
+        id: a.req.id,
+        usage: { promptTokens: prompt, cachedTokens: Math.min(a.cachedTokens, prompt), completionTokens: a.completionTokens, reasoningTokens: a.reasoningTokens },
+      };
+    });
   }
 
   /** Busy slots or queued requests remain. */

@@ -154,6 +154,8 @@ export interface ModelInfo {
   trainContext: number;
   slots: number;
   embeddingDims: number;
+  /** The most bytes of text one token covers: text over contextWindow × this bytes cannot fit. */
+  longestTokenBytes: number;
   vocabSize: number;
   description: string;
   sizeBytes: number;

@@ -54,5 +54,7 @@ export type ToMain =
   | { type: "ready"; info: ModelInfo }
   | { type: "events"; events: { id: string; event: SchedulerEvent }[]; stats: ModelStats }
   | { type: "reply"; rid: number; result?: unknown; error?: WireError }
+  /** About once a second while requests run: what each has processed so far (billing checkpoints). */
+  | { type: "progress"; requests: { id: string; usage: import("./types.ts").Usage }[] }
   | { type: "fatal"; error: string }
   | { type: "closed" };

@@ -4,6 +4,8 @@
 import { loadLlama, LlamaBatch, type LlamaContext, type LlamaModel } from "../native/llama.ts";
 import { eogTokens } from "../native/token-sampler.ts";
 import { ChatTemplate } from "./chat-template.ts";
+import { chunkedEmbedding, embedTokens, embeddingContextOptions } from "./embedding.ts";
+import { refuseUnfittable } from "./fits.ts";
 import { prepareRequest, type PrepareHost } from "./prepare-request.ts";
 import { Scheduler, type SchedulerEvent } from "./scheduler.ts";
 import { EngineError, type ModelInfo } from "./types.ts";
@@ -53,6 +55,7 @@ class ModelHost implements PrepareHost {
       trainContext: m.nCtxTrain,
       slots,
       embeddingDims: m.nEmbd,
+      longestTokenBytes: m.longestTokenBytes(),
       vocabSize: m.nVocab,
       description: m.description,
       sizeBytes: m.size,
@@ -70,21 +73,13 @@ class ModelHost implements PrepareHost {
   embed(inputs: (string | number[])[]): { vectors: Float32Array[]; promptTokens: number } {
     const m = this.model;
     const size = this.info.contextWindow;
-    if (!this.embedCtx) {
-      this.embedCtx = m.createContext({
-        nCtx: size,
-        nBatch: size,
-        nUbatch: size,
-        nSeqMax: 1,
-        embeddings: true,
-        pooling: this.info.type === "embedding" ? -1 : 1,
-        threads: this.init.threads || undefined,
-      });
-    }
+    // Bounded memory: a decoder-only model is fed in chunks (see embedding.ts).
+    const chunked = chunkedEmbedding(m, this.info.type);
+    this.embedCtx ??= m.createContext(embeddingContextOptions(m, this.info.type, size, this.init.threads || undefined));
     const ctx = this.embedCtx;
-    const batch = new LlamaBatch(size);
     let promptTokens = 0;
     const vectors = inputs.map((input, i) => {
+      if (typeof input === "string") refuseUnfittable(Buffer.byteLength(input), this.info, "input", `input[${i}]`);
       const tokens = typeof input === "string" ? m.tokenize(input, { addSpecial: true, parseSpecial: false }) : Int32Array.from(input);
       if (tokens.length === 0) throw new EngineError("invalid_request", `input[${i}] is empty`, "input");
       const bad = tokens.find((t) => t < 0 || t >= m.nVocab);
@@ -93,12 +88,7 @@ class ModelHost implements PrepareHost {
         throw new EngineError("context_overflow", `input[${i}] has ${tokens.length} tokens; the limit is ${size}`, "input");
       }
       promptTokens += tokens.length;
-      ctx.clearMemory();
-      batch.clear();
-      tokens.forEach((t, p) => batch.add(t, p, 0, true));
-      if (m.hasEncoder) ctx.encode(batch);
-      else ctx.decode(batch);
-      const v = ctx.embeddings(0);
+      const v = embedTokens(ctx, m, tokens, chunked);
       let norm = 0;
       for (const x of v) norm += x * x;
       norm = Math.sqrt(norm) || 1;
@@ -132,10 +122,20 @@ function post(msg: ToMain): void {
   self.postMessage(msg);
 }
 
+/** How often running requests report what they processed, for billing checkpoints. */
+const PROGRESS_MS = 1000;
+let progressAt = 0;
+
 function flush(): void {
   if (!host) return;
   const events = host.takeOutbox();
   if (events.length) post({ type: "events", events, stats: host.scheduler.snapshot(host.info.id) });
+  const t = performance.now();
+  if (t - progressAt >= PROGRESS_MS) {
+    progressAt = t;
+    const requests = host.scheduler.progress();
+    if (requests.length) post({ type: "progress", requests });
+  }
 }
 
 /** llama.cpp aborts the process on an id outside the vocabulary: refused before it is called. */

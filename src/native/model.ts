@@ -168,6 +168,21 @@ export class LlamaModel extends Handle {
     return piece;
   }
 
+  /**
+   * The most bytes of text one token stands for (special tokens as their text): no text of B bytes
+   * can tokenize to fewer than B / this tokens. Walks the vocabulary once, without caching pieces.
+   */
+  longestTokenBytes(): number {
+    const buf = new Uint8Array(256);
+    let most = 1;
+    for (let t = 0; t < this.nVocab; t++) {
+      const n = this.fn.llama_token_to_piece(this.vocab, t, buf, buf.length, 0, true);
+      // A negative count is a piece longer than the buffer: its length is -n.
+      most = Math.max(most, Math.abs(n));
+    }
+    return most;
+  }
+
   /** Text of a token sequence; lone bytes of a split character become U+FFFD. */
   detokenize(tokens: ArrayLike<number>, opts: { removeSpecial?: boolean; unparseSpecial?: boolean } = {}): string {
     const ids = tokens instanceof Int32Array ? tokens : Int32Array.from(tokens);

@@ -196,6 +196,39 @@ export function reserve(db: Database, req: ReserveRequest): ReserveResult {
   });
 }
 
+/**
+ * Closes an open reservation with its charge: the release of the whole hold, the charge of `cost`
+ * (clamped to the hold unless `allowOverrun`), the cached balances and the usage row. Inside a transaction.
+ */
+function closeWithCharge(db: Database, requestId: string, accountId: number, reserved: bigint, cost: bigint, u: UsageRecord, allowOverrun: boolean, now: number, note: string | null = null, keyId: bigint | null = null): { charged: bigint; uncharged: bigint } {
+  const charged = cost > reserved && !allowOverrun ? reserved : cost;
+  const uncharged = cost - charged;
+  db.query("UPDATE reservations SET closed_at = ? WHERE id = ?").run(now, requestId);
+  insertLedger(db, accountId, "release", -reserved, requestId, note, now);
+  insertLedger(db, accountId, "charge", -charged, requestId, uncharged > 0n ? `cost ${cost} clamped to the reservation` : note, now);
+  db.query("UPDATE accounts SET balance_nanoton = balance_nanoton - ?, reserved_nanoton = reserved_nanoton - ? WHERE id = ?").run(charged, reserved, accountId);
+  if (keyId !== null) chargeKey(db, keyId, charged, now);
+  db.query(
+    `INSERT INTO usage (id, account_id, key_id, model, endpoint, request_guid, prompt_tokens, cached_tokens, completion_tokens,
+       reasoning_tokens, cost_nanoton, uncharged_nanoton, status, started_at, duration_ms)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  ).run(
+    requestId, accountId, u.keyId, u.model, u.endpoint, u.requestGuid ?? null, u.promptTokens, u.cachedTokens, u.completionTokens,
+    u.reasoningTokens, charged, uncharged, u.status, u.startedAt, Math.max(0, Math.round(u.durationMs)),
+  );
+  return { charged, uncharged };
+}
+
+/**
+ * Records what a running request has processed so far and what that costs, on its open reservation
+ * (nothing once it is closed). A process that finds the owner dead settles the hold at this
+ * checkpoint (releaseOpenReservations) rather than releasing it unbilled.
+ */
+export function checkpoint(db: Database, requestId: string, cost: bigint, usage: UsageRecord): void {
+  const json = JSON.stringify({ cost: cost.toString(), usage });
+  db.query("UPDATE reservations SET checkpoint = ? WHERE id = ? AND closed_at IS NULL").run(json, requestId);
+}
+
 /** Options for {@link settle}. */
 export interface SettleRequest {
   requestId: string;
@@ -236,24 +269,21 @@ export function settle(db: Database, req: SettleRequest): SettleResult {
       const uncharged = prior.uncharged_nanoton;
       return { requestId: req.requestId, accountId, reserved, charged: prior.cost_nanoton, uncharged, clamped: uncharged > 0n, alreadySettled: true };
     }
-    const charged = req.cost > reserved && !req.allowOverrun ? reserved : req.cost;
-    const uncharged = req.cost - charged;
-    db.query("UPDATE reservations SET closed_at = ? WHERE id = ?").run(now, req.requestId);
-    insertLedger(db, accountId, "release", -reserved, req.requestId, null, now);
-    insertLedger(db, accountId, "charge", -charged, req.requestId, uncharged > 0n ? `cost ${req.cost} clamped to the reservation` : null, now);
-    db.query("UPDATE accounts SET balance_nanoton = balance_nanoton - ?, reserved_nanoton = reserved_nanoton - ? WHERE id = ?").run(charged, reserved, accountId);
     const keyId = res.key_id ?? (u.keyId === null ? null : BigInt(u.keyId));
-    if (keyId !== null) chargeKey(db, keyId, charged, now);
-    db.query(
-      `INSERT INTO usage (id, account_id, key_id, model, endpoint, request_guid, prompt_tokens, cached_tokens, completion_tokens,
-         reasoning_tokens, cost_nanoton, uncharged_nanoton, status, started_at, duration_ms)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    ).run(
-      req.requestId, accountId, u.keyId, u.model, u.endpoint, u.requestGuid ?? null, u.promptTokens, u.cachedTokens, u.completionTokens,
-      u.reasoningTokens, charged, uncharged, u.status, u.startedAt, Math.max(0, Math.round(u.durationMs)),
-    );
+    const { charged, uncharged } = closeWithCharge(db, req.requestId, accountId, reserved, req.cost, u, !!req.allowOverrun, now, null, keyId);
     return { requestId: req.requestId, accountId, reserved, charged, uncharged, clamped: uncharged > 0n, alreadySettled: false };
   });
+}
+
+function parseCheckpoint(json: string | null): { cost: bigint; usage: UsageRecord } | null {
+  if (!json) return null;
+  try {
+    const v = JSON.parse(json) as { cost: string; usage: UsageRecord };
+    const cost = BigInt(v.cost);
+    return cost >= 0n ? { cost, usage: v.usage } : null;
+  } catch {
+    return null;
+  }
 }
 
 /**
@@ -273,7 +303,8 @@ function chargeKey(db: Database, keyId: bigint, charged: bigint, now: number): v
 }
 
 /**
- * Releases open reservations without charge (the tokens of an interrupted request are not billed):
+ * Releases open reservations: without charge when the request left no checkpoint, else settled at its
+ * last checkpoint (what it had processed then; see {@link checkpoint}):
  * every one, or those of the given owners (`null` in the list: reservations without an owner).
  * Returns how many it released. Only an owner, or a process that proved the owners dead
  * (leases.ts), may call it: it would also release the holds of a live server.
@@ -281,11 +312,17 @@ function chargeKey(db: Database, keyId: bigint, charged: bigint, now: number): v
 export function releaseOpenReservations(db: Database, owners?: readonly (string | null)[], note = "released at start-up"): number {
   const now = Date.now();
   return inTransaction(db, () => {
-    type Open = { id: string; account_id: bigint; amount_nanoton: bigint; owner: string | null };
-    const all = db.query<Open, []>("SELECT id, account_id, amount_nanoton, owner FROM reservations WHERE closed_at IS NULL").all();
+    type Open = { id: string; account_id: bigint; amount_nanoton: bigint; owner: string | null; checkpoint: string | null; key_id: bigint | null };
+    const all = db.query<Open, []>("SELECT id, account_id, amount_nanoton, owner, checkpoint, key_id FROM reservations WHERE closed_at IS NULL").all();
     const open = owners ? all.filter((r) => owners.includes(r.owner)) : all;
     for (const r of open) {
       const accountId = Number(r.account_id);
+      const cp = parseCheckpoint(r.checkpoint);
+      if (cp) {
+        // It ran: charged what it had processed at its last checkpoint (at most a second's work is lost).
+        closeWithCharge(db, r.id, accountId, r.amount_nanoton, cp.cost, { ...cp.usage, status: "error" }, false, now, `${note}; charged at its last checkpoint`, r.key_id ?? (cp.usage.keyId == null ? null : BigInt(cp.usage.keyId)));
+        continue;
+      }
       db.query("UPDATE reservations SET closed_at = ? WHERE id = ?").run(now, r.id);
       insertLedger(db, accountId, "release", -r.amount_nanoton, r.id, note, now);
       db.query("UPDATE accounts SET reserved_nanoton = reserved_nanoton - ? WHERE id = ?").run(r.amount_nanoton, accountId);

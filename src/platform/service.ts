@@ -3,11 +3,11 @@
 import type { Database } from "bun:sqlite";
 import type { Usage } from "../inference/types.ts";
 import { timingSafeEqual } from "node:crypto";
-import { ApiError } from "../http/errors.ts";
+import { ApiError, isStorageFailure } from "../http/errors.ts";
 import { verifyKey } from "./keys.ts";
 import { keyRateLimits, type KeyLimits } from "./limits.ts";
 import { RateLimiter, limitsFor, type RateLimits } from "./ratelimit.ts";
-import { balanceOf, reserve, settle, type UsageStatus } from "./ledger.ts";
+import { balanceOf, checkpoint, reserve, settle, type UsageRecord, type UsageStatus } from "./ledger.ts";
 import { Lease } from "./leases.ts";
 import { completionBudget, costOf, formatTon, maxCostOf, ratesFor, type PricingConfig } from "./pricing.ts";
 
@@ -94,6 +94,12 @@ export class Platform {
   /** This process as the owner of the reservations it makes (see leases.ts). */
   readonly owner = `proc_${crypto.randomUUID()}`;
   private lease: Lease | null = null;
+  /**
+   * Settlements the database refused (disk full, read-only): kept with their holds open and retried
+   * until storage is back, so what was processed is charged then (a crash meanwhile: the checkpoint).
+   */
+  private readonly deferred = new Map<string, { t: BillingTicket; usage: TokenUsage; status: UsageStatus }>();
+  private retryTimer: ReturnType<typeof setInterval> | null = null;
 
   // Opening the platform releases nothing: a CLI command on a live database must leave the server's
   // holds alone. A server takes a lease (startLease), which releases only the holds of dead owners.
@@ -111,10 +117,36 @@ export class Platform {
     return this.lease.start();
   }
 
-  /** At a clean stop, before the database closes: releases this server's unsettled holds and ends its lease. */
+  /** At a clean stop, before the database closes: settles what it can, releases this server's unsettled holds and ends its lease. */
   endLease(): void {
+    this.retryDeferred();
+    if (this.retryTimer) clearInterval(this.retryTimer);
+    this.retryTimer = null;
     this.lease?.stop();
     this.lease = null;
+  }
+
+  /** Settlements waiting for storage to come back. */
+  get deferredSettlements(): number {
+    return this.deferred.size;
+  }
+
+  /** Retries the deferred settlements (on a timer while any wait); returns how many are still waiting. */
+  retryDeferred(): number {
+    for (const [id, d] of this.deferred) {
+      try {
+        // Succeeds and forgets it, or (storage still refusing) keeps it for the next round.
+        this.finish(d.t, d.usage, d.status);
+      } catch {
+        // Not a storage failure: it can never be written (e.g. released meanwhile); nothing to retry.
+        this.deferred.delete(id);
+      }
+    }
+    if (this.deferred.size === 0 && this.retryTimer) {
+      clearInterval(this.retryTimer);
+      this.retryTimer = null;
+    }
+    return this.deferred.size;
   }
 
   get authEnabled(): boolean {
@@ -243,24 +275,32 @@ export class Platform {
     return { ticket, maxTokens: Math.min(o.maxTokens, budget) };
   }
 
+  private record(t: BillingTicket, u: TokenUsage, status: UsageStatus): UsageRecord {
+    return { keyId: t.principal.keyId, model: t.model, endpoint: t.endpoint, requestGuid: t.requestGuid, ...u, status, startedAt: t.startedAt, durationMs: Date.now() - t.startedAt };
+  }
+
+  /** Writes what a running request has processed so far onto its hold (see ledger.checkpoint). */
+  checkpoint(t: BillingTicket, usage: TokenUsage): void {
+    checkpoint(this.db, t.requestId, costOf(ratesFor(this.opts.pricing, t.model), usage), this.record(t, usage, "error"));
+  }
+
   /** Charges exactly the tokens processed and releases the rest; safe to call more than once. */
   finish(t: BillingTicket, usage: TokenUsage | null, status: UsageStatus): Cost {
     const u = usage ?? { promptTokens: 0, cachedTokens: 0, completionTokens: 0, reasoningTokens: 0 };
     const cost = costOf(ratesFor(this.opts.pricing, t.model), u);
-    const r = settle(this.db, {
-      requestId: t.requestId,
-      cost,
-      usage: {
-        keyId: t.principal.keyId,
-        model: t.model,
-        endpoint: t.endpoint,
-        requestGuid: t.requestGuid,
-        ...u,
-        status,
-        startedAt: t.startedAt,
-        durationMs: Date.now() - t.startedAt,
-      },
-    });
+    let r: ReturnType<typeof settle>;
+    try {
+      r = settle(this.db, { requestId: t.requestId, cost, usage: this.record(t, u, status) });
+    } catch (err) {
+      if (!isStorageFailure(err)) throw err;
+      // The hold stays open and ours; it is charged exactly this once the database takes writes again.
+      this.deferred.set(t.requestId, { t, usage: u, status });
+      this.retryTimer ??= setInterval(() => this.retryDeferred(), 1000);
+      this.retryTimer.unref?.();
+      const charged = cost > t.reserved ? t.reserved : cost;
+      return { nanoton: charged, ton: formatTon(charged) };
+    }
+    this.deferred.delete(t.requestId);
     this.limiter.addTokens(t.principal.keyId, u.promptTokens + u.completionTokens);
     this.limiter.addTokens(`a${t.principal.accountId}`, u.promptTokens + u.completionTokens);
     return { nanoton: r.charged, ton: formatTon(r.charged), capped: t.capped };

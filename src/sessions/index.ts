@@ -69,11 +69,23 @@ export function sessionRoutes(deps: SessionRouteDeps) {
       // Authentication before body validation, as on /v1: a caller without a key learns that first.
       .use(authPlugin(deps.platform))
       .model({ SessionInfo, SessionDetail, SessionList, ForkRequest, ErrorResponse })
-      .get("/v1/sessions", ({ principal }) => ({ object: "list" as const, data: sessions.list(ownerOf(principal)).map(sessionInfo) }), {
-        auth: "account",
-        response: { 200: "SessionList", ...errors },
-        detail: { tags, summary: "List your chat sessions", description: "Most recently updated first. Sessions are private to the account that created them." },
-      })
+      .get(
+        "/v1/sessions",
+        ({ principal, query }) => {
+          const page = sessions.page(ownerOf(principal), { limit: query.limit, after: query.after ?? null });
+          const data = page.data.map(sessionInfo);
+          return { object: "list" as const, data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: page.hasMore };
+        },
+        {
+          auth: "account",
+          query: t.Object({
+            limit: t.Optional(t.Integer({ minimum: 1, maximum: 100, description: "Sessions per page, 1 to 100. Defaults to 100." })),
+            after: t.Optional(t.String({ maxLength: 128, description: "A session id: the page starts after it (the previous page's last_id)." })),
+          }),
+          response: { 200: "SessionList", ...errors },
+          detail: { tags, summary: "List your chat sessions", description: "Most recently updated first, a page at a time (OpenAI's list shape: `after`, `limit`, `has_more`). Sessions are private to the account that created them." },
+        },
+      )
       .get(
         "/v1/sessions/:id",
         ({ principal, params }) => {

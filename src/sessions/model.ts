@@ -48,7 +48,13 @@ export const SessionMessage = t.Object({
 
 export const SessionDetail = t.Object({ ...sessionFields, messages: t.Array(SessionMessage) }, { description: "A session with its messages, oldest first." });
 
-export const SessionList = t.Object({ object: t.Literal("list"), data: t.Array(SessionInfo, { description: "Most recently updated first." }) });
+export const SessionList = t.Object({
+  object: t.Literal("list"),
+  data: t.Array(SessionInfo, { description: "Most recently updated first." }),
+  first_id: t.Union([t.String(), t.Null()], { description: "The first session of this page." }),
+  last_id: t.Union([t.String(), t.Null()], { description: "The last session of this page: pass it as `after` for the next one." }),
+  has_more: t.Boolean({ description: "Whether more sessions follow this page." }),
+});
 
 export const ForkRequest = t.Object({
   messages: Type.Integer({ minimum: 0, description: "How many of the source's first messages the new session gets." }),

@@ -59,6 +59,10 @@ export interface SessionServiceOptions {
   /** Frees the engine's cache for a session key (pinned slot, parked state); may be absent while loading. */
   forget?: (key: string) => Promise<unknown> | void;
   now?: () => number;
+  /** Sessions one owner may keep; a turn or fork that would create one more is refused. 0 = no limit. Defaults to 0. */
+  maxSessions?: number;
+  /** Sessions not updated for this long are deleted (checked at most once a minute). 0 = never. Defaults to 0. */
+  ttlMs?: number;
 }
 
 export class SessionService {
@@ -87,7 +91,38 @@ export class SessionService {
   }
 
   list(owner: string): SessionRow[] {
+    this.sweep();
     return this.store.list(owner);
+  }
+
+  /** A page of the owner's sessions (see SessionStore.page); `limit` is clamped to 1..100. */
+  page(owner: string, o: { limit?: number; after?: string | null }): { data: SessionRow[]; hasMore: boolean } {
+    this.sweep();
+    const limit = Math.min(100, Math.max(1, Math.floor(o.limit ?? 100)));
+    return this.store.page(owner, { limit, after: o.after ?? null });
+  }
+
+  private sweptAt = -Infinity;
+
+  /** Deletes expired sessions (those not updated within ttlMs), at most once a minute. */
+  sweep(): number {
+    const ttl = this.opts.ttlMs ?? 0;
+    const now = this.now();
+    if (ttl <= 0 || now - this.sweptAt < 60_000) return 0;
+    this.sweptAt = now;
+    const gone = this.store.expire(now - ttl).filter((s) => !this.running.has(this.keyOf(s.owner, s.id)));
+    for (const s of gone) void this.opts.forget?.(this.keyOf(s.owner, s.id));
+    return gone.length;
+  }
+
+  /** 409 when the owner already keeps maxSessions sessions and `id` would be a new one. */
+  private checkRoom(owner: string, id: string | null): void {
+    const max = this.opts.maxSessions ?? 0;
+    if (max <= 0 || (id !== null && this.store.get(owner, id))) return;
+    this.sweep();
+    if (this.store.count(owner) >= max) {
+      throw new ApiError("session_limit", `This account keeps ${max} sessions, the most allowed; delete some (DELETE /v1/sessions/{id}) to start new ones.`, "session_id");
+    }
   }
 
   /** The session or a 404; another owner's session is indistinguishable from a missing one. */
@@ -110,6 +145,7 @@ export class SessionService {
     }
     const target = to ?? newSessionId();
     if (to !== undefined) this.checkId(to, "id");
+    this.checkRoom(owner, null);
     if (!this.store.fork(owner, id, target, n, this.now())) {
       throw new ApiError("already_exists", `A session with id '${target}' already exists; choose another id or delete it first.`, "id");
     }
@@ -166,6 +202,7 @@ export class SessionService {
     this.checkId(id, o.param);
     const key = this.keyOf(owner, id);
     this.ensureIdle(owner, id);
+    this.checkRoom(owner, id);
     const stored = this.store.messages(owner, id);
     let history: { role: StoredRole; content: string; reasoningContent: string | null }[] = stored;
     if (o.systemPrompt !== undefined) {

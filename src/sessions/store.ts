@@ -112,6 +112,40 @@ export class SessionStore {
       .map(toSession);
   }
 
+  /**
+   * A page of the owner's sessions, most recently updated first, after the session `after` (keyset
+   * pagination on (updated_at, rowid): stable while sessions are added). An unknown cursor: no rows.
+   */
+  page(owner: string, o: { limit: number; after?: string | null }): { data: SessionRow[]; hasMore: boolean } {
+    let rows: RawSession[];
+    if (o.after) {
+      const c = this.db.query<{ updated_at: bigint; rowid: bigint }, [string, string]>("SELECT updated_at, rowid FROM chat_sessions WHERE owner = ? AND id = ?").get(owner, o.after);
+      if (!c) return { data: [], hasMore: false };
+      rows = this.db
+        .query<RawSession, [string, bigint, bigint, number]>(
+          `SELECT ${SESSION_COLUMNS} FROM chat_sessions s WHERE s.owner = ? AND (s.updated_at, s.rowid) < (?, ?) ORDER BY s.updated_at DESC, s.rowid DESC LIMIT ?`,
+        )
+        .all(owner, c.updated_at, c.rowid, o.limit + 1);
+    } else {
+      rows = this.db.query<RawSession, [string, number]>(`SELECT ${SESSION_COLUMNS} FROM chat_sessions s WHERE s.owner = ? ORDER BY s.updated_at DESC, s.rowid DESC LIMIT ?`).all(owner, o.limit + 1);
+    }
+    return { data: rows.slice(0, o.limit).map(toSession), hasMore: rows.length > o.limit };
+  }
+
+  /** How many sessions the owner has. */
+  count(owner: string): number {
+    return Number(this.db.query<{ n: bigint }, [string]>("SELECT count(*) AS n FROM chat_sessions WHERE owner = ?").get(owner)!.n);
+  }
+
+  /** Deletes every session last updated before `before` (with its messages); returns their owners and ids. */
+  expire(before: number): { owner: string; id: string }[] {
+    return inTransaction(this.db, () => {
+      const gone = this.db.query<{ owner: string; id: string }, [number]>("SELECT owner, id FROM chat_sessions WHERE updated_at < ?").all(before);
+      for (const s of gone) this.delete(s.owner, s.id);
+      return gone;
+    });
+  }
+
   get(owner: string, id: string): SessionRow | null {
     const r = this.db.query<RawSession, [string, string]>(`SELECT ${SESSION_COLUMNS} FROM chat_sessions s WHERE s.owner = ? AND s.id = ?`).get(owner, id);
     return r ? toSession(r) : null;

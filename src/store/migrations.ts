@@ -294,6 +294,13 @@ ALTER TABLE accounts ADD COLUMN tpm_limit INTEGER CHECK (tpm_limit IS NULL OR tp
 ALTER TABLE accounts ADD COLUMN rpd_limit INTEGER CHECK (rpd_limit IS NULL OR rpd_limit >= 0);
 `;
 
+// Billing checkpoints (issue 17): while a request runs, its server writes what it processed so far
+// (the usage record and its cost, JSON) onto its open reservation about once a second; a server that
+// finds the owner dead settles the hold at that checkpoint instead of releasing it unbilled.
+const reservationCheckpoints = `
+ALTER TABLE reservations ADD COLUMN checkpoint TEXT;
+`;
+
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: "platform: accounts, keys, ledger, reservations, usage", sql: initial },
   { version: 2, name: "ton: deposits and the watcher's cursor", sql: tonDeposits },
@@ -303,4 +310,5 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 6, name: "platform: reservation owners and their leases", sql: reservationOwners },
   { version: 7, name: "platform: the admin audit log and usage by time", sql: audit },
   { version: 8, name: "platform: key budgets, expiry, concurrency caps; account rate limits", sql: keyBudgets },
+  { version: 9, name: "platform: billing checkpoints of running requests", sql: reservationCheckpoints },
 ];

@@ -4,7 +4,8 @@
 import type { Database } from "bun:sqlite";
 import { describe, expect, test } from "bun:test";
 import { createAccount } from "../../src/platform/accounts.ts";
-import { checkInvariants, credit, reserve } from "../../src/platform/ledger.ts";
+import { createKey } from "../../src/platform/keys.ts";
+import { checkInvariants, checkpoint, credit, reserve } from "../../src/platform/ledger.ts";
 import { Lease, here, pidAlive, releaseOrphaned, renewLease, type Whereabouts } from "../../src/platform/leases.ts";
 import { pricingConfig } from "../../src/platform/pricing.ts";
 import { Platform } from "../../src/platform/service.ts";
@@ -122,5 +123,31 @@ describe("reservation owners", () => {
     expect(again).toBeGreaterThan(first);
     expect(logs.some((l) => l.includes("lease had lapsed"))).toBe(true);
     lease.stop();
+  });
+
+  test("a dead owner's hold with a checkpoint is settled at it (charged, with its usage row); one without is released unbilled", () => {
+    const { db, account } = funded();
+    const p = platformOn(db);
+    const principal = { accountId: account, keyId: createKey(db, account).id, limits: { rpm: 10, tpm: 10_000, rpd: 100 } };
+    const begin = () => p.begin(principal, { model: "m", endpoint: "chat", promptTokensUpperBound: 10, maxTokens: 100, n: 1, requestGuid: null }).ticket;
+    const ran = begin();
+    const queued = begin();
+    p.checkpoint(ran, { promptTokens: 10, cachedTokens: 0, completionTokens: 5, reasoningTokens: 0 });
+    // A later checkpoint replaces the earlier one.
+    p.checkpoint(ran, { promptTokens: 10, cachedTokens: 0, completionTokens: 7, reasoningTokens: 0 });
+    const released = releaseOrphaned(db, "proc_next", here(), Date.now(), () => false);
+    expect(released).toBe(2);
+    expect(open(db)).toEqual([]);
+    const rows = db.query<{ id: string; completion_tokens: bigint; cost_nanoton: bigint; status: string }, []>("SELECT id, completion_tokens, cost_nanoton, status FROM usage").all();
+    expect(rows.map((r) => [r.id, Number(r.completion_tokens), r.status])).toEqual([[ran.requestId, 7, "error"]]);
+    expect(rows[0]!.cost_nanoton).toBeGreaterThan(0n);
+    expect(db.query<{ c: bigint }, []>("SELECT balance_nanoton AS c FROM accounts").get()!.c).toBe(1_000_000_000n - rows[0]!.cost_nanoton);
+    expect(checkInvariants(db)).toEqual([]);
+    // The owner's own late settlement (it was alive after all) changes nothing.
+    expect(p.finish(ran, { promptTokens: 10, cachedTokens: 0, completionTokens: 50, reasoningTokens: 0 }, "ok").nanoton).toBe(rows[0]!.cost_nanoton);
+    void queued;
+    // A checkpoint on a closed hold writes nothing.
+    checkpoint(db, ran.requestId, 1n, { keyId: null, model: "m", endpoint: "chat", promptTokens: 1, cachedTokens: 0, completionTokens: 0, reasoningTokens: 0, status: "error", startedAt: 0, durationMs: 0 });
+    expect(checkInvariants(db)).toEqual([]);
   });
 });

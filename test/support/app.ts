@@ -2,6 +2,7 @@
 // the tiny model.
 import { Engine } from "../../src/inference/engine.ts";
 import type { Platform } from "../../src/platform/service.ts";
+import type { SessionService } from "../../src/sessions/service.ts";
 import type { TonSetup } from "../../src/ton/open.ts";
 import type { CorsPolicy } from "../../src/http/cors.ts";
 import { createApp, engineMetrics, type App } from "../../src/app.ts";
@@ -22,7 +23,7 @@ export interface InProcessApp {
 }
 
 export async function startInProcessApp(
-  opts: { maxBodyBytes?: number; slots?: number; platform?: Platform; maxQueue?: number; ton?: TonSetup | null; strictFields?: boolean; cors?: CorsPolicy } = {},
+  opts: { maxBodyBytes?: number; slots?: number; platform?: Platform; maxQueue?: number; ton?: TonSetup | null; strictFields?: boolean; cors?: CorsPolicy; sessions?: SessionService } = {},
 ): Promise<InProcessApp> {
   const engine = await Engine.start({ models: [{ id: TINY_ID, path: TINY_MODEL }], slots: opts.slots ?? 4, ctxSize: 1024, maxQueue: opts.maxQueue ?? 64 });
   const metrics = engineMetrics(() => engine);
@@ -32,6 +33,7 @@ export async function startInProcessApp(
     loadedEngine: () => engine,
     metrics,
     platform: opts.platform ?? null,
+    sessions: opts.sessions,
     ton: opts.ton ?? null,
     version: "0.0.0-test",
     maxBodyBytes: opts.maxBodyBytes,

@@ -1,0 +1,36 @@
+// `bun scripts/bench-huge-prompt.ts`: how much a 7 MiB chat message (and a 3 MB embedding input)
+// delays a small concurrent request, as a ratio to the small request alone. Text that cannot fit is
+// refused from its byte count, so the ratio should stay near 1 (8.9x on a busy 2-core machine when it was tokenized; 1.7x now).
+import { Engine } from "../src/inference/engine.ts";
+import { createApp, engineMetrics } from "../src/app.ts";
+import { join } from "node:path";
+import { ROOT } from "./setup-native.ts";
+
+const engine = await Engine.start({ models: [{ id: "tiny", path: join(ROOT, "models", "tiny-qwen3.gguf") }], slots: 4, ctxSize: 4096 });
+const app = createApp({ engine, loadedEngine: () => engine, metrics: engineMetrics(() => engine), platform: null, version: "bench" });
+const post = (path: string, body: unknown) => app.handle(new Request(`http://localhost${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) }));
+const small = async () => {
+  const t = performance.now();
+  const r = await post("/v1/chat/completions", { messages: [{ role: "user", content: "Hi" }], max_tokens: 4 });
+  await r.arrayBuffer();
+  return performance.now() - t;
+};
+const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+await small();
+const alone: number[] = [];
+for (let i = 0; i < 7; i++) alone.push(await small());
+const huge = "lorem ipsum ".repeat(611_670); // 7 MiB
+const big = "x".repeat(3_000_000);
+const beside: number[] = [];
+const statuses: number[] = [];
+for (let i = 0; i < 7; i++) {
+  const heavy = [post("/v1/chat/completions", { messages: [{ role: "user", content: huge }], max_tokens: 1 }), post("/v1/embeddings", { input: big })];
+  beside.push(await small());
+  for (const r of await Promise.all(heavy)) statuses.push(r.status);
+}
+const info = engine.model();
+console.log(`longest token ${info.longestTokenBytes} bytes x context ${info.contextWindow}: text over ${info.longestTokenBytes * info.contextWindow} bytes is refused untokenized`);
+console.log(`small request alone: ${median(alone).toFixed(1)} ms; beside a 7 MiB message and a 3 MB embedding: ${median(beside).toFixed(1)} ms; ratio ${(median(beside) / median(alone)).toFixed(2)}`);
+console.log(`heavy requests answered: ${[...new Set(statuses)].join(", ")}`);
+engine.close();

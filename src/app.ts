@@ -4,6 +4,7 @@ import { Elysia } from "elysia";
 import { openapi } from "@elysiajs/openapi";
 import type { Config } from "./config/config.ts";
 import { compatRoutes } from "./compat/index.ts";
+import type { Backend } from "./generation/backend.ts";
 import type { GenerationDeps } from "./generation/deps.ts";
 import { checkDeclaredLength, parseJsonBody } from "./http/body.ts";
 import { anthropicRoutes } from "./anthropic/index.ts";
@@ -12,7 +13,6 @@ import { ApiError, anthropicErrorShape, shapedErrorResponse, toApiError, type Er
 import { hasValidUrl, pathOf } from "./http/request-url.ts";
 import { swaggerRoutes } from "./http/swagger.ts";
 import { validationMessage, validationParam } from "./http/validation.ts";
-import type { Engine } from "./inference/engine.ts";
 import { openaiRoutes } from "./openai/index.ts";
 import { opsRoutes } from "./ops/index.ts";
 import { Metrics } from "./ops/metrics.ts";
@@ -30,10 +30,13 @@ import { openTon, type TonSetup } from "./ton/open.ts";
 import { webRoutes } from "./web/index.ts";
 
 export interface AppDeps {
-  /** The engine; may be a getter that throws 503 while models load or during shutdown. */
-  readonly engine: Engine;
+  /**
+   * The engine (on a gateway: the cluster of it and the upstream workers); may be a getter that
+   * throws 503 while models load or during shutdown.
+   */
+  readonly engine: Backend;
   /** The engine once models are loaded, else null (the server answers /health while loading). */
-  loadedEngine(): Engine | null;
+  loadedEngine(): Backend | null;
   version: string;
   /** Keys, rate limits and billing; null with --no-auth. */
   platform: Platform | null;
@@ -67,7 +70,7 @@ export interface AppDeps {
 const RATE_WAIT_MS = 1_000;
 
 /** Metrics whose per-model gauges read the loaded engine's stats (none while loading). */
-export function engineMetrics(loadedEngine: () => Engine | null): Metrics {
+export function engineMetrics(loadedEngine: () => Backend | null): Metrics {
   return new Metrics({
     models: () =>
       (loadedEngine()?.stats() ?? []).map((s) => ({ model: s.id, slotsBusy: s.slotsBusy, slotsTotal: s.slotsTotal, queued: s.queued, kvUsedCells: s.kvUsedCells, kvTotalCells: s.kvTotalCells, restarts: s.restarts })),
@@ -85,12 +88,13 @@ export interface Services {
 }
 
 export function openServices(config: Config, o: { forget: (key: string) => unknown; log: (level: "debug" | "info" | "warn" | "error", line: string) => void }): Services {
-  const opened = config.noAuth ? null : openPlatform(config);
+  // A worker bills nothing itself: the gateway in front of it does.
+  const opened = config.noAuth || config.role === "worker" ? null : openPlatform(config);
   const platform = opened?.service ?? null;
   // Without auth there is no platform, but chat sessions still persist: in the same database file,
   // all owned by the one local user.
   const path = opened?.path ?? storePath(config);
-  o.log("info", platform ? `API keys and billing on (database ${path})` : "--no-auth: API keys and billing are off");
+  o.log("info", platform ? `API keys and billing on (database ${path})` : config.role === "worker" ? "--role worker: billing is the gateway's; API keys are off" : "--no-auth: API keys and billing are off");
   const db = platform ? platform.db : openStore(path);
   const sessions = new SessionService(db, { forget: (key) => void o.forget(key) });
   // Deposits credit accounts, so they exist only with the platform; a bad TON setting stops the start.

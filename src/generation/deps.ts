@@ -1,12 +1,13 @@
 // What the generation path needs: the engine, the metrics, the platform (keys and billing; null with
 // --no-auth), the models' price coefficients and the session store. The composition root builds it.
-import type { Engine } from "../inference/engine.ts";
 import type { Metrics } from "../ops/metrics.ts";
 import type { Platform } from "../platform/service.ts";
 import type { SessionService } from "../sessions/service.ts";
+import type { Backend } from "./backend.ts";
 
 export interface GenerationDeps {
-  engine: Engine;
+  /** The local engine, or on a gateway the cluster of it and the upstream workers. */
+  engine: Backend;
   metrics: Metrics;
   /** Keys, rate limits and billing; null when the server runs with --no-auth. */
   platform: Platform | null;

@@ -12,13 +12,13 @@ export interface Embedded {
   cost: Cost | null;
 }
 
-export async function embedInputs(deps: GenerationDeps, o: { model: ModelInfo; inputs: (string | number[])[]; principal: Principal | null }): Promise<Embedded> {
+export async function embedInputs(deps: GenerationDeps, o: { model: ModelInfo; inputs: (string | number[])[]; principal: Principal | null; maxCoefficient?: number }): Promise<Embedded> {
   // Each token covers at least one byte of text; token-id inputs are their own count.
   const upper = o.inputs.reduce((n, x) => n + (typeof x === "string" ? Buffer.byteLength(x) + 2 : x.length), 0);
   const billing = RequestBilling.start(deps.platform, o.principal, {}, o.model, "embedding", null, upper);
   let result;
   try {
-    result = await deps.engine.embed(o.model.id, o.inputs);
+    result = await deps.engine.embed(o.model.id, o.inputs, { maxCoefficient: o.maxCoefficient });
   } catch (err) {
     billing?.settleTokens(0);
     throw toApiError(err);

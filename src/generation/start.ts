@@ -79,7 +79,7 @@ export async function startGenerations(deps: GenerationDeps, o: GenerationStart,
     let billing: RequestBilling | null = null;
     try {
       billing = RequestBilling.start(deps.platform, o.principal, request, o.model, o.endpoint, o.cocoon.guid);
-      const source = deps.engine.submit(request, o.signal);
+      const source = deps.engine.submit(request, o.signal, { maxCoefficient: o.cocoon.maxCoefficient });
       billing?.watch(source);
       submitted.push({ source, billing, submittedAt });
     } catch (err) {

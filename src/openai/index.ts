@@ -123,7 +123,7 @@ export function openaiRoutes(deps: GenerationDeps, fields: FieldPolicy = { stric
       "/v1/models",
       () => {
         const stats = new Map(deps.engine.stats().map((s) => [s.id, s]));
-        return { object: "list" as const, data: deps.engine.models().map((m) => modelObject(m, stats.get(m.id), created)) };
+        return { object: "list" as const, data: deps.engine.models().map((m) => modelObject(m, stats.get(m.id), created, deps.engine.workers?.(m.id))) };
       },
       { auth: "public", response: { 200: "ModelList" }, detail: { tags: ["OpenAI"], summary: "List models" } },
     )
@@ -132,7 +132,7 @@ export function openaiRoutes(deps: GenerationDeps, fields: FieldPolicy = { stric
       ({ params }) => {
         const info = deps.engine.models().find((m) => m.id === params.id);
         if (!info) throw new ApiError("model_not_found", `The model '${params.id}' does not exist`, "model");
-        return modelObject(info, deps.engine.stats().find((s) => s.id === info.id), created);
+        return modelObject(info, deps.engine.stats().find((s) => s.id === info.id), created, deps.engine.workers?.(info.id));
       },
       { auth: "public", response: { 200: "Model", 404: "ErrorResponse" }, detail: { tags: ["OpenAI"], summary: "Retrieve a model" } },
     );

@@ -61,6 +61,8 @@ async function attempt(
   abort: AbortSignal,
   timeoutMs: number,
   reader: ChunkReader,
+  /** The worker had a free slot for this request (a busy one queues it: a timeout is no fault then). */
+  hadRoom: boolean,
 ): Promise<{ stream: AsyncGenerator<unknown, boolean>; head: EngineEvent[] }> {
   const own = new AbortController();
   const timer = setTimeout(() => own.abort(new Error(`no response headers within ${timeoutMs / 1000} s`)), timeoutMs);
@@ -74,7 +76,10 @@ async function attempt(
     });
   } catch (err) {
     if (abort.aborted) throw err;
-    throw new AttemptFailure(own.signal.aborted ? String((own.signal.reason as Error)?.message) : `unreachable (${(err as Error).message})`, true);
+    // A cocoon worker sends its headers with the first output, so a full one (queueing the request)
+    // may be slow without being broken: only a worker that had room is ejected for a timeout.
+    if (own.signal.aborted) throw new AttemptFailure(String((own.signal.reason as Error)?.message), hadRoom);
+    throw new AttemptFailure(`unreachable (${(err as Error).message})`, true);
   } finally {
     clearTimeout(timer);
   }
@@ -170,8 +175,9 @@ export function forwardGeneration(deps: ForwardDeps, model: ModelInfo, request: 
         tried.add(picked.name);
         reader = new ChunkReader(n);
         try {
-          const a = await attempt(picked, path, body, ac.signal, deps.firstByteTimeoutMs, reader);
+          const a = await attempt(picked, path, body, ac.signal, deps.firstByteTimeoutMs, reader, picked.free(model.id) >= 0);
           accepted = true;
+          deps.pool.succeeded(picked);
           stream = a.stream;
           if (a.head.length) first = performance.now();
           yield* a.head;

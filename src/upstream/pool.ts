@@ -165,8 +165,9 @@ export class UpstreamPool {
       }
       u.models = models;
       if (!u.healthy) this.log("info", `upstream ${u.name} (${u.spec.url}) is up: ${[...models.keys()].join(", ") || "no models"}`);
+      // Re-admitted; its failure count stays until a request succeeds there, so a worker that passes
+      // the poll but fails requests is ejected for longer each time.
       u.healthy = true;
-      u.failures = 0;
       u.lastError = null;
       u.nextProbeAt = 0;
     } catch (err) {
@@ -291,6 +292,11 @@ export class UpstreamPool {
     u.routed++;
     u.inflight.set(model, (u.inflight.get(model) ?? 0) + 1);
     return u;
+  }
+
+  /** A request got its first output from a worker: its failures are forgiven. */
+  succeeded(u: Upstream): void {
+    u.failures = 0;
   }
 
   /** A request routed by pick() has ended (however it ended). */

@@ -91,7 +91,7 @@ describe("worker role", () => {
     expect(((await r.json()) as { error: { code: string } }).error.code).toBe("invalid_api_key");
     expect((await fetch(`${w1.url}/health`)).status).toBe(200);
     const ok = await fetch(`${w1.url}/v1/models`, { headers: { authorization: `Bearer ${SECRET}` } });
-    const models = (await ok.json()) as { data: { id: string; workers: { max_running_requests: number }[] }[] };
+    const models = (await ok.json()) as { data: { id: string; workers: { running_requests: number; max_running_requests: number }[] }[] };
     expect(models.data[0]!.workers).toEqual([{ running_requests: 0, max_running_requests: 2 }]);
   });
 

@@ -48,6 +48,8 @@ export interface AppDeps {
   metrics?: Metrics;
   /** Price coefficient of each model. Defaults to 1000 for every model. */
   coefficient?(model: string): number;
+  /** A worker's prompt-cache scope for the current request, named by its gateway. Defaults to none. */
+  cacheScope?(): string | undefined;
   /** Largest accepted request body in bytes. Defaults to 8 MiB. */
   maxBodyBytes?: number;
   /** Server-side failures (500s), with their stack. */
@@ -135,6 +137,7 @@ export function createApp(deps: AppDeps) {
     platform: deps.platform,
     sessions,
     coefficient: deps.coefficient ?? (() => 1000),
+    cacheScope: deps.cacheScope,
   };
   const maxBody = deps.maxBodyBytes ?? 8 * 2 ** 20;
   const log = deps.log ?? (() => {});

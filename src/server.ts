@@ -11,7 +11,7 @@ import { hostGuard, isLoopback } from "./http/host.ts";
 import { Cluster } from "./upstream/cluster.ts";
 import { UpstreamPool } from "./upstream/pool.ts";
 import { parseUpstreams } from "./upstream/spec.ts";
-import { checkWorkerConfig, workerGuard } from "./upstream/worker-role.ts";
+import { checkWorkerConfig, currentCacheScope, enterCacheScope, workerGuard } from "./upstream/worker-role.ts";
 
 export interface RunningServer {
   url: string;
@@ -90,6 +90,8 @@ export async function startServer(config: Config, log: Logger = makeLogger(confi
     version: pkg.version,
     loadedEngine: backend,
     coefficient: (id) => cluster?.coefficient(id) ?? coefficients.get(id) ?? 1000,
+    // Only a worker that checks the gateway's secret trusts the gateway's cache scopes.
+    cacheScope: config.role === "worker" && config.workerSecret ? currentCacheScope : undefined,
     maxBodyBytes: config.maxBodyBytes,
     strictFields: config.strictFields,
     cors: parseCorsOrigins(config.corsOrigins),
@@ -98,7 +100,11 @@ export async function startServer(config: Config, log: Logger = makeLogger(confi
   });
   if (config.role === "worker" && config.workerSecret) {
     // Authenticated by the shared secret: any Host the gateway uses is fine.
-    app.onRequest(({ request }) => workerGuard(config.workerSecret)(request));
+    const guard = workerGuard(config.workerSecret);
+    app.onRequest(({ request }) => {
+      guard(request);
+      enterCacheScope(request);
+    });
   } else if (config.noAuth || config.role === "worker") {
     // The address it listens on is a name it answers to, besides loopback and --allowed-hosts.
     const bound = ["0.0.0.0", "::", "[::]", ""].includes(config.host) ? [] : [config.host.includes(":") && !config.host.startsWith("[") ? `[${config.host}]` : config.host];

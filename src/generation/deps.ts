@@ -13,6 +13,12 @@ export interface GenerationDeps {
   platform: Platform | null;
   /** Price coefficient of each model (Cocoon's max_coefficient compares against it). */
   coefficient(model: string): number;
+  /**
+   * The prompt-cache scope a trusted gateway named for the current request (a worker's
+   * X-Cocoon-Cache-Scope), so that accounts behind one gateway never share cached prefixes on a
+   * worker. Absent or undefined: the caller's own account.
+   */
+  cacheScope?(): string | undefined;
   /** Server-side chat sessions (session_id). */
   sessions: SessionService;
 }

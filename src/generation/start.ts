@@ -74,7 +74,7 @@ export async function startGenerations(deps: GenerationDeps, o: GenerationStart,
   };
   for (const request of requests) {
     // Cached prefixes are reused within the caller's account only (what was cached shows in usage).
-    request.cacheScope ??= ownerOf(o.principal);
+    request.cacheScope ??= deps.cacheScope?.() ?? ownerOf(o.principal);
     const submittedAt = performance.now();
     let billing: RequestBilling | null = null;
     try {

@@ -7,6 +7,7 @@ import { EngineError, type EngineEvent, type FinishReason, type GenerateRequest,
 import { ApiError } from "../http/errors.ts";
 import type { RouteOptions, Upstream, UpstreamPool } from "./pool.ts";
 import { ChunkReader, sseData, upstreamBody, upstreamPath, usageOf } from "./wire.ts";
+import { CACHE_SCOPE_HEADER } from "./worker-role.ts";
 
 type Done = Extract<EngineEvent, { type: "done" }>;
 
@@ -61,6 +62,7 @@ async function attempt(
   abort: AbortSignal,
   timeoutMs: number,
   reader: ChunkReader,
+  scope: string | undefined,
   /** The worker had a free slot for this request (a busy one queues it: a timeout is no fault then). */
   hadRoom: boolean,
 ): Promise<{ stream: AsyncGenerator<unknown, boolean>; head: EngineEvent[] }> {
@@ -70,7 +72,8 @@ async function attempt(
   try {
     res = await fetch(`${u.spec.url}${path}`, {
       method: "POST",
-      headers: { "Content-Type": "application/json", Accept: "text/event-stream", ...u.headers() },
+      // The account's cache scope: a cocoon worker keeps prefixes of different accounts apart.
+      headers: { "Content-Type": "application/json", Accept: "text/event-stream", ...u.headers(), ...(scope ? { [CACHE_SCOPE_HEADER]: scope } : {}) },
       body,
       signal: AbortSignal.any([abort, own.signal]),
     });
@@ -175,7 +178,7 @@ export function forwardGeneration(deps: ForwardDeps, model: ModelInfo, request: 
         tried.add(picked.name);
         reader = new ChunkReader(n);
         try {
-          const a = await attempt(picked, path, body, ac.signal, deps.firstByteTimeoutMs, reader, picked.free(model.id) >= 0);
+          const a = await attempt(picked, path, body, ac.signal, deps.firstByteTimeoutMs, reader, request.cacheScope, picked.free(model.id) >= 0);
           accepted = true;
           deps.pool.succeeded(picked);
           stream = a.stream;

@@ -1,5 +1,6 @@
 // `--role worker`: cocoon-server as a gateway's upstream. No keys or billing of its own (the gateway
 // bills), one shared bearer secret on every route but the probes, and its load on /v1/models.
+import { AsyncLocalStorage } from "node:async_hooks";
 import { timingSafeEqual } from "node:crypto";
 import { ConfigError } from "../config/config.ts";
 import { ApiError } from "../http/errors.ts";
@@ -29,4 +30,23 @@ export function workerGuard(secret: string): (request: Request) => void {
       throw new ApiError("unauthorized", "This is a cocoon-server worker: requests need the gateway's worker secret as a bearer token.");
     }
   };
+}
+
+/** The header a gateway names a request's prompt-cache scope in (its account), trusted on a worker only. */
+export const CACHE_SCOPE_HEADER = "X-Cocoon-Cache-Scope";
+
+const scopes = new AsyncLocalStorage<string>();
+
+/**
+ * On a worker with a secret (so the header comes from the gateway): the request's cache scope, kept
+ * for the rest of its handling. Every request sets it, so none inherits another's.
+ */
+export function enterCacheScope(request: Request): void {
+  const scope = request.headers.get(CACHE_SCOPE_HEADER);
+  scopes.enterWith(scope ? `gateway:${scope.slice(0, 200)}` : "");
+}
+
+/** The current request's gateway-named cache scope, if any. */
+export function currentCacheScope(): string | undefined {
+  return scopes.getStore() || undefined;
 }

@@ -230,6 +230,26 @@ describe("routing and billing on the gateway", () => {
   });
 });
 
+describe("prompt cache on a shared worker", () => {
+  test("accounts behind the gateway never reuse each other's cached prefixes on a worker; an account reuses its own", async () => {
+    const other = createKey("10");
+    const prompt = `Summarise the history of the Open Network in detail, chapter by chapter: ${"TON ".repeat(60)}`;
+    const ask = async (k: string) => {
+      const r = await fetch(`${gateway.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${k}` },
+        // max_coefficient keeps every request on w1, where the cache is.
+        body: JSON.stringify({ model: "tiny-qwen3", messages: [{ role: "user", content: prompt }], max_tokens: 2, max_coefficient: 1200 }),
+      });
+      expect(r.status).toBe(200);
+      return ((await r.json()) as { usage: { prompt_tokens_details: { cached_tokens: number } } }).usage.prompt_tokens_details.cached_tokens;
+    };
+    await ask(key);
+    expect(await ask(other)).toBe(0);
+    expect(await ask(key)).toBeGreaterThan(0);
+  });
+});
+
 describe("failover", () => {
   test("a worker failing before the first byte is skipped and ejected: the request is answered by another", async () => {
     let calls = 0;

@@ -133,28 +133,67 @@ export class Cluster implements Backend {
     return forwardEmbed(this.forward, info.id, inputs, { maxCoefficient: route?.maxCoefficient });
   }
 
-  /** Tokenizer routes on a remote model use a local model of the same id, or are refused. */
-  private tokenizerFor(model: string | undefined): Engine {
+  /** The local engine for a model it has (a remote model's local copy included), else null. */
+  private tokenizerFor(model: string | undefined): Engine | null {
     const info = this.model(model);
-    if (info.backend !== "upstream") return this.engine();
-    if (this.localIds().has(info.id)) return this.engine();
-    throw new ApiError("invalid_request", `model '${info.id}' runs on remote workers and this gateway has no local copy of its tokenizer`, "model");
+    if (info.backend !== "upstream" || this.localIds().has(info.id)) return this.engine();
+    return null;
   }
 
-  tokenize(model: string | undefined, text: string, opts: { addSpecial?: boolean; parseSpecial?: boolean } = {}): Promise<number[]> {
-    return this.tokenizerFor(model).tokenize(model, text, opts);
+  /** A tokenizer route (llama-server's /tokenize, /detokenize) on a live worker of a remote model. */
+  private async onWorker<T>(model: string, path: string, body: Record<string, unknown>, read: (json: Record<string, unknown>) => T | undefined): Promise<T> {
+    const u = this.o.pool.serving(model).find((w) => w.healthy);
+    if (!u) throw new ApiError("no_eligible_worker", `no worker for '${model}' is available; retry shortly`);
+    let json: Record<string, unknown> = {};
+    try {
+      const r = await fetch(`${u.spec.url}${path}`, { method: "POST", headers: { "Content-Type": "application/json", ...u.headers() }, body: JSON.stringify({ model, ...body }), signal: AbortSignal.timeout(this.forward.firstByteTimeoutMs) });
+      if (r.ok) json = (await r.json()) as Record<string, unknown>;
+      else await r.arrayBuffer();
+    } catch {
+      // answered below
+    }
+    const out = read(json);
+    if (out === undefined) throw new ApiError("invalid_request", `model '${model}' runs on remote workers, and its worker ${u.name} has no ${path} route`, "model");
+    return out;
   }
 
-  detokenize(model: string | undefined, tokens: number[]): Promise<string> {
-    return this.tokenizerFor(model).detokenize(model, tokens);
+  async tokenize(model: string | undefined, text: string, opts: { addSpecial?: boolean; parseSpecial?: boolean } = {}): Promise<number[]> {
+    const local = this.tokenizerFor(model);
+    if (local) return local.tokenize(model, text, opts);
+    // cocoon-server and llama-server read `content`, vLLM reads `prompt`; all answer `tokens`.
+    return this.onWorker(this.model(model).id, "/tokenize", { content: text, prompt: text, add_special: opts.addSpecial ?? false, parse_special: opts.parseSpecial ?? true }, (j) =>
+      Array.isArray(j.tokens) && j.tokens.every((t) => typeof t === "number") ? (j.tokens as number[]) : undefined,
+    );
   }
 
-  pieces(model: string | undefined, tokens: number[]): Promise<number[][]> {
-    return this.tokenizerFor(model).pieces(model, tokens);
+  async detokenize(model: string | undefined, tokens: number[]): Promise<string> {
+    const local = this.tokenizerFor(model);
+    if (local) return local.detokenize(model, tokens);
+    return this.onWorker(this.model(model).id, "/detokenize", { tokens }, (j) => (typeof j.content === "string" ? j.content : typeof j.prompt === "string" ? j.prompt : undefined));
   }
 
-  render(model: string | undefined, args: Parameters<Engine["render"]>[1]): ReturnType<Engine["render"]> {
-    return this.tokenizerFor(model).render(model, args);
+  async pieces(model: string | undefined, tokens: number[]): Promise<number[][]> {
+    const local = this.tokenizerFor(model);
+    if (local) return local.pieces(model, tokens);
+    // Each token on its own through the worker's detokenizer: its text's bytes.
+    return Promise.all(tokens.map(async (t) => [...Buffer.from(await this.detokenize(model, [t]))]));
+  }
+
+  /**
+   * A remote model's chat template is on its workers, which do not expose rendering: ChatML (role
+   * markers around each message, tools as JSON, the assistant's opening) stands in for the prompt.
+   * Templates add more than ChatML's markers (a thinking block, a date, a default system prompt), so
+   * a slack of about 4 tokens per message and 8 more (" x" is one token in BPE vocabularies) keeps
+   * count_tokens and Anthropic's context fitting on the high, safe side.
+   */
+  async render(model: string | undefined, args: Parameters<Engine["render"]>[1]): ReturnType<Engine["render"]> {
+    const local = this.tokenizerFor(model);
+    if (local) return local.render(model, args);
+    const text = (c: unknown) => (typeof c === "string" ? c : c === null || c === undefined ? "" : JSON.stringify(c));
+    const tools = args.options?.tools?.length ? `<|im_start|>system\n${JSON.stringify(args.options.tools)}<|im_end|>\n` : "";
+    const turns = args.messages.map((m) => `<|im_start|>${m.role}\n${text(m.content)}${m.tool_calls ? JSON.stringify(m.tool_calls) : ""}<|im_end|>\n`).join("");
+    const slack = " x".repeat(4 * args.messages.length + 8);
+    return { prompt: `${tools}${turns}<|im_start|>assistant\n${slack}`, startsInReasoning: false };
   }
 
   async forgetSession(key: string): Promise<{ slots: number; parked: number }> {

@@ -104,6 +104,34 @@ describe("worker role", () => {
   });
 });
 
+describe("tokenizer routes on a remote model", () => {
+  test("/tokenize goes to a worker; count_tokens and Anthropic's context fitting count at least the worker's own", async () => {
+    const post = (base: string, path: string, body: unknown, auth: string) =>
+      fetch(`${base}${path}`, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${auth}`, "x-api-key": auth }, body: JSON.stringify(body) });
+    const viaGateway = await post(gateway.url, "/tokenize", { model: "tiny-qwen3", content: "Hello there, worker" }, key);
+    const direct = await post(w1.url, "/tokenize", { model: "tiny-qwen3", content: "Hello there, worker" }, SECRET);
+    expect(viaGateway.status).toBe(200);
+    expect(await viaGateway.json()).toEqual(await direct.json());
+    const messages = [{ role: "user", content: "How many tokens is this?" }];
+    const counted = (await (await post(gateway.url, "/v1/messages/count_tokens", { model: "tiny-qwen3", messages }, key)).json()) as { input_tokens: number };
+    const exact = (await (await post(w1.url, "/v1/messages/count_tokens", { model: "tiny-qwen3", messages }, SECRET)).json()) as { input_tokens: number };
+    expect(counted.input_tokens).toBeGreaterThanOrEqual(exact.input_tokens);
+    // max_tokens far past the window (as Claude Code sends) is cut to what the window leaves.
+    // Streamed and dropped after its start: the random test model would write until the window is full.
+    const r = await post(gateway.url, "/v1/messages", { model: "tiny-qwen3", messages, max_tokens: 32000, stream: true }, key);
+    expect(r.status).toBe(200);
+    const reader = r.body!.getReader();
+    const first = new TextDecoder().decode((await reader.read()).value);
+    expect(first).toContain("message_start");
+    // Dropped: the gateway cancels it on the worker, whose slot is free for the next tests.
+    await reader.cancel();
+    await until("the worker's slot freed", async () => {
+      const m = (await (await fetch(`${gateway.url}/v1/models/tiny-qwen3`)).json()) as { workers: { running_requests: number }[] };
+      return m.workers.every((w) => w.running_requests === 0);
+    });
+  });
+});
+
 describe("routing and billing on the gateway", () => {
   test("billed requests spread over both workers, a third aborted, one worker killed mid-run: every request answered or cleanly failed, the ledger exact", async () => {
     const before = [await served(w1), await served(w2)];

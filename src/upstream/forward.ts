@@ -233,21 +233,50 @@ export function forwardGeneration(deps: ForwardDeps, model: ModelInfo, request: 
     }
   }
 
-  const it = run();
+  // Read eagerly into a buffer, as the engine does: the run ends (its done event settling the bill,
+  // its worker slot released) however the consumer behaves, even one that neither reads on nor
+  // calls return() after a cancel.
+  const buffered: EngineEvent[] = [];
+  let failure: unknown = null;
+  let ended = false;
+  let wakeup: (() => void) | null = null;
+  const notify = () => {
+    const w = wakeup;
+    wakeup = null;
+    w?.();
+  };
+  void (async () => {
+    try {
+      for await (const e of run()) {
+        buffered.push(e);
+        notify();
+      }
+    } catch (err) {
+      failure = err;
+    } finally {
+      ended = true;
+      notify();
+    }
+  })();
   const gen: Generation = {
     final,
-    next: () => it.next(),
+    async next(): Promise<IteratorResult<EngineEvent>> {
+      for (;;) {
+        const e = buffered.shift();
+        if (e) return { value: e, done: false };
+        if (failure) {
+          const err = failure;
+          failure = null;
+          throw err;
+        }
+        if (ended) return { value: undefined, done: true };
+        await new Promise<void>((r) => (wakeup = r));
+      }
+    },
     async return(): Promise<IteratorResult<EngineEvent>> {
       // A consumer that stops reading cancels upstream; the run still ends with its done event so
       // that billing settles for what was produced.
       stop("cancelled");
-      try {
-        for await (const _ of { [Symbol.asyncIterator]: () => it }) {
-          // drained: the cancelled choices and the done event
-        }
-      } catch {
-        // a failure after the cancel: final is already null
-      }
       return { value: undefined, done: true };
     },
     [Symbol.asyncIterator]() {

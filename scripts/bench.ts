@@ -1,12 +1,13 @@
 // `bun run bench [-- suite...]`: side-by-side benchmarks, each printing ratios against a reference
 // measured in the same run. Suites: server (vs llama-server), engine, http, billing, sessions; all by default,
-// with the tables saved to bench/results/<date>-<host>.md.
+// with the tables saved to bench/results/<date>-<host>.md. `cluster` (gateway and workers) runs when named.
 import { parseArgs } from "node:util";
 import { benchEngine } from "./bench-engine.ts";
 import { benchHttp } from "./bench-http.ts";
 import { benchServer, saveResults } from "./bench-server.ts";
 import { benchBilling } from "./bench-billing.ts";
 import { benchSessions } from "./bench-sessions.ts";
+import { benchCluster } from "./bench-cluster.ts";
 import { ensureSetup } from "./ensure-setup.ts";
 
 const { values, positionals } = parseArgs({
@@ -23,7 +24,7 @@ const { values, positionals } = parseArgs({
 });
 
 if (values.help) {
-  console.log(`usage: bun run bench [-- server|engine|http|billing|sessions ...] [--model FILE] [--tokens N] [--repeats N] [--threads N] [--no-save]
+  console.log(`usage: bun run bench [-- server|engine|http|billing|sessions|cluster ...] [--model FILE] [--tokens N] [--repeats N] [--threads N] [--no-save]
 
   server   cocoon-server vs llama-server (built once from the same llama.cpp source bundle): decode
            tok/s, aggregate tok/s at 1-8 concurrent, TTFT and inter-token latency p50/p99, multi-turn TTFT
@@ -33,7 +34,9 @@ if (values.help) {
            /health p99 with every slot generating vs idle (tiny demo model)
   billing  the same streaming load with billing on vs --no-auth; authenticated GET /v1/balance req/s
   sessions TTFT of turn 10 (~4k tokens of history) in a session vs the same prompt cold, and turn 1
-           (tiny demo model and the Qwen3-0.6B-sized model, or --model FILE)`);
+           (tiny demo model and the Qwen3-0.6B-sized model, or --model FILE)
+  cluster  a gateway (--upstream) in front of cocoon-server workers (--role worker): latency added per
+           request and req/s ÷ straight to the worker; aggregate tok/s with two workers ÷ one (not in the default set)`);
   process.exit(0);
 }
 
@@ -62,8 +65,10 @@ for (const suite of suites) {
     tables.push(await benchBilling());
   } else if (suite === "sessions") {
     tables.push(await benchSessions({ models: values.model ? [values.model] : undefined, repeats: common.repeats, threads: common.threads }));
+  } else if (suite === "cluster") {
+    tables.push(await benchCluster());
   } else {
-    console.error(`unknown benchmark suite "${suite}" (available: server, engine, http, billing, sessions)`);
+    console.error(`unknown benchmark suite "${suite}" (available: server, engine, http, billing, sessions, cluster)`);
     process.exit(2);
   }
 }

@@ -4,6 +4,7 @@ import { Elysia } from "elysia";
 import { openapi } from "@elysiajs/openapi";
 import type { Config } from "./config/config.ts";
 import { compatRoutes } from "./compat/index.ts";
+import type { Backend } from "./generation/backend.ts";
 import type { GenerationDeps } from "./generation/deps.ts";
 import { checkDeclaredLength, parseJsonBody } from "./http/body.ts";
 import { anthropicRoutes } from "./anthropic/index.ts";
@@ -13,7 +14,6 @@ import { hasValidUrl, pathOf } from "./http/request-url.ts";
 import { swaggerRoutes } from "./http/swagger.ts";
 import { checkHeaderSize } from "./http/header-size.ts";
 import { validationMessage, validationParam } from "./http/validation.ts";
-import type { Engine } from "./inference/engine.ts";
 import { openaiRoutes } from "./openai/index.ts";
 import { opsRoutes } from "./ops/index.ts";
 import { Metrics } from "./ops/metrics.ts";
@@ -31,10 +31,13 @@ import { openTon, type TonSetup } from "./ton/open.ts";
 import { webRoutes } from "./web/index.ts";
 
 export interface AppDeps {
-  /** The engine; may be a getter that throws 503 while models load or during shutdown. */
-  readonly engine: Engine;
+  /**
+   * The engine (on a gateway: the cluster of it and the upstream workers); may be a getter that
+   * throws 503 while models load or during shutdown.
+   */
+  readonly engine: Backend;
   /** The engine once models are loaded, else null (the server answers /health while loading). */
-  loadedEngine(): Engine | null;
+  loadedEngine(): Backend | null;
   version: string;
   /** Keys, rate limits and billing; null with --no-auth. */
   platform: Platform | null;
@@ -48,6 +51,8 @@ export interface AppDeps {
   coefficient?(model: string): number;
   /** Other names of the served models (alias → model id). Defaults to none. */
   aliases?: ReadonlyMap<string, string>;
+  /** A worker's prompt-cache scope for the current request, named by its gateway. Defaults to none. */
+  cacheScope?(): string | undefined;
   /** Largest accepted request body in bytes. Defaults to 8 MiB. */
   maxBodyBytes?: number;
   /** Server-side failures (500s), with their stack. */
@@ -70,7 +75,7 @@ export interface AppDeps {
 const RATE_WAIT_MS = 1_000;
 
 /** Metrics whose per-model gauges read the loaded engine's stats (none while loading). */
-export function engineMetrics(loadedEngine: () => Engine | null): Metrics {
+export function engineMetrics(loadedEngine: () => Backend | null): Metrics {
   return new Metrics({
     models: () =>
       (loadedEngine()?.stats() ?? []).map((s) => ({ model: s.id, slotsBusy: s.slotsBusy, slotsTotal: s.slotsTotal, queued: s.queued, kvUsedCells: s.kvUsedCells, kvTotalCells: s.kvTotalCells, restarts: s.restarts })),
@@ -88,13 +93,14 @@ export interface Services {
 }
 
 export function openServices(config: Config, o: { forget: (key: string) => unknown; log: (level: "debug" | "info" | "warn" | "error", line: string) => void }): Services {
-  const opened = config.noAuth ? null : openPlatform(config);
+  // A worker bills nothing itself: the gateway in front of it does.
+  const opened = config.noAuth || config.role === "worker" ? null : openPlatform(config);
   const platform = opened?.service ?? null;
   // Without auth there is no platform, but chat sessions still persist: in the same database file,
   // all owned by the one local user.
   const path = opened?.path ?? storePath(config);
   for (const line of storeLocationLines(storeLocation(config))) o.log(line.startsWith("using the existing") ? "warn" : "info", line);
-  o.log("info", platform ? "API keys and billing on" : "--no-auth: API keys and billing are off");
+  o.log("info", platform ? "API keys and billing on" : config.role === "worker" ? "--role worker: billing is the gateway's; API keys are off" : "--no-auth: API keys and billing are off");
   const db = platform ? platform.db : openStore(path);
   const sessions = new SessionService(db, { forget: (key) => void o.forget(key), maxSessions: config.maxSessions, ttlMs: config.sessionTtlHours * 3_600_000 });
   // Deposits credit accounts, so they exist only with the platform; a bad TON setting stops the start.
@@ -136,6 +142,7 @@ export function createApp(deps: AppDeps) {
     sessions,
     coefficient: deps.coefficient ?? (() => 1000),
     aliases: deps.aliases ?? new Map(),
+    cacheScope: deps.cacheScope,
   };
   const maxBody = deps.maxBodyBytes ?? 8 * 2 ** 20;
   const log = deps.log ?? (() => {});

@@ -9,10 +9,15 @@ import { parseCorsOrigins } from "./http/cors.ts";
 import { ApiError } from "./http/errors.ts";
 import { hostGuard, isLoopback } from "./http/host.ts";
 import { raiseParserHeaderLimit } from "./http/header-size.ts";
+import { Cluster } from "./upstream/cluster.ts";
+import { UpstreamPool } from "./upstream/pool.ts";
+import { parseUpstreams } from "./upstream/spec.ts";
+import { checkWorkerConfig, currentCacheScope, enterCacheScope, workerGuard } from "./upstream/worker-role.ts";
 
 export interface RunningServer {
   url: string;
-  engine: Promise<Engine>;
+  /** The local engine once loaded (null on a gateway that serves no model itself). */
+  engine: Promise<Engine | null>;
   stop(reason?: string): Promise<void>;
 }
 
@@ -51,13 +56,15 @@ export function engineOptions(config: Config, models: ModelEntry[]): EngineOptio
 }
 
 export async function startServer(config: Config, log: Logger = makeLogger(config.logLevel)): Promise<RunningServer> {
-  const models: ModelEntry[] = resolveModels(config);
-  if (config.model.length === 0 && !config.modelsDir) {
+  checkWorkerConfig(config);
+  const upstreams = parseUpstreams(config.upstream);
+  // A gateway serves only its workers' models unless it is given models of its own.
+  const models: ModelEntry[] = upstreams.length && config.model.length === 0 && !config.modelsDir ? [] : resolveModels(config);
+  if (models.length && config.model.length === 0 && !config.modelsDir) {
     log("info", `no --model given: serving the built-in demo model "${models[0]!.id}" (random weights, for trying the API)${models[0]!.path === DEMO_MODEL ? "" : ` from ${models[0]!.path}`}`);
   }
   let engine: Engine | null = null;
   let shuttingDown = false;
-  const metrics = engineMetrics(() => engine);
   // A model's coefficient (what max_coefficient compares) is its own, else its price relative to the
   // base price (1000 = the base price; a model at twice the price is 2000).
   const prices = modelPrices(config);
@@ -70,13 +77,21 @@ export async function startServer(config: Config, log: Logger = makeLogger(confi
     }),
   );
   const aliases = modelAliases(models, config.modelAlias);
+  const pool = upstreams.length ? new UpstreamPool(upstreams, { pollMs: config.upstreamPoll * 1000, log }) : null;
+  const cluster = pool ? new Cluster({ pool, local: () => engine, localExpected: models.length > 0, firstByteTimeoutMs: config.upstreamTimeout * 1000, log }) : null;
+  let loaded = false;
+  // What the routes run on: the cluster on a gateway, else the engine once loaded.
+  const backend = () => (cluster ? (loaded ? cluster : null) : engine);
+  const metrics = engineMetrics(backend);
   const services = openServices(config, { forget: (key) => engine?.forgetSession(key), log });
   const { platform, sessions, ton } = services;
   // Before serving: this server's lease, and the holds of processes that are gone released.
   platform?.startLease((level, line) => log(level, line));
   const app = createApp({
-    get engine(): Engine {
+    get engine() {
       if (shuttingDown) throw new ApiError("not_ready", "the server is shutting down", null, { "Retry-After": "5" });
+      // A gateway routes to its workers while its own models (if any) still load.
+      if (cluster) return cluster;
       if (!engine) throw new ApiError("not_ready", "models are still loading; see /readiness", null, { "Retry-After": "2" });
       return engine;
     },
@@ -85,16 +100,25 @@ export async function startServer(config: Config, log: Logger = makeLogger(confi
     sessions,
     ton,
     version: pkg.version,
-    loadedEngine: () => engine,
-    coefficient: (id) => coefficients.get(id) ?? 1000,
+    loadedEngine: backend,
+    coefficient: (id) => cluster?.coefficient(id) ?? coefficients.get(id) ?? 1000,
     aliases,
+    // Only a worker that checks the gateway's secret trusts the gateway's cache scopes.
+    cacheScope: config.role === "worker" && config.workerSecret ? currentCacheScope : undefined,
     maxBodyBytes: config.maxBodyBytes,
     strictFields: config.strictFields,
     cors: parseCorsOrigins(config.corsOrigins),
     log: (line) => log("error", line),
     access: (line) => log("info", line),
   });
-  if (config.noAuth) {
+  if (config.role === "worker" && config.workerSecret) {
+    // Authenticated by the shared secret: any Host the gateway uses is fine.
+    const guard = workerGuard(config.workerSecret);
+    app.onRequest(({ request }) => {
+      guard(request);
+      enterCacheScope(request);
+    });
+  } else if (config.noAuth || config.role === "worker") {
     // The address it listens on is a name it answers to, besides loopback and --allowed-hosts.
     const bound = ["0.0.0.0", "::", "[::]", ""].includes(config.host) ? [] : [config.host.includes(":") && !config.host.startsWith("[") ? `[${config.host}]` : config.host];
     // Origins the operator listed for CORS are configured origins too (not "any": that is the default).
@@ -129,11 +153,16 @@ export async function startServer(config: Config, log: Logger = makeLogger(confi
 
   const t0 = performance.now();
   for (const m of models) log("info", `loading model ${m.id} from ${m.path} ...`);
-  const ready = Engine.start(engineOptions(config, models)).then((e) => {
+  if (pool) for (const u of upstreams) log("info", `upstream ${u.name}: ${u.url} (coefficient ${u.coefficient}, weight ${u.weight}${u.models ? `, models ${u.models.join(", ")}` : ""})`);
+  const local = models.length ? Engine.start(engineOptions(config, models)) : Promise.resolve(null);
+  // A gateway is ready once its own models are loaded and each upstream has been polled once.
+  const ready = Promise.all([local, pool?.start()]).then(([e]) => {
     engine = e;
-    for (const info of e.models()) {
+    loaded = true;
+    for (const info of e?.models() ?? []) {
       log("info", `model ${info.id} ready: ${info.type}, ${info.description}, context ${info.contextWindow} tokens x ${info.slots} slots, ${info.backend}`);
     }
+    if (pool) log("info", `upstreams: ${pool.upstreams.filter((u) => u.healthy).length} of ${pool.upstreams.length} up, serving ${pool.modelIds().join(", ") || "no models yet"}`);
     log("info", `ready in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     return e;
   });
@@ -147,6 +176,7 @@ export async function startServer(config: Config, log: Logger = makeLogger(confi
       log("info", `${reason}: no new requests; waiting up to ${config.shutdownGrace} s for ${metrics.active} in flight`);
       server.stop(false);
       await ton?.watcher?.stop();
+      await pool?.stop();
       const deadline = Date.now() + config.shutdownGrace * 1000;
       while (metrics.active > 0 && Date.now() < deadline) await Bun.sleep(50);
       if (metrics.active > 0) {

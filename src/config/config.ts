@@ -75,6 +75,11 @@ export const SETTINGS = {
   }),
   strictFields: def({ kind: "bool", default: false, description: "Reject unknown request fields with a 400 (\"Unrecognized request argument supplied\"), as OpenAI does; by default they are ignored and named in X-Cocoon-Ignored-Fields." }),
   corsOrigins: def({ kind: "string", default: "*", description: "Origins browsers may call the API from: * (any; keys are bearer tokens, no cookies), a comma-separated list of origins (https://app.example,http://localhost:5173), or off." }),
+  upstream: def({ kind: "list", default: [], description: "Remote OpenAI-compatible worker (cocoon-server --role worker, llama-server, vLLM) as NAME=URL[#key=SECRET,key-env=VAR,models=a|b,weight=N,coefficient=N,ctx-size=N,slots=N,type=chat]; repeat for several (in a config file: a list of strings or of {name,url,key,models,weight,coefficient,ctxSize,slots,type} objects). Its models join /v1/models and requests for them are routed by load and coefficient." }),
+  upstreamPoll: def({ kind: "float", default: 5, min: 0.05, max: 3600, description: "Seconds between health and load polls of each upstream (GET /v1/models); a failing one is ejected and re-probed with backoff up to 60 s." }),
+  upstreamTimeout: def({ kind: "float", default: 60, min: 0.1, max: 3600, description: "Seconds an upstream may take to send its response headers; after that the request fails over to another worker." }),
+  role: def({ kind: "string", default: "server", choices: ["server", "worker"], description: "server: keys and billing (a gateway when --upstream is given); worker: no billing, every route but /health and /readiness needs --worker-secret, for a gateway to route to." }),
+  workerSecret: def({ kind: "string", default: "", description: "With --role worker: the bearer token the gateway sends (its --upstream ...#key=). Required unless the worker listens on loopback only." }),
   config: def({ kind: "string", default: "", description: "Config file (JSON or TOML) with any of these settings, keys as in --help (camelCase or kebab-case)." }),
 } as const;
 
@@ -96,7 +101,8 @@ function coerce(key: SettingKey, raw: unknown, source: string): unknown {
   };
   switch (s.kind) {
     case "list":
-      if (Array.isArray(raw)) return raw.map(String);
+      // Objects (e.g. an upstream's table in a config file) travel as JSON for their own parser.
+      if (Array.isArray(raw)) return raw.map((x) => (x !== null && typeof x === "object" ? JSON.stringify(x) : String(x)));
       // ";" separates values: commas belong to model options (PATH#slots=8,ctx-size=8192).
       return String(raw).split(/[;\n]/).map((x) => x.trim()).filter(Boolean);
     case "bool":

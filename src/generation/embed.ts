@@ -13,7 +13,7 @@ export interface Embedded {
   cost: Cost | null;
 }
 
-export async function embedInputs(deps: GenerationDeps, o: { model: ModelInfo; inputs: (string | number[])[]; principal: Principal | null }): Promise<Embedded> {
+export async function embedInputs(deps: GenerationDeps, o: { model: ModelInfo; inputs: (string | number[])[]; principal: Principal | null; maxCoefficient?: number }): Promise<Embedded> {
   // An input that cannot fit is refused here, before the engine tokenizes anything.
   try {
     o.inputs.forEach((x, i) => typeof x === "string" && refuseUnfittable(Buffer.byteLength(x), o.model, "input", `input[${i}]`));
@@ -25,7 +25,7 @@ export async function embedInputs(deps: GenerationDeps, o: { model: ModelInfo; i
   const billing = RequestBilling.start(deps.platform, o.principal, {}, o.model, "embedding", null, upper);
   let result;
   try {
-    result = await deps.engine.embed(o.model.id, o.inputs);
+    result = await deps.engine.embed(o.model.id, o.inputs, { maxCoefficient: o.maxCoefficient });
   } catch (err) {
     billing?.settleTokens(0);
     throw toApiError(err);

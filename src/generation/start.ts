@@ -93,12 +93,12 @@ export async function startGenerations(deps: GenerationDeps, o: GenerationStart,
       return abort(err);
     }
     // Cached prefixes are reused within the caller's account only (what was cached shows in usage).
-    request.cacheScope ??= ownerOf(o.principal);
+    request.cacheScope ??= deps.cacheScope?.() ?? ownerOf(o.principal);
     const submittedAt = performance.now();
     let billing: RequestBilling | null = null;
     try {
       billing = RequestBilling.start(deps.platform, o.principal, request, o.model, o.endpoint, o.cocoon.guid);
-      const source = deps.engine.submit(request, o.signal);
+      const source = deps.engine.submit(request, o.signal, { maxCoefficient: o.cocoon.maxCoefficient });
       billing?.watch(source);
       submitted.push({ source, billing, submittedAt });
     } catch (err) {

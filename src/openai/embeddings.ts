@@ -38,7 +38,8 @@ export async function createEmbeddings(deps: GenerationDeps, body: EmbeddingRequ
 
 const ENDPOINT: Record<ModelInfo["type"], string> = { chat: "/v1/chat/completions", completion: "/v1/completions", embedding: "/v1/embeddings" };
 
-export function modelObject(info: ModelInfo, stats: ModelStats | undefined, created: number): Model {
+/** A model for /v1/models; `workers` are its workers' live load (a gateway's upstreams), else this server's slots. */
+export function modelObject(info: ModelInfo, stats: ModelStats | undefined, created: number, workers?: { running_requests: number; max_running_requests: number }[]): Model {
   return {
     id: info.id,
     object: "model",
@@ -47,7 +48,7 @@ export function modelObject(info: ModelInfo, stats: ModelStats | undefined, crea
     endpoint: ENDPOINT[info.type],
     type: info.type,
     context_window: info.contextWindow,
-    workers: [{ running_requests: stats?.slotsBusy ?? 0, max_running_requests: info.slots }],
+    workers: workers ?? [{ running_requests: stats?.slotsBusy ?? 0, max_running_requests: info.slots }],
     meta: {
       description: info.description,
       parameters: info.parameters,

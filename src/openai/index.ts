@@ -127,7 +127,7 @@ export function openaiRoutes(deps: GenerationDeps, fields: FieldPolicy = { stric
         // Each model, then each of its aliases as an entry of its own (clients pick names from this list).
         const data = deps.engine.models().flatMap((m) => {
           const names = aliases.filter(([, id]) => id === m.id).map(([alias]) => alias);
-          const base = { ...modelObject(m, stats.get(m.id), created), root: m.id };
+          const base = { ...modelObject(m, stats.get(m.id), created, deps.engine.workers?.(m.id)), root: m.id };
           return [names.length ? { ...base, aliases: names } : base, ...names.map((alias) => ({ ...base, id: alias }))];
         });
         return { object: "list" as const, data };
@@ -140,7 +140,7 @@ export function openaiRoutes(deps: GenerationDeps, fields: FieldPolicy = { stric
         const id = deps.aliases?.get(params.id) ?? params.id;
         const info = deps.engine.models().find((m) => m.id === id);
         if (!info) throw new ApiError("model_not_found", `The model '${params.id}' does not exist`, "model");
-        return { ...modelObject(info, deps.engine.stats().find((s) => s.id === info.id), created), id: params.id, root: info.id };
+        return { ...modelObject(info, deps.engine.stats().find((s) => s.id === info.id), created, deps.engine.workers?.(info.id)), id: params.id, root: info.id };
       },
       { auth: "public", response: { 200: "Model", 404: "ErrorResponse" }, detail: { tags: ["OpenAI"], summary: "Retrieve a model" } },
     );

@@ -2,7 +2,7 @@
 // loaded), /stats (text, or JSON on request), /jsonstats (seed 002's counters and per-model load) and
 // /metrics (Prometheus text format).
 import { Elysia, t } from "elysia";
-import type { Engine } from "../inference/engine.ts";
+import type { Backend } from "../generation/backend.ts";
 import type { Metrics } from "./metrics.ts";
 import type { WatcherState } from "../ton/watcher.ts";
 
@@ -10,7 +10,7 @@ export interface OpsDeps {
   metrics: Metrics;
   version: string;
   /** The engine once models are loaded, else null (the server answers /health while loading). */
-  loadedEngine(): Engine | null;
+  loadedEngine(): Backend | null;
   /** The TON deposit watcher's state; absent or null when it does not run. */
   tonWatcher?: () => WatcherState | null;
 }

@@ -4,13 +4,13 @@ import { Elysia } from "elysia";
 import { authPlugin, type Authenticator } from "../http/auth.ts";
 import { ErrorResponse } from "../http/errors.ts";
 import { fieldsPlugin, type FieldPolicy } from "../http/fields.ts";
-import type { Engine } from "../inference/engine.ts";
+import type { Backend } from "../generation/backend.ts";
 import { DetokenizeRequest, DetokenizeResponse, TokenizeRequest, TokenizeResponse } from "./model.ts";
 import { detokenize, tokenize } from "./service.ts";
 
 export interface TokenizeDeps<P> {
   /** May be a getter that throws 503 while models load. */
-  readonly engine: Engine;
+  readonly engine: Backend;
   platform: Authenticator<P> | null;
 }
 

@@ -1,6 +1,6 @@
 // /tokenize and /detokenize logic: the engine's tokenizer through its async API (the worker owns the
 // model), with llama-server's defaults and its piece format.
-import type { Engine } from "../inference/engine.ts";
+import type { Backend } from "../generation/backend.ts";
 import { toApiError } from "../http/errors.ts";
 import type { DetokenizeRequest, DetokenizeResponse, TokenizeRequest, TokenizeResponse } from "./model.ts";
 
@@ -15,7 +15,7 @@ export function pieceOf(bytes: number[]): string | number[] {
   }
 }
 
-export async function tokenize(engine: Engine, body: TokenizeRequest): Promise<TokenizeResponse> {
+export async function tokenize(engine: Backend, body: TokenizeRequest): Promise<TokenizeResponse> {
   try {
     const tokens = await engine.tokenize(body.model, body.content, { addSpecial: body.add_special ?? false, parseSpecial: body.parse_special ?? true });
     if (!body.with_pieces) return { tokens };
@@ -26,7 +26,7 @@ export async function tokenize(engine: Engine, body: TokenizeRequest): Promise<T
   }
 }
 
-export async function detokenize(engine: Engine, body: DetokenizeRequest): Promise<DetokenizeResponse> {
+export async function detokenize(engine: Backend, body: DetokenizeRequest): Promise<DetokenizeResponse> {
   try {
     return { content: await engine.detokenize(body.model, body.tokens) };
   } catch (err) {

@@ -33,8 +33,8 @@ async function drain(stream: ReadableStream<Uint8Array>, sink: { text: string })
  * Runs `bun src/main.ts --host 127.0.0.1 --port N --parallel 4 --ctx-size 1024 ...extraArgs` and waits
  * until /readiness answers 200. Without `auth`, the server runs with --no-auth (no keys, no billing).
  */
-export async function startTestServer(extraArgs: string[] = [], opts: { readyTimeoutMs?: number; auth?: boolean } = {}): Promise<TestServer> {
-  const port = freePort();
+export async function startTestServer(extraArgs: string[] = [], opts: { readyTimeoutMs?: number; auth?: boolean; port?: number } = {}): Promise<TestServer> {
+  const port = opts.port ?? freePort();
   // Each server gets its own data directory unless the test names one: even --no-auth servers keep
   // chat sessions in a database there, and tests must not share (or leave) one in ./data.
   const ownDir = extraArgs.includes("--data-dir") || extraArgs.includes("--db") ? null : mkdtempSync(join(tmpdir(), "cocoon-server-"));

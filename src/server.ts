@@ -40,6 +40,7 @@ export function engineOptions(config: Config, models: ModelEntry[]): EngineOptio
     slots: config.parallel,
     ctxSize: config.ctxSize,
     batchSize: config.batchSize,
+    promptBudget: config.promptBudget,
     threads: config.threads,
     gpuLayers: config.gpuLayers,
     maxQueue: config.maxQueue,

@@ -14,6 +14,8 @@ export interface EngineOptions {
   ctxSize?: number;
   /** Most tokens per decode step. Defaults to 512. */
   batchSize?: number;
+  /** Prompt tokens per step while other requests generate (chunked prefill; 0 = automatic). Defaults to 0. */
+  promptBudget?: number;
   /** CPU threads (0 = all cores). Defaults to 0. */
   threads?: number;
   /** Layers offloaded to the GPU (-1 = all). Defaults to -1. */
@@ -237,6 +239,7 @@ export class Engine {
           gpuLayers: model.gpuLayers ?? opts.gpuLayers ?? -1,
           maxQueue: opts.maxQueue ?? 64,
           parkBytes: (opts.cacheRamMiB ?? 1024) * 2 ** 20,
+          promptBudget: opts.promptBudget ?? 0,
         },
         opts.maxQueue ?? 64,
       );

@@ -67,7 +67,21 @@ export interface SchedulerOptions extends PromptCacheOptions {
   ctxPerSlot: number;
   /** Waiting requests beyond the running ones. */
   maxQueue: number;
+  /**
+   * Prompt tokens a step may carry while other slots are generating (chunked prefill): a new prompt
+   * is fed in pieces so running streams keep their pace. 0 = automatic, sized from measured step
+   * times so such a step takes about twice a plain decode step (at least MIN_PROMPT_CHUNK tokens).
+   * Steps with no generating slot always fill the whole batch. Defaults to 0.
+   */
+  promptBudget?: number;
 }
+
+/** The least prompt progress a step makes beside generating slots, however slow prompts are. */
+export const MIN_PROMPT_CHUNK = 16;
+/** With an automatic budget, a step with a prompt chunk may take this much longer than a plain decode step. */
+const STALL_RATIO = 1;
+/** Weight of the newest step time in the running averages. */
+const EMA = 0.2;
 
 const now = () => performance.now();
 
@@ -78,6 +92,12 @@ export class Scheduler {
   private readonly cache: PromptCache;
   private readonly batch: LlamaBatch;
   private clock = 0;
+  /** Running averages: ms of a decode step with generating slots only, and ms per prompt token. */
+  private decodeStepMs = 0;
+  private promptTokenMs = 0;
+  /** What the last batch held. */
+  private genRows = 0;
+  private promptRows = 0;
   readonly stats = { promptTokens: 0, generatedTokens: 0, cachedTokens: 0, requests: 0 };
 
   constructor(
@@ -195,14 +215,43 @@ export class Scheduler {
     this.expire();
     this.admit();
     if (!this.fillBatch()) return false;
+    const t0 = now();
     try {
       this.ctx.decode(this.batch);
     } catch (err) {
       this.failAll(err);
       return true;
     }
+    this.learn(now() - t0);
     this.sampleAll();
     return true;
+  }
+
+  /**
+   * Prompt (or other side work, such as embeddings) tokens one step may add while slots are
+   * generating; the whole batch when none is.
+   */
+  get sideBudget(): number {
+    const room = this.batch.capacity;
+    if (!this.slots.some((s) => s.state === "generate")) return room;
+    const fixed = this.opts.promptBudget ?? 0;
+    if (fixed > 0) return Math.min(fixed, room);
+    // Until both costs are measured, a moderate chunk.
+    if (this.decodeStepMs === 0 || this.promptTokenMs === 0) return Math.min(64, room);
+    const fit = Math.floor((this.decodeStepMs * STALL_RATIO) / this.promptTokenMs);
+    return Math.max(MIN_PROMPT_CHUNK, Math.min(fit, room));
+  }
+
+  /** Updates the step-cost averages the automatic prompt budget is sized from. */
+  private learn(ms: number): void {
+    const ema = (old: number, x: number) => (old === 0 ? x : old + EMA * (x - old));
+    if (this.promptRows === 0 && this.genRows > 0) {
+      this.decodeStepMs = ema(this.decodeStepMs, ms);
+    } else if (this.promptRows >= 8) {
+      // What the prompt tokens added to the step, per token.
+      const base = this.genRows > 0 ? this.decodeStepMs : 0;
+      this.promptTokenMs = ema(this.promptTokenMs, Math.max(ms - base, ms * 0.1) / this.promptRows);
+    }
   }
 
   /** Fails every running request (e.g. after a decode error) and resets the KV cache. */
@@ -278,7 +327,10 @@ export class Scheduler {
     }
   }
 
-  /** Generating slots first (one token each), then prompt chunks in the space left. */
+  /**
+   * Generating slots first (one token each), then prompt chunks within the step's prompt budget,
+   * oldest request first so that one prompt finishes before the next starts.
+   */
   private fillBatch(): boolean {
     const b = this.batch;
     b.clear();
@@ -288,16 +340,19 @@ export class Scheduler {
         s.row = b.add(s.pending, s.cached.length, s.seq, true);
       }
     }
-    for (const s of this.slots) {
-      if (s.state !== "prompt" || s.choice !== 0 || !s.active) continue;
-      const tokens = s.active.req.tokens;
-      while (s.promptPos < tokens.length && b.size < b.capacity) {
+    this.genRows = b.size;
+    const limit = Math.min(b.capacity, b.size + this.sideBudget);
+    const prompts = this.slots.filter((s) => s.state === "prompt" && s.choice === 0 && s.active).sort((x, y) => x.active!.startedAt - y.active!.startedAt);
+    for (const s of prompts) {
+      const tokens = s.active!.req.tokens;
+      while (s.promptPos < tokens.length && b.size < limit) {
         const last = s.promptPos === tokens.length - 1;
         const row = b.add(tokens[s.promptPos]!, s.promptPos, s.seq, last);
         if (last) s.row = row;
         s.promptPos++;
       }
     }
+    this.promptRows = b.size - this.genRows;
     return b.size > 0;
   }
 

@@ -28,6 +28,8 @@ export interface WorkerInit {
   maxQueue: number;
   /** Bytes of parked KV state the scheduler may keep. */
   parkBytes: number;
+  /** Prompt tokens per step beside generating slots (0 = automatic). */
+  promptBudget: number;
 }
 
 export type CallMap = {

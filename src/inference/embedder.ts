@@ -1,6 +1,6 @@
 // Embedding requests in bounded steps beside generation: the worker loop runs one embedding step
-// between decode steps, each pooling a few inputs (packed as separate sequences of one batch) within
-// a token budget, so a 2,048-input request no longer holds the worker while streams wait.
+// between decode steps, each pooling inputs within a token budget, so a 2,048-input request no
+// longer holds the worker while streams wait.
 import { LlamaBatch, type LlamaContext, type LlamaModel } from "../native/llama.ts";
 import { EngineError } from "./types.ts";
 
@@ -21,8 +21,8 @@ interface Job {
   fail(err: unknown): void;
 }
 
-/** Inputs one step may pack into a batch, each as its own sequence. */
-const MAX_PACKED = 8;
+/** Inputs one step may embed (each decoded alone: packing them would make a vector depend on its neighbours). */
+const MAX_PER_STEP = 64;
 
 export class Embedder {
   private readonly jobs: Job[] = [];
@@ -83,9 +83,7 @@ export class Embedder {
         nCtx: this.size,
         nBatch: this.size,
         nUbatch: this.size,
-        nSeqMax: MAX_PACKED,
-        // One cell pool for the packed inputs, so a single input may use the whole window.
-        kvUnified: true,
+        nSeqMax: 1,
         embeddings: true,
         pooling: this.opts.pooling,
         threads: this.opts.threads,
@@ -98,10 +96,10 @@ export class Embedder {
   private embedSome(job: Job, budget: number): void {
     const m = this.model;
     const { ctx, batch } = this.context();
-    // Tokenized here, a few at a time, rather than all up front on the worker's only thread.
-    const packed: { index: number; tokens: Int32Array }[] = [];
+    const picked: { index: number; tokens: Int32Array }[] = [];
+    // Inputs are tokenized here, a step's worth at a time, not all up front.
     let total = 0;
-    while (job.next < job.inputs.length && packed.length < MAX_PACKED) {
+    while (job.next < job.inputs.length && picked.length < MAX_PER_STEP) {
       const i = job.next;
       const input = job.inputs[i]!;
       const tokens = job.ahead ?? (typeof input === "string" ? m.tokenize(input, { addSpecial: true, parseSpecial: false }) : Int32Array.from(input));
@@ -110,28 +108,28 @@ export class Embedder {
       const bad = tokens.find((t) => t < 0 || t >= m.nVocab);
       if (bad !== undefined) throw new EngineError("invalid_request", `input[${i}] has token id ${bad}, outside the vocabulary (0..${m.nVocab - 1})`, "input");
       if (tokens.length > this.size) throw new EngineError("context_overflow", `input[${i}] has ${tokens.length} tokens; the limit is ${this.size}`, "input");
-      // The first input always goes; later ones only while they fit the budget and the batch.
-      if (packed.length > 0 && (total + tokens.length > budget || total + tokens.length > this.size)) {
+      // The first input always goes; later ones only while they fit the budget.
+      if (picked.length > 0 && total + tokens.length > budget) {
         job.ahead = tokens;
         break;
       }
-      packed.push({ index: i, tokens });
+      picked.push({ index: i, tokens });
       total += tokens.length;
       job.next++;
     }
-    ctx.clearMemory();
-    batch.clear();
-    packed.forEach(({ tokens }, seq) => tokens.forEach((t, p) => batch.add(t, p, seq, true)));
-    if (m.hasEncoder) ctx.encode(batch);
-    else ctx.decode(batch);
-    packed.forEach(({ index, tokens }, seq) => {
-      const v = ctx.embeddings(seq);
+    for (const { index, tokens } of picked) {
+      ctx.clearMemory();
+      batch.clear();
+      tokens.forEach((t, p) => batch.add(t, p, 0, true));
+      if (m.hasEncoder) ctx.encode(batch);
+      else ctx.decode(batch);
+      const v = ctx.embeddings(0);
       let norm = 0;
       for (const x of v) norm += x * x;
       norm = Math.sqrt(norm) || 1;
       for (let j = 0; j < v.length; j++) v[j]! /= norm;
       job.vectors[index] = v;
       job.promptTokens += tokens.length;
-    });
+    }
   }
 }

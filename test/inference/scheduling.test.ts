@@ -1,0 +1,92 @@
+// The engine's step scheduling on the tiny model: chunked prefill (a prompt admitted beside running
+// streams is fed within the per-step prompt budget) and embeddings in bounded steps beside generation.
+// Counted in steps and tokens, never in milliseconds.
+import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
+import { Engine } from "../../src/inference/engine.ts";
+import type { EngineEvent, GenerateRequest } from "../../src/inference/types.ts";
+import { TINY_MODEL } from "../support/model.ts";
+
+setDefaultTimeout(120_000);
+
+const greedy = (prompt: string | number[], maxTokens: number, extra: Partial<GenerateRequest> = {}): GenerateRequest => ({
+  prompt,
+  maxTokens,
+  sampling: { temperature: 0 },
+  ...extra,
+});
+
+async function text(stream: AsyncIterable<EngineEvent>): Promise<string> {
+  let out = "";
+  for await (const e of stream) if (e.type === "delta") out += e.content;
+  return out;
+}
+
+/** A 400-token prompt of ids, the same every time. */
+const LONG = Array.from({ length: 400 }, (_, i) => 1000 + ((i * 7) % 900));
+
+let engine: Engine;
+beforeAll(async () => {
+  engine = await Engine.start({ models: [{ id: "tiny", path: TINY_MODEL }], slots: 2, ctxSize: 1024, batchSize: 512, promptBudget: 16 });
+});
+afterAll(() => engine.close());
+
+describe("chunked prefill", () => {
+  test("a long prompt admitted beside a running stream is fed 16 tokens a step, and its greedy output is unchanged", async () => {
+    // Another cache scope: the run beside must feed its whole prompt, not reuse this one's cells.
+    const alone = await text(engine.submit(greedy(LONG, 8, { cacheScope: "alone" })));
+    const ac = new AbortController();
+    const runner = engine.submit(greedy("Keep talking:", 900, { ignoreEos: true }), ac.signal);
+    await runner.next();
+    let tokensMeanwhile = 0;
+    let longStarted = false;
+    const counting = (async () => {
+      for await (const e of runner) if (e.type === "delta" && !longStarted) tokensMeanwhile++;
+    })();
+    try {
+      const beside = engine.submit(greedy(LONG, 8));
+      const first = await beside.next();
+      longStarted = true;
+      let out = first.value?.type === "delta" ? first.value.content : "";
+      out += await text(beside);
+      expect(out).toBe(alone);
+      // 400 prompt tokens at 16 a step: the running stream got a token in each of those 25 steps.
+      // Unchunked, the whole prompt would have gone in one step beside a single token of it.
+      expect(tokensMeanwhile).toBeGreaterThanOrEqual(24);
+    } finally {
+      ac.abort();
+      await counting;
+    }
+  });
+});
+
+describe("embeddings beside generation", () => {
+  test("a 30-input embedding request runs in steps between decode steps: a running stream finishes first", async () => {
+    const ac = new AbortController();
+    const order: string[] = [];
+    const runner = engine.submit(greedy("Count:", 8, { ignoreEos: true }), ac.signal);
+    await runner.next();
+    const streamDone = text(runner).then(() => order.push("stream"));
+    const inputs = Array.from({ length: 30 }, (_, i) => `input number ${i} of a large embedding request`);
+    const embedded = engine.embed(undefined, inputs).then((r) => {
+      order.push("embed");
+      return r;
+    });
+    const [, result] = await Promise.all([streamDone, embedded]);
+    // Answered in one piece before, the embedding request held the worker until all 30 were done.
+    expect(order).toEqual(["stream", "embed"]);
+    expect(result.vectors.length).toBe(30);
+    // The same vectors as embedding an input alone.
+    const alone = await engine.embed(undefined, [inputs[23]!]);
+    const a = alone.vectors[0]!;
+    const b = result.vectors[23]!;
+    expect(a.length).toBe(b.length);
+    expect(Array.from(b)).toEqual(Array.from(a));
+  });
+
+  test("a bad input deep in a request fails it with a clear error, and later requests still run", async () => {
+    const inputs = [...Array.from({ length: 20 }, (_, i) => `fine ${i}`), ""];
+    await expect(engine.embed(undefined, inputs)).rejects.toThrow("input[20] is empty");
+    const ok = await engine.embed(undefined, ["still working"]);
+    expect(ok.vectors.length).toBe(1);
+  });
+});

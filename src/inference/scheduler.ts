@@ -1,6 +1,8 @@
-// Continuous batching over N slots sharing one llama context: each step decodes one batch that mixes
-// the next token of every generating slot with prompt chunks of newly admitted requests. Also
-// pinned sessions, n > 1 choices, cancellation and timeouts; prefix reuse is prompt-cache.ts.
+// Continuous batching over N lanes sharing one llama context: each step decodes one batch that mixes
+// the next token of every generating slot with prompt chunks of newly admitted requests. Sequences
+// outnumber lanes: a finished conversation's KV stays resident in the unified cache while cells are
+// free and is evicted (parked to RAM when worth it) only under memory pressure. Also pinned sessions,
+// n > 1 choices, cancellation and timeouts; prefix reuse is prompt-cache.ts.
 import { LlamaBatch, LlamaError, type LlamaContext, type LlamaModel } from "../native/llama.ts";
 import { TokenSampler, type TokenChoice, type TokenSamplerOptions } from "../native/token-sampler.ts";
 import { ChoiceOutput, type OutputOptions } from "./output.ts";
@@ -63,6 +65,8 @@ interface Slot extends CachedSequence {
 }
 
 export interface SchedulerOptions extends PromptCacheOptions {
+  /** Requests' choices decoded at once (the configured slots); the context's other sequences only keep KV resident. Defaults to every sequence. */
+  lanes?: number;
   /** Tokens one request may occupy (prompt + completion). */
   ctxPerSlot: number;
   /** Waiting requests beyond the running ones. */
@@ -98,6 +102,9 @@ export class Scheduler {
   /** What the last batch held. */
   private genRows = 0;
   private promptRows = 0;
+  private readonly lanes: number;
+  /** Resident sequences evicted under memory pressure. */
+  private evictions = 0;
   readonly stats = { promptTokens: 0, generatedTokens: 0, cachedTokens: 0, requests: 0 };
 
   constructor(
@@ -122,21 +129,24 @@ export class Scheduler {
       scope: null,
       lastUsed: 0,
     }));
+    this.lanes = Math.min(opts.lanes ?? this.slots.length, this.slots.length);
     this.cache = new PromptCache(ctx, this.slots, { parkBytes: opts.parkBytes });
     this.batch = new LlamaBatch(ctx.nBatch);
   }
 
   get slotCount(): number {
-    return this.slots.length;
+    return this.lanes;
   }
 
   snapshot(id: string): ModelStats {
     const busy = this.slots.filter((s) => s.state !== "idle").length;
-    const used = Math.min(this.ctx.nCtx, this.slots.reduce((n, s) => n + s.cached.length, 0));
+    const used = Math.min(this.ctx.nCtx, this.cellsHeld());
     return {
       id,
       slotsBusy: busy,
-      slotsTotal: this.slots.length,
+      slotsTotal: this.lanes,
+      residentSequences: this.slots.filter((s) => s.state === "idle" && s.cached.length > 0).length,
+      evictions: this.evictions,
       queued: this.queue.length,
       ...this.stats,
       restarts: 0,
@@ -169,8 +179,8 @@ export class Scheduler {
   /** Queues a request; throws EngineError for requests that can never run. */
   submit(req: PreparedRequest): void {
     const n = req.samplers.length;
-    if (n > this.slots.length) {
-      throw new EngineError("invalid_request", `n=${n} exceeds the ${this.slots.length} parallel slots of this model`, "n");
+    if (n > this.lanes) {
+      throw new EngineError("invalid_request", `n=${n} exceeds the ${this.lanes} parallel slots of this model`, "n");
     }
     if (req.tokens.length === 0) throw new EngineError("invalid_request", "the prompt is empty", req.promptParam);
     if (req.tokens.length + req.maxTokens > this.opts.ctxPerSlot) {
@@ -180,7 +190,7 @@ export class Scheduler {
         req.promptParam,
       );
     }
-    if (this.queue.length >= this.opts.maxQueue && this.freeSlots().length < n) {
+    if (this.queue.length >= this.opts.maxQueue && this.freeLanes() < n) {
       throw new EngineError("overloaded", `the server is busy: ${this.queue.length} requests are waiting; retry shortly`);
     }
     this.queue.push(req);
@@ -217,7 +227,15 @@ export class Scheduler {
     if (!this.fillBatch()) return false;
     const t0 = now();
     try {
-      this.ctx.decode(this.batch);
+      this.makeRoom(this.batch.size, []);
+      try {
+        this.ctx.decode(this.batch);
+      } catch (err) {
+        // Cells shared between sequences make the count an estimate: evict every resident one and retry.
+        if (!(err instanceof LlamaError && err.code === "no_kv_slot")) throw err;
+        this.makeRoom(this.ctx.nCtx, []);
+        this.ctx.decode(this.batch);
+      }
     } catch (err) {
       this.failAll(err);
       return true;
@@ -264,23 +282,55 @@ export class Scheduler {
 
   // ---- admission ---------------------------------------------------------------------------------
 
-  private freeSlots(): Slot[] {
-    return this.slots.filter((s) => s.state === "idle");
+  private freeLanes(): number {
+    return this.lanes - this.slots.filter((s) => s.state !== "idle").length;
+  }
+
+  /** KV cells the sequences hold (an upper bound: cells shared by copied prefixes count per sequence). */
+  private cellsHeld(): number {
+    let n = 0;
+    for (const s of this.slots) n += s.cached.length;
+    return n;
+  }
+
+  /**
+   * Evicts idle resident sequences until `cells` more fit in the context: unpinned before pinned,
+   * least recently used first, each parked to RAM when worth it (prompt-cache.ts). Running requests
+   * and `keep` are never touched.
+   */
+  private makeRoom(cells: number, keep: readonly Slot[], incoming: PreparedRequest | null = null): void {
+    let held = this.cellsHeld();
+    if (held + cells <= this.ctx.nCtx) return;
+    const victims = this.slots
+      .filter((s) => s.state === "idle" && s.cached.length > 0 && !keep.includes(s))
+      .sort((a, b) => Number(a.sessionKey !== null) - Number(b.sessionKey !== null) || a.lastUsed - b.lastUsed);
+    for (const v of victims) {
+      if (held + cells <= this.ctx.nCtx) return;
+      held -= v.cached.length;
+      this.cache.evict(v, incoming);
+      this.evictions++;
+    }
   }
 
   private admit(): void {
     while (this.queue.length > 0) {
       const req = this.queue[0]!;
-      const free = this.freeSlots();
-      if (free.length < req.samplers.length) return;
+      if (this.freeLanes() < req.samplers.length) return;
       this.queue.shift();
-      this.start(req, free);
+      this.start(req, this.slots.filter((s) => s.state === "idle"));
     }
   }
 
   private start(req: PreparedRequest, free: Slot[]): void {
     const primary = this.cache.pick(free, req);
-    const others = free.filter((s) => s !== primary).sort((a, b) => a.lastUsed - b.lastUsed).slice(0, req.samplers.length - 1);
+    // Extra choices take empty sequences first, then the least recently used.
+    const others = free
+      .filter((s) => s !== primary)
+      .sort((a, b) => Number(a.cached.length > 0) - Number(b.cached.length > 0) || a.lastUsed - b.lastUsed)
+      .slice(0, req.samplers.length - 1);
+    // Room for the prompt beyond what the primary holds (a parked state restored into it, or the
+    // prompt itself; decode steps make room for their own tokens too).
+    this.makeRoom(Math.max(0, req.tokens.length - primary.cached.length), [primary], req);
     const reuse = this.cache.load([primary, ...others], req);
 
     const active: Active = {

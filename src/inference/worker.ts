@@ -12,6 +12,10 @@ import type { ToMain, ToWorker, WorkerInit } from "./worker-protocol.ts";
 
 declare const self: Worker;
 
+/** Sequences per slot that may keep a conversation's KV resident; llama.cpp allows 256 in all. */
+const RESIDENT_PER_SLOT = 4;
+const MAX_SEQUENCES = 256;
+
 class ModelHost implements PrepareHost {
   readonly model: LlamaModel;
   readonly ctx: LlamaContext;
@@ -36,13 +40,15 @@ class ModelHost implements PrepareHost {
     const slots = type === "embedding" ? 1 : init.slots;
     this.ctx = m.createContext({
       nCtx: ctxPerSlot * slots,
-      nSeqMax: slots,
+      // Sequences outnumber slots: idle conversations keep their KV resident while cells are free.
+      nSeqMax: type === "embedding" ? 1 : Math.min(MAX_SEQUENCES, slots * RESIDENT_PER_SLOT),
       nBatch: init.batchSize,
       threads: init.threads || undefined,
       kvUnified: true,
     });
     this.scheduler = new Scheduler(m, this.ctx, (id, event) => this.outbox.push({ id, event }), {
       ctxPerSlot,
+      lanes: slots,
       maxQueue: init.maxQueue,
       parkBytes: init.parkBytes,
       promptBudget: init.promptBudget,

@@ -90,3 +90,50 @@ describe("embeddings beside generation", () => {
     expect(ok.vectors.length).toBe(1);
   });
 });
+
+describe("warm conversations", () => {
+  test("finished prompts stay resident beyond the slots while cells are free; under pressure the least recently used is parked, within --cache-ram", async () => {
+    // 2 slots x 256 tokens = 512 cells; room for three 153-token sequences. Three parked states fit
+    // the parking budget, four do not.
+    const stateBytes = 41_076;
+    const budget = Math.floor(3.5 * stateBytes);
+    const small = await Engine.start({ models: [{ id: "tiny", path: TINY_MODEL }], slots: 2, ctxSize: 256, cacheRamMiB: budget / 2 ** 20 });
+    try {
+      const prompt = (k: number) => Array.from({ length: 150 }, (_, i) => 1000 * k + i);
+      const run = async (k: number) => {
+        const r = await small.submit(greedy(prompt(k), 4)).final;
+        const stats = small.stats()[0]!;
+        expect(stats.kvUsedCells).toBeLessThanOrEqual(stats.kvTotalCells);
+        expect(stats.parkedBytes).toBeLessThanOrEqual(budget);
+        return { cached: r!.usage.cachedTokens, stats };
+      };
+      for (const k of [1, 2, 3]) await run(k);
+      let s = small.stats()[0]!;
+      // Three conversations resident on two slots, nothing evicted or parked.
+      expect(s.residentSequences).toBe(3);
+      expect(s.slotsTotal).toBe(2);
+      expect(s.evictions).toBe(0);
+      // The first comes back from its resident cells, not from RAM.
+      const again = await run(1);
+      expect(again.cached).toBe(149);
+      expect(again.stats.parkedStates).toBe(0);
+      expect(again.stats.evictions).toBe(0);
+      // Each new prompt now evicts the least recently used resident one (2, 3, 1, then 4), parked.
+      const parked: number[] = [];
+      for (const k of [4, 5, 6, 7]) {
+        const r = await run(k);
+        parked.push(r.stats.parkedStates);
+        expect(r.cached).toBe(0);
+      }
+      s = small.stats()[0]!;
+      expect(s.evictions).toBe(4);
+      expect(s.parkedStates).toBe(3);
+      expect(parked).toEqual([1, 2, 3, 3]);
+      // The parking budget dropped the oldest parked state, 2's; 3's comes back from RAM.
+      expect((await run(3)).cached).toBe(149);
+      expect((await run(2)).cached).toBe(0);
+    } finally {
+      small.close();
+    }
+  });
+});

@@ -379,7 +379,9 @@ export class Scheduler {
 
   /**
    * Generating slots first (one token each), then prompt chunks within the step's prompt budget,
-   * oldest request first so that one prompt finishes before the next starts.
+   * oldest request first so that one prompt finishes before the next starts. The budget guards
+   * streams that were already running when a prompt arrived; prompts that arrived together with
+   * them (before any of them streamed its first token) fill the batch, as they would have alone.
    */
   private fillBatch(): boolean {
     const b = this.batch;
@@ -392,10 +394,13 @@ export class Scheduler {
     }
     this.genRows = b.size;
     const limit = Math.min(b.capacity, b.size + this.sideBudget);
+    let firstStreamed = Infinity;
+    for (const s of this.slots) if (s.state === "generate" && s.active) firstStreamed = Math.min(firstStreamed, s.active.firstTokenAt);
     const prompts = this.slots.filter((s) => s.state === "prompt" && s.choice === 0 && s.active).sort((x, y) => x.active!.startedAt - y.active!.startedAt);
     for (const s of prompts) {
       const tokens = s.active!.req.tokens;
-      while (s.promptPos < tokens.length && b.size < limit) {
+      const cap = s.active!.req.receivedAt <= firstStreamed ? b.capacity : limit;
+      while (s.promptPos < tokens.length && b.size < cap) {
         const last = s.promptPos === tokens.length - 1;
         const row = b.add(tokens[s.promptPos]!, s.promptPos, s.seq, last);
         if (last) s.row = row;

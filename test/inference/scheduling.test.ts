@@ -137,3 +137,31 @@ describe("warm conversations", () => {
     }
   });
 });
+
+describe("pinned conversations under memory pressure", () => {
+  test("unpinned sequences are evicted before pinned ones; a pinned one evicted is parked, and forgetSession drops it", async () => {
+    const small = await Engine.start({ models: [{ id: "tiny", path: TINY_MODEL }], slots: 2, ctxSize: 256 });
+    try {
+      const prompt = (k: number) => Array.from({ length: 150 }, (_, i) => 1000 * k + i);
+      const run = (k: number, sessionKey?: string) => small.submit(greedy(prompt(k), 4, { sessionKey })).final;
+      await run(1, "p");
+      for (const k of [2, 3, 4, 5]) await run(k);
+      // Room for three: the pinned one, the oldest, stayed; unpinned ones came and went.
+      let s = small.stats()[0]!;
+      expect(s.evictions).toBe(2);
+      expect(s.pinnedSlots).toBe(1);
+      expect(s.parkedSessions).toBe(0);
+      expect((await run(1, "p"))!.usage.cachedTokens).toBe(149);
+      // Only pinned ones left to evict: the least recently used of them, "p", is parked.
+      await run(6, "q");
+      await run(7, "r");
+      await run(8, "s");
+      s = small.stats()[0]!;
+      expect(s.parkedSessions).toBe(1);
+      expect(await small.forgetSession("p")).toEqual({ slots: 0, parked: 1 });
+      expect(small.stats()[0]!.parkedSessions).toBe(0);
+    } finally {
+      small.close();
+    }
+  });
+});

@@ -41,6 +41,7 @@ export function engineOptions(config: Config, models: ModelEntry[]): EngineOptio
     ctxSize: config.ctxSize,
     batchSize: config.batchSize,
     promptBudget: config.promptBudget,
+    ngramDraft: config.ngramDraft,
     threads: config.threads,
     gpuLayers: config.gpuLayers,
     maxQueue: config.maxQueue,

@@ -6,6 +6,8 @@
 import { LlamaBatch, LlamaError, type LlamaContext, type LlamaModel } from "../native/llama.ts";
 import { TokenSampler, type TokenChoice, type TokenSamplerOptions } from "../native/token-sampler.ts";
 import { ChoiceOutput, type OutputOptions } from "./output.ts";
+import { ngramGuess } from "./ngram.ts";
+import { StepCosts } from "./step-costs.ts";
 import { PromptCache, type CachedSequence, type PromptCacheOptions } from "./prompt-cache.ts";
 import { EngineError, type EngineEvent, type FinishReason, type ModelStats } from "./types.ts";
 
@@ -62,6 +64,9 @@ interface Slot extends CachedSequence {
   generated: number;
   sampler: TokenSampler | null;
   output: ChoiceOutput | null;
+  /** Tokens guessed to follow `pending` (n-gram lookup), decoded with it this step, and their rows. */
+  draft: number[];
+  draftRows: number[];
 }
 
 export interface SchedulerOptions extends PromptCacheOptions {
@@ -78,14 +83,15 @@ export interface SchedulerOptions extends PromptCacheOptions {
    * Steps with no generating slot always fill the whole batch. Defaults to 0.
    */
   promptBudget?: number;
+  /**
+   * N-gram lookup speculation: up to this many tokens guessed per step from an earlier occurrence of
+   * the sequence's last tokens, decoded beside its next token and kept as far as the sampler agrees
+   * (the output is the same as without). 0 = off. Defaults to 0.
+   */
+  ngramDraft?: number;
 }
 
-/** The least prompt progress a step makes beside generating slots, however slow prompts are. */
-export const MIN_PROMPT_CHUNK = 16;
-/** With an automatic budget, a step with a prompt chunk may take this much longer than a plain decode step. */
-const STALL_RATIO = 1;
-/** Weight of the newest step time in the running averages. */
-const EMA = 0.2;
+
 
 const now = () => performance.now();
 
@@ -96,16 +102,14 @@ export class Scheduler {
   private readonly cache: PromptCache;
   private readonly batch: LlamaBatch;
   private clock = 0;
-  /** Running averages: ms of a decode step with generating slots only, and ms per prompt token. */
-  private decodeStepMs = 0;
-  private promptTokenMs = 0;
+  private readonly costs = new StepCosts();
   /** What the last batch held. */
   private genRows = 0;
   private promptRows = 0;
   private readonly lanes: number;
   /** Resident sequences evicted under memory pressure. */
   private evictions = 0;
-  readonly stats = { promptTokens: 0, generatedTokens: 0, cachedTokens: 0, requests: 0 };
+  readonly stats = { promptTokens: 0, generatedTokens: 0, cachedTokens: 0, requests: 0, draftedTokens: 0, acceptedTokens: 0 };
 
   constructor(
     private readonly model: LlamaModel,
@@ -125,6 +129,8 @@ export class Scheduler {
       generated: 0,
       sampler: null,
       output: null,
+      draft: [],
+      draftRows: [],
       sessionKey: null,
       scope: null,
       lastUsed: 0,
@@ -240,7 +246,7 @@ export class Scheduler {
       this.failAll(err);
       return true;
     }
-    this.learn(now() - t0);
+    this.costs.learn(now() - t0, this.genRows, this.promptRows);
     this.sampleAll();
     return true;
   }
@@ -253,23 +259,7 @@ export class Scheduler {
     const room = this.batch.capacity;
     if (!this.slots.some((s) => s.state === "generate")) return room;
     const fixed = this.opts.promptBudget ?? 0;
-    if (fixed > 0) return Math.min(fixed, room);
-    // Until both costs are measured, a moderate chunk.
-    if (this.decodeStepMs === 0 || this.promptTokenMs === 0) return Math.min(64, room);
-    const fit = Math.floor((this.decodeStepMs * STALL_RATIO) / this.promptTokenMs);
-    return Math.max(MIN_PROMPT_CHUNK, Math.min(fit, room));
-  }
-
-  /** Updates the step-cost averages the automatic prompt budget is sized from. */
-  private learn(ms: number): void {
-    const ema = (old: number, x: number) => (old === 0 ? x : old + EMA * (x - old));
-    if (this.promptRows === 0 && this.genRows > 0) {
-      this.decodeStepMs = ema(this.decodeStepMs, ms);
-    } else if (this.promptRows >= 8) {
-      // What the prompt tokens added to the step, per token.
-      const base = this.genRows > 0 ? this.decodeStepMs : 0;
-      this.promptTokenMs = ema(this.promptTokenMs, Math.max(ms - base, ms * 0.1) / this.promptRows);
-    }
+    return fixed > 0 ? Math.min(fixed, room) : this.costs.budget(room);
   }
 
   /** Fails every running request (e.g. after a decode error) and resets the KV cache. */
@@ -388,8 +378,21 @@ export class Scheduler {
     b.clear();
     for (const s of this.slots) {
       s.row = -1;
+      s.draft = [];
+      s.draftRows = [];
       if (s.state === "generate" && s.pending >= 0) {
         s.row = b.add(s.pending, s.cached.length, s.seq, true);
+      }
+    }
+    const k = this.opts.ngramDraft ?? 0;
+    if (k > 0) {
+      for (const s of this.slots) {
+        if (s.row < 0 || !s.active) continue;
+        const room = Math.min(k, s.active.req.maxTokens - s.generated - 1, b.capacity - b.size, this.opts.ctxPerSlot - s.cached.length - 2);
+        if (room <= 0) continue;
+        s.draft = ngramGuess(s.cached, s.pending, room);
+        s.draft.forEach((t, i) => s.draftRows.push(b.add(t, s.cached.length + 1 + i, s.seq, true)));
+        this.stats.draftedTokens += s.draft.length;
       }
     }
     this.genRows = b.size;
@@ -421,8 +424,33 @@ export class Scheduler {
       if (s.state === "prompt" && s.choice === 0 && s.active && s.promptPos >= s.active.req.tokens.length && s.row >= 0) {
         this.promptDone(s);
       } else if (s.state === "generate" && s.row >= 0) {
-        this.next(s, s.row);
+        if (s.draft.length === 0) this.next(s, s.row);
+        else this.verify(s);
       }
+    }
+  }
+
+  /**
+   * Samples a slot's tokens along its guessed ones: each guess the sampler also picks is already in
+   * the KV cache with its logits, so the next token comes from its row; the cells after the last
+   * kept guess are dropped. Sampling is the same as one token a step, so the output is too.
+   */
+  private verify(s: Slot): void {
+    const draft = s.draft;
+    const rows = s.draftRows;
+    // Where the decoded pending token sits; the guesses follow it.
+    const base = s.cached.length - draft.length - 1;
+    let kept = 0;
+    this.next(s, s.row);
+    while (kept < draft.length && s.state === "generate" && s.pending === draft[kept]) {
+      this.next(s, rows[kept]!);
+      kept++;
+    }
+    this.stats.acceptedTokens += kept;
+    const valid = base + 1 + kept;
+    if (s.cached.length > valid) {
+      this.ctx.seqRemove(s.seq, valid, -1);
+      s.cached.length = valid;
     }
   }
 

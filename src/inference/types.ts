@@ -186,6 +186,9 @@ export interface ModelStats {
   /** Idle sequences whose KV stays resident in the cache (warm conversations), and how many were evicted under memory pressure. */
   residentSequences: number;
   evictions: number;
+  /** N-gram speculation: tokens guessed, and those the sampler kept (each saved a decode step). */
+  draftedTokens: number;
+  acceptedTokens: number;
   /** KV states parked in memory, those of pinned conversations, and their bytes. */
   parkedStates: number;
   parkedSessions: number;

@@ -30,6 +30,8 @@ export interface WorkerInit {
   parkBytes: number;
   /** Prompt tokens per step beside generating slots (0 = automatic). */
   promptBudget: number;
+  /** N-gram lookup speculation: tokens guessed per step (0 = off). */
+  ngramDraft: number;
 }
 
 export type CallMap = {

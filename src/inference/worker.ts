@@ -52,6 +52,7 @@ class ModelHost implements PrepareHost {
       maxQueue: init.maxQueue,
       parkBytes: init.parkBytes,
       promptBudget: init.promptBudget,
+      ngramDraft: init.ngramDraft,
     });
     this.embedder = new Embedder(m, ctxPerSlot, { pooling: type === "embedding" ? -1 : 1, threads: init.threads || undefined });
     this.eog = eogTokens(m);

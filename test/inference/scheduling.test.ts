@@ -165,3 +165,28 @@ describe("pinned conversations under memory pressure", () => {
     }
   });
 });
+
+describe("n-gram lookup speculation", () => {
+  test("greedy and seeded outputs are identical with and without it; guesses and kept guesses are counted", async () => {
+    const spec = await Engine.start({ models: [{ id: "tiny", path: TINY_MODEL }], slots: 2, ctxSize: 1024, ngramDraft: 8 });
+    try {
+      const pattern = Array.from({ length: 12 }, (_, i) => 2000 + i * 37);
+      const repetitive = Array.from({ length: 240 }, (_, i) => pattern[i % pattern.length]!);
+      const requests: GenerateRequest[] = [
+        greedy(repetitive, 64, { ignoreEos: true }),
+        greedy("The same words again and again, the same words again and again,", 64, { ignoreEos: true }),
+        { prompt: repetitive, maxTokens: 48, ignoreEos: true, sampling: { temperature: 0.9, seed: 7, repeatPenalty: 1.1 } },
+      ];
+      for (const r of requests) {
+        const [a, b] = await Promise.all([text(engine.submit(r)), text(spec.submit(r))]);
+        expect(b).toBe(a);
+      }
+      const s = spec.stats()[0]!;
+      expect(s.draftedTokens).toBeGreaterThan(0);
+      expect(s.acceptedTokens).toBeLessThanOrEqual(s.draftedTokens);
+      expect(engine.stats()[0]!.draftedTokens).toBe(0);
+    } finally {
+      spec.close();
+    }
+  });
+});

@@ -6,7 +6,7 @@ import { Engine } from "../../src/inference/engine.ts";
 import type { EngineEvent, GenerateRequest } from "../../src/inference/types.ts";
 import { TINY_MODEL } from "../support/model.ts";
 
-setDefaultTimeout(120_000);
+setDefaultTimeout(240_000);
 
 const greedy = (prompt: string | number[], maxTokens: number, extra: Partial<GenerateRequest> = {}): GenerateRequest => ({
   prompt,
@@ -173,9 +173,9 @@ describe("n-gram lookup speculation", () => {
       const pattern = Array.from({ length: 12 }, (_, i) => 2000 + i * 37);
       const repetitive = Array.from({ length: 240 }, (_, i) => pattern[i % pattern.length]!);
       const requests: GenerateRequest[] = [
-        greedy(repetitive, 64, { ignoreEos: true }),
-        greedy("The same words again and again, the same words again and again,", 64, { ignoreEos: true }),
-        { prompt: repetitive, maxTokens: 48, ignoreEos: true, sampling: { temperature: 0.9, seed: 7, repeatPenalty: 1.1 } },
+        greedy(repetitive, 32, { ignoreEos: true }),
+        greedy("The same words again and again, the same words again and again,", 32, { ignoreEos: true }),
+        { prompt: repetitive, maxTokens: 24, ignoreEos: true, sampling: { temperature: 0.9, seed: 7, repeatPenalty: 1.1 } },
       ];
       for (const r of requests) {
         const [a, b] = await Promise.all([text(engine.submit(r)), text(spec.submit(r))]);

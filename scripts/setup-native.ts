@@ -160,6 +160,8 @@ function installFromSource(backend: NativeBackend, dest: string, log: (l: string
     "-DCMAKE_BUILD_RPATH_USE_ORIGIN=ON",
     "-DCMAKE_BUILD_WITH_INSTALL_RPATH=ON",
     "-DCMAKE_INSTALL_RPATH=$ORIGIN",
+    // This CPU's own instruction set (AVX-512, ...), which the prebuilt libraries pick per variant.
+    "-DGGML_NATIVE=ON",
   ];
   if (backend === "cuda") flags.push("-DGGML_CUDA=ON");
   if (backend === "metal") flags.push("-DGGML_METAL=ON");

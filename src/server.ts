@@ -46,6 +46,8 @@ export function engineOptions(config: Config, models: ModelEntry[]): EngineOptio
     slots: config.parallel,
     ctxSize: config.ctxSize,
     batchSize: config.batchSize,
+    promptBudget: config.promptBudget,
+    ngramDraft: config.ngramDraft,
     threads: config.threads,
     gpuLayers: config.gpuLayers,
     maxQueue: config.maxQueue,

@@ -36,6 +36,8 @@ export const SETTINGS = {
   cacheRam: def({ kind: "int", default: 1024, min: 0, description: "MiB of memory per model for KV state of evicted prompts and pinned sessions, restored instead of recomputed (0 = off)." }),
   maxQueue: def({ kind: "int", default: 64, min: 0, description: "Requests per model that may wait for a free slot; more get 503 overloaded." }),
   batchSize: def({ kind: "int", default: 512, min: 1, description: "Most tokens per decode step." }),
+  ngramDraft: def({ kind: "int", default: 0, min: 0, max: 64, description: "N-gram lookup speculation (opt-in): up to this many tokens per step guessed from an earlier occurrence of the sequence's last 3 tokens, kept as far as the sampler agrees; the output is unchanged, repetitive text decodes faster (0 = off)." }),
+  promptBudget: def({ kind: "int", default: 0, min: 0, description: "Prompt tokens per decode step while other requests are generating (chunked prefill), so new prompts do not stall running streams (0 = automatic, from measured step times)." }),
   libDir: def({ kind: "string", default: "", description: "Directory with the llama.cpp libraries; a compiled executable extracts its own there." }),
   dataDir: def({ kind: "string", default: "", description: "Directory for the database. Defaults to $STATE_DIRECTORY under systemd, else ./data when ./data/cocoon.sqlite exists (earlier builds), else $XDG_DATA_HOME/cocoon-server (~/.local/share/cocoon-server)." }),
   logLevel: def({ kind: "string", default: "info", choices: ["debug", "info", "warn", "error"], description: "Least severe log level printed." }),

@@ -14,6 +14,10 @@ export interface EngineOptions {
   ctxSize?: number;
   /** Most tokens per decode step. Defaults to 512. */
   batchSize?: number;
+  /** Prompt tokens per step while other requests generate (chunked prefill; 0 = automatic). Defaults to 0. */
+  promptBudget?: number;
+  /** N-gram lookup speculation: tokens guessed per step (0 = off). Defaults to 0. */
+  ngramDraft?: number;
   /** CPU threads (0 = all cores). Defaults to 0. */
   threads?: number;
   /** Layers offloaded to the GPU (-1 = all). Defaults to -1. */
@@ -69,7 +73,7 @@ class ModelRunner {
     private readonly init: WorkerInit,
     private readonly maxQueue: number,
   ) {
-    this.stats = { id: init.model.id, slotsBusy: 0, slotsTotal: init.slots, queued: 0, promptTokens: 0, generatedTokens: 0, cachedTokens: 0, requests: 0, restarts: 0, ready: false, kvUsedCells: 0, kvTotalCells: 0, pinnedSlots: 0, parkedStates: 0, parkedSessions: 0, parkedBytes: 0 };
+    this.stats = { id: init.model.id, slotsBusy: 0, slotsTotal: init.slots, queued: 0, promptTokens: 0, generatedTokens: 0, cachedTokens: 0, requests: 0, restarts: 0, ready: false, kvUsedCells: 0, kvTotalCells: 0, pinnedSlots: 0, residentSequences: 0, evictions: 0, draftedTokens: 0, acceptedTokens: 0, parkedStates: 0, parkedSessions: 0, parkedBytes: 0 };
   }
 
   start(): Promise<void> {
@@ -274,6 +278,8 @@ export class Engine {
           gpuLayers: model.gpuLayers ?? opts.gpuLayers ?? -1,
           maxQueue: opts.maxQueue ?? 64,
           parkBytes: (opts.cacheRamMiB ?? 1024) * 2 ** 20,
+          promptBudget: opts.promptBudget ?? 0,
+          ngramDraft: opts.ngramDraft ?? 0,
         },
         opts.maxQueue ?? 64,
       );

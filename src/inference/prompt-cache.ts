@@ -1,4 +1,4 @@
-// The scheduler's prompt cache over the slots of one llama context: which free slot a prompt takes,
+// The scheduler's prompt cache over the sequences of one llama context: which idle one a prompt takes,
 // how much of its prefix is reused (the slot's own KV cells, another slot's copied within the
 // unified KV cache, or a parked state restored), and parking a slot's KV state in memory before a
 // prompt overwrites it, so an evicted conversation's next turn is restored instead of recomputed.
@@ -61,26 +61,43 @@ export class PromptCache {
     };
   }
 
-  /** The free slot that already holds the most of this prompt (its pinned session first). */
+  /**
+   * The idle sequence a prompt takes, overwriting as little as possible: its pinned session; else
+   * the one the prompt continues (the longest common prefix, covering at least half of what it
+   * holds, as a conversation's next turn does: only the tail the turn does not repeat is lost); else
+   * an empty one (a shared prefix is copied into it from any sequence by reusePrefix); else the
+   * least recently used, unpinned first.
+   */
   pick<S extends CachedSequence>(free: S[], prompt: Prompt): S {
     if (prompt.sessionKey) {
       const pinned = free.find((s) => s.sessionKey === prompt.sessionKey);
       if (pinned) return pinned;
     }
-    // A slot pinned to another conversation is used only when nothing else is free: a shared prefix
-    // (the chat template's opening) is copied from it by reusePrefix anyway, without evicting it.
-    const unpinned = free.filter((s) => !s.sessionKey || s.sessionKey === prompt.sessionKey);
-    const candidates = unpinned.length > 0 ? unpinned : free;
-    let best = candidates[0]!;
-    let bestLen = -1;
-    for (const s of candidates) {
-      const len = s.scope === prompt.cacheScope ? commonPrefix(s.cached, prompt.tokens) : 0;
-      if (len > bestLen || (len === bestLen && s.lastUsed < best.lastUsed)) {
+    let best: S | null = null;
+    let bestLen = 0;
+    for (const s of free) {
+      if (s.cached.length === 0 || s.scope !== prompt.cacheScope || (s.sessionKey && s.sessionKey !== prompt.sessionKey)) continue;
+      const len = commonPrefix(s.cached, prompt.tokens);
+      if (len * 2 >= s.cached.length && len > bestLen) {
         best = s;
         bestLen = len;
       }
     }
-    return best;
+    if (best) return best;
+    const empty = free.find((s) => s.cached.length === 0);
+    if (empty) return empty;
+    return [...free].sort((a, b) => Number(a.sessionKey !== null) - Number(b.sessionKey !== null) || a.lastUsed - b.lastUsed)[0]!;
+  }
+
+  /**
+   * Frees an idle sequence's cells under memory pressure: its state is parked to RAM first when worth
+   * it (a pinned conversation always; others from MIN_PARK_TOKENS tokens), then the cells are dropped.
+   * A parked state `incoming` (the prompt being admitted) would restore is not dropped to make room.
+   */
+  evict(seq: CachedSequence, incoming: Prompt | null = null): void {
+    this.park(seq, { tokens: new Int32Array(0), sessionKey: null, cacheScope: seq.scope }, incoming);
+    this.ctx.seqRemove(seq.seq);
+    seq.cached = [];
   }
 
   /**
@@ -170,11 +187,13 @@ export class PromptCache {
    * to memory (as llama-server's prompt cache does). Pinned conversations are always kept; short
    * caches are not. A slot pinned to another conversation is unpinned: its state lives on parked.
    */
-  private park(slot: CachedSequence, incoming: Prompt): void {
+  private park(slot: CachedSequence, incoming: Prompt, protect: Prompt | null = incoming): void {
     const pinned = slot.sessionKey !== null && slot.sessionKey !== incoming.sessionKey;
     const kept = slot.scope === incoming.cacheScope ? commonPrefix(slot.cached, incoming.tokens) : 0;
     const limit = this.opts.parkBytes ?? 2 ** 30;
-    const worth = pinned || (limit > 0 && slot.cached.length >= MIN_PARK_TOKENS);
+    // Worth it when a long stretch would be lost: a conversation's next turn overwriting only the
+    // tail it does not repeat (its last answer's unsent end, say) parks nothing.
+    const worth = pinned || (limit > 0 && slot.cached.length - kept >= MIN_PARK_TOKENS);
     if (worth && kept < slot.cached.length) {
       try {
         const state = this.ctx.saveSequence(slot.seq);
@@ -184,7 +203,11 @@ export class PromptCache {
         this.parked.push({ tokens, state, key: slot.sessionKey, scope: slot.scope });
         this.parkedBytes += state.length;
         // Oldest first when over budget.
-        while (this.parkedBytes > limit && this.parked.length > 1) this.unpark(this.parked[0]!);
+        const wanted = (p: ParkedState) => protect !== null && p.scope === protect.cacheScope && commonPrefix(p.tokens, protect.tokens) >= MIN_PARK_TOKENS;
+        while (this.parkedBytes > limit && this.parked.length > 1) {
+          const oldest = this.parked.find((p) => !wanted(p)) ?? this.parked[0]!;
+          this.unpark(oldest);
+        }
       } catch {
         // Parking is an optimisation; losing it only costs a recompute.
       }

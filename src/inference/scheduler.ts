@@ -1,9 +1,13 @@
-// Continuous batching over N slots sharing one llama context: each step decodes one batch that mixes
-// the next token of every generating slot with prompt chunks of newly admitted requests. Also
-// pinned sessions, n > 1 choices, cancellation and timeouts; prefix reuse is prompt-cache.ts.
+// Continuous batching over N lanes sharing one llama context: each step decodes one batch that mixes
+// the next token of every generating slot with prompt chunks of newly admitted requests. Sequences
+// outnumber lanes: a finished conversation's KV stays resident in the unified cache while cells are
+// free and is evicted (parked to RAM when worth it) only under memory pressure. Also pinned sessions,
+// n > 1 choices, cancellation and timeouts; prefix reuse is prompt-cache.ts.
 import { LlamaBatch, LlamaError, type LlamaContext, type LlamaModel } from "../native/llama.ts";
 import { TokenSampler, type TokenChoice, type TokenSamplerOptions } from "../native/token-sampler.ts";
 import { ChoiceOutput, type OutputOptions } from "./output.ts";
+import { ngramGuess } from "./ngram.ts";
+import { StepCosts } from "./step-costs.ts";
 import { PromptCache, type CachedSequence, type PromptCacheOptions } from "./prompt-cache.ts";
 import { EngineError, type EngineEvent, type FinishReason, type ModelStats, type Usage } from "./types.ts";
 
@@ -60,14 +64,34 @@ interface Slot extends CachedSequence {
   generated: number;
   sampler: TokenSampler | null;
   output: ChoiceOutput | null;
+  /** Tokens guessed to follow `pending` (n-gram lookup), decoded with it this step, and their rows. */
+  draft: number[];
+  draftRows: number[];
 }
 
 export interface SchedulerOptions extends PromptCacheOptions {
+  /** Requests' choices decoded at once (the configured slots); the context's other sequences only keep KV resident. Defaults to every sequence. */
+  lanes?: number;
   /** Tokens one request may occupy (prompt + completion). */
   ctxPerSlot: number;
   /** Waiting requests beyond the running ones. */
   maxQueue: number;
+  /**
+   * Prompt tokens a step may carry while other slots are generating (chunked prefill): a new prompt
+   * is fed in pieces so running streams keep their pace. 0 = automatic, sized from measured step
+   * times so such a step takes about twice a plain decode step (at least MIN_PROMPT_CHUNK tokens).
+   * Steps with no generating slot always fill the whole batch. Defaults to 0.
+   */
+  promptBudget?: number;
+  /**
+   * N-gram lookup speculation: up to this many tokens guessed per step from an earlier occurrence of
+   * the sequence's last tokens, decoded beside its next token and kept as far as the sampler agrees
+   * (the output is the same as without). 0 = off. Defaults to 0.
+   */
+  ngramDraft?: number;
 }
+
+
 
 const now = () => performance.now();
 
@@ -78,7 +102,14 @@ export class Scheduler {
   private readonly cache: PromptCache;
   private readonly batch: LlamaBatch;
   private clock = 0;
-  readonly stats = { promptTokens: 0, generatedTokens: 0, cachedTokens: 0, requests: 0 };
+  private readonly costs = new StepCosts();
+  /** What the last batch held. */
+  private genRows = 0;
+  private promptRows = 0;
+  private readonly lanes: number;
+  /** Resident sequences evicted under memory pressure. */
+  private evictions = 0;
+  readonly stats = { promptTokens: 0, generatedTokens: 0, cachedTokens: 0, requests: 0, draftedTokens: 0, acceptedTokens: 0 };
 
   constructor(
     private readonly model: LlamaModel,
@@ -98,25 +129,30 @@ export class Scheduler {
       generated: 0,
       sampler: null,
       output: null,
+      draft: [],
+      draftRows: [],
       sessionKey: null,
       scope: null,
       lastUsed: 0,
     }));
+    this.lanes = Math.min(opts.lanes ?? this.slots.length, this.slots.length);
     this.cache = new PromptCache(ctx, this.slots, { parkBytes: opts.parkBytes });
     this.batch = new LlamaBatch(ctx.nBatch);
   }
 
   get slotCount(): number {
-    return this.slots.length;
+    return this.lanes;
   }
 
   snapshot(id: string): ModelStats {
     const busy = this.slots.filter((s) => s.state !== "idle").length;
-    const used = Math.min(this.ctx.nCtx, this.slots.reduce((n, s) => n + s.cached.length, 0));
+    const used = Math.min(this.ctx.nCtx, this.cellsHeld());
     return {
       id,
       slotsBusy: busy,
-      slotsTotal: this.slots.length,
+      slotsTotal: this.lanes,
+      residentSequences: this.slots.filter((s) => s.state === "idle" && s.cached.length > 0).length,
+      evictions: this.evictions,
       queued: this.queue.length,
       ...this.stats,
       restarts: 0,
@@ -149,8 +185,8 @@ export class Scheduler {
   /** Queues a request; throws EngineError for requests that can never run. */
   submit(req: PreparedRequest): void {
     const n = req.samplers.length;
-    if (n > this.slots.length) {
-      throw new EngineError("invalid_request", `n=${n} exceeds the ${this.slots.length} parallel slots of this model`, "n");
+    if (n > this.lanes) {
+      throw new EngineError("invalid_request", `n=${n} exceeds the ${this.lanes} parallel slots of this model`, "n");
     }
     if (req.tokens.length === 0) throw new EngineError("invalid_request", "the prompt is empty", req.promptParam);
     if (req.tokens.length + req.maxTokens > this.opts.ctxPerSlot) {
@@ -160,7 +196,7 @@ export class Scheduler {
         req.promptParam,
       );
     }
-    if (this.queue.length >= this.opts.maxQueue && this.freeSlots().length < n) {
+    if (this.queue.length >= this.opts.maxQueue && this.freeLanes() < n) {
       throw new EngineError("overloaded", `the server is busy: ${this.queue.length} requests are waiting; retry shortly`);
     }
     this.queue.push(req);
@@ -210,14 +246,35 @@ export class Scheduler {
     this.expire();
     this.admit();
     if (!this.fillBatch()) return false;
+    const t0 = now();
     try {
-      this.ctx.decode(this.batch);
+      this.makeRoom(this.batch.size, []);
+      try {
+        this.ctx.decode(this.batch);
+      } catch (err) {
+        // Cells shared between sequences make the count an estimate: evict every resident one and retry.
+        if (!(err instanceof LlamaError && err.code === "no_kv_slot")) throw err;
+        this.makeRoom(this.ctx.nCtx, []);
+        this.ctx.decode(this.batch);
+      }
     } catch (err) {
       this.failAll(err);
       return true;
     }
+    this.costs.learn(now() - t0, this.genRows, this.promptRows);
     this.sampleAll();
     return true;
+  }
+
+  /**
+   * Prompt (or other side work, such as embeddings) tokens one step may add while slots are
+   * generating; the whole batch when none is.
+   */
+  get sideBudget(): number {
+    const room = this.batch.capacity;
+    if (!this.slots.some((s) => s.state === "generate")) return room;
+    const fixed = this.opts.promptBudget ?? 0;
+    return fixed > 0 ? Math.min(fixed, room) : this.costs.budget(room);
   }
 
   /** Fails every running request (e.g. after a decode error) and resets the KV cache. */
@@ -230,23 +287,55 @@ export class Scheduler {
 
   // ---- admission ---------------------------------------------------------------------------------
 
-  private freeSlots(): Slot[] {
-    return this.slots.filter((s) => s.state === "idle");
+  private freeLanes(): number {
+    return this.lanes - this.slots.filter((s) => s.state !== "idle").length;
+  }
+
+  /** KV cells the sequences hold (an upper bound: cells shared by copied prefixes count per sequence). */
+  private cellsHeld(): number {
+    let n = 0;
+    for (const s of this.slots) n += s.cached.length;
+    return n;
+  }
+
+  /**
+   * Evicts idle resident sequences until `cells` more fit in the context: unpinned before pinned,
+   * least recently used first, each parked to RAM when worth it (prompt-cache.ts). Running requests
+   * and `keep` are never touched.
+   */
+  private makeRoom(cells: number, keep: readonly Slot[], incoming: PreparedRequest | null = null): void {
+    let held = this.cellsHeld();
+    if (held + cells <= this.ctx.nCtx) return;
+    const victims = this.slots
+      .filter((s) => s.state === "idle" && s.cached.length > 0 && !keep.includes(s))
+      .sort((a, b) => Number(a.sessionKey !== null) - Number(b.sessionKey !== null) || a.lastUsed - b.lastUsed);
+    for (const v of victims) {
+      if (held + cells <= this.ctx.nCtx) return;
+      held -= v.cached.length;
+      this.cache.evict(v, incoming);
+      this.evictions++;
+    }
   }
 
   private admit(): void {
     while (this.queue.length > 0) {
       const req = this.queue[0]!;
-      const free = this.freeSlots();
-      if (free.length < req.samplers.length) return;
+      if (this.freeLanes() < req.samplers.length) return;
       this.queue.shift();
-      this.start(req, free);
+      this.start(req, this.slots.filter((s) => s.state === "idle"));
     }
   }
 
   private start(req: PreparedRequest, free: Slot[]): void {
     const primary = this.cache.pick(free, req);
-    const others = free.filter((s) => s !== primary).sort((a, b) => a.lastUsed - b.lastUsed).slice(0, req.samplers.length - 1);
+    // Extra choices take empty sequences first, then the least recently used.
+    const others = free
+      .filter((s) => s !== primary)
+      .sort((a, b) => Number(a.cached.length > 0) - Number(b.cached.length > 0) || a.lastUsed - b.lastUsed)
+      .slice(0, req.samplers.length - 1);
+    // Room for the prompt beyond what the primary holds (a parked state restored into it, or the
+    // prompt itself; decode steps make room for their own tokens too).
+    this.makeRoom(Math.max(0, req.tokens.length - primary.cached.length), [primary], req);
     const reuse = this.cache.load([primary, ...others], req);
 
     const active: Active = {
@@ -293,26 +382,50 @@ export class Scheduler {
     }
   }
 
-  /** Generating slots first (one token each), then prompt chunks in the space left. */
+  /**
+   * Generating slots first (one token each), then prompt chunks within the step's prompt budget,
+   * oldest request first so that one prompt finishes before the next starts. The budget guards
+   * streams that were already running when a prompt arrived; prompts that arrived together with
+   * them (before any of them streamed its first token) fill the batch, as they would have alone.
+   */
   private fillBatch(): boolean {
     const b = this.batch;
     b.clear();
     for (const s of this.slots) {
       s.row = -1;
+      s.draft = [];
+      s.draftRows = [];
       if (s.state === "generate" && s.pending >= 0) {
         s.row = b.add(s.pending, s.cached.length, s.seq, true);
       }
     }
-    for (const s of this.slots) {
-      if (s.state !== "prompt" || s.choice !== 0 || !s.active) continue;
-      const tokens = s.active.req.tokens;
-      while (s.promptPos < tokens.length && b.size < b.capacity) {
+    const k = this.opts.ngramDraft ?? 0;
+    if (k > 0) {
+      for (const s of this.slots) {
+        if (s.row < 0 || !s.active) continue;
+        const room = Math.min(k, s.active.req.maxTokens - s.generated - 1, b.capacity - b.size, this.opts.ctxPerSlot - s.cached.length - 2);
+        if (room <= 0) continue;
+        s.draft = ngramGuess(s.cached, s.pending, room);
+        s.draft.forEach((t, i) => s.draftRows.push(b.add(t, s.cached.length + 1 + i, s.seq, true)));
+        this.stats.draftedTokens += s.draft.length;
+      }
+    }
+    this.genRows = b.size;
+    const limit = Math.min(b.capacity, b.size + this.sideBudget);
+    let firstStreamed = Infinity;
+    for (const s of this.slots) if (s.state === "generate" && s.active) firstStreamed = Math.min(firstStreamed, s.active.firstTokenAt);
+    const prompts = this.slots.filter((s) => s.state === "prompt" && s.choice === 0 && s.active).sort((x, y) => x.active!.startedAt - y.active!.startedAt);
+    for (const s of prompts) {
+      const tokens = s.active!.req.tokens;
+      const cap = s.active!.req.receivedAt <= firstStreamed ? b.capacity : limit;
+      while (s.promptPos < tokens.length && b.size < cap) {
         const last = s.promptPos === tokens.length - 1;
         const row = b.add(tokens[s.promptPos]!, s.promptPos, s.seq, last);
         if (last) s.row = row;
         s.promptPos++;
       }
     }
+    this.promptRows = b.size - this.genRows;
     return b.size > 0;
   }
 
@@ -326,8 +439,33 @@ export class Scheduler {
       if (s.state === "prompt" && s.choice === 0 && s.active && s.promptPos >= s.active.req.tokens.length && s.row >= 0) {
         this.promptDone(s);
       } else if (s.state === "generate" && s.row >= 0) {
-        this.next(s, s.row);
+        if (s.draft.length === 0) this.next(s, s.row);
+        else this.verify(s);
       }
+    }
+  }
+
+  /**
+   * Samples a slot's tokens along its guessed ones: each guess the sampler also picks is already in
+   * the KV cache with its logits, so the next token comes from its row; the cells after the last
+   * kept guess are dropped. Sampling is the same as one token a step, so the output is too.
+   */
+  private verify(s: Slot): void {
+    const draft = s.draft;
+    const rows = s.draftRows;
+    // Where the decoded pending token sits; the guesses follow it.
+    const base = s.cached.length - draft.length - 1;
+    let kept = 0;
+    this.next(s, s.row);
+    while (kept < draft.length && s.state === "generate" && s.pending === draft[kept]) {
+      this.next(s, rows[kept]!);
+      kept++;
+    }
+    this.stats.acceptedTokens += kept;
+    const valid = base + 1 + kept;
+    if (s.cached.length > valid) {
+      this.ctx.seqRemove(s.seq, valid, -1);
+      s.cached.length = valid;
     }
   }
 

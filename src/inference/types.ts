@@ -185,6 +185,12 @@ export interface ModelStats {
   kvTotalCells: number;
   /** Slots pinned to a conversation (`sessionKey`). */
   pinnedSlots: number;
+  /** Idle sequences whose KV stays resident in the cache (warm conversations), and how many were evicted under memory pressure. */
+  residentSequences: number;
+  evictions: number;
+  /** N-gram speculation: tokens guessed, and those the sampler kept (each saved a decode step). */
+  draftedTokens: number;
+  acceptedTokens: number;
   /** KV states parked in memory, those of pinned conversations, and their bytes. */
   parkedStates: number;
   parkedSessions: number;

@@ -28,6 +28,10 @@ export interface WorkerInit {
   maxQueue: number;
   /** Bytes of parked KV state the scheduler may keep. */
   parkBytes: number;
+  /** Prompt tokens per step beside generating slots (0 = automatic). */
+  promptBudget: number;
+  /** N-gram lookup speculation: tokens guessed per step (0 = off). */
+  ngramDraft: number;
 }
 
 export type CallMap = {

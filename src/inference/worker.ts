@@ -1,17 +1,20 @@
 // The engine worker: one per loaded model. It owns the llama model and context, turns requests into
 // tokens (prepare-request.ts) and runs the scheduler's step loop, so the main thread never calls
 // llama.cpp. Talks to engine.ts through the messages in worker-protocol.ts.
-import { loadLlama, LlamaBatch, type LlamaContext, type LlamaModel } from "../native/llama.ts";
+import { loadLlama, type LlamaContext, type LlamaModel } from "../native/llama.ts";
 import { eogTokens } from "../native/token-sampler.ts";
 import { ChatTemplate } from "./chat-template.ts";
-import { chunkedEmbedding, embedTokens, embeddingContextOptions } from "./embedding.ts";
-import { refuseUnfittable } from "./fits.ts";
+import { Embedder } from "./embedder.ts";
 import { prepareRequest, type PrepareHost } from "./prepare-request.ts";
 import { Scheduler, type SchedulerEvent } from "./scheduler.ts";
 import { EngineError, type ModelInfo } from "./types.ts";
 import type { ToMain, ToWorker, WorkerInit } from "./worker-protocol.ts";
 
 declare const self: Worker;
+
+/** Sequences per slot that may keep a conversation's KV resident; llama.cpp allows 256 in all. */
+const RESIDENT_PER_SLOT = 4;
+const MAX_SEQUENCES = 256;
 
 class ModelHost implements PrepareHost {
   readonly model: LlamaModel;
@@ -20,7 +23,8 @@ class ModelHost implements PrepareHost {
   readonly template: ChatTemplate | null;
   readonly info: ModelInfo;
   readonly eog: number[];
-  private embedCtx: LlamaContext | null = null;
+  /** Embedding requests, run in bounded steps between decode steps. */
+  readonly embedder: Embedder;
   private outbox: { id: string; event: SchedulerEvent }[] = [];
 
   constructor(readonly init: WorkerInit) {
@@ -36,16 +40,21 @@ class ModelHost implements PrepareHost {
     const slots = type === "embedding" ? 1 : init.slots;
     this.ctx = m.createContext({
       nCtx: ctxPerSlot * slots,
-      nSeqMax: slots,
+      // Sequences outnumber slots: idle conversations keep their KV resident while cells are free.
+      nSeqMax: type === "embedding" ? 1 : Math.min(MAX_SEQUENCES, slots * RESIDENT_PER_SLOT),
       nBatch: init.batchSize,
       threads: init.threads || undefined,
       kvUnified: true,
     });
     this.scheduler = new Scheduler(m, this.ctx, (id, event) => this.outbox.push({ id, event }), {
       ctxPerSlot,
+      lanes: slots,
       maxQueue: init.maxQueue,
       parkBytes: init.parkBytes,
+      promptBudget: init.promptBudget,
+      ngramDraft: init.ngramDraft,
     });
+    this.embedder = new Embedder(m, ctxPerSlot, { type, longestTokenBytes: m.longestTokenBytes(), threads: init.threads || undefined });
     this.eog = eogTokens(m);
     this.info = {
       id: init.model.id,
@@ -67,35 +76,6 @@ class ModelHost implements PrepareHost {
       backend: llama.backend,
       gpuLayers: init.gpuLayers,
     };
-  }
-
-  /** L2-normalised pooled embeddings, one input at a time in a context of their own. */
-  embed(inputs: (string | number[])[]): { vectors: Float32Array[]; promptTokens: number } {
-    const m = this.model;
-    const size = this.info.contextWindow;
-    // Bounded memory: a decoder-only model is fed in chunks (see embedding.ts).
-    const chunked = chunkedEmbedding(m, this.info.type);
-    this.embedCtx ??= m.createContext(embeddingContextOptions(m, this.info.type, size, this.init.threads || undefined));
-    const ctx = this.embedCtx;
-    let promptTokens = 0;
-    const vectors = inputs.map((input, i) => {
-      if (typeof input === "string") refuseUnfittable(Buffer.byteLength(input), this.info, "input", `input[${i}]`);
-      const tokens = typeof input === "string" ? m.tokenize(input, { addSpecial: true, parseSpecial: false }) : Int32Array.from(input);
-      if (tokens.length === 0) throw new EngineError("invalid_request", `input[${i}] is empty`, "input");
-      const bad = tokens.find((t) => t < 0 || t >= m.nVocab);
-      if (bad !== undefined) throw new EngineError("invalid_request", `input[${i}] has token id ${bad}, outside the vocabulary (0..${m.nVocab - 1})`, "input");
-      if (tokens.length > size) {
-        throw new EngineError("context_overflow", `input[${i}] has ${tokens.length} tokens; the limit is ${size}`, "input");
-      }
-      promptTokens += tokens.length;
-      const v = embedTokens(ctx, m, tokens, chunked);
-      let norm = 0;
-      for (const x of v) norm += x * x;
-      norm = Math.sqrt(norm) || 1;
-      for (let j = 0; j < v.length; j++) v[j]! /= norm;
-      return v;
-    });
-    return { vectors, promptTokens };
   }
 
   takeOutbox(): { id: string; event: SchedulerEvent }[] {
@@ -183,7 +163,14 @@ self.onmessage = (e: MessageEvent<ToWorker>) => {
             checkIds(h.model.nVocab, msg.args.tokens);
             result = msg.args.tokens.map((t) => Array.from(h.model.tokenBytes(t)));
           } else if (msg.method === "embed") {
-            result = h.embed(msg.args.inputs);
+            // Answered by the loop's embedding steps, not here.
+            const rid = msg.rid;
+            h.embedder.submit(
+              msg.args.inputs,
+              (r) => post({ type: "reply", rid, result: r }),
+              (err) => post({ type: "reply", rid, error: fail(err) }),
+            );
+            break;
           } else if (msg.method === "render") {
             if (!h.template) throw new EngineError("invalid_request", `model ${h.info.id} has no chat template`, "messages");
             result = h.template.render(msg.args.messages, msg.args.options);
@@ -222,6 +209,9 @@ async function loop(): Promise<void> {
       h.scheduler.failAll(err);
     }
     flush();
+    // One bounded embedding step between decode steps: within the prompt budget while slots
+    // generate, so embeddings share the worker instead of holding it.
+    if (h.embedder.step(h.scheduler.sideBudget)) worked = true;
     if (worked) {
       // Let queued messages (submits, cancels) in between steps.
       await new Promise<void>((r) => setImmediate(r));
@@ -230,6 +220,8 @@ async function loop(): Promise<void> {
       wake = null;
     }
   }
+  h.embedder.failAll(new EngineError("shutting_down", "the server is shutting down"));
+  h.embedder.dispose();
   h.ctx.dispose();
   h.model.dispose();
   post({ type: "closed" });

@@ -131,6 +131,10 @@ export function jsonStats(deps: OpsDeps) {
       prompt_tokens: s.promptTokens,
       generated_tokens: s.generatedTokens,
       cached_tokens: s.cachedTokens,
+      resident_sequences: s.residentSequences,
+      kv_evictions: s.evictions,
+      speculative_drafted_tokens: s.draftedTokens,
+      speculative_accepted_tokens: s.acceptedTokens,
       worker_restarts: s.restarts,
     })),
     ton_watcher: ton && {

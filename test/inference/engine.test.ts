@@ -328,9 +328,8 @@ describe("engine", () => {
     // Everything up to the end of turn 1's prompt comes back (re-tokenizing may merge its last token).
     expect(pinned.r2.usage.cachedTokens).toBeGreaterThanOrEqual(pinned.r1.usage.promptTokens - 1);
     const unpinned = await turnTwo(undefined);
-    // Unpinned and short (below the automatic parking threshold), its history is gone but for the
-    // template prefix it shares with other prompts.
-    expect(unpinned.r2.usage.cachedTokens).toBeLessThan(unpinned.r1.usage.promptTokens - 1);
+    // Unpinned, its history stays resident too while the cache has free cells (sequences outnumber slots).
+    expect(unpinned.r2.usage.cachedTokens).toBeGreaterThanOrEqual(unpinned.r1.usage.promptTokens - 1);
   });
 
   test("forgetSession frees a pinned slot's KV cells and the session's parked state; other sessions keep theirs", async () => {
@@ -346,13 +345,13 @@ describe("engine", () => {
     // The kept session still resumes from its cache.
     const again = await collect(engine.submit(greedy(`${turn("keep")}${keep.texts[0]}<|im_end|>\n<|im_start|>user\nMore<|im_end|>\n<|im_start|>assistant\n`, 2, { sessionKey: "keep" })));
     expect(again.usage.cachedTokens).toBeGreaterThanOrEqual(keep.usage.promptTokens - 1);
-    // Parked: other pinned traffic takes every slot, then the session is forgotten.
-    await collect(engine.submit(greedy(turn("parked"), 4, { sessionKey: "parked" })));
+    // Other pinned traffic on every slot leaves it resident (cells are free); forgetting frees its cells.
+    // (A session parked under memory pressure is forgotten in test/inference/scheduling.test.ts.)
+    await collect(engine.submit(greedy(turn("resident"), 4, { sessionKey: "resident" })));
     await Promise.all([0, 1, 2, 3].map((i) => collect(engine.submit(greedy(turn(`filler ${i}`), 2, { sessionKey: `filler-${i}` })))));
-    const parkedBefore = engine.stats()[0]!;
-    expect(await engine.forgetSession("parked")).toEqual({ slots: 0, parked: 1 });
-    expect(engine.stats()[0]!.parkedSessions).toBe(parkedBefore.parkedSessions - 1);
-    expect(engine.stats()[0]!.parkedBytes).toBeLessThan(parkedBefore.parkedBytes);
+    const residentBefore = engine.stats()[0]!;
+    expect(await engine.forgetSession("resident")).toEqual({ slots: 1, parked: 0 });
+    expect(engine.stats()[0]!.kvUsedCells).toBeLessThan(residentBefore.kvUsedCells);
     for (const k of ["keep", "filler-0", "filler-1", "filler-2", "filler-3"]) await engine.forgetSession(k);
   });
 

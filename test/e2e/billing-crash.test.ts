@@ -65,14 +65,17 @@ describe("billing across a crash", () => {
     const server = await startTestServer(["--data-dir", dir, "--rate-limit-rpm", "60"], { auth: true });
     try {
       // Windows are aligned to the UTC minute: don't start the burst right at a boundary.
+      const tokenize = () =>
+        fetch(`${server.url}/tokenize`, { method: "POST", headers: { authorization: `Bearer ${key}`, "content-type": "application/json" }, body: JSON.stringify({ content: "hi" }) });
       const second = new Date().getUTCSeconds();
       if (second >= 55) await Bun.sleep((61 - second) * 1000);
       const statuses = await Promise.all(
-        Array.from({ length: 100 }, () => fetch(`${server.url}/v1/balance`, { headers: { authorization: `Bearer ${key}` } }).then((r) => r.status)),
+        // An inference route (rpm governs those; /v1/balance has the account routes' own limit).
+        Array.from({ length: 100 }, () => tokenize().then((r) => r.status)),
       );
       expect(statuses.filter((s) => s === 200).length).toBe(60);
       expect(statuses.filter((s) => s === 429).length).toBe(40);
-      const refused = await fetch(`${server.url}/v1/balance`, { headers: { authorization: `Bearer ${key}` } });
+      const refused = await tokenize();
       expect(refused.status).toBe(429);
       expect(Number(refused.headers.get("retry-after"))).toBeGreaterThan(0);
       expect(refused.headers.get("x-ratelimit-remaining")).toBe("0");

@@ -161,7 +161,8 @@ char * cs_chat_templates_info(void * handle) {
 
 // The request half of llama-server's oaicompat_chat_params_parse: OpenAI-shaped messages and tools,
 // tool_choice ("auto" | "none" | "required"), parallel_tool_calls, add_generation_prompt,
-// enable_thinking, chat_template_kwargs (values as JSON), reasoning_format, json_schema.
+// enable_thinking, chat_template_kwargs (values as JSON), reasoning_format, json_schema. Absent fields
+// take llama-server's defaults.
 char * cs_chat_templates_apply(void * handle, const char * request_json, char ** err) {
     try {
         auto * tmpls = static_cast<common_chat_templates *>(handle);
@@ -175,7 +176,9 @@ char * cs_chat_templates_apply(void * handle, const char * request_json, char **
         auto caps = common_chat_templates_get_caps(tmpls);
         inputs.parallel_tool_calls = body.value("parallel_tool_calls", caps["supports_parallel_tool_calls"]);
         inputs.add_generation_prompt = body.value("add_generation_prompt", true);
-        inputs.enable_thinking = body.value("enable_thinking", true);
+        // llama-server's defaults: thinking on where the template has the switch, earlier turns' reasoning kept.
+        inputs.enable_thinking = body.value("enable_thinking", common_chat_templates_support_enable_thinking(tmpls));
+        inputs.chat_template_kwargs["preserve_reasoning"] = "true";
         inputs.reasoning_format = common_reasoning_format_from_name(body.value("reasoning_format", std::string("deepseek")));
         inputs.json_schema = body.value("json_schema", std::string());
         inputs.use_jinja = true;

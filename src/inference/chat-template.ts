@@ -36,10 +36,12 @@ export interface RenderOptions {
   parallelToolCalls?: boolean;
   /** End the prompt with the assistant turn's opening. Defaults to true. */
   addGenerationPrompt?: boolean;
-  /** Reasoning on or off where the template has a switch. Defaults to on (llama-server's default). */
+  /** Reasoning on or off where the template has a switch. Defaults to on where it has one (llama-server's default). */
   enableThinking?: boolean;
   /** chat_template_kwargs: further template variables (reasoning_effort, ...). Defaults to none. */
   extra?: Record<string, unknown>;
+  /** The time templates print (Unix seconds). Defaults to now. */
+  now?: number;
 }
 
 export interface RenderedPrompt {
@@ -86,9 +88,11 @@ export class ChatTemplate {
       tools: opts.tools && opts.tools.length > 0 ? opts.tools : null,
       tool_choice: opts.toolChoice ?? "auto",
       add_generation_prompt: opts.addGenerationPrompt ?? true,
-      enable_thinking: opts.enableThinking ?? thinkingKwarg(opts.extra) ?? true,
     };
+    const thinking = opts.enableThinking ?? thinkingKwarg(opts.extra);
+    if (thinking !== undefined) request.enable_thinking = thinking;
     if (opts.parallelToolCalls !== undefined) request.parallel_tool_calls = opts.parallelToolCalls;
+    if (opts.now !== undefined) request.now = Math.floor(opts.now);
     if (opts.extra && Object.keys(opts.extra).length > 0) request.chat_template_kwargs = opts.extra;
     let params: ChatApplied;
     try {
@@ -99,7 +103,7 @@ export class ChatTemplate {
       throw err;
     }
     const start = params.thinking_start_tag;
-    const startsInReasoning = start !== "" && params.generation_prompt.trimEnd().endsWith(start);
+    const startsInReasoning = (opts.addGenerationPrompt ?? true) && start !== "" && params.generation_prompt.trimEnd().endsWith(start);
     return { prompt: params.prompt, startsInReasoning, params };
   }
 

@@ -18,7 +18,7 @@ export interface ChatApplyRequest {
   parallel_tool_calls?: boolean;
   /** Defaults to true. */
   add_generation_prompt?: boolean;
-  /** Defaults to true (the template decides what thinking means). */
+  /** Defaults to true where the template has the switch (llama-server's default). */
   enable_thinking?: boolean;
   /** Template variables; each value is passed as JSON (llama-server's chat_template_kwargs). */
   chat_template_kwargs?: Record<string, unknown>;
@@ -147,6 +147,8 @@ export class ChatTemplates extends Handle {
 
   /** model: a llama_model pointer (its GGUF template and tokens), or null with a source. */
   static create(fn: ChatSymbols, model: Pointer | null, source: string | null, bos = "", eos = ""): ChatTemplates {
+    // llama.cpp asserts (aborts the process) on no model and no source: refused here instead.
+    if (!model && !source?.trim()) throw new ChatTemplateNativeError("chat template could not be parsed: no template source and no model");
     const err = errSlot();
     const h = asPointer(fn.cs_chat_templates_init(model, source === null ? null : cstr(source), cstr(bos), cstr(eos), err));
     if (!h) throw new ChatTemplateNativeError(`chat template could not be parsed: ${takeError(fn, err)}`);

@@ -60,7 +60,8 @@ export function prepareRequest(host: PrepareHost, id: string, req: GenerateReque
   if (stops.length > MAX_STOPS) throw new EngineError("invalid_request", `at most ${MAX_STOPS} stop strings are allowed`, "stop");
 
   const tooling = chat !== null && (req.tools?.length ?? 0) > 0 && req.toolChoice !== "none";
-  const forced = tooling && chat!.grammar !== "" ? chat : null;
+  // A caller's own grammar wins (it already says what the answer looks like); else the format's.
+  const forced = tooling && chat!.grammar !== "" && !req.grammar ? chat : null;
   const grammar = forced ? forced.grammar : grammarFor(req);
   const grammarLazy = forced?.grammar_lazy ? lazyGrammar(m, forced) : undefined;
   // llama.cpp's forced tool grammars begin with the generation prompt, which the prompt already holds.

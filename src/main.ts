@@ -7,6 +7,7 @@ import { CREATE_KEY_FLAGS, CREATE_KEY_HELP, createKeyCommand } from "./cli/creat
 import { LLAMA_CPP_RELEASE } from "./native/release.ts";
 import { LlamaError } from "./native/llama.ts";
 import { EngineError } from "./inference/types.ts";
+import { SUPPORTED_FAMILIES } from "./inference/chat-template.ts";
 import { StoreOpenError, StoreVersionError } from "./store/db.ts";
 
 const USAGE = `cocoon-server ${pkg.version}: a paid, OpenAI-compatible LLM API on llama.cpp
@@ -22,6 +23,9 @@ commands:
 
 settings (flag, or COCOON_* environment variable, or a key in --config):
 ${settingsHelp()}
+
+chat formats: the model's own template and llama.cpp's tool-call and reasoning parsers (its common chat
+library, release ${LLAMA_CPP_RELEASE}); families recognised: ${SUPPORTED_FAMILIES.join(", ")}
 
 ${GENERATE_HELP}
 

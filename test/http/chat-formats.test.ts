@@ -141,3 +141,13 @@ describe("a canned Qwen3 answer through the front doors", () => {
     expect(j.stop_reason).toBe("tool_use");
   });
 });
+
+describe("GET /v1/models", () => {
+  test("says which chat format was detected and whether the model does tools and reasoning", async () => {
+    const j = (await (await h.request("/v1/models")).json()) as { data: { id: string; meta: Record<string, unknown> }[] };
+    const meta = j.data.find((m) => m.id === TINY_ID)!.meta;
+    expect(meta.supports_tools).toBe(true);
+    expect(meta.supports_reasoning).toBe(true);
+    expect(meta.chat_format).toEqual({ family: "qwen3", parser: "peg-native", tool_call_start: ["<tool_call>\n"], reasoning_start: "<think>", reasoning_end: ["</think>"] });
+  });
+});

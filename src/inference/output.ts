@@ -13,6 +13,8 @@ export interface OutputOptions {
   /** Tokens printed with their special text (the format's markers, llama-server's preserved_tokens). */
   specialTokens: ReadonlySet<number>;
   logprobs: boolean;
+  /** Call ids in the format's own style: Mistral templates refuse ids that are not 9 alphanumerics. Defaults to llama-server's call_ ids. */
+  mistralIds?: boolean;
 }
 
 /** What the vocabulary must provide: raw bytes per token. */
@@ -94,10 +96,23 @@ export class ChoiceOutput {
     const delta = this.apply(step.diffs);
     if (step.message) {
       step.message.tool_calls.forEach((c, i) => {
-        if (c.name) this.calls[i] = { id: c.id, type: "function", function: { name: c.name, arguments: c.arguments } };
+        if (c.name) this.calls[i] = { id: this.idOf(c.id), type: "function", function: { name: c.name, arguments: c.arguments } };
       });
     }
     return { ...delta, logprobs };
+  }
+
+  private readonly ids = new Map<string, string>();
+
+  /** The id clients see: a generated call_ id becomes 9 alphanumerics for Mistral; a model's own id stays. */
+  private idOf(id: string): string {
+    if (!this.opts.mistralIds || !/^call_[A-Za-z0-9]{24}$/.test(id)) return id;
+    let mapped = this.ids.get(id);
+    if (!mapped) {
+      mapped = id.slice(-9);
+      this.ids.set(id, mapped);
+    }
+    return mapped;
   }
 
   private apply(diffs: ChatDiff[]): Omit<OutputDelta, "logprobs"> {
@@ -117,11 +132,11 @@ export class ChoiceOutput {
       this.inReasoning = false;
       let call = this.calls[d.index];
       if (!call) {
-        call = { id: d.id ?? "", type: "function", function: { name: d.name ?? "", arguments: "" } };
+        call = { id: this.idOf(d.id ?? ""), type: "function", function: { name: d.name ?? "", arguments: "" } };
         this.calls[d.index] = call;
       }
       const delta: ToolCallDelta = { index: d.index };
-      if (d.id) delta.id = d.id;
+      if (d.id) delta.id = this.idOf(d.id);
       if (d.name) delta.name = d.name;
       if (d.arguments) {
         delta.arguments = d.arguments;

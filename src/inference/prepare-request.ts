@@ -114,6 +114,7 @@ export function prepareRequest(host: PrepareHost, id: string, req: GenerateReque
       stops: chat ? [...stops, ...chat.additional_stops.filter((s) => s && !stops.includes(s))] : stops,
       parser: parserParams ? () => new ChatStream(chatLib, parserParams) : null,
       specialTokens: chat ? specialTokens(m, chat) : new Set(),
+      mistralIds: host.template?.format.family === "mistral",
       logprobs: (req.logprobs ?? -1) >= 0,
     },
     timeoutMs: req.timeoutMs ?? 0,

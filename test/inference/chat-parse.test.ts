@@ -3,7 +3,7 @@
 // reasoning and tool calls: whole, and streamed in small pieces, where the deltas never show markup,
 // never split a call's name, and add up to the whole parse. Content and reasoning are compared with
 // their ends' whitespace stripped, as test-chat.cpp compares them.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadLlama, ChatStream, ChatTemplates, type LlamaModel } from "../../src/native/llama.ts";
@@ -93,6 +93,8 @@ const CASES: Case[] = [
   { template: "CohereForAI-c4ai-command-r7b-12-2024-tool_use.jinja", output: `<|START_THINKING|>${THINKING}<|END_THINKING|><|START_RESPONSE|>${HELLO}<|END_RESPONSE|>`, expect: { reasoning: THINKING, content: HELLO } },
   { template: "meetkai-functionary-medium-v3.2.jinja", output: 'special_function\n{"arg1": 1}', options: { tools: [special] }, expect: { calls: [call1] } },
 ];
+
+setDefaultTimeout(120_000);
 
 let model: LlamaModel;
 beforeAll(() => {

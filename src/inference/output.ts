@@ -15,6 +15,8 @@ export interface OutputOptions {
   logprobs: boolean;
   /** Call ids in the format's own style: Mistral templates refuse ids that are not 9 alphanumerics. Defaults to llama-server's call_ ids. */
   mistralIds?: boolean;
+  /** parallel_tool_calls: false. Only the first call is kept (llama.cpp's grammars for some formats allow more). Defaults to false. */
+  singleCall?: boolean;
 }
 
 /** What the vocabulary must provide: raw bytes per token. */
@@ -96,6 +98,7 @@ export class ChoiceOutput {
     const delta = this.apply(step.diffs);
     if (step.message) {
       step.message.tool_calls.forEach((c, i) => {
+        if (this.opts.singleCall && i > 0) return;
         if (c.name) this.calls[i] = { id: this.idOf(c.id), type: "function", function: { name: c.name, arguments: c.arguments } };
       });
     }
@@ -130,6 +133,7 @@ export class ChoiceOutput {
       }
       if (d.index === undefined) continue;
       this.inReasoning = false;
+      if (this.opts.singleCall && d.index > 0) continue;
       let call = this.calls[d.index];
       if (!call) {
         call = { id: this.idOf(d.id ?? ""), type: "function", function: { name: d.name ?? "", arguments: "" } };

@@ -115,6 +115,7 @@ export function prepareRequest(host: PrepareHost, id: string, req: GenerateReque
       parser: parserParams ? () => new ChatStream(chatLib, parserParams) : null,
       specialTokens: chat ? specialTokens(m, chat) : new Set(),
       mistralIds: host.template?.format.family === "mistral",
+      singleCall: req.parallelToolCalls === false,
       logprobs: (req.logprobs ?? -1) >= 0,
     },
     timeoutMs: req.timeoutMs ?? 0,

@@ -9,7 +9,11 @@ import { MANIFEST_FILE } from "../src/native/release.ts";
 export function setupIsComplete(): boolean {
   if (!existsSync(CURRENT_FILE) || !existsSync(TINY_MODEL)) return false;
   const variant = readFileSync(CURRENT_FILE, "utf8").trim();
-  return existsSync(join(NATIVE_DIR, variant, MANIFEST_FILE));
+  const manifest = join(NATIVE_DIR, variant, MANIFEST_FILE);
+  if (!existsSync(manifest)) return false;
+  // A variant set up before the chat shim existed needs setup once more.
+  const chatShim = (JSON.parse(readFileSync(manifest, "utf8")) as { chatShim?: string }).chatShim;
+  return chatShim !== undefined && existsSync(join(NATIVE_DIR, variant, chatShim));
 }
 
 export function ensureSetup(): void {

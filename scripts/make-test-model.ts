@@ -1,9 +1,11 @@
 // Generates the qwen3 test/benchmark models (tiny F16, or Qwen3-0.6B dimensions quantized by llama.cpp).
 // Usage: bun scripts/make-test-model.ts [--preset tiny|qwen3-0.6b] [--type F16|Q8_0|Q4_K_M] [--out PATH] [--seed N] [--stops] [--force]
+//        bun scripts/make-test-model.ts --family qwen3|gpt-oss|llama3|deepseek [--out PATH] [--force]  (models/tiny-NAME.gguf)
 import { existsSync, mkdirSync, renameSync, rmSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import { DEFAULT_SEED, QWEN3_PRESETS, type Qwen3Preset, writeQwen3Model } from "../src/gguf/qwen3.ts";
+import { FAMILIES, writeFamilyModel, type Family } from "../src/gguf/families.ts";
 
 export type ModelFileType = "F16" | "Q8_0" | "Q4_K_M";
 
@@ -81,9 +83,24 @@ async function atomically(path: string, write: (tmp: string) => Promise<unknown>
   }
 }
 
+/** Writes the family's test model (models/tiny-<family>.gguf by default) unless it exists. */
+export async function makeFamilyModel(family: Family, opts: { out?: string; force?: boolean; seed?: number } = {}): Promise<MakeTestModelResult> {
+  const started = performance.now();
+  if (!FAMILIES.includes(family)) throw new Error(`unknown family ${family} (expected one of ${FAMILIES.join(", ")})`);
+  const out = opts.out ?? `models/tiny-${family}.gguf`;
+  if (existsSync(out) && !opts.force) return { path: out, bytes: statSync(out).size, ms: performance.now() - started, skipped: true };
+  mkdirSync(dirname(out), { recursive: true });
+  // The templates come from the pinned llama.cpp source bundle setup fetches.
+  const { ensureSource } = await import("./setup-native.ts");
+  const templates = join(ensureSource((l) => console.log(`[make-model] ${l}`)), "models", "templates");
+  await atomically(out, (tmp) => writeFamilyModel(tmp, family, templates, opts.seed ?? DEFAULT_SEED));
+  return { path: out, bytes: statSync(out).size, ms: performance.now() - started, skipped: false };
+}
+
 if (import.meta.main) {
   const { values } = parseArgs({
     options: {
+      family: { type: "string" },
       preset: { type: "string", default: "tiny" },
       type: { type: "string" },
       out: { type: "string" },
@@ -95,8 +112,18 @@ if (import.meta.main) {
   });
   if (values.help) {
     console.log(
-      "bun scripts/make-test-model.ts [--preset tiny|qwen3-0.6b] [--type F16|Q8_0|Q4_K_M] [--out PATH] [--seed N] [--stops] [--force]",
+      "bun scripts/make-test-model.ts [--preset tiny|qwen3-0.6b] [--type F16|Q8_0|Q4_K_M] [--out PATH] [--seed N] [--stops] [--force]\n" +
+        `bun scripts/make-test-model.ts --family ${FAMILIES.join("|")} [--out PATH] [--seed N] [--force]`,
     );
+    process.exit(0);
+  }
+  if (values.family !== undefined) {
+    if (!FAMILIES.includes(values.family as Family)) {
+      console.error(`unknown --family ${values.family} (expected ${FAMILIES.join(", ")})`);
+      process.exit(2);
+    }
+    const r = await makeFamilyModel(values.family as Family, { out: values.out, force: values.force, seed: values.seed === undefined ? undefined : Number(values.seed) });
+    console.log(`${r.path}: ${(r.bytes / 1e6).toFixed(1)} MB, ${r.skipped ? "exists, skipped (--force to rebuild)" : `written in ${(r.ms / 1000).toFixed(2)} s`}`);
     process.exit(0);
   }
   const preset = values.preset as Qwen3Preset;

@@ -9,6 +9,7 @@ import {
   NODE_LLAMA_CPP_VERSION,
   MANIFEST_FILE,
   SHIM_FILE,
+  CHAT_SHIM_FILE,
   type NativeBackend,
   type NativeManifest,
   type NativeOrigin,
@@ -98,9 +99,9 @@ export function ensureSource(log: (l: string) => void): string {
   return SOURCE_DIR;
 }
 
-/** Every C source and header of the shim, in a stable order. */
+/** Every C and C++ source and header of the shims, in a stable order. */
 function nativeSources(): string[] {
-  return readdirSync(join(ROOT, "native")).filter((f) => /\.[ch]$/.test(f)).sort();
+  return readdirSync(join(ROOT, "native")).filter((f) => /\.(c|h|cpp)$/.test(f)).sort();
 }
 
 function shimSourceHash(): string {
@@ -135,11 +136,8 @@ function installPrebuilt(backend: NativeBackend, dest: string, log: (l: string) 
   if (meta.buildOptions?.llamaCpp?.release !== LLAMA_CPP_RELEASE) {
     throw new Error(`@node-llama-cpp/${pkg} carries llama.cpp ${meta.buildOptions?.llamaCpp?.release}, expected ${LLAMA_CPP_RELEASE}`);
   }
-  for (const f of libFiles(bins)) {
-    // llama-common is C++ tied to llama.cpp's internals; we do not use it (see native/README.md).
-    if (f.startsWith("libllama-common")) continue;
-    copyFileSync(join(bins, f), join(dest, f));
-  }
+  // libllama-common (llama.cpp's chat library) comes too: native/chat.cpp links this exact build.
+  for (const f of libFiles(bins)) copyFileSync(join(bins, f), join(dest, f));
 }
 
 /** Builds the pinned release with CMake; CUDA when nvcc exists, Metal on macOS. */
@@ -168,7 +166,7 @@ function installFromSource(backend: NativeBackend, dest: string, log: (l: string
   log(`building llama.cpp ${LLAMA_CPP_RELEASE} from source (${backend}); this takes minutes`);
   run(["cmake", "-S", src, "-B", buildDir, ...flags]);
   const jobs = String(navigator.hardwareConcurrency || 2);
-  run(["cmake", "--build", buildDir, "--config", "Release", "--target", "llama", "-j", jobs]);
+  run(["cmake", "--build", buildDir, "--config", "Release", "--target", "llama", "llama-common", "-j", jobs]);
   const binDir = join(buildDir, "bin");
   for (const f of libFiles(binDir)) copyFileSync(join(binDir, f), join(dest, f));
 }
@@ -193,6 +191,42 @@ function compileShim(dest: string, llama: string, ggml: string, log: (l: string)
     "-o", `${out}.tmp`,
   ]);
   renameSync(`${out}.tmp`, out);
+}
+
+function findCxx(): string {
+  const cxx = process.env.CXX ?? ["c++", "g++", "clang++"].find(which);
+  if (!cxx) throw new Error("setup needs a C++ compiler for native/chat.cpp (apt-get install g++)");
+  return cxx;
+}
+
+/**
+ * Compiles native/chat.cpp against the release's common/ headers, linked to this variant's exact
+ * libllama-common (C++ ABI tied to the release) and libllama (the one the main shim loads).
+ */
+function compileChatShim(dest: string, llama: string, common: string, log: (l: string) => void): void {
+  const src = ensureSource(log);
+  const out = join(dest, CHAT_SHIM_FILE);
+  run([
+    findCxx(), "-std=c++17", "-O2", "-fPIC", "-shared", "-Wall", "-Wextra", "-Werror",
+    join(ROOT, "native", "chat.cpp"),
+    // -isystem: the release's own headers carry unused static helpers that -Werror must not fail on.
+    "-isystem", join(src, "common"),
+    "-isystem", join(src, "include"),
+    "-isystem", join(src, "ggml", "include"),
+    "-isystem", join(src, "vendor"),
+    "-L", dest,
+    `-l:${common}`,
+    `-l:${llama}`,
+    "-Wl,-rpath,$ORIGIN",
+    "-o", `${out}.tmp`,
+  ]);
+  renameSync(`${out}.tmp`, out);
+}
+
+function findCommonLib(files: string[]): string {
+  const hit = files.find((f) => /^libllama-common(\.[\w.]+)?\.(so|dylib)$/.test(f) && !/\.so\.\d/.test(f)) ?? files.find((f) => f.startsWith("libllama-common"));
+  if (!hit) throw new Error(`no libllama-common among: ${files.join(", ")}; run \`bun run setup --force\``);
+  return hit;
 }
 
 export function variantName(backend: NativeBackend, origin: NativeOrigin): string {
@@ -227,12 +261,21 @@ export function setupNative(opts: SetupNativeOptions = {}): NativeManifest {
     else installFromSource(backend, dest, log);
     manifest = null;
   }
-  const files = libFiles(dest).filter((f) => f !== SHIM_FILE);
+  const files = libFiles(dest).filter((f) => f !== SHIM_FILE && f !== CHAT_SHIM_FILE);
   const llama = findLib(files, "libllama");
   const ggml = findLib(files, "libggml");
+  if (!files.some((f) => f.startsWith("libllama-common"))) {
+    // A variant installed before the chat library was used: fetch its libraries again.
+    return setupNative({ ...opts, force: true });
+  }
+  const common = findCommonLib(files);
   if (!manifest || manifest.shimSourceHash !== hash || !existsSync(join(dest, SHIM_FILE))) {
     log(`compiling the shim for ${variant}`);
     compileShim(dest, llama, ggml, log);
+  }
+  if (!manifest || manifest.shimSourceHash !== hash || !existsSync(join(dest, CHAT_SHIM_FILE))) {
+    log(`compiling the chat shim for ${variant}`);
+    compileChatShim(dest, llama, common, log);
   }
   const next: NativeManifest = {
     variant,
@@ -241,7 +284,8 @@ export function setupNative(opts: SetupNativeOptions = {}): NativeManifest {
     llamaCppRelease: LLAMA_CPP_RELEASE,
     llama,
     shim: SHIM_FILE,
-    files: [...files, SHIM_FILE],
+    chatShim: CHAT_SHIM_FILE,
+    files: [...files, SHIM_FILE, CHAT_SHIM_FILE],
     shimSourceHash: hash,
   };
   writeFileSync(join(dest, MANIFEST_FILE), `${JSON.stringify(next, null, 2)}\n`);

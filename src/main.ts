@@ -8,6 +8,7 @@ import { BACKUP_FLAGS, BACKUP_HELP, backupCommand } from "./cli/backup.ts";
 import { LLAMA_CPP_RELEASE } from "./native/release.ts";
 import { LlamaError } from "./native/llama.ts";
 import { EngineError } from "./inference/types.ts";
+import { SUPPORTED_FAMILIES } from "./inference/chat-template.ts";
 import { StoreOpenError, StoreVersionError } from "./store/db.ts";
 
 const USAGE = `cocoon-server ${pkg.version}: a paid, OpenAI-compatible LLM API on llama.cpp
@@ -24,6 +25,9 @@ commands:
 
 settings (flag, or COCOON_* environment variable, or a key in --config):
 ${settingsHelp()}
+
+chat formats: the model's own template and llama.cpp's tool-call and reasoning parsers (its common chat
+library, release ${LLAMA_CPP_RELEASE}); families recognised: ${SUPPORTED_FAMILIES.join(", ")}
 
 ${GENERATE_HELP}
 

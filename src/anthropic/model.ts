@@ -94,6 +94,8 @@ export const MessagesRequest = t.Object(
     stream: t.Optional(t.Boolean()),
     metadata: t.Optional(t.Object({ user_id: t.Optional(t.Union([t.String(), t.Null()])) }, open)),
     service_tier: Ignored,
+    grammar: t.Optional(t.String({ maxLength: 1 << 20, description: "llama-server extension: a GBNF grammar (root rule `root`) the output must match." })),
+    chat_template_kwargs: t.Optional(t.Record(t.String(), t.Unknown(), { description: "llama-server extension: extra variables for the chat template." })),
     ...CocoonFields,
   },
   {

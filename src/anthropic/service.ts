@@ -168,6 +168,8 @@ export function messagesRequest(body: MessagesRequest, model: ModelInfo, cocoon:
     maxTokens: body.max_tokens,
     sampling: { temperature: body.temperature, topP: body.top_p, topK: body.top_k },
     stop: stop?.length ? stop : undefined,
+    grammar: body.grammar || undefined,
+    templateVars: body.chat_template_kwargs,
     timeoutMs: cocoon.timeoutMs || undefined,
   };
 }

@@ -66,7 +66,9 @@ export async function* instrument(
           cachedTokens: e.usage.cachedTokens,
           completionTokens: e.usage.completionTokens,
           reasoningTokens: e.usage.reasoningTokens,
-          ttft: first === null ? null : (first - o.submittedAt) / 1000,
+          // An answer the chat parser held back entirely (e.g. only whitespace) still had a first token:
+          // the engine's queue and prompt time is when it came.
+          ttft: first !== null ? (first - o.submittedAt) / 1000 : e.usage.completionTokens > 0 ? (e.timings.queueMs + e.timings.promptMs) / 1000 : null,
           interTokenLatencies: gaps,
           duration: (performance.now() - o.submittedAt) / 1000,
           finishReason: reason,

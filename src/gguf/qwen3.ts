@@ -60,6 +60,10 @@ export interface Qwen3Vocab {
   bosTokenId: number;
   eosTokenId: number;
   padTokenId: number;
+  /** llama.cpp's pre-tokenizer name (tokenizer.ggml.pre). Defaults to "qwen2". */
+  pre?: string;
+  /** Prepend BOS when tokenizing. Defaults to false (Qwen). */
+  addBos?: boolean;
 }
 
 interface TokenizerJson {
@@ -209,14 +213,14 @@ export function qwen3Writer(
     .addF32(`${arch}.rope.freq_base`, hp.ropeFreqBase)
     .addF32(`${arch}.attention.layer_norm_rms_epsilon`, hp.rmsEps)
     .addString("tokenizer.ggml.model", "gpt2")
-    .addString("tokenizer.ggml.pre", "qwen2")
+    .addString("tokenizer.ggml.pre", vocab.pre ?? "qwen2")
     .addStringArray("tokenizer.ggml.tokens", vocab.tokens)
     .addI32Array("tokenizer.ggml.token_type", vocab.tokenTypes)
     .addStringArray("tokenizer.ggml.merges", vocab.merges)
     .addU32("tokenizer.ggml.eos_token_id", vocab.eosTokenId)
     .addU32("tokenizer.ggml.padding_token_id", vocab.padTokenId)
     .addU32("tokenizer.ggml.bos_token_id", vocab.bosTokenId)
-    .addBool("tokenizer.ggml.add_bos_token", false)
+    .addBool("tokenizer.ggml.add_bos_token", vocab.addBos ?? false)
     .addString("tokenizer.chat_template", vocab.chatTemplate);
 
   const { F16, F32 } = GgmlType;

@@ -1,21 +1,22 @@
 // One choice's text pipeline, token by token: bytes -> whole UTF-8 characters -> stop strings ->
-// reasoning split -> tool-call extraction. Produces the deltas the engine streams.
-import { Utf8Stream } from "../native/llama.ts";
+// llama.cpp's chat parser for the model's format (content, reasoning, tool calls; see ChatStream).
+// Produces the deltas the engine streams.
+import { Utf8Stream, type ChatDiff, type ChatStream } from "../native/llama.ts";
 import type { TokenChoice } from "../native/token-sampler.ts";
 import { StopMatcher } from "./stop.ts";
-import { ReasoningSplitter } from "./reasoning.ts";
-import { ToolCallStream, type ToolStreamEvent } from "./tool-calls.ts";
-import type { ToolCallFormat } from "./chat-template.ts";
 import type { ToolCall, ToolCallDelta, TokenLogprob, TopLogprob } from "./types.ts";
 
 export interface OutputOptions {
   stops: string[];
-  /** Split a leading <think> block into the reasoning channel. */
-  reasoning: boolean;
-  startsInReasoning: boolean;
-  /** Parse tool calls out of the content (chat requests with tools). */
-  toolFormat: ToolCallFormat;
+  /** A chat answer's parser (made per choice); null: the text is all content (completions). */
+  parser: (() => ChatStream) | null;
+  /** Tokens printed with their special text (the format's markers, llama-server's preserved_tokens). */
+  specialTokens: ReadonlySet<number>;
   logprobs: boolean;
+  /** Call ids in the format's own style: Mistral templates refuse ids that are not 9 alphanumerics. Defaults to llama-server's call_ ids. */
+  mistralIds?: boolean;
+  /** parallel_tool_calls: false. Only the first call is kept (llama.cpp's grammars for some formats allow more). Defaults to false. */
+  singleCall?: boolean;
 }
 
 /** What the vocabulary must provide: raw bytes per token. */
@@ -31,15 +32,17 @@ export interface OutputDelta {
 }
 
 const lossy = new TextDecoder("utf-8", { fatal: false });
+const NO_SPECIAL: ReadonlySet<number> = new Set();
 
 export class ChoiceOutput {
   private readonly utf8 = new Utf8Stream();
   private readonly stop: StopMatcher;
-  private readonly splitter: ReasoningSplitter | null;
-  private readonly tools: ToolCallStream | null;
+  private readonly parser: ChatStream | null;
   private readonly calls: ToolCall[] = [];
   private pendingLogprobs: TokenLogprob[] = [];
-  private inReasoning: boolean;
+  private readonly special: ReadonlySet<number>;
+  /** The parser last placed text in reasoning (so the tokens now generated are reasoning tokens). */
+  private inReasoning = false;
   /** Set when a stop string matched; generation must end. */
   stopHit: string | null = null;
   reasoningTokens = 0;
@@ -49,14 +52,13 @@ export class ChoiceOutput {
     private readonly opts: OutputOptions,
   ) {
     this.stop = new StopMatcher(opts.stops);
-    this.splitter = opts.reasoning ? new ReasoningSplitter({ startsInReasoning: opts.startsInReasoning }) : null;
-    this.tools = opts.toolFormat !== "none" ? new ToolCallStream(opts.toolFormat) : null;
-    this.inReasoning = opts.reasoning && opts.startsInReasoning;
+    this.parser = opts.parser ? opts.parser() : null;
+    this.special = opts.specialTokens ?? NO_SPECIAL;
   }
 
   /** Feeds one generated token; returns the delta it releases (possibly empty). */
   push(token: number, choice: TokenChoice | null): OutputDelta {
-    const bytes = this.vocab.tokenBytes(token, false);
+    const bytes = this.vocab.tokenBytes(token, this.special.has(token));
     if (this.opts.logprobs && choice) this.pendingLogprobs.push(this.logprobOf(choice));
     const text = this.utf8.push(bytes);
     const r = this.stop.push(text);
@@ -75,54 +77,78 @@ export class ChoiceOutput {
       text = r.text + (r.stop === null ? this.stop.flush() : "");
       if (r.stop !== null) this.stopHit = r.stop;
     }
-    return this.route(text, true);
+    const delta = this.route(text, true);
+    this.parser?.dispose();
+    return delta;
   }
 
-  /** Complete tool calls seen so far. */
+  /** Tool calls seen so far (whole once the choice finished). */
   get toolCalls(): ToolCall[] {
     return this.calls;
   }
 
   private route(text: string, final: boolean): OutputDelta {
-    let content = text;
-    let reasoning = "";
-    if (this.splitter) {
-      const d = this.splitter.push(text);
-      const f = final ? this.splitter.flush() : { content: "", reasoning: "" };
-      content = d.content + f.content;
-      reasoning = d.reasoning + f.reasoning;
-      this.trackReasoning(text);
-    }
-    const toolCalls: ToolCallDelta[] = [];
-    if (this.tools) {
-      const events = [...this.tools.push(content), ...(final ? this.tools.flush() : [])];
-      content = this.applyToolEvents(events, toolCalls);
-    }
     const logprobs = this.pendingLogprobs;
     this.pendingLogprobs = [];
-    return { content, reasoning, toolCalls, logprobs };
-  }
-
-  private applyToolEvents(events: ToolStreamEvent[], out: ToolCallDelta[]): string {
-    let content = "";
-    for (const e of events) {
-      if (e.type === "content") content += e.text;
-      else if (e.type === "tool_call") {
-        this.calls[e.index] = { id: e.id, type: "function", function: { name: e.name, arguments: "" } };
-        out.push({ index: e.index, id: e.id, name: e.name });
-      } else {
-        const call = this.calls[e.index];
-        if (call) call.function.arguments += e.delta;
-        out.push({ index: e.index, arguments: e.delta });
-      }
+    if (!this.parser) return { content: text, reasoning: "", toolCalls: [], logprobs };
+    if (text === "" && !final) return { content: "", reasoning: "", toolCalls: [], logprobs };
+    // A final parse that fails (a call cut off by max_tokens, output off the format) keeps what the
+    // partial parses placed: the unfinished markup never reaches content.
+    const step = this.parser.push(text, final);
+    const delta = this.apply(step.diffs);
+    if (step.message) {
+      step.message.tool_calls.forEach((c, i) => {
+        if (this.opts.singleCall && i > 0) return;
+        if (c.name) this.calls[i] = { id: this.idOf(c.id), type: "function", function: { name: c.name, arguments: c.arguments } };
+      });
     }
-    return content;
+    return { ...delta, logprobs };
   }
 
-  /** Follows <think> / </think> in the raw text, to count reasoning tokens. */
-  private trackReasoning(text: string): void {
-    if (!this.inReasoning && text.includes("<think>")) this.inReasoning = true;
-    if (this.inReasoning && text.includes("</think>")) this.inReasoning = false;
+  private readonly ids = new Map<string, string>();
+
+  /** The id clients see: a generated call_ id becomes 9 alphanumerics for Mistral; a model's own id stays. */
+  private idOf(id: string): string {
+    if (!this.opts.mistralIds || !/^call_[A-Za-z0-9]{24}$/.test(id)) return id;
+    let mapped = this.ids.get(id);
+    if (!mapped) {
+      mapped = id.slice(-9);
+      this.ids.set(id, mapped);
+    }
+    return mapped;
+  }
+
+  private apply(diffs: ChatDiff[]): Omit<OutputDelta, "logprobs"> {
+    let content = "";
+    let reasoning = "";
+    const toolCalls: ToolCallDelta[] = [];
+    for (const d of diffs) {
+      if (d.reasoning) {
+        reasoning += d.reasoning;
+        this.inReasoning = true;
+      }
+      if (d.content) {
+        content += d.content;
+        this.inReasoning = false;
+      }
+      if (d.index === undefined) continue;
+      this.inReasoning = false;
+      if (this.opts.singleCall && d.index > 0) continue;
+      let call = this.calls[d.index];
+      if (!call) {
+        call = { id: this.idOf(d.id ?? ""), type: "function", function: { name: d.name ?? "", arguments: "" } };
+        this.calls[d.index] = call;
+      }
+      const delta: ToolCallDelta = { index: d.index };
+      if (d.id) delta.id = this.idOf(d.id);
+      if (d.name) delta.name = d.name;
+      if (d.arguments) {
+        delta.arguments = d.arguments;
+        call.function.arguments += d.arguments;
+      }
+      toolCalls.push(delta);
+    }
+    return { content, reasoning, toolCalls };
   }
 
   private logprobOf(choice: TokenChoice): TokenLogprob {

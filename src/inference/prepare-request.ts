@@ -1,9 +1,9 @@
 // Request preparation in the engine worker: a GenerateRequest becomes prompt tokens (chat template,
 // fill-in-the-middle or raw ids), limits, stop strings, a grammar (response_format, forced tool
 // calls) and sampler settings per choice. Every invalid request is an EngineError here.
-import { LlamaError, type LlamaModel } from "../native/llama.ts";
-import type { TokenSamplerOptions } from "../native/token-sampler.ts";
-import { ChatTemplateError, type ChatTemplate } from "./chat-template.ts";
+import { ChatStream, LlamaError, type ChatApplied, type LlamaModel } from "../native/llama.ts";
+import type { LazyGrammar, TokenSamplerOptions } from "../native/token-sampler.ts";
+import { ChatTemplateError, type ChatTemplate, type RenderOptions } from "./chat-template.ts";
 import { JSON_OBJECT_GRAMMAR, GrammarError, jsonSchemaToGrammar } from "./grammar.ts";
 import type { PreparedRequest } from "./scheduler.ts";
 import { EngineError, type GenerateRequest, type ModelInfo } from "./types.ts";
@@ -25,26 +25,18 @@ export interface PrepareHost {
 export function prepareRequest(host: PrepareHost, id: string, req: GenerateRequest, receivedAt: number): PreparedRequest {
   const m = host.model;
   let tokens: Int32Array;
-  let startsInReasoning = false;
-  let toolFormat: PreparedRequest["output"]["toolFormat"] = "none";
+  let chat: ChatApplied | null = null;
   if (req.messages) {
     if (!host.template) throw new EngineError("invalid_request", `model ${host.info.id} has no chat template; use /v1/completions`, "messages");
-    let rendered;
     try {
-      rendered = host.template.render(req.messages, {
-        tools: req.tools && req.tools.length > 0 && req.toolChoice !== "none" ? req.tools : undefined,
-        enableThinking: req.enableThinking,
-        extra: req.templateVars,
-      });
+      chat = host.template.render(req.messages, renderOptions(req)).params;
     } catch (err) {
       if (err instanceof ChatTemplateError) throw new EngineError("invalid_request", err.message, "messages");
       throw err;
     }
-    startsInReasoning = rendered.startsInReasoning;
-    if (req.tools?.length && req.toolChoice !== "none") toolFormat = host.template.toolFormat;
     // Text that cannot fit is refused before tokenizing it all (a byte count).
-    refuseUnfittable(Buffer.byteLength(rendered.prompt), host.info, "messages", "the rendered prompt");
-    tokens = m.tokenize(rendered.prompt, { addSpecial: true, parseSpecial: true });
+    refuseUnfittable(Buffer.byteLength(chat.prompt), host.info, "messages", "the rendered prompt");
+    tokens = m.tokenize(chat.prompt, { addSpecial: true, parseSpecial: true });
   } else if (req.suffix !== undefined) {
     const fim = m.fimTokens;
     refuseUnfittable(Buffer.byteLength(req.suffix) + (typeof req.prompt === "string" ? Buffer.byteLength(req.prompt) : 0), host.info, "suffix", "the prompt and suffix");
@@ -72,7 +64,13 @@ export function prepareRequest(host: PrepareHost, id: string, req: GenerateReque
   const stops = req.stop ?? [];
   if (stops.length > MAX_STOPS) throw new EngineError("invalid_request", `at most ${MAX_STOPS} stop strings are allowed`, "stop");
 
-  const grammar = grammarFor(req, host.template);
+  const tooling = chat !== null && (req.tools?.length ?? 0) > 0 && req.toolChoice !== "none";
+  // A caller's own grammar wins (it already says what the answer looks like); else the format's.
+  const forced = tooling && chat!.grammar !== "" && !req.grammar ? chat : null;
+  const grammar = forced ? forced.grammar : grammarFor(req);
+  const grammarLazy = forced?.grammar_lazy ? lazyGrammar(m, forced) : undefined;
+  // llama.cpp's forced tool grammars begin with the generation prompt, which the prompt already holds.
+  const grammarPrefill = forced && !forced.grammar_lazy ? prefillTokens(m, forced.generation_prompt) : undefined;
   if (req.grammar) checkGrammar(m, req.grammar);
   const s = req.sampling ?? {};
   const bias: [number, number][] = [];
@@ -100,18 +98,29 @@ export function prepareRequest(host: PrepareHost, id: string, req: GenerateReque
     seed: baseSeed + i,
     logitBias: bias,
     grammar,
+    grammarLazy,
+    grammarPrefill,
     logprobs: req.logprobs,
   }));
+  const parserParams = chat && {
+    format_id: chat.format_id,
+    parser: chat.parser,
+    generation_prompt: chat.generation_prompt,
+    parse_tool_calls: tooling,
+  };
+  const chatLib = m.llama.chat;
   return {
     id,
     tokens,
     maxTokens,
     samplers,
     output: {
-      stops,
-      reasoning: req.messages !== undefined,
-      startsInReasoning,
-      toolFormat,
+      // The format's own end markers (llama-server's additional_stops) end the answer too.
+      stops: chat ? [...stops, ...chat.additional_stops.filter((s) => s && !stops.includes(s))] : stops,
+      parser: parserParams ? () => new ChatStream(chatLib, parserParams) : null,
+      specialTokens: chat ? specialTokens(m, chat) : new Set(),
+      mistralIds: host.template?.format.family === "mistral",
+      singleCall: req.parallelToolCalls === false,
       logprobs: (req.logprobs ?? -1) >= 0,
     },
     timeoutMs: req.timeoutMs ?? 0,
@@ -134,10 +143,66 @@ function checkGrammar(m: LlamaModel, grammar: string): void {
   sampler.dispose();
 }
 
-function grammarFor(req: GenerateRequest, template: ChatTemplate | null): string | undefined {
+/** The request's tool and reasoning settings as llama.cpp's chat inputs. */
+function renderOptions(req: GenerateRequest): RenderOptions {
+  const choice = req.toolChoice;
+  let tools = req.tools && req.tools.length > 0 ? req.tools : undefined;
+  let toolChoice: RenderOptions["toolChoice"] = choice === "none" || choice === "required" ? choice : "auto";
+  if (tools && typeof choice === "object") {
+    // A named function: that tool alone, and a call to it required (OpenAI's meaning).
+    tools = tools.filter((t) => t.function.name === choice.name);
+    if (tools.length === 0) throw new EngineError("invalid_request", `tool_choice names "${choice.name}", which is not among the tools`, "tool_choice");
+    toolChoice = "required";
+  }
+  return { tools, toolChoice, parallelToolCalls: req.parallelToolCalls, enableThinking: req.enableThinking, extra: req.templateVars };
+}
+
+/**
+ * llama-server's sampler setup for a lazy grammar: trigger words become escaped patterns (or the
+ * token itself where the word is one token); patterns pass through; full patterns are anchored.
+ */
+function lazyGrammar(m: LlamaModel, chat: ChatApplied): LazyGrammar {
+  const patterns: string[] = [];
+  const tokens: number[] = [];
+  for (const t of chat.grammar_triggers) {
+    if (t.type === "token") tokens.push(t.token);
+    else if (t.type === "word") {
+      const ids = m.tokenize(t.value, { addSpecial: false, parseSpecial: true });
+      if (ids.length === 1 && chat.preserved_tokens.includes(t.value)) tokens.push(ids[0]!);
+      else patterns.push(escapeRegex(t.value));
+    } else if (t.type === "pattern") patterns.push(t.value);
+    else patterns.push(t.value === "" ? "^$" : `${t.value.startsWith("^") ? "" : "^"}${t.value}${t.value.endsWith("$") ? "" : "$"}`);
+  }
+  return { patterns, tokens };
+}
+
+/** common_sampler_init's prefill: the generation prompt's tokens, minus a leading space some tokenizers add. */
+function prefillTokens(m: LlamaModel, generationPrompt: string): number[] {
+  if (!generationPrompt) return [];
+  const ids = Array.from(m.tokenize(generationPrompt, { addSpecial: false, parseSpecial: true }));
+  const first = ids.length ? new TextDecoder().decode(m.tokenBytes(ids[0]!, true)) : "";
+  if (/^\s/.test(first) && !/^\s/.test(generationPrompt)) ids.shift();
+  return ids;
+}
+
+function escapeRegex(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\/-]/g, "\\$&");
+}
+
+/** The format's markers that are single special tokens: generated, they print as their text. */
+function specialTokens(m: LlamaModel, chat: ChatApplied): Set<number> {
+  const out = new Set<number>();
+  const words = [...chat.preserved_tokens, ...chat.grammar_triggers.filter((t) => t.type === "word").map((t) => t.value)];
+  for (const w of words) {
+    const ids = m.tokenize(w, { addSpecial: false, parseSpecial: true });
+    if (ids.length === 1) out.add(ids[0]!);
+  }
+  for (const t of chat.grammar_triggers) if (t.type === "token" && t.token >= 0) out.add(t.token);
+  return out;
+}
+
+function grammarFor(req: GenerateRequest): string | undefined {
   if (req.grammar) return req.grammar;
-  const forced = toolGrammar(req, template);
-  if (forced) return forced;
   const f = req.responseFormat;
   if (!f || f.type === "text") return undefined;
   if (f.type === "json_object") return JSON_OBJECT_GRAMMAR;
@@ -147,40 +212,4 @@ function grammarFor(req: GenerateRequest, template: ChatTemplate | null): string
     if (err instanceof GrammarError) throw new EngineError("invalid_request", `response_format: ${err.message}`, "response_format");
     throw err;
   }
-}
-
-/**
- * tool_choice "required" or a named function: a grammar that admits only tool calls, in the
- * model's format, whose arguments match the tools' JSON schemas. Only the hermes format
- * (Qwen, Hermes) is enforced this way; other formats get the tools in the prompt only.
- */
-function toolGrammar(req: GenerateRequest, template: ChatTemplate | null): string | undefined {
-  const choice = req.toolChoice;
-  if (!req.tools?.length || !choice || choice === "auto" || choice === "none") return undefined;
-  if (template?.toolFormat !== "hermes") return undefined;
-  const tools = typeof choice === "object" ? req.tools.filter((t) => t.function.name === choice.name) : req.tools;
-  if (tools.length === 0) {
-    throw new EngineError("invalid_request", `tool_choice names "${(choice as { name: string }).name}", which is not among the tools`, "tool_choice");
-  }
-  const schema = {
-    anyOf: tools.map((t) => ({
-      type: "object",
-      properties: { name: { const: t.function.name }, arguments: t.function.parameters ?? { type: "object" } },
-      required: ["name", "arguments"],
-      additionalProperties: false,
-    })),
-  };
-  let json: string;
-  try {
-    json = jsonSchemaToGrammar(schema, { strict: true });
-  } catch (err) {
-    if (err instanceof GrammarError) throw new EngineError("invalid_request", `tools: ${err.message}`, "tools");
-    throw err;
-  }
-  const call = String.raw`"<tool_call>
-" tool-call-json "
-</tool_call>"`;
-  const more = req.parallelToolCalls === false ? "" : ` ( "\n" ${call} ){0,7}`;
-  return `root ::= ${call}${more}
-${json.replace(/^root ::=/m, "tool-call-json ::=")}`;
 }

@@ -1,8 +1,8 @@
 // The engine's public vocabulary: plain typed requests in, typed events out. No HTTP shapes here;
 // the OpenAI and Cocoon layers translate to and from these.
-import type { ChatMessage, ToolDefinition } from "./chat-template.ts";
+import type { ChatFormatInfo, ChatMessage, ToolDefinition } from "./chat-template.ts";
 
-export type { ChatMessage, ToolDefinition };
+export type { ChatFormatInfo, ChatMessage, ToolDefinition };
 
 export interface SamplingParams {
   /** 0 = greedy. Defaults to 0.8. */
@@ -165,6 +165,8 @@ export interface ModelInfo {
   infill: boolean;
   supportsTools: boolean;
   supportsThinking: boolean;
+  /** The chat format llama.cpp detected from the template; null without one. */
+  chatFormat: ChatFormatInfo | null;
   backend: string;
   gpuLayers: number;
 }

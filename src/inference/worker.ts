@@ -1,7 +1,7 @@
 // The engine worker: one per loaded model. It owns the llama model and context, turns requests into
 // tokens (prepare-request.ts) and runs the scheduler's step loop, so the main thread never calls
 // llama.cpp. Talks to engine.ts through the messages in worker-protocol.ts.
-import { loadLlama, type LlamaContext, type LlamaModel } from "../native/llama.ts";
+import { loadLlama, ChatTemplates, type LlamaContext, type LlamaModel } from "../native/llama.ts";
 import { eogTokens } from "../native/token-sampler.ts";
 import { ChatTemplate } from "./chat-template.ts";
 import { Embedder } from "./embedder.ts";
@@ -33,9 +33,8 @@ class ModelHost implements PrepareHost {
     const m = this.model;
     const source = m.chatTemplate();
     const type = init.model.type ?? detectType(m, source);
-    const decoder = new TextDecoder();
-    this.template =
-      type === "chat" ? new ChatTemplate(source, { bosToken: decoder.decode(m.tokenBytes(m.bos)), eosToken: decoder.decode(m.tokenBytes(m.eos)) }) : null;
+    // llama.cpp's chat library reads the template and its bos/eos from the model itself (ChatML when none).
+    this.template = type === "chat" ? new ChatTemplate(ChatTemplates.create(llama.chat, m.handle, null)) : null;
     const ctxPerSlot = Math.min(init.ctxPerSlot || m.nCtxTrain, m.nCtxTrain);
     const slots = type === "embedding" ? 1 : init.slots;
     this.ctx = m.createContext({
@@ -73,6 +72,7 @@ class ModelHost implements PrepareHost {
       infill: m.fimTokens !== null,
       supportsTools: this.template?.supportsTools ?? false,
       supportsThinking: this.template?.supportsThinking ?? false,
+      chatFormat: this.template?.format ?? null,
       backend: llama.backend,
       gpuLayers: init.gpuLayers,
     };
@@ -173,7 +173,8 @@ self.onmessage = (e: MessageEvent<ToWorker>) => {
             break;
           } else if (msg.method === "render") {
             if (!h.template) throw new EngineError("invalid_request", `model ${h.info.id} has no chat template`, "messages");
-            result = h.template.render(msg.args.messages, msg.args.options);
+            const { prompt, startsInReasoning } = h.template.render(msg.args.messages, msg.args.options);
+            result = { prompt, startsInReasoning };
           } else if (msg.method === "forgetSession") {
             result = { ...h.scheduler.forgetSession(msg.args.key), stats: h.scheduler.snapshot(h.info.id) };
           }

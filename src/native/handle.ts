@@ -2,7 +2,7 @@
 // pointer and C-string conversions, and the view a model, context or sampler has of the library.
 import type { Pointer } from "bun:ffi";
 import { LlamaError } from "./llama-error.ts";
-import type { NativeSymbols } from "./symbols.ts";
+import type { ChatSymbols, NativeSymbols } from "./symbols.ts";
 
 /** bun:ffi types pointer returns as Pointer | bigint | null; addresses on our platforms fit a number. */
 export function asPointer(p: Pointer | bigint | null): Pointer | null {
@@ -27,6 +27,8 @@ export function lastLines(log: string, n = 3): string {
 export interface NativeLibrary {
   /** @internal */
   readonly fn: NativeSymbols;
+  /** llama.cpp's chat library (native/chat.cpp), opened on first use. */
+  readonly chat: ChatSymbols;
   /** Warnings and errors llama.cpp logged since the last call. */
   takeLog(): string;
 }

@@ -7,6 +7,8 @@ import { SHIM_ABI_VERSION, LLAMA_CPP_RELEASE, type NativeManifest } from "./rele
 import { asPointer, cstr, lastLines, type NativeLibrary } from "./handle.ts";
 import { LlamaError } from "./llama-error.ts";
 import { LlamaModel } from "./model.ts";
+import { chatLibrary } from "./chat.ts";
+import type { ChatSymbols } from "./symbols.ts";
 
 /** ggml log levels; messages below the chosen one are dropped in C. */
 export const LogLevel = { debug: 1, info: 2, warn: 3, error: 4, none: 0 } as const;
@@ -69,6 +71,11 @@ export class Llama implements NativeLibrary {
     this.fn.cs_log_set(LogLevel[logLevel]);
     this.devices = this.fn.cs_backend_init(cstr(location.dir));
     if (this.devices < 1) throw new LlamaError("no ggml backend could be loaded", "library", this.takeLog() || location.dir);
+  }
+
+  /** llama.cpp's chat library (native/chat.cpp over libllama-common), opened on first use. */
+  get chat(): ChatSymbols {
+    return chatLibrary(this.dir, this.manifest.chatShim);
   }
 
   get backend(): string {

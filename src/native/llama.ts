@@ -8,3 +8,17 @@ export { LlamaContext, type ContextOptions, type PerfData } from "./context.ts";
 export { LlamaBatch } from "./batch.ts";
 export { LlamaSampler, type SamplerStep } from "./sampler.ts";
 export { Utf8Stream, completePrefixLength } from "./utf8-stream.ts";
+export {
+  ChatTemplates,
+  ChatStream,
+  ChatTemplateNativeError,
+  parseChatOutput,
+  type ChatApplyRequest,
+  type ChatApplied,
+  type ChatDiff,
+  type ChatParserParams,
+  type ChatStreamStep,
+  type ChatTemplatesInfo,
+  type GrammarTrigger,
+  type ParsedChatMessage,
+} from "./chat.ts";

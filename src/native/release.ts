@@ -18,11 +18,16 @@ export interface NativeManifest {
   /** File name of libllama in this variant (names differ between the CPU and CUDA builds). */
   llama: string;
   shim: string;
+  /** The chat shim over libllama-common (native/chat.cpp); absent in manifests written before it existed. */
+  chatShim?: string;
   /** Every library file of the variant, for embedding into a compiled executable. */
   files: string[];
-  /** Hash of the native/*.c and *.h files the shim was built from. */
+  /** Hash of the native/*.c, *.cpp and *.h files the shim was built from. */
   shimSourceHash: string;
 }
 
 export const MANIFEST_FILE = "manifest.json";
 export const SHIM_FILE = "libcocoon-shim.so";
+export const CHAT_SHIM_FILE = "libcocoon-chat.so";
+/** Bumped whenever native/chat.cpp changes its exported functions; checked at load. */
+export const CHAT_ABI_VERSION = 1;

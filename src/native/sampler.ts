@@ -1,6 +1,6 @@
 // A llama.cpp sampler chain (LlamaSampler) built from typed steps; used for grammars and for the
 // chains that tests and benchmarks build directly.
-import type { Pointer } from "bun:ffi";
+import { ptr, type Pointer } from "bun:ffi";
 import type { NativeSymbols } from "./symbols.ts";
 import { asPointer, cstr, lastLines, Handle, type NativeLibrary } from "./handle.ts";
 import { LlamaError } from "./llama-error.ts";
@@ -17,7 +17,9 @@ export type SamplerStep =
   | { type: "typical"; p: number; minKeep?: number }
   | { type: "penalties"; lastN: number; repeat: number; frequency: number; presence: number }
   | { type: "logit_bias"; bias: ReadonlyArray<readonly [token: number, bias: number]> }
-  | { type: "grammar"; grammar: string; root?: string };
+  | { type: "grammar"; grammar: string; root?: string; lazy?: { patterns: string[]; tokens: number[] } }
+  /** A sampler made elsewhere (e.g. llama.cpp's reasoning budget); the chain takes ownership. */
+  | { type: "native"; sampler: Pointer };
 
 /**
  * What a sampler uses of the model it was made from. An interface, so that this module need not
@@ -83,9 +85,22 @@ export class LlamaSampler extends Handle {
         });
         return asPointer(fn.llama_sampler_init_logit_bias(this.model.nVocab, step.bias.length, new Uint8Array(buf)));
       }
-      case "grammar":
+      case "grammar": {
         this.model.llama.takeLog();
-        return asPointer(fn.llama_sampler_init_grammar(this.model.vocab, cstr(step.grammar), cstr(step.root ?? "root")));
+        if (!step.lazy) return asPointer(fn.llama_sampler_init_grammar(this.model.vocab, cstr(step.grammar), cstr(step.root ?? "root")));
+        // const char ** of the trigger patterns: the buffers stay referenced until the call returns.
+        const bufs = step.lazy.patterns.map(cstr);
+        const ptrs = new BigUint64Array(Math.max(1, bufs.length));
+        bufs.forEach((b, i) => (ptrs[i] = BigInt(ptr(b))));
+        const tokens = Int32Array.from(step.lazy.tokens.length ? step.lazy.tokens : [0]);
+        const s = fn.llama_sampler_init_grammar_lazy_patterns(
+          this.model.vocab, cstr(step.grammar), cstr(step.root ?? "root"), ptrs, bufs.length, tokens, step.lazy.tokens.length,
+        );
+        void bufs;
+        return asPointer(s);
+      }
+      case "native":
+        return step.sampler;
     }
   }
 

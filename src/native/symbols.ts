@@ -111,12 +111,33 @@ export const symbols = {
   llama_sampler_init_penalties: { args: ["i32", "i32", "f32", "f32", "f32"], returns: "ptr" },
   llama_sampler_init_logit_bias: { args: ["i32", "i32", "ptr"], returns: "ptr" },
   llama_sampler_init_grammar: { args: ["ptr", "ptr", "ptr"], returns: "ptr" },
+  llama_sampler_init_grammar_lazy_patterns: { args: ["ptr", "ptr", "ptr", "ptr", "usize", "ptr", "usize"], returns: "ptr" },
   llama_sampler_clone: { args: ["ptr"], returns: "ptr" },
 } as const;
 
+/** The chat shim (native/chat.cpp over libllama-common): JSON text in, malloc'd JSON text out. */
+export const chatSymbols = {
+  cs_chat_abi_version: { args: [], returns: "i32" },
+  cs_chat_free_string: { args: ["ptr"], returns: "void" },
+  cs_chat_templates_init: { args: ["ptr", "ptr", "ptr", "ptr", "ptr"], returns: "ptr" },
+  cs_chat_templates_free: { args: ["ptr"], returns: "void" },
+  cs_chat_templates_info: { args: ["ptr"], returns: "ptr" },
+  cs_chat_templates_apply: { args: ["ptr", "ptr", "ptr"], returns: "ptr" },
+  cs_chat_stream_new: { args: ["ptr", "ptr"], returns: "ptr" },
+  cs_chat_stream_free: { args: ["ptr"], returns: "void" },
+  cs_chat_stream_push: { args: ["ptr", "ptr", "bool"], returns: "ptr" },
+  cs_chat_parse: { args: ["ptr", "ptr", "bool"], returns: "ptr" },
+} as const;
+
 export type NativeSymbols = ReturnType<typeof openNative>["symbols"];
+export type ChatSymbols = ReturnType<typeof openChat>["symbols"];
 
 /** Opens the shim; llama.h's symbols resolve through it because it links libllama itself. */
 export function openNative(shimPath: string) {
   return dlopen(shimPath, symbols);
+}
+
+/** Opens the chat shim; it links libllama-common and the same libllama the main shim loaded. */
+export function openChat(chatShimPath: string) {
+  return dlopen(chatShimPath, chatSymbols);
 }

@@ -31,6 +31,10 @@ export interface TokenSamplerOptions {
   logitBias?: ReadonlyArray<readonly [token: number, bias: number]>;
   /** GBNF grammar the output must match (root rule "root"). */
   grammar?: string;
+  /** Makes the grammar lazy: free text until one of these triggers, constrained from there. Defaults to a strict grammar. */
+  grammarLazy?: LazyGrammar;
+  /** Tokens the prompt already placed that the grammar starts with (a chat format's generation prompt). Defaults to none. */
+  grammarPrefill?: number[];
   /** -1: no log-probabilities; 0: the chosen token's; n (<= 20): plus the n most likely. Defaults to -1. */
   logprobs?: number;
 }
@@ -51,7 +55,7 @@ export const SAMPLING_DEFAULTS = {
   penaltyLastN: 64,
   seed: 0,
   logprobs: -1,
-} as const satisfies Required<Omit<TokenSamplerOptions, "logitBias" | "grammar">>;
+} as const satisfies Required<Omit<TokenSamplerOptions, "logitBias" | "grammar" | "grammarLazy" | "grammarPrefill">>;
 
 export interface TokenChoice {
   token: number;
@@ -62,6 +66,12 @@ export interface TokenChoice {
 }
 
 export const MAX_TOP_LOGPROBS = 20;
+
+/** llama.cpp's lazy grammar triggers: regex patterns over the output, or token ids. */
+export interface LazyGrammar {
+  patterns: string[];
+  tokens: number[];
+}
 
 // Index layout shared with native/shim.h (CS_F_* and CS_I_*).
 const F = { temperature: 0, topP: 1, minP: 2, typicalP: 3, repeat: 4, frequency: 5, presence: 6, count: 7 } as const;
@@ -101,7 +111,8 @@ export class TokenSampler {
     this.biasValues = Float32Array.from(bias, ([, b]) => b);
     this.ip[I.nBias] = bias.length;
     this.rng[0] = BigInt.asUintN(64, BigInt(fn.cs_rng_seed(BigInt(Math.trunc(opts.seed ?? d.seed)))));
-    this.grammar = opts.grammar ? model.createSampler([{ type: "grammar", grammar: opts.grammar }]) : null;
+    this.grammar = opts.grammar ? model.createSampler([{ type: "grammar", grammar: opts.grammar, lazy: opts.grammarLazy }]) : null;
+    for (const t of opts.grammarPrefill ?? []) this.grammar?.accept(t);
   }
 
   /** Chooses the next token from batch row `row` of the context's last decode and records it. */

@@ -59,6 +59,16 @@ export function modelObject(info: ModelInfo, stats: ModelStats | undefined, crea
       backend: info.backend,
       supports_tools: info.supportsTools,
       supports_reasoning: info.supportsThinking,
+      // The chat format llama.cpp detected from the template: its family, parser, and markers.
+      chat_format: info.chatFormat
+        ? {
+            family: info.chatFormat.family,
+            parser: info.chatFormat.parser,
+            tool_call_start: info.chatFormat.toolCallStart,
+            reasoning_start: info.chatFormat.reasoningStart,
+            reasoning_end: info.chatFormat.reasoningEnd,
+          }
+        : null,
       infill: info.infill,
     },
   };

@@ -110,6 +110,8 @@ export const ResponseCreateRequest = t.Object(
     store: t.Optional(Nullable(t.Boolean({ description: "Keep the response for GET /v1/responses/{id} and `previous_response_id`. Defaults to true." }))),
     previous_response_id: t.Optional(Nullable(t.String({ maxLength: 200, description: "Continue from a stored response: the model sees its input and output, and its KV cache is reused." }))),
     metadata: t.Optional(t.Record(t.String({ maxLength: 64 }), t.String({ maxLength: 512 }), { maxProperties: 16 })),
+    grammar: t.Optional(Nullable(t.String({ maxLength: 1 << 20, description: "llama-server extension: a GBNF grammar (root rule `root`) the output must match." }))),
+    chat_template_kwargs: t.Optional(t.Record(t.String(), t.Unknown(), { description: "llama-server extension: extra variables for the chat template." })),
     include: t.Optional(t.Array(t.String(), { description: "`reasoning.encrypted_content` (reasoning you can send back with `store: false`), `message.output_text.logprobs`." })),
     truncation: t.Optional(Nullable(t.Union([t.Literal("auto"), t.Literal("disabled")], { description: "`auto` drops the oldest input items when the conversation outgrows the context. Defaults to disabled." }))),
     user: t.Optional(Nullable(t.String({ maxLength: 256 }))),

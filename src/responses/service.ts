@@ -83,6 +83,7 @@ export class ResponsesService {
       maxTokens: body.max_output_tokens ?? undefined,
       sampling: { temperature: body.temperature ?? undefined, topP: body.top_p ?? undefined },
       responseFormat: formatOf(body),
+      grammar: body.grammar || undefined,
       logprobs: include.has("message.output_text.logprobs") ? (body.top_logprobs ?? 0) : -1,
       timeoutMs: cocoon.timeoutMs || undefined,
       // The conversation's KV cache stays with it: the next response of the chain resumes from it.
@@ -279,11 +280,12 @@ function toolsOf(body: ResponseCreateRequest): Tools {
 
 /** reasoning.effort: none and minimal turn thinking off, the levels turn it on (and name the level). */
 function thinkingOf(body: ResponseCreateRequest): Pick<GenerateRequest, "enableThinking" | "templateVars"> {
+  const kwargs = body.chat_template_kwargs;
   const effort = body.reasoning?.effort;
-  if (effort === undefined || effort === null) return {};
-  if (effort === "none" || effort === "minimal") return { enableThinking: false };
+  if (effort === undefined || effort === null) return kwargs ? { templateVars: kwargs } : {};
+  if (effort === "none" || effort === "minimal") return { enableThinking: false, ...(kwargs ? { templateVars: kwargs } : {}) };
   // gpt-oss templates read the level as `reasoning_effort` ("Reasoning: high"); others ignore it.
-  return { enableThinking: true, templateVars: { reasoning_effort: effort === "xhigh" ? "high" : effort } };
+  return { enableThinking: true, templateVars: { reasoning_effort: effort === "xhigh" ? "high" : effort, ...kwargs } };
 }
 
 function formatOf(body: ResponseCreateRequest): ResponseFormat | undefined {

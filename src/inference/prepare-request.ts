@@ -125,7 +125,7 @@ export function prepareRequest(host: PrepareHost, id: string, req: GenerateReque
       parser: parserParams ? () => new ChatStream(chatLib, parserParams) : null,
       specialTokens: chat ? specialTokens(m, chat) : new Set(),
       mistralIds: host.template?.format.family === "mistral",
-      singleCall: req.parallelToolCalls === false,
+      singleCall: (typeof req.toolChoice === "object" ? (req.parallelToolCalls ?? false) : req.parallelToolCalls) === false,
       logprobs: (req.logprobs ?? -1) >= 0,
     },
     timeoutMs: req.timeoutMs ?? 0,
@@ -159,11 +159,13 @@ function renderOptions(req: GenerateRequest): RenderOptions {
     if (tools.length === 0) throw new EngineError("invalid_request", `tool_choice names "${choice.name}", which is not among the tools`, "tool_choice");
     toolChoice = "required";
   }
+  // A named function is one call to it (as OpenAI answers it; the legacy function_call has room for one).
+  const parallelToolCalls = typeof choice === "object" ? (req.parallelToolCalls ?? false) : req.parallelToolCalls;
   // A forced call comes before any reasoning, so the prompt closes the thinking block where the
   // template has the switch (unless the caller set it).
   const thinkingSet = req.enableThinking !== undefined || typeof req.templateVars?.enable_thinking === "boolean";
   const enableThinking = toolChoice === "required" && tools && !thinkingSet ? false : req.enableThinking;
-  return { tools, toolChoice, parallelToolCalls: req.parallelToolCalls, enableThinking, extra: req.templateVars };
+  return { tools, toolChoice, parallelToolCalls, enableThinking, extra: req.templateVars };
 }
 
 /** The lazy tool-call grammar of the same request rendered with tool_choice "auto" (its root is the call), or null. */
@@ -188,7 +190,10 @@ function callRoot(grammar: string): string {
   const body = (name: string) => grammar.match(new RegExp(`^${name} ::= (.*)$`, "m"))?.[1];
   const section = body("tool-calls");
   const root = section?.startsWith('"') ? "tool-calls" : body("tool-call") !== undefined ? "tool-call" : null;
-  return root ? grammar.replace(/^root ::= .*$/m, `root ::= ${root}`) : grammar;
+  const rooted = root ? grammar.replace(/^root ::= .*$/m, `root ::= ${root}`) : grammar;
+  // JSON's optional whitespace as one space at most: llama.cpp's allows two newlines and twenty tabs
+  // between every token, which a weak model fills until max_tokens instead of finishing the call.
+  return rooted.replace(/^space ::= .*$/m, 'space ::= | " "');
 }
 
 /**

@@ -94,8 +94,16 @@ export class ChoiceOutput {
     if (text === "" && !final) return { content: "", reasoning: "", toolCalls: [], logprobs };
     // A final parse that fails (a call cut off by max_tokens, output off the format) keeps what the
     // partial parses placed: the unfinished markup never reaches content.
+    this.raw += text;
     const step = this.parser.push(text, final);
     const delta = this.apply(step.diffs);
+    if (delta.content || delta.reasoning || delta.toolCalls.length > 0) this.produced = true;
+    // llama.cpp's parsers trim whitespace around content, so an answer that is only whitespace (a
+    // weak model's newlines) would come back empty; it is the answer, as it was before the parser.
+    if (final && !this.produced && this.raw !== "" && this.raw.trim() === "" && !step.message?.tool_calls.length) {
+      delta.content = this.raw;
+      this.produced = true;
+    }
     if (step.message) {
       step.message.tool_calls.forEach((c, i) => {
         if (this.opts.singleCall && i > 0) return;
@@ -106,6 +114,9 @@ export class ChoiceOutput {
   }
 
   private readonly ids = new Map<string, string>();
+  /** Everything the parser was given, and whether it placed any of it yet. */
+  private raw = "";
+  private produced = false;
 
   /** The id clients see: a generated call_ id becomes 9 alphanumerics for Mistral; a model's own id stays. */
   private idOf(id: string): string {

@@ -28,6 +28,7 @@ export function prepareRequest(host: PrepareHost, id: string, req: GenerateReque
   let chat: ChatApplied | null = null;
   if (req.messages) {
     if (!host.template) throw new EngineError("invalid_request", `model ${host.info.id} has no chat template; use /v1/completions`, "messages");
+    guardForcedToolSchemas(req);
     try {
       chat = host.template.render(req.messages, renderOptions(req)).params;
     } catch (err) {
@@ -166,6 +167,24 @@ function renderOptions(req: GenerateRequest): RenderOptions {
   const thinkingSet = req.enableThinking !== undefined || typeof req.templateVars?.enable_thinking === "boolean";
   const enableThinking = toolChoice === "required" && tools && !thinkingSet ? false : req.enableThinking;
   return { tools, toolChoice, parallelToolCalls, enableThinking, extra: req.templateVars };
+}
+
+/**
+ * A forced call's grammar holds the tools' parameter schemas, which llama.cpp converts with no bound
+ * (1e8 minItems is a minute-long conversion, then a grammar it cannot load): ours checks them first.
+ */
+function guardForcedToolSchemas(req: GenerateRequest): void {
+  const choice = req.toolChoice;
+  if (req.grammar || !req.tools?.length || !(choice === "required" || typeof choice === "object")) return;
+  const tools = typeof choice === "object" ? req.tools.filter((t) => t.function.name === choice.name) : req.tools;
+  for (const t of tools) {
+    try {
+      jsonSchemaToGrammar(t.function.parameters ?? { type: "object" }, { strict: true });
+    } catch (err) {
+      if (err instanceof GrammarError) throw new EngineError("invalid_request", `tools: ${t.function.name}: ${err.message}`, "tools");
+      throw err;
+    }
+  }
 }
 
 /** The lazy tool-call grammar of the same request rendered with tool_choice "auto" (its root is the call), or null. */

@@ -17,6 +17,8 @@ export interface OutputOptions {
   mistralIds?: boolean;
   /** parallel_tool_calls: false. Only the first call is kept (llama.cpp's grammars for some formats allow more). Defaults to false. */
   singleCall?: boolean;
+  /** The parser looks for tool calls. Defaults to false. */
+  toolCalls?: boolean;
 }
 
 /** What the vocabulary must provide: raw bytes per token. */
@@ -100,9 +102,11 @@ export class ChoiceOutput {
     if (delta.content || delta.reasoning || delta.toolCalls.length > 0) this.produced = true;
     // llama.cpp's parsers trim whitespace around content, so an answer that is only whitespace (a
     // weak model's newlines) would come back empty; it is the answer, as it was before the parser.
-    if (final && !this.produced && this.raw !== "" && this.raw.trim() === "" && !step.message?.tool_calls.length) {
-      delta.content = this.raw;
-      this.produced = true;
+    // Streamed as it comes (where no tool call could follow it as a whitespace-only message).
+    if (!this.produced && this.raw.trim() === "" && !step.message?.tool_calls.length && (final || !this.opts.toolCalls)) {
+      delta.content = this.raw.slice(this.sentBlank);
+      this.sentBlank = this.raw.length;
+      if (final) this.produced = true;
     }
     if (step.message) {
       step.message.tool_calls.forEach((c, i) => {
@@ -117,6 +121,7 @@ export class ChoiceOutput {
   /** Everything the parser was given, and whether it placed any of it yet. */
   private raw = "";
   private produced = false;
+  private sentBlank = 0;
 
   /** The id clients see: a generated call_ id becomes 9 alphanumerics for Mistral; a model's own id stays. */
   private idOf(id: string): string {

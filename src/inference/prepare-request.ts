@@ -128,6 +128,7 @@ export function prepareRequest(host: PrepareHost, id: string, req: GenerateReque
       mistralIds: host.template?.format.family === "mistral",
       singleCall: (typeof req.toolChoice === "object" ? (req.parallelToolCalls ?? false) : req.parallelToolCalls) === false,
       logprobs: (req.logprobs ?? -1) >= 0,
+      toolCalls: tooling,
     },
     timeoutMs: req.timeoutMs ?? 0,
     sessionKey: req.sessionKey ?? null,

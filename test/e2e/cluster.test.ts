@@ -101,6 +101,9 @@ describe("worker role", () => {
     expect(m.workers).toHaveLength(2);
     expect(m.workers.every((w) => w.max_running_requests === 2)).toBe(true);
     expect(m.context_window).toBe(1024);
+    // Seed 001's /api/stats counts the workers serving it, and their slots.
+    const stats = (await (await fetch(`${gateway.url}/api/stats`)).json()) as { models: { id: string; workers: number; capacity: number }[] };
+    expect(stats.models.find((x) => x.id === "tiny-qwen3")).toMatchObject({ workers: 2, capacity: 4 });
   });
 });
 

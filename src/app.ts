@@ -254,7 +254,10 @@ export function createApp(deps: AppDeps) {
         ? platformRoutes({
             platform,
             modelIds: () => deps.loadedEngine()?.models().map((m) => m.id) ?? [],
-            stats: () => deps.loadedEngine()?.stats() ?? [],
+            stats: () => {
+              const backend = deps.loadedEngine();
+              return (backend?.stats() ?? []).map((s) => ({ ...s, workers: backend?.workers?.(s.id).length }));
+            },
             depositWallet: () => deps.ton?.wallet?.display ?? null,
             tonUsdRate: () => deps.ton?.rate?.get(RATE_WAIT_MS) ?? null,
             minimumDeposit: () => deps.ton?.minimum ?? 0n,

@@ -101,6 +101,9 @@ describe("worker role", () => {
     expect(m.workers).toHaveLength(2);
     expect(m.workers.every((w) => w.max_running_requests === 2)).toBe(true);
     expect(m.context_window).toBe(1024);
+    // Seed 001's /api/stats counts the workers serving it, and their slots.
+    const stats = (await (await fetch(`${gateway.url}/api/stats`)).json()) as { models: { id: string; workers: number; capacity: number }[] };
+    expect(stats.models.find((x) => x.id === "tiny-qwen3")).toMatchObject({ workers: 2, capacity: 4 });
   });
 });
 
@@ -266,7 +269,11 @@ describe("routing and billing on the gateway", () => {
     for (let n = 1; n < 4; n++) previous = await turn(n, previous);
     const s2 = [await served(w1), await served(w2)];
     expect([s2[0]! - s1[0]!, s2[1]! - s1[1]!]).toEqual([0, 3]);
-    // A new conversation goes to the cheaper free worker.
+    // A new conversation goes to the cheaper free worker (once the gateway's polled load says it is free).
+    await until("w1 free", async () => {
+      const r = await fetch(`${gateway.url}/v1/models/tiny-qwen3`);
+      return ((await r.json()) as { workers: { running_requests: number }[] }).workers[0]!.running_requests === 0;
+    });
     await turn(0, null);
     expect((await served(w1)) - s2[0]!).toBe(1);
   });

@@ -10,7 +10,7 @@ export interface PlatformRouteDeps {
   /** Ids of the served models (listed by /v1/pricing). */
   modelIds(): string[];
   /** Per-model load for /api/stats; empty while no model is loaded. */
-  stats(): { id: string; slotsBusy: number; slotsTotal: number; queued: number }[];
+  stats(): { id: string; slotsBusy: number; slotsTotal: number; queued: number; workers?: number }[];
   /** The TON address deposits go to; null when this server accepts no deposits. */
   depositWallet(): string | null;
   /** USD per TON; null while no rate is known. May wait briefly for a due refresh. */

@@ -17,7 +17,8 @@ export function networkRoutes(deps: PlatformRouteDeps, auth: PlatformAuth) {
         }
         const models = stats.map((s) => ({
           id: s.id,
-          workers: 1,
+          // A gateway's remote model counts the workers serving it; a local model is this server.
+          workers: s.workers ?? 1,
           running: s.slotsBusy,
           capacity: s.slotsTotal,
           load_pct: s.slotsTotal > 0 ? Math.round((s.slotsBusy / s.slotsTotal) * 1000) / 10 : 0,

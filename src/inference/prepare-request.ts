@@ -8,6 +8,7 @@ import { JSON_OBJECT_GRAMMAR, GrammarError, jsonSchemaToGrammar } from "./gramma
 import type { PreparedRequest } from "./scheduler.ts";
 import { EngineError, type GenerateRequest, type ModelInfo } from "./types.ts";
 import { refuseUnfittable } from "./fits.ts";
+import { grammarUnion } from "./grammar-union.ts";
 
 const MAX_STOPS = 16;
 
@@ -73,10 +74,14 @@ export function prepareRequest(host: PrepareHost, id: string, req: GenerateReque
   // itself as its root: applied from the first token it forces exactly the call.
   const callRoot = forced && !forced.grammar_lazy ? callRootGrammar(host.template!, req) : null;
   if (callRoot) forced = { ...forced!, grammar: callRoot };
+  // Tools offered and a response_format asked for (Codex's --output-schema): from the first token
+  // either a call in the format or the answer the format describes, nothing else.
+  const answer = forced?.grammar_lazy && hasAnswerFormat(req) ? grammarFor(req) : undefined;
+  if (forced && answer) forced = { ...forced, grammar: grammarUnion(rootedAtCall(forced.grammar), answer), grammar_lazy: false };
   const grammar = forced ? forced.grammar : grammarFor(req);
   const grammarLazy = forced?.grammar_lazy ? lazyGrammar(m, forced) : undefined;
   // llama.cpp's forced tool grammars begin with the generation prompt, which the prompt already holds.
-  const grammarPrefill = forced && !forced.grammar_lazy && !callRoot ? prefillTokens(m, forced.generation_prompt) : undefined;
+  const grammarPrefill = forced && !forced.grammar_lazy && !callRoot && !answer ? prefillTokens(m, forced.generation_prompt) : undefined;
   if (req.grammar) checkGrammar(m, req.grammar);
   const s = req.sampling ?? {};
   const bias: [number, number][] = [];
@@ -166,7 +171,8 @@ function renderOptions(req: GenerateRequest): RenderOptions {
   // A forced call comes before any reasoning, so the prompt closes the thinking block where the
   // template has the switch (unless the caller set it).
   const thinkingSet = req.enableThinking !== undefined || typeof req.templateVars?.enable_thinking === "boolean";
-  const enableThinking = toolChoice === "required" && tools && !thinkingSet ? false : req.enableThinking;
+  const constrained = toolChoice === "required" || (toolChoice === "auto" && hasAnswerFormat(req));
+  const enableThinking = constrained && tools && !thinkingSet ? false : req.enableThinking;
   return { tools, toolChoice, parallelToolCalls, enableThinking, extra: req.templateVars };
 }
 
@@ -198,7 +204,7 @@ function callRootGrammar(template: ChatTemplate, req: GenerateRequest): string |
   } catch {
     return null;
   }
-  return auto.grammar_lazy && auto.grammar !== "" ? callRoot(auto.grammar) : null;
+  return auto.grammar_lazy && auto.grammar !== "" ? rootedAtCall(auto.grammar) : null;
 }
 
 /**
@@ -206,7 +212,7 @@ function callRootGrammar(template: ChatTemplate, req: GenerateRequest): string |
  * (Qwen3's "tool-calls" is (tool-call? space)+). The call's own rule becomes the root: the section
  * rule where it opens with a literal marker, else the per-call rule.
  */
-function callRoot(grammar: string): string {
+function rootedAtCall(grammar: string): string {
   const body = (name: string) => grammar.match(new RegExp(`^${name} ::= (.*)$`, "m"))?.[1];
   const section = body("tool-calls");
   const root = section?.startsWith('"') ? "tool-calls" : body("tool-call") !== undefined ? "tool-call" : null;
@@ -258,6 +264,10 @@ function specialTokens(m: LlamaModel, chat: ChatApplied): Set<number> {
   }
   for (const t of chat.grammar_triggers) if (t.type === "token" && t.token >= 0) out.add(t.token);
   return out;
+}
+
+function hasAnswerFormat(req: GenerateRequest): boolean {
+  return !!req.responseFormat && req.responseFormat.type !== "text";
 }
 
 function grammarFor(req: GenerateRequest): string | undefined {

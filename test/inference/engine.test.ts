@@ -263,8 +263,6 @@ describe("engine", () => {
         toolChoice: "required",
         parallelToolCalls: false,
         maxTokens: 120,
-        // llama.cpp's required grammar lets text come before the call; random weights would ramble
-        // there, so the call's opening (Qwen3's <tool_call> 151657, then "\n" 198) is made likely.
         sampling: { temperature: 0.7, seed: 3, logitBias: { 151657: 30, 198: 30 } },
       }),
     );
@@ -272,6 +270,40 @@ describe("engine", () => {
     expect(r.toolCalls[0]![0]!.name).toBe("get_weather");
     expect(r.texts[0] ?? "").not.toContain("<tool_call>\n");
     // Every token is grammar-checked over the whole vocabulary: slow on a busy machine.
+  }, 300_000);
+
+  test("tools offered with a response_format: each answer is either a call in the format or JSON of the schema", async () => {
+    const tools = [
+      {
+        type: "function" as const,
+        function: {
+          name: "get_weather",
+          parameters: { type: "object", properties: { city: { type: "string", maxLength: 8 } }, required: ["city"], additionalProperties: false },
+        },
+      },
+    ];
+    const schema = { type: "object", properties: { ok: { type: "boolean" } }, required: ["ok"], additionalProperties: false };
+    const r = await collect(
+      engine.submit({
+        messages: [{ role: "user", content: "Reply with ok." }],
+        tools,
+        toolChoice: "auto",
+        responseFormat: { type: "json_schema", schema, strict: true },
+        maxTokens: 80,
+        n: 4,
+        sampling: { temperature: 1, seed: 11 },
+      }),
+    );
+    for (let i = 0; i < 4; i++) {
+      const calls = r.toolCalls[i] ?? [];
+      if (calls.length > 0) {
+        expect(calls.every((c) => c.name === "get_weather")).toBe(true);
+        expect(r.texts[i] ?? "").not.toContain("<tool_call>");
+      } else {
+        expect(r.reasons[i]).toBe("stop");
+        expect(typeof JSON.parse(r.texts[i]!).ok).toBe("boolean");
+      }
+    }
   }, 300_000);
 
   test("reasoning text lands in the reasoning channel and is counted", async () => {

@@ -61,8 +61,8 @@ export function anthropicRoutes(deps: GenerationDeps) {
             "Anthropic's Messages API. The key goes in `x-api-key` or `Authorization: Bearer`; `anthropic-version` and `anthropic-beta` are accepted. " +
             "With `stream: true` the response is `text/event-stream` with Anthropic's events (`message_start`, `ping`, `content_block_start`, " +
             "`content_block_delta` (text_delta, thinking_delta, signature_delta, input_json_delta), `content_block_stop`, `message_delta`, `message_stop`, " +
-            "or `error`); the cost and `X-Cocoon-Client-End` arrive as SSE comments before `message_stop`. `thinking.budget_tokens` stops the reasoning " +
-            "at that many tokens (the message then ends with stop_reason max_tokens).",
+            "or `error`); the cost and `X-Cocoon-Client-End` arrive as SSE comments before `message_stop`. `thinking.budget_tokens` closes the thinking block " +
+            "at that many tokens (the format's closing tag is forced, as llama-server's reasoning budget does) and the answer follows.",
         },
       },
     )

@@ -9,7 +9,7 @@ import type { EngineEvent, FinishReason, GenerateRequest, ModelInfo, ToolCall } 
 import { EngineError } from "../inference/types.ts";
 import type { Cost, Principal } from "../platform/service.ts";
 import type { ContentBlock, CountTokensRequest, Message, MessagesRequest } from "./model.ts";
-import { capReasoning, conversationRequest, messageId, messageUsage, messagesRequest, stopReason, thinkingOf, thinkingSignature, toolInput, toolUseId } from "./service.ts";
+import { conversationRequest, messageId, messageUsage, messagesRequest, stopReason, thinkingSignature, toolInput, toolUseId } from "./service.ts";
 
 type Done = Extract<EngineEvent, { type: "done" }>;
 
@@ -25,11 +25,7 @@ export async function runMessages(deps: GenerationDeps, body: MessagesRequest, s
   const request = messagesRequest(body, model, cocoon);
   const capped = await fitToContext(deps, model, request);
   const started = await startGeneration(deps, { request, model, principal, endpoint: "chat", cocoon, signal, turn: null });
-  const cancel = async () => {
-    await started.source.return?.();
-    return started.source.final;
-  };
-  const events = capReasoning(started.events, thinkingOf(body).budget, cancel);
+  const events = started.events;
   const id = messageId(cocoon.guid);
   if (!body.stream) return { stream: false, ...(await messageObject(events, { id, model, capped, settle: started.settle })) };
   let cost: Cost | null = null;

@@ -170,6 +170,7 @@ export function messagesRequest(body: MessagesRequest, model: ModelInfo, cocoon:
     stop: stop?.length ? stop : undefined,
     grammar: body.grammar || undefined,
     templateVars: body.chat_template_kwargs,
+    reasoningBudget: budget ?? undefined,
     timeoutMs: cocoon.timeoutMs || undefined,
   };
 }
@@ -216,27 +217,4 @@ export function toolInput(args: string): Record<string, unknown> {
   return { arguments: args };
 }
 
-type Done = Extract<EngineEvent, { type: "done" }>;
 
-/**
- * thinking.budget_tokens on the event stream (the engine has no such knob): each delta is the text
- * of one generated token, so once `budget` deltas carried reasoning the generation is cancelled
- * there, and the message ends with stop_reason max_tokens and the usage of what was processed.
- */
-export async function* capReasoning(events: AsyncGenerator<EngineEvent>, budget: number | null, cancel: () => Promise<Done | null>): AsyncGenerator<EngineEvent> {
-  if (budget === null) {
-    yield* events;
-    return;
-  }
-  let reasoningTokens = 0;
-  for await (const e of events) {
-    yield e;
-    if (e.type !== "delta" || !e.reasoning) continue;
-    if (++reasoningTokens < budget) continue;
-    const done = await cancel();
-    await events.return(undefined);
-    yield { type: "finish", index: 0, reason: "length", toolCalls: [], stop: null };
-    if (done) yield done;
-    return;
-  }
-}

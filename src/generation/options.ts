@@ -84,3 +84,8 @@ export function unixSeconds(ms = Date.now()): number {
 export function cocoonTime(ms = Date.now()): string {
   return (ms / 1000).toFixed(3);
 }
+
+/** llama-server's reasoning budget field: -1 (or unset) is no limit. */
+export function reasoningBudget(tokens: number | null | undefined): number | undefined {
+  return tokens === null || tokens === undefined || tokens < 0 ? undefined : tokens;
+}

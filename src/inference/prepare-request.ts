@@ -3,6 +3,7 @@
 // calls) and sampler settings per choice. Every invalid request is an EngineError here.
 import { ChatStream, LlamaError, type ChatApplied, type LlamaModel } from "../native/llama.ts";
 import type { LazyGrammar, TokenSamplerOptions } from "../native/token-sampler.ts";
+import type { ReasoningBudgetOptions } from "../native/reasoning-budget.ts";
 import { ChatTemplateError, type ChatTemplate, type RenderOptions } from "./chat-template.ts";
 import { JSON_OBJECT_GRAMMAR, GrammarError, jsonSchemaToGrammar } from "./grammar.ts";
 import type { PreparedRequest } from "./scheduler.ts";
@@ -94,6 +95,7 @@ export function prepareRequest(host: PrepareHost, id: string, req: GenerateReque
     bias.push([token, v <= -100 ? -Infinity : v]);
   }
   if (req.ignoreEos) for (const t of host.eog) bias.push([t, -Infinity]);
+  const reasoningBudget = chat ? budgetFor(m, chat, req.reasoningBudget, grammar !== undefined && !grammarLazy) : undefined;
   const baseSeed = s.seed ?? Math.floor(Math.random() * 2 ** 31);
   // Unset fields stay unset: TokenSampler fills them from SAMPLING_DEFAULTS.
   const samplers: TokenSamplerOptions[] = Array.from({ length: n }, (_, i) => ({
@@ -112,6 +114,7 @@ export function prepareRequest(host: PrepareHost, id: string, req: GenerateReque
     grammarLazy,
     grammarPrefill,
     logprobs: req.logprobs,
+    reasoningBudget,
   }));
   const parserParams = chat && {
     format_id: chat.format_id,
@@ -264,6 +267,22 @@ function specialTokens(m: LlamaModel, chat: ChatApplied): Set<number> {
   }
   for (const t of chat.grammar_triggers) if (t.type === "token" && t.token >= 0) out.add(t.token);
   return out;
+}
+
+/**
+ * The reasoning block's tags as tokens, for the sampler that closes the block when the budget is
+ * spent. None where the format has no closing tag, or where a grammar binds every token (a strict
+ * one could refuse the forced tag; such answers cannot open a block anyway).
+ */
+function budgetFor(m: LlamaModel, chat: ChatApplied, budget: number | undefined, strictGrammar: boolean): ReasoningBudgetOptions | undefined {
+  if (budget === undefined || strictGrammar) return undefined;
+  if (!Number.isInteger(budget) || budget < 0) throw new EngineError("invalid_request", "the reasoning budget must be a non-negative integer", "reasoning_budget_tokens");
+  const ends = chat.thinking_end_tags.filter(Boolean);
+  if (ends.length === 0) return undefined;
+  const ids = (text: string) => Array.from(m.tokenize(text, { addSpecial: false, parseSpecial: true }));
+  const startTag = chat.thinking_start_tag;
+  const open = startTag !== "" && chat.generation_prompt.trimEnd().endsWith(startTag.trimEnd());
+  return { budget, start: startTag ? ids(startTag) : [], ends: ends.map(ids), forced: ids(ends[0]!), open };
 }
 
 function hasAnswerFormat(req: GenerateRequest): boolean {

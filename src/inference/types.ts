@@ -53,6 +53,8 @@ export interface GenerateRequest {
   enableThinking?: boolean;
   /** Extra variables passed to the chat template. */
   templateVars?: Record<string, unknown>;
+  /** Tokens the reasoning block may hold before its closing tag is forced (llama.cpp's reasoning budget). Defaults to no limit. */
+  reasoningBudget?: number;
   /** Most tokens to generate per choice. Defaults to what is left of the context. */
   maxTokens?: number;
   /**

@@ -4,6 +4,7 @@ import type { LlamaContext } from "./context.ts";
 import type { LlamaModel } from "./model.ts";
 import type { LlamaSampler } from "./sampler.ts";
 import { LlamaError } from "./llama-error.ts";
+import { ReasoningBudget, type ReasoningBudgetOptions } from "./reasoning-budget.ts";
 
 /** Sampling settings for one sequence. Neutral values disable a step. */
 export interface TokenSamplerOptions {
@@ -37,6 +38,8 @@ export interface TokenSamplerOptions {
   grammarPrefill?: number[];
   /** -1: no log-probabilities; 0: the chosen token's; n (<= 20): plus the n most likely. Defaults to -1. */
   logprobs?: number;
+  /** A budget on the reasoning block's tokens, whose closing tag is forced when it is spent. Defaults to none. */
+  reasoningBudget?: ReasoningBudgetOptions;
 }
 
 /**
@@ -55,7 +58,7 @@ export const SAMPLING_DEFAULTS = {
   penaltyLastN: 64,
   seed: 0,
   logprobs: -1,
-} as const satisfies Required<Omit<TokenSamplerOptions, "logitBias" | "grammar" | "grammarLazy" | "grammarPrefill">>;
+} as const satisfies Required<Omit<TokenSamplerOptions, "logitBias" | "grammar" | "grammarLazy" | "grammarPrefill" | "reasoningBudget">>;
 
 export interface TokenChoice {
   token: number;
@@ -88,6 +91,7 @@ export class TokenSampler {
   private readonly outTokens = new Int32Array(1 + MAX_TOP_LOGPROBS);
   private readonly outLogprobs = new Float32Array(1 + MAX_TOP_LOGPROBS);
   private readonly grammar: LlamaSampler | null;
+  private readonly budget: ReasoningBudget | null;
   private disposed = false;
 
   constructor(
@@ -113,11 +117,25 @@ export class TokenSampler {
     this.rng[0] = BigInt.asUintN(64, BigInt(fn.cs_rng_seed(BigInt(Math.trunc(opts.seed ?? d.seed)))));
     this.grammar = opts.grammar ? model.createSampler([{ type: "grammar", grammar: opts.grammar, lazy: opts.grammarLazy }]) : null;
     for (const t of opts.grammarPrefill ?? []) this.grammar?.accept(t);
+    this.budget = opts.reasoningBudget ? new ReasoningBudget(opts.reasoningBudget, (t) => model.tokenBytes(t, true)) : null;
+  }
+
+  /** Whether the thinking budget ran out (its closing tag forced). */
+  get reasoningCut(): boolean {
+    return this.budget?.exhausted ?? false;
   }
 
   /** Chooses the next token from batch row `row` of the context's last decode and records it. */
   sample(ctx: LlamaContext, row: number): TokenChoice {
     if (this.disposed) throw new LlamaError("TokenSampler used after dispose()", "disposed");
+    const forced = this.budget?.forcedToken() ?? null;
+    if (forced !== null) {
+      // All else is -inf in llama.cpp's forcing: the token is certain.
+      this.grammar?.accept(forced);
+      this.budget!.accept(forced);
+      this.record(forced);
+      return { token: forced, logprob: 0, top: this.ip[I.nProbs]! > 0 ? [{ token: forced, logprob: 0 }] : [] };
+    }
     const token = this.model.llama.fn.cs_sample(
       ctx.handle,
       row,
@@ -133,6 +151,7 @@ export class TokenSampler {
     );
     if (token === -2) throw new LlamaError("the grammar allows no further token", "sampler");
     if (token < 0) throw new LlamaError(`no logits for batch row ${row}`, "decode");
+    this.budget?.accept(token);
     this.record(token);
     const top: TokenChoice["top"] = [];
     for (let i = 0; i < this.ip[I.nProbs]!; i++) top.push({ token: this.outTokens[1 + i]!, logprob: this.outLogprobs[1 + i]! });

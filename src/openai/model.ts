@@ -203,6 +203,8 @@ export const ChatCompletionRequest = t.Object(
     reasoning_format: t.Optional(Nullable(t.Union([t.Literal("none"), t.Literal("auto"), t.Literal("deepseek"), t.Literal("deepseek-legacy")], { description: "llama-server: accepted; reasoning is always returned in `reasoning_content`." }))),
     parallel_tool_calls: t.Optional(t.Boolean()),
     enable_thinking: t.Optional(t.Boolean({ description: "Turns reasoning on or off where the chat template supports it." })),
+    reasoning_budget_tokens: t.Optional(Nullable(Type.Integer({ minimum: -1, maximum: 1 << 30, description: "llama-server: tokens the reasoning block may hold; then its closing tag is forced and the answer follows. -1: no limit; 0: no reasoning." }))),
+    thinking_budget_tokens: t.Optional(Nullable(Type.Integer({ minimum: -1, maximum: 1 << 30, description: "llama-server: another name for `reasoning_budget_tokens`." }))),
     chat_template_kwargs: t.Optional(t.Record(t.String(), t.Unknown(), { description: "Extra variables for the chat template (llama.cpp extension)." })),
     ...Sampling,
     ...LlamaServerFields,

@@ -3,7 +3,7 @@
 import type { FinishReason, GenerateRequest, ModelInfo, SamplingParams, TokenLogprob, ToolChoice } from "../inference/types.ts";
 import type { ChatMessage, ToolDefinition } from "../inference/chat-template.ts";
 import { ApiError } from "../http/errors.ts";
-import type { CocoonOptions } from "../generation/options.ts";
+import { reasoningBudget, type CocoonOptions } from "../generation/options.ts";
 import type { Cost } from "../platform/service.ts";
 import type { ChatCompletionRequest, CompletionRequest } from "./model.ts";
 
@@ -96,6 +96,7 @@ export function chatRequest(body: ChatCompletionRequest, model: ModelInfo, cocoo
     parallelToolCalls: body.parallel_tool_calls,
     enableThinking: body.enable_thinking ?? (body.chat_template_kwargs?.enable_thinking as boolean | undefined) ?? thinking?.enableThinking,
     templateVars: thinking ? { ...thinking.templateVars, ...body.chat_template_kwargs } : body.chat_template_kwargs,
+    reasoningBudget: reasoningBudget(body.reasoning_budget_tokens ?? body.thinking_budget_tokens),
     maxTokens: body.max_completion_tokens ?? body.max_tokens ?? undefined,
     sampling: sampling(body, model),
     stop: stops(body.stop),

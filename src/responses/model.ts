@@ -112,6 +112,7 @@ export const ResponseCreateRequest = t.Object(
     metadata: t.Optional(t.Record(t.String({ maxLength: 64 }), t.String({ maxLength: 512 }), { maxProperties: 16 })),
     grammar: t.Optional(Nullable(t.String({ maxLength: 1 << 20, description: "llama-server extension: a GBNF grammar (root rule `root`) the output must match." }))),
     chat_template_kwargs: t.Optional(t.Record(t.String(), t.Unknown(), { description: "llama-server extension: extra variables for the chat template." })),
+    reasoning_budget_tokens: t.Optional(Nullable(Type.Integer({ minimum: -1, maximum: 1 << 30, description: "llama-server extension: tokens the reasoning may take before its block is closed and the answer follows. -1: no limit." }))),
     include: t.Optional(t.Array(t.String(), { description: "`reasoning.encrypted_content` (reasoning you can send back with `store: false`), `message.output_text.logprobs`." })),
     truncation: t.Optional(Nullable(t.Union([t.Literal("auto"), t.Literal("disabled")], { description: "`auto` drops the oldest input items when the conversation outgrows the context. Defaults to disabled." }))),
     user: t.Optional(Nullable(t.String({ maxLength: 256 }))),

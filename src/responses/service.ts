@@ -5,7 +5,7 @@ import { ApiError, toApiError } from "../http/errors.ts";
 import type { ChatMessage } from "../inference/chat-template.ts";
 import type { GenerateRequest, ModelInfo, ResponseFormat, ToolChoice, ToolDefinition } from "../inference/types.ts";
 import type { GenerationDeps } from "../generation/deps.ts";
-import { cocoonOptions, pickModel, unixSeconds, type CocoonOptions } from "../generation/options.ts";
+import { cocoonOptions, pickModel, reasoningBudget, unixSeconds, type CocoonOptions } from "../generation/options.ts";
 import { startGeneration, type StartedGeneration } from "../generation/start.ts";
 import type { Cost, Principal } from "../platform/service.ts";
 import { ownerOf } from "../sessions/service.ts";
@@ -80,6 +80,7 @@ export class ResponsesService {
       toolChoice,
       parallelToolCalls: body.parallel_tool_calls ?? undefined,
       ...thinkingOf(body),
+      reasoningBudget: reasoningBudget(body.reasoning_budget_tokens),
       maxTokens: body.max_output_tokens ?? undefined,
       sampling: { temperature: body.temperature ?? undefined, topP: body.top_p ?? undefined },
       responseFormat: formatOf(body),

@@ -1,9 +1,9 @@
 // Anthropic -> engine conversion (messages, tools, tool_choice, thinking) and the reasoning budget cut
 // on the event stream, as pure functions.
 import { describe, expect, test } from "bun:test";
-import { capReasoning, chatMessages, messagesRequest, stopReason, toolChoice, toolInput } from "../../src/anthropic/service.ts";
+import { chatMessages, messagesRequest, stopReason, toolChoice, toolInput } from "../../src/anthropic/service.ts";
 import type { MessagesRequest } from "../../src/anthropic/model.ts";
-import type { EngineEvent, ModelInfo } from "../../src/inference/types.ts";
+import type { ModelInfo } from "../../src/inference/types.ts";
 
 const model = { id: "m" } as ModelInfo;
 const cocoon = { maxCoefficient: 0, timeoutMs: 0, debug: false, guid: null };
@@ -98,46 +98,12 @@ describe("conversion to the engine's request", () => {
   });
 });
 
-describe("thinking.budget_tokens on the event stream", () => {
-  const usage = { promptTokens: 5, cachedTokens: 0, completionTokens: 3, reasoningTokens: 3 };
-  const done = { type: "done" as const, usage, timings: { queueMs: 0, promptMs: 0, generationMs: 0, promptTokensPerSecond: 0, tokensPerSecond: 0 }, slot: 0, reasons: ["cancelled" as const] };
-  const delta = (reasoning: string, content = ""): EngineEvent => ({ type: "delta", index: 0, content, reasoning, toolCalls: [], logprobs: [] });
-
-  test("reasoning stops at the budget: the generation is cancelled, the choice ends with length and the usage of what ran", async () => {
-    let cancelled = 0;
-    let consumed = 0;
-    async function* source(): AsyncGenerator<EngineEvent> {
-      for (const e of [delta("a"), delta("b"), delta("c"), delta("d"), delta("", "answer")]) {
-        consumed++;
-        yield e;
-      }
-    }
-    const out: EngineEvent[] = [];
-    for await (const e of capReasoning(source(), 3, async () => {
-      cancelled++;
-      return done;
-    }))
-      out.push(e);
-    expect(cancelled).toBe(1);
-    expect(consumed).toBe(3);
-    expect(out.filter((e) => e.type === "delta").map((e) => (e as { reasoning: string }).reasoning)).toEqual(["a", "b", "c"]);
-    expect(out.at(-2)).toEqual({ type: "finish", index: 0, reason: "length", toolCalls: [], stop: null });
-    expect(out.at(-1)).toEqual(done);
-  });
-
-  test("without a budget, or within it, the events pass unchanged", async () => {
-    const events = [delta("a"), delta("", "x"), { type: "finish", index: 0, reason: "stop", toolCalls: [], stop: null } as EngineEvent, done];
-    async function* source() {
-      yield* events;
-    }
-    const never = async () => {
-      throw new Error("cancelled within budget");
-    };
-    const a: EngineEvent[] = [];
-    for await (const e of capReasoning(source(), 5, never)) a.push(e);
-    expect(a).toEqual(events);
-    const b: EngineEvent[] = [];
-    for await (const e of capReasoning(source(), null, never)) b.push(e);
-    expect(b).toEqual(events);
+describe("thinking.budget_tokens", () => {
+  test("becomes the engine's reasoning budget (the block is closed there, the answer follows); absent without thinking", () => {
+    const base = { model: "m", max_tokens: 64, messages: [{ role: "user" as const, content: "hi" }] };
+    expect(messagesRequest({ ...base, thinking: { type: "enabled", budget_tokens: 16 } } as never, model, {} as never).reasoningBudget).toBe(16);
+    expect(messagesRequest({ ...base, thinking: { type: "enabled", budget_tokens: 16 } } as never, model, {} as never).enableThinking).toBe(true);
+    expect(messagesRequest(base as never, model, {} as never).reasoningBudget).toBeUndefined();
+    expect(messagesRequest({ ...base, thinking: { type: "adaptive" } } as never, model, {} as never).reasoningBudget).toBeUndefined();
   });
 });

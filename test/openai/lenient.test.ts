@@ -159,6 +159,17 @@ describe("fields with an effect", () => {
     expect(minimal.data.usage!.prompt_tokens).toBe(none.data.usage!.prompt_tokens);
   });
 
+  test("llama-server's reasoning budget fields are accepted (-1: no limit) and a bad one is a 400 naming it", async () => {
+    for (const extra of [{ reasoning_budget_tokens: -1 }, { reasoning_budget_tokens: 16 }, { thinking_budget_tokens: 0 }]) {
+      const r = await chat({ ...extra, max_tokens: 4 });
+      expect(r.data.choices[0]!.finish_reason).toBe("length");
+    }
+    for (const [field, value] of [["reasoning_budget_tokens", -2], ["thinking_budget_tokens", "many"]] as const) {
+      const e = await rejection(chat({ [field]: value }));
+      expect([e.status, (e.error as { param?: string }).param]).toEqual([400, field]);
+    }
+  });
+
   test("reasoning_effort's level is a template variable (gpt-oss reads reasoning_effort)", () => {
     expect(reasoningEffort("none")).toEqual({ enableThinking: false, templateVars: { reasoning_effort: "low" } });
     expect(reasoningEffort("medium")).toEqual({ enableThinking: true, templateVars: { reasoning_effort: "medium" } });

@@ -202,7 +202,7 @@ describe("reasoning controls over HTTP", () => {
     expect(msg.content.some((b) => b.type === "thinking")).toBe(false);
   });
 
-  test('reasoning_effort "low" reaches gpt-oss\'s system message (chat, Responses reasoning.effort, Anthropic thinking budget)', async () => {
+  test('reasoning_effort "low" reaches gpt-oss\'s system message (chat reasoning_effort, Responses reasoning.effort; Anthropic thinking has no level to map)', async () => {
     expect(await rendered({ model: "gpt-oss", messages: hi })).toContain("Reasoning: medium");
     expect(await rendered({ model: "gpt-oss", messages: hi, reasoning_effort: "low" })).toContain("Reasoning: low");
     expect(await rendered({ model: "gpt-oss", messages: hi, reasoning_effort: "high" })).toContain("Reasoning: high");

@@ -1,6 +1,6 @@
 // Generates the qwen3 test/benchmark models (tiny F16, or Qwen3-0.6B dimensions quantized by llama.cpp).
 // Usage: bun scripts/make-test-model.ts [--preset tiny|qwen3-0.6b] [--type F16|Q8_0|Q4_K_M] [--out PATH] [--seed N] [--stops] [--force]
-//        bun scripts/make-test-model.ts --family qwen3|gpt-oss|llama3|deepseek [--out PATH] [--force]  (models/tiny-NAME.gguf)
+//        bun scripts/make-test-model.ts --family qwen3|gpt-oss|llama3|deepseek|gemma [--out PATH] [--force]  (models/tiny-NAME.gguf)
 import { existsSync, mkdirSync, renameSync, rmSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";

@@ -64,6 +64,12 @@ export interface Qwen3Vocab {
   pre?: string;
   /** Prepend BOS when tokenizing. Defaults to false (Qwen). */
   addBos?: boolean;
+  /** llama.cpp's tokenizer model (tokenizer.ggml.model). Defaults to "gpt2" (byte-level BPE). */
+  model?: "gpt2" | "gemma4" | "llama";
+  /** Per-token scores (tokenizer.ggml.scores), for the SentencePiece-style models. */
+  scores?: number[];
+  /** tokenizer.ggml.add_space_prefix, written when set (Gemma: false). */
+  addSpacePrefix?: boolean;
 }
 
 interface TokenizerJson {
@@ -212,12 +218,14 @@ export function qwen3Writer(
     .addU32(`${arch}.attention.value_length`, hp.headDim)
     .addF32(`${arch}.rope.freq_base`, hp.ropeFreqBase)
     .addF32(`${arch}.attention.layer_norm_rms_epsilon`, hp.rmsEps)
-    .addString("tokenizer.ggml.model", "gpt2")
+    .addString("tokenizer.ggml.model", vocab.model ?? "gpt2")
     .addString("tokenizer.ggml.pre", vocab.pre ?? "qwen2")
     .addStringArray("tokenizer.ggml.tokens", vocab.tokens)
-    .addI32Array("tokenizer.ggml.token_type", vocab.tokenTypes)
-    .addStringArray("tokenizer.ggml.merges", vocab.merges)
-    .addU32("tokenizer.ggml.eos_token_id", vocab.eosTokenId)
+    .addI32Array("tokenizer.ggml.token_type", vocab.tokenTypes);
+  if (vocab.scores) w.addF32Array("tokenizer.ggml.scores", vocab.scores);
+  if (vocab.merges.length > 0) w.addStringArray("tokenizer.ggml.merges", vocab.merges);
+  if (vocab.addSpacePrefix !== undefined) w.addBool("tokenizer.ggml.add_space_prefix", vocab.addSpacePrefix);
+  w.addU32("tokenizer.ggml.eos_token_id", vocab.eosTokenId)
     .addU32("tokenizer.ggml.padding_token_id", vocab.padTokenId)
     .addU32("tokenizer.ggml.bos_token_id", vocab.bosTokenId)
     .addBool("tokenizer.ggml.add_bos_token", vocab.addBos ?? false)

@@ -183,6 +183,9 @@ export class GgufWriter {
   addI32Array(key: string, values: ArrayLike<number>): this {
     return this.addArray(key, GgufValueType.INT32, values);
   }
+  addF32Array(key: string, values: ArrayLike<number>): this {
+    return this.addArray(key, GgufValueType.FLOAT32, values);
+  }
 
   /**
    * Adds a tensor. `dims` are in ggml order: dims[0] is the innermost (row length). Data is either a

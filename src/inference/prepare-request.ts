@@ -10,6 +10,7 @@ import type { PreparedRequest } from "./scheduler.ts";
 import { EngineError, type GenerateRequest, type ModelInfo } from "./types.ts";
 import { refuseUnfittable } from "./fits.ts";
 import { grammarUnion } from "./grammar-union.ts";
+import { gemma4SchemaGrammar } from "./gemma4-grammar.ts";
 
 const MAX_STOPS = 16;
 
@@ -73,7 +74,7 @@ export function prepareRequest(host: PrepareHost, id: string, req: GenerateReque
   // A forced call starts at once (OpenAI's meaning), but llama.cpp's "required" grammar lets text or
   // reasoning run first, which a model may never end. The format's lazy "auto" grammar has the call
   // itself as its root: applied from the first token it forces exactly the call.
-  const callRoot = forced && !forced.grammar_lazy ? callRootGrammar(host.template!, req) : null;
+  const callRoot = forced && !forced.grammar_lazy ? callRootGrammar(host.template!, req, forced.grammar) : null;
   if (callRoot) forced = { ...forced!, grammar: callRoot };
   // Tools offered and a response_format asked for (Codex's --output-schema): from the first token
   // either a call in the format or the answer the format describes, nothing else.
@@ -159,7 +160,7 @@ function checkGrammar(m: LlamaModel, grammar: string): void {
 }
 
 /** The request's tool and reasoning settings as llama.cpp's chat inputs. */
-function renderOptions(req: GenerateRequest): RenderOptions {
+export function renderOptions(req: GenerateRequest): RenderOptions {
   const choice = req.toolChoice;
   let tools = req.tools && req.tools.length > 0 ? req.tools : undefined;
   let toolChoice: RenderOptions["toolChoice"] = choice === "none" || choice === "required" ? choice : "auto";
@@ -197,8 +198,12 @@ function guardForcedToolSchemas(req: GenerateRequest): void {
   }
 }
 
-/** The lazy tool-call grammar of the same request rendered with tool_choice "auto" (its root is the call), or null. */
-function callRootGrammar(template: ChatTemplate, req: GenerateRequest): string | null {
+/**
+ * The lazy tool-call grammar of the same request rendered with tool_choice "auto" (its root is the
+ * call); for a format with no trigger to be lazy on (Llama 3's bare JSON calls), the required grammar
+ * itself rooted at its call rule rather than at the free text it allows first; else null.
+ */
+function callRootGrammar(template: ChatTemplate, req: GenerateRequest, required: string): string | null {
   const opts = renderOptions(req);
   if (opts.toolChoice !== "required") return null;
   let auto: ChatApplied;
@@ -207,7 +212,9 @@ function callRootGrammar(template: ChatTemplate, req: GenerateRequest): string |
   } catch {
     return null;
   }
-  return auto.grammar_lazy && auto.grammar !== "" ? rootedAtCall(auto.grammar) : null;
+  // Gemma 4's call grammar takes any dict: the tools' schemas are written in (gemma4-grammar.ts).
+  if (auto.grammar_lazy && auto.grammar !== "") return gemma4SchemaGrammar(rootedAtCall(auto.grammar), opts.tools);
+  return /^tool-calls? ::= /m.test(required) ? rootedAtCall(required) : null;
 }
 
 /**
@@ -222,7 +229,11 @@ function rootedAtCall(grammar: string): string {
   const rooted = root ? grammar.replace(/^root ::= .*$/m, `root ::= ${root}`) : grammar;
   // JSON's optional whitespace as one space at most: llama.cpp's allows two newlines and twenty tabs
   // between every token, which a weak model fills until max_tokens instead of finishing the call.
-  return rooted.replace(/^space ::= .*$/m, 'space ::= | " "');
+  // gpt-oss's `<|channel|>commentary <|constrain|>json`: the marker optional and the type unbounded
+  // let letters run on after the channel name ("analysisisis..."); the type comes after the marker.
+  return rooted
+    .replace(/^space ::= .*$/m, 'space ::= | " "')
+    .replaceAll('"<|constrain|>"? [A-Za-z0-9_-]+', '"<|constrain|>" [A-Za-z0-9_-]{1,16}');
 }
 
 /**

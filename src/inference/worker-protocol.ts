@@ -40,7 +40,8 @@ export type CallMap = {
   /** The raw bytes of each token (a piece may be part of a UTF-8 character). */
   pieces: { args: { tokens: number[] }; result: number[][] };
   embed: { args: { inputs: (string | number[])[] }; result: { vectors: Float32Array[]; promptTokens: number } };
-  render: { args: { messages: ChatMessage[]; options?: RenderOptions }; result: { prompt: string; startsInReasoning: boolean } };
+  /** With `request`, its messages rendered with the options generation would derive from it (POST /apply-template). */
+  render: { args: { messages: ChatMessage[]; options?: RenderOptions; request?: GenerateRequest }; result: { prompt: string; startsInReasoning: boolean } };
   forgetSession: { args: { key: string }; result: { slots: number; parked: number; stats: ModelStats } };
 };
 

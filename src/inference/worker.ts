@@ -3,9 +3,9 @@
 // llama.cpp. Talks to engine.ts through the messages in worker-protocol.ts.
 import { loadLlama, ChatTemplates, type LlamaContext, type LlamaModel } from "../native/llama.ts";
 import { eogTokens } from "../native/token-sampler.ts";
-import { ChatTemplate } from "./chat-template.ts";
+import { ChatTemplate, ChatTemplateError } from "./chat-template.ts";
 import { Embedder } from "./embedder.ts";
-import { prepareRequest, type PrepareHost } from "./prepare-request.ts";
+import { prepareRequest, renderOptions, type PrepareHost } from "./prepare-request.ts";
 import { Scheduler, type SchedulerEvent } from "./scheduler.ts";
 import { EngineError, type ModelInfo } from "./types.ts";
 import type { ToMain, ToWorker, WorkerInit } from "./worker-protocol.ts";
@@ -173,8 +173,15 @@ self.onmessage = (e: MessageEvent<ToWorker>) => {
             break;
           } else if (msg.method === "render") {
             if (!h.template) throw new EngineError("invalid_request", `model ${h.info.id} has no chat template`, "messages");
-            const { prompt, startsInReasoning } = h.template.render(msg.args.messages, msg.args.options);
-            result = { prompt, startsInReasoning };
+            const options = msg.args.request ? renderOptions(msg.args.request) : msg.args.options;
+            try {
+              const { prompt, startsInReasoning } = h.template.render(msg.args.messages, options);
+              result = { prompt, startsInReasoning };
+            } catch (err) {
+              // The template's own refusal (raise_exception) is the caller's conversation: a 400.
+              if (err instanceof ChatTemplateError) throw new EngineError("invalid_request", err.message, "messages");
+              throw err;
+            }
           } else if (msg.method === "forgetSession") {
             result = { ...h.scheduler.forgetSession(msg.args.key), stats: h.scheduler.snapshot(h.info.id) };
           }

@@ -44,6 +44,23 @@ export async function runChat(deps: GenerationDeps, body: ChatCompletionRequest,
   return { stream: false, headers, ...result };
 }
 
+/**
+ * POST /apply-template (llama-server's): the prompt a chat completions body renders to, with the tool,
+ * reasoning and template settings generation would use. Nothing is generated or billed.
+ */
+export async function applyTemplate(deps: GenerationDeps, body: ChatCompletionRequest): Promise<{ prompt: string }> {
+  const cocoon = cocoonOptions(body);
+  const model = pickModel(deps, body.model, cocoon, "chat");
+  const request = chatRequest(body, model, cocoon);
+  try {
+    const { prompt } = await deps.engine.render(model.id, { messages: request.messages!, request });
+    return { prompt };
+  } catch (err) {
+    if (err instanceof EngineError) throw toApiError(err);
+    throw err;
+  }
+}
+
 /** session_id: the new messages as they will be stored, and the session's turn (its lock held). */
 function beginSessionTurn(deps: GenerationDeps, body: ChatCompletionRequest, principal: Principal | null): Turn {
   const sessions = deps.sessions;

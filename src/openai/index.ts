@@ -1,6 +1,6 @@
 // The OpenAI-compatible routes: /v1/chat/completions (HTTP, SSE and WebSocket), /v1/completions,
 // /v1/embeddings, /v1/models. Handlers stay thin: logic is in chat.ts, completions.ts, embeddings.ts.
-import { Elysia } from "elysia";
+import { Elysia, t } from "elysia";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { authPlugin } from "../http/auth.ts";
 import { ApiError, ErrorResponse } from "../http/errors.ts";
@@ -8,7 +8,7 @@ import { fieldsPlugin, stripUnknownFields, type FieldPolicy } from "../http/fiel
 import { requestSocket, upgradeRequired } from "../http/socket.ts";
 import type { GenerationDeps } from "../generation/deps.ts";
 import { cocoonTime, unixSeconds } from "../generation/options.ts";
-import { runChat } from "./chat.ts";
+import { applyTemplate, runChat } from "./chat.ts";
 import { runCompletion } from "./completions.ts";
 import { createEmbeddings, modelObject } from "./embeddings.ts";
 import { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Completion, CompletionRequest, EmbeddingList, EmbeddingRequest, Model, ModelList } from "./model.ts";
@@ -119,6 +119,20 @@ export function openaiRoutes(deps: GenerationDeps, fields: FieldPolicy = { stric
         detail: { tags: ["OpenAI"], summary: "Create embeddings", description: "Pooled, L2-normalised embeddings; `encoding_format: base64` gives little-endian float32." },
       },
     )
+    .post("/apply-template", ({ body }) => applyTemplate(deps, body), {
+      auth: "key",
+      fields: ChatCompletionRequest,
+      body: "ChatCompletionRequest",
+      parse: "json",
+      response: { 200: t.Object({ prompt: t.String() }), ...errors },
+      detail: {
+        tags: ["llama-server"],
+        summary: "Render a chat request's prompt",
+        description:
+          "As llama-server: `{\"prompt\": \"...\"}`, the model's chat template applied to a chat completions body (messages, tools, tool_choice, " +
+          "`reasoning_effort`, `chat_template_kwargs`) exactly as generation renders it. Nothing is generated or billed.",
+      },
+    })
     .get(
       "/v1/models",
       () => {

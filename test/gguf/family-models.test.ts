@@ -17,6 +17,7 @@ const CALLS: Record<string, string> = {
   llama3: '{"type": "function", "name": "get_weather", "parameters": {"city": "Paris"}}',
   deepseek: '<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>get_weather<｜tool▁sep｜>{"city": "Paris"}<｜tool▁call▁end｜><｜tool▁calls▁end｜>',
   qwen3: '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>',
+  gemma: '<|tool_call>call:get_weather{city:<|"|>Paris<|"|>}<tool_call|>',
 };
 const tools = [{ type: "function" as const, function: { name: "get_weather", description: "Weather", parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"] } } }];
 

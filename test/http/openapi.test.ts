@@ -73,6 +73,7 @@ describe("OpenAPI document", () => {
   test("every POST route has a JSON request schema with examples, and each example is a request the server accepts", async () => {
     const posts = Object.entries(doc.paths).filter(([, item]) => item.post);
     expect(posts.map(([p]) => p).sort()).toEqual([
+      "/apply-template",
       "/chat/completions",
       "/chat/history/{id}/rollback",
       "/completions",

@@ -43,6 +43,8 @@ export const ERROR_KINDS = {
   // Sign-ups from one client address beyond --register-limit.
   signup_limited: { status: 429, type: "rate_limit_error", code: "signup_limit_exceeded" },
   server_error: { status: 500, type: "server_error", code: "internal_error" },
+  // A remote worker failed after it had accepted the request: the gateway is fine, the upstream is not.
+  upstream_failed: { status: 502, type: "server_error", code: "upstream_failed" },
   overloaded: { status: 503, type: "server_error", code: "server_overloaded" },
   not_ready: { status: 503, type: "server_error", code: "not_ready" },
   // The database cannot be written (disk full, read-only, I/O error): nothing that must be recorded runs.
@@ -101,6 +103,8 @@ export function fromEngineError(e: EngineError): ApiError {
       return new ApiError("invalid_request", e.message, e.param ?? null);
     case "shutting_down":
       return new ApiError("not_ready", e.message, null, { "Retry-After": "5" });
+    case "upstream_failed":
+      return new ApiError("upstream_failed", e.message);
     case "worker_crashed":
     case "internal":
       return new ApiError("server_error", e.message);

@@ -211,6 +211,8 @@ export class EngineError extends Error {
       | "context_overflow"
       | "invalid_request"
       | "worker_crashed"
+      // A remote worker (--upstream) failed mid-response.
+      | "upstream_failed"
       | "shutting_down"
       | "internal",
     message: string,

@@ -210,7 +210,7 @@ export function forwardGeneration(deps: ForwardDeps, model: ModelInfo, request: 
           }
         }
       } catch (err) {
-        if (!ac.signal.aborted) throw new EngineError("worker_crashed", `the worker ${u!.name} failed mid-response (${(err as Error).message}); the request was lost, retry it`);
+        if (!ac.signal.aborted) throw new EngineError("upstream_failed", `the worker ${u!.name} failed mid-response (${(err as Error).message}); the request was lost, retry it`);
       }
       if (ac.signal.aborted) {
         yield* finishOwn();
@@ -218,7 +218,7 @@ export function forwardGeneration(deps: ForwardDeps, model: ModelInfo, request: 
       }
       if (!clean) {
         deps.pool.eject(u!, "stream cut mid-response");
-        throw new EngineError("worker_crashed", `the worker ${u!.name} closed the stream mid-response; the request was lost, retry it`);
+        throw new EngineError("upstream_failed", `the worker ${u!.name} closed the stream mid-response; the request was lost, retry it`);
       }
       yield* reader.close("stop");
       const d = await done();

@@ -146,7 +146,7 @@ describe("forwarding to an upstream", () => {
     } catch (e) {
       error = e;
     }
-    expect((error as { code?: string }).code).toBe("worker_crashed");
+    expect((error as { code?: string }).code).toBe("upstream_failed");
     expect(await gen.final).toBeNull();
     // The worker that cut the stream is out of routing until it is probed again.
     expect(cluster.pool.upstreams[0]!.healthy).toBe(false);

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { engineMetrics } from "../../src/app.ts";
 import { Engine } from "../../src/inference/engine.ts";
 import { Scheduler, type SchedulerEvent } from "../../src/inference/scheduler.ts";
 import { ModelDrafter } from "../../src/inference/speculative.ts";
@@ -52,6 +53,10 @@ describe("speculative decoding with a draft model", () => {
       expect(s.draftSteps).toBeLessThan(s.generatedTokens / 2);
       expect(s.draftKvCells).toBeGreaterThan(0);
       expect(plain.stats()[0]!.speculative).toBeNull();
+      const metrics = engineMetrics(() => self).render();
+      expect(metrics).toContain(`cocoon_speculative_drafted_tokens_total{model="tiny",method="draft"} ${s.draftedTokens}\n`);
+      expect(metrics).toContain(`cocoon_speculative_accepted_tokens_total{model="tiny",method="draft"} ${s.acceptedTokens}\n`);
+      expect(metrics).toContain(`cocoon_speculative_acceptance_ratio{model="tiny",method="draft"} 1\n`);
     } finally {
       self.close();
     }

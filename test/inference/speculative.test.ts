@@ -18,6 +18,8 @@ import { QWEN3_PRESETS, writeQwen3Model } from "../../src/gguf/qwen3.ts";
 import { TINY_DRAFT_MODEL, TINY_MODEL, ensureTinyDraftModel } from "../support/model.ts";
 
 setDefaultTimeout(240_000);
+// One thread: on a shared 2-core machine two spinning decode threads per context slow everything down
+// many times over, and the outputs compared here do not depend on it.
 
 const greedy = (prompt: string | number[], maxTokens: number): GenerateRequest => ({ prompt, maxTokens, sampling: { temperature: 0 } });
 
@@ -33,13 +35,13 @@ const PROMPTS: (string | number[])[] = ["Hello world, this is", "Once upon a tim
 let plain: Engine;
 beforeAll(async () => {
   await ensureTinyDraftModel();
-  plain = await Engine.start({ models: [{ id: "tiny", path: TINY_MODEL }], slots: 2, ctxSize: 1024 });
+  plain = await Engine.start({ models: [{ id: "tiny", path: TINY_MODEL }], slots: 2, ctxSize: 1024, threads: 1 });
 });
 afterAll(() => plain.close());
 
 describe("speculative decoding with a draft model", () => {
   test("with the target as its own draft, greedy output is identical and every drafted token is accepted", async () => {
-    const self = await Engine.start({ models: [{ id: "tiny", path: TINY_MODEL, draft: { path: TINY_MODEL, max: 4 } }], slots: 2, ctxSize: 1024 });
+    const self = await Engine.start({ models: [{ id: "tiny", path: TINY_MODEL, draft: { path: TINY_MODEL, max: 4 } }], slots: 2, ctxSize: 1024, threads: 1 });
     try {
       for (const p of PROMPTS) {
         const [a, b] = await Promise.all([text(plain.submit(greedy(p, 40))), text(self.submit(greedy(p, 40)))]);
@@ -63,7 +65,7 @@ describe("speculative decoding with a draft model", () => {
   });
 
   test("a smaller draft gives the same greedy and seeded outputs (also n = 2 and two requests at once) and its guesses are counted", async () => {
-    const small = await Engine.start({ models: [{ id: "tiny", path: TINY_MODEL, draft: { path: TINY_DRAFT_MODEL, max: 6 } }], slots: 2, ctxSize: 1024 });
+    const small = await Engine.start({ models: [{ id: "tiny", path: TINY_MODEL, draft: { path: TINY_DRAFT_MODEL, max: 6 } }], slots: 2, ctxSize: 1024, threads: 1 });
     try {
       const requests: GenerateRequest[] = [
         ...PROMPTS.map((p) => greedy(p, 24)),
@@ -90,14 +92,14 @@ describe("speculative decoding with a draft model", () => {
     const model = llama.loadModel(TINY_MODEL);
     const draftModel = llama.loadModel(TINY_DRAFT_MODEL);
     try {
-      const ctx = model.createContext({ nCtx: 1024, nSeqMax: 4, nBatch: 256, kvUnified: true });
+      const ctx = model.createContext({ nCtx: 1024, nSeqMax: 4, nBatch: 256, kvUnified: true, threads: 1 });
       const events: { id: string; event: SchedulerEvent }[] = [];
       let drafter: ModelDrafter | null = null;
       const scheduler = new Scheduler(model, ctx, (id, event) => events.push({ id, event }), {
         ctxPerSlot: 512,
         lanes: 2,
         maxQueue: 4,
-        drafter: (sequences) => (drafter = new ModelDrafter(draftModel, draftModel.createContext({ nCtx: 1100, nSeqMax: 4, nBatch: 256, kvUnified: true }), sequences, model.nVocab, { max: 5 })),
+        drafter: (sequences) => (drafter = new ModelDrafter(draftModel, draftModel.createContext({ nCtx: 1100, nSeqMax: 4, nBatch: 256, kvUnified: true, threads: 1 }), sequences, model.nVocab, { max: 5 })),
       });
       const tokens = model.tokenize("Tell me a long story about the sea and the ships on it");
       const request = (id: string) => ({
@@ -144,7 +146,7 @@ describe("speculative decoding with a draft model", () => {
     try {
       const other = join(dir, "other-vocab.gguf");
       await writeQwen3Model(other, { hparams: { ...QWEN3_PRESETS["tiny-draft"], vocabSize: 151_680 } });
-      const start = Engine.start({ models: [{ id: "tiny", path: TINY_MODEL, draft: { path: other } }], slots: 1, ctxSize: 256 });
+      const start = Engine.start({ models: [{ id: "tiny", path: TINY_MODEL, draft: { path: other } }], slots: 1, ctxSize: 256, threads: 1 });
       expect(start).rejects.toThrow(/draft model .*other-vocab\.gguf cannot draft for tiny: its vocabulary does not match \(the vocabulary sizes differ: 151936 and 151680 tokens\)/);
       await start.catch(() => {});
       const missing = join(dir, "nope.gguf");

@@ -59,11 +59,16 @@ export async function speculativeRows(opts: SpeculativeBenchOptions = {}): Promi
   if (!opts.draft) await makeTestModel({ preset: "qwen3-0.6b-draft", type: "Q8_0", out: draft });
   const o = { threads, libDir: opts.libDir };
   log(`speculative decoding: ${tokens} greedy tokens, one stream, ${threads} threads`);
-  const off = await run(model, o, STORY, tokens);
-  const self = await run(model, { ...o, draft: { path: model } }, STORY, tokens);
-  const small = await run(model, { ...o, draft: { path: draft } }, STORY, tokens);
-  const ngOff = await run(model, o, REPETITIVE, tokens);
-  const ngOn = await run(model, { ...o, ngramDraft: 8 }, REPETITIVE, tokens);
+  const timed = async (name: string, ...args: Parameters<typeof run>) => {
+    const r = await run(...args);
+    log(`  ${name}: ${r.rate.toFixed(1)} tok/s, ${r.accepted} of ${r.drafted} guesses kept in ${r.steps} verifying steps`);
+    return r;
+  };
+  const off = await timed("off", model, o, STORY, tokens);
+  const self = await timed("target as its own draft", model, { ...o, draft: { path: model } }, STORY, tokens);
+  const small = await timed("smaller draft", model, { ...o, draft: { path: draft } }, STORY, tokens);
+  const ngOff = await timed("repetitive prompt, off", model, o, REPETITIVE, tokens);
+  const ngOn = await timed("repetitive prompt, n-gram", model, { ...o, ngramDraft: 8 }, REPETITIVE, tokens);
   const mark = (ok: boolean) => (ok ? "✓" : "✗");
   const pct = (r: Run) => `${((r.accepted * 100) / Math.max(1, r.drafted)).toFixed(0)}% of ${r.drafted} guesses kept, ${(1 + r.accepted / Math.max(1, r.steps)).toFixed(2)} tokens per verifying step`;
   const same = (a: Run, b: Run) => (a.text === b.text ? "yes" : "NO");

@@ -6,7 +6,7 @@
 import { LlamaBatch, LlamaError, type LlamaContext, type LlamaModel } from "../native/llama.ts";
 import { TokenSampler, type TokenChoice } from "../native/token-sampler.ts";
 import { ChoiceOutput } from "./output.ts";
-import type { DraftAsk, Drafter } from "./speculative.ts";
+import { DraftPace, type DraftAsk, type Drafter } from "./speculative.ts";
 import { StepCosts } from "./step-costs.ts";
 import { PromptCache, type CachedSequence, type PromptCacheOptions } from "./prompt-cache.ts";
 import type { Emit, PreparedRequest } from "./scheduler-types.ts";
@@ -45,6 +45,8 @@ interface Slot extends CachedSequence {
   /** Tokens guessed to follow `pending` (speculative.ts), decoded with it this step, and their rows. */
   draft: number[];
   draftRows: number[];
+  /** How much this request's slot drafts next (speculative.ts), when there is a drafter. */
+  pace: DraftPace | null;
 }
 
 export interface SchedulerOptions extends PromptCacheOptions {
@@ -104,6 +106,7 @@ export class Scheduler {
       output: null,
       draft: [],
       draftRows: [],
+      pace: null,
       sessionKey: null,
       scope: null,
       lastUsed: 0,
@@ -347,6 +350,7 @@ export class Scheduler {
       s.lastUsed = ++this.clock;
       s.sampler = new TokenSampler(this.model, req.samplers[choice]!);
       s.output = new ChoiceOutput(this.model, req.output);
+      s.pace = this.drafter && new DraftPace(this.drafter.max);
     });
     this.active.set(req.id, active);
     this.stats.requests++;
@@ -407,8 +411,8 @@ export class Scheduler {
     let free = b.capacity - b.size;
     const asks: (DraftAsk & { slot: Slot })[] = [];
     for (const s of this.slots) {
-      if (s.row < 0 || !s.active) continue;
-      const max = Math.min(drafter.max, s.active.req.maxTokens - s.generated - 1, free, this.opts.ctxPerSlot - s.cached.length - 2);
+      if (s.row < 0 || !s.active || !s.pace) continue;
+      const max = Math.min(s.pace.next(), s.active.req.maxTokens - s.generated - 1, free, this.opts.ctxPerSlot - s.cached.length - 2);
       if (max <= 0) continue;
       free -= max;
       asks.push({ slot: s, seq: s.seq, history: s.cached, pending: s.pending, max });
@@ -455,6 +459,7 @@ export class Scheduler {
     }
     this.stats.acceptedTokens += kept;
     this.stats.draftSteps++;
+    s.pace?.record(draft.length, kept);
     const valid = base + 1 + kept;
     if (s.cached.length > valid) {
       this.ctx.seqRemove(s.seq, valid, -1);

@@ -25,6 +25,49 @@ export interface Drafter {
   dispose(): void;
 }
 
+/** Most steps a sequence whose drafts keep failing waits before drafting again. */
+const MAX_PAUSE = 16;
+
+/**
+ * How much one sequence drafts next, from how its last draft fared: a fully kept draft doubles the
+ * length (up to the drafter's max), a partly kept one drafts one more than it kept, and one that
+ * kept nothing drafts a single token after a pause that doubles with each such miss in a row (up to
+ * MAX_PAUSE steps). Rejected guesses cost verify rows and draft decodes; this bounds that cost when
+ * a draft is useless (random weights, or text the n-gram lookup cannot predict), and never changes
+ * the output.
+ */
+export class DraftPace {
+  private len: number;
+  private misses = 0;
+  private pause = 0;
+
+  constructor(private readonly max: number) {
+    this.len = max;
+  }
+
+  /** Tokens to draft this step; 0 while pausing. */
+  next(): number {
+    if (this.pause > 0) {
+      this.pause--;
+      return 0;
+    }
+    return this.len;
+  }
+
+  /** A verified draft of `drafted` tokens, `kept` of them accepted. */
+  record(drafted: number, kept: number): void {
+    if (drafted === 0) return;
+    if (kept > 0) this.misses = 0;
+    if (kept === drafted) this.len = Math.min(this.max, this.len * 2);
+    else if (kept > 0) this.len = Math.min(this.max, kept + 1);
+    else {
+      this.len = 1;
+      this.misses++;
+      this.pause = Math.min(MAX_PAUSE, 2 ** this.misses) - 1;
+    }
+  }
+}
+
 /** Prompt lookup: guesses from an earlier occurrence of the last tokens (ngram.ts). */
 export class NgramDrafter implements Drafter {
   readonly kind = "ngram";

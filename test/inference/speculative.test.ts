@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { engineMetrics } from "../../src/app.ts";
 import { Engine } from "../../src/inference/engine.ts";
 import { Scheduler, type SchedulerEvent } from "../../src/inference/scheduler.ts";
-import { ModelDrafter } from "../../src/inference/speculative.ts";
+import { DraftPace, ModelDrafter } from "../../src/inference/speculative.ts";
 import type { EngineEvent, GenerateRequest } from "../../src/inference/types.ts";
 import { loadLlama } from "../../src/native/llama.ts";
 import { resolveModels } from "../../src/config/models.ts";
@@ -39,6 +39,32 @@ beforeAll(async () => {
 });
 afterAll(() => plain.close());
 
+describe("draft pacing", () => {
+  test("a kept draft doubles the length up to the max, a partly kept one drafts one more than it kept, misses in a row pause drafting longer and longer", () => {
+    const pace = new DraftPace(8);
+    expect(pace.next()).toBe(8);
+    pace.record(8, 3);
+    expect(pace.next()).toBe(4);
+    pace.record(4, 4);
+    expect(pace.next()).toBe(8);
+    pace.record(8, 0);
+    // One miss: a step without drafting, then a single token.
+    expect([pace.next(), pace.next()]).toEqual([0, 1]);
+    pace.record(1, 0);
+    expect([pace.next(), pace.next(), pace.next(), pace.next()]).toEqual([0, 0, 0, 1]);
+    for (let i = 0; i < 6; i++) {
+      pace.record(1, 0);
+      while (pace.next() === 0);
+    }
+    pace.record(1, 0);
+    let waited = 0;
+    while (pace.next() === 0) waited++;
+    expect(waited).toBe(15);
+    pace.record(1, 1);
+    expect(pace.next()).toBe(2);
+  });
+});
+
 describe("speculative decoding with a draft model", () => {
   test("with the target as its own draft, greedy output is identical and every drafted token is accepted", async () => {
     const self = await Engine.start({ models: [{ id: "tiny", path: TINY_MODEL, draft: { path: TINY_MODEL, max: 4 } }], slots: 2, ctxSize: 1024, threads: 1 });
@@ -64,19 +90,23 @@ describe("speculative decoding with a draft model", () => {
     }
   });
 
-  test("a smaller draft gives the same greedy and seeded outputs (also n = 2 and two requests at once) and its guesses are counted", async () => {
+  test("a smaller draft gives the same greedy outputs (four requests at once, one with n = 2) and the same seeded one, and its guesses are counted", async () => {
     const small = await Engine.start({ models: [{ id: "tiny", path: TINY_MODEL, draft: { path: TINY_DRAFT_MODEL, max: 6 } }], slots: 2, ctxSize: 1024, threads: 1 });
     try {
-      const requests: GenerateRequest[] = [
-        ...PROMPTS.map((p) => greedy(p, 24)),
-        { prompt: "A seeded story:", maxTokens: 24, sampling: { temperature: 0.9, seed: 11, topK: 20, repeatPenalty: 1.1 } },
-        { prompt: "Two choices:", maxTokens: 16, n: 2, sampling: { temperature: 1, seed: 5 } },
-      ];
-      const all = async (e: Engine) => Promise.all(requests.map((r) => text(e.submit(r))));
-      const [a, b] = [await all(plain), await all(small)];
+      // Greedy requests at once; seeded ones alone: batched decoding is not bitwise batch-invariant,
+      // so logits differ in the last digits with what shares a batch, which can flip a random draw
+      // (the same distribution, not the same text); alone, the same seed gives the same text.
+      const greedyRuns = [...PROMPTS.map((p) => greedy(p, 24)), { ...greedy("Two choices:", 16), n: 2 }];
+      const [a, b] = [await Promise.all(greedyRuns.map((r) => text(plain.submit(r)))), await Promise.all(greedyRuns.map((r) => text(small.submit(r))))];
       expect(b).toEqual(a);
-      // Seeded: the same seed gives the same text again, with the draft.
-      expect(await text(small.submit(requests[3]!))).toBe(a[3]!);
+      const seeded: GenerateRequest[] = [
+        { prompt: "A seeded story:", maxTokens: 24, sampling: { temperature: 0.9, seed: 11, topK: 20, repeatPenalty: 1.1 } },
+      ];
+      for (const r of seeded) {
+        const want = await text(plain.submit(r));
+        expect(await text(small.submit(r))).toBe(want);
+        expect(await text(small.submit({ ...r, cacheScope: "again" }))).toBe(want);
+      }
       const s = small.stats()[0]!;
       expect(s.speculative).toBe("draft");
       expect(s.draftedTokens).toBeGreaterThan(0);

@@ -57,7 +57,7 @@ class ModelHost implements PrepareHost {
       const same = draft.path === init.model.path;
       const dm = same ? m : llama.loadModel(draft.path, { gpuLayers: init.gpuLayers });
       if (!same) this.draftModel = dm;
-      const why = m.vocabMismatch(dm);
+      const why = same ? null : m.vocabMismatch(dm);
       if (why !== null) {
         this.draftModel?.dispose();
         m.dispose();

@@ -5,6 +5,7 @@ import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT, ensureSource, setupNative } from "./setup-native.ts";
 import { makeTestModel } from "./make-test-model.ts";
+import { speculativeRows } from "./bench-speculative.ts";
 
 export interface ServerBenchOptions {
   model?: string;
@@ -248,7 +249,7 @@ export async function benchServer(opts: ServerBenchOptions = {}): Promise<string
   }
   const a = results.ours;
   const b = results.llama;
-  const ng = await ngramRun(model, threads, o.tokens * 2, libDir);
+  const speculative = await speculativeRows({ model: opts.model, threads, tokens: o.tokens * 2, libDir, log });
   // Each row: the two values, the ratio, and the issue's goal for that ratio with ✓ or ✗.
   const mark = (ok: boolean) => (ok ? "✓" : "✗");
   const row = (name: string, x: number, y: number, goal: "≥" | "≤" | null, target: number, d = 1) => {
@@ -272,35 +273,11 @@ export async function benchServer(opts: ServerBenchOptions = {}): Promise<string
     row("inter-token p50 / p99 ms, equal-length runs", a.itlP50, b.itlP50, null, 0).replace(/\| ([\d.]+) \| ([\d.]+) \|/, `| $1 / ${a.itlP99.toFixed(1)} | $2 / ${b.itlP99.toFixed(1)} |`),
     row("TTFT at turn 5 ms, 8 conversations on 4 slots", a.turn5, b.turn5, "≤", 0.5, 0),
     `| our turn 5 ÷ our turn 1 (TTFT ms) | ${a.turn5.toFixed(0)} | ${a.turn1.toFixed(0)} | ${(a.turn5 / a.turn1).toFixed(2)} | ≤ 1.2 ${mark(a.turn5 / a.turn1 <= 1.2)} |`,
-    "| speculative decoding: draft model (`#draft=PATH`), acceptance and speed-up | not implemented | | | ✗ |",
-    `| n-gram lookup speculation (--ngram-draft 8), single stream on a repetitive prompt: tok/s on ÷ off; ${(ng.accepted * 100 / Math.max(1, ng.drafted)).toFixed(0)}% of ${ng.drafted} guesses kept, output identical: ${ng.same ? "yes" : "NO"} | ${ng.on.toFixed(1)} | ${ng.off.toFixed(1)} (ours, off) | ${(ng.on / ng.off).toFixed(2)} | > 1 ${mark(ng.on > ng.off && ng.same)} |`,
+    ...speculative,
     `| GPU: decode ÷ bandwidth bound, aggregate tok/s at 1 / 16 / 64 concurrent | no GPU lent to this run | | | – |`,
   ];
   for (const l of lines) log(l);
   return lines.join("\n");
-}
-
-/** Our engine alone, n-gram speculation on and off, on a prompt that repeats itself. */
-async function ngramRun(model: string, threads: number, tokens: number, libDir: string): Promise<{ on: number; off: number; drafted: number; accepted: number; same: boolean }> {
-  const { Engine } = await import("../src/inference/engine.ts");
-  const prompt = `Repeat this list exactly, ten times: ${"alpha, beta, gamma, delta, epsilon; ".repeat(12)}`;
-  const out: { rate: number; text: string; drafted: number; accepted: number }[] = [];
-  for (const ngramDraft of [0, 8]) {
-    const engine = await Engine.start({ models: [{ id: "bench", path: model }], slots: 1, ctxSize: 2048, threads, ngramDraft, libDir });
-    try {
-      let text = "";
-      let rate = 0;
-      for await (const e of engine.submit({ prompt, maxTokens: tokens, ignoreEos: true, sampling: { temperature: 0 } })) {
-        if (e.type === "delta") text += e.content;
-        if (e.type === "done") rate = e.timings.tokensPerSecond;
-      }
-      const st = engine.stats()[0]!;
-      out.push({ rate, text, drafted: st.draftedTokens, accepted: st.acceptedTokens });
-    } finally {
-      engine.close();
-    }
-  }
-  return { off: out[0]!.rate, on: out[1]!.rate, drafted: out[1]!.drafted, accepted: out[1]!.accepted, same: out[0]!.text === out[1]!.text };
 }
 
 /** Saves a results table as bench/results/<date>-<host>.md. */

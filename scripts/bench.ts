@@ -8,6 +8,7 @@ import { benchServer, saveResults } from "./bench-server.ts";
 import { benchBilling } from "./bench-billing.ts";
 import { benchSessions } from "./bench-sessions.ts";
 import { benchCluster } from "./bench-cluster.ts";
+import { speculativeRows } from "./bench-speculative.ts";
 import { ensureSetup } from "./ensure-setup.ts";
 
 const { values, positionals } = parseArgs({
@@ -24,7 +25,7 @@ const { values, positionals } = parseArgs({
 });
 
 if (values.help) {
-  console.log(`usage: bun run bench [-- server|engine|http|billing|sessions|cluster ...] [--model FILE] [--tokens N] [--repeats N] [--threads N] [--no-save]
+  console.log(`usage: bun run bench [-- server|engine|http|billing|sessions|cluster|speculative ...] [--model FILE] [--tokens N] [--repeats N] [--threads N] [--no-save]
 
   server   cocoon-server vs llama-server (built once from the same llama.cpp source bundle): decode
            tok/s, aggregate tok/s at 1-8 concurrent, TTFT and inter-token latency p50/p99, multi-turn TTFT
@@ -36,7 +37,9 @@ if (values.help) {
   sessions TTFT of turn 10 (~4k tokens of history) in a session vs the same prompt cold, and turn 1
            (tiny demo model and the Qwen3-0.6B-sized model, or --model FILE)
   cluster  a gateway (--upstream) in front of cocoon-server workers (--role worker): latency added per
-           request and req/s ÷ straight to the worker; aggregate tok/s with two workers ÷ one (not in the default set)`);
+           request and req/s ÷ straight to the worker; aggregate tok/s with two workers ÷ one (not in the default set)
+  speculative  the speculative decoding rows of \`server\` alone: the target as its own draft, a smaller
+           draft, n-gram lookup on a repetitive prompt, each tok/s ÷ the same run without (not in the default set)`);
   process.exit(0);
 }
 
@@ -67,8 +70,11 @@ for (const suite of suites) {
     tables.push(await benchSessions({ models: values.model ? [values.model] : undefined, repeats: common.repeats, threads: common.threads }));
   } else if (suite === "cluster") {
     tables.push(await benchCluster());
+  } else if (suite === "speculative") {
+    const rows = await speculativeRows({ model: values.model, tokens: common.tokens, threads: common.threads });
+    tables.push(["## speculative decoding (our engine, one stream)", "", "| measure | on | off | ratio (on ÷ off) | goal |", "| --- | ---: | ---: | ---: | --- |", ...rows].join("\n"));
   } else {
-    console.error(`unknown benchmark suite "${suite}" (available: server, engine, http, billing, sessions, cluster)`);
+    console.error(`unknown benchmark suite "${suite}" (available: server, engine, http, billing, sessions, cluster, speculative)`);
     process.exit(2);
   }
 }

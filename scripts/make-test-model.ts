@@ -1,5 +1,6 @@
 // Generates the qwen3 test/benchmark models (tiny F16, or Qwen3-0.6B dimensions quantized by llama.cpp).
-// Usage: bun scripts/make-test-model.ts [--preset tiny|qwen3-0.6b] [--type F16|Q8_0|Q4_K_M] [--out PATH] [--seed N] [--stops] [--force]
+// --draft makes the preset's draft model (same tokenizer, 1-4 narrow layers) for speculative decoding.
+// Usage: bun scripts/make-test-model.ts [--preset tiny|qwen3-0.6b] [--draft] [--type F16|Q8_0|Q4_K_M] [--out PATH] [--seed N] [--stops] [--force]
 //        bun scripts/make-test-model.ts --family qwen3|gpt-oss|llama3|deepseek|gemma [--out PATH] [--force]  (models/tiny-NAME.gguf)
 import { existsSync, mkdirSync, renameSync, rmSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -33,12 +34,12 @@ export interface MakeTestModelResult {
   skipped: boolean;
 }
 
-const BASENAME: Record<Qwen3Preset, string> = { tiny: "tiny-qwen3", "qwen3-0.6b": "qwen3-0.6b" };
+const BASENAME: Record<Qwen3Preset, string> = { tiny: "tiny-qwen3", "qwen3-0.6b": "qwen3-0.6b", "tiny-draft": "tiny-qwen3-draft", "qwen3-0.6b-draft": "qwen3-0.6b-draft" };
 
 const basename = (preset: Qwen3Preset, stops: boolean): string => `${BASENAME[preset]}${stops ? "-stops" : ""}`;
 
 export function defaultModelPath(preset: Qwen3Preset, type: ModelFileType, stops = false): string {
-  if (preset === "tiny" && type === "F16") return `models/${basename(preset, stops)}.gguf`;
+  if ((preset === "tiny" || preset === "tiny-draft") && type === "F16") return `models/${basename(preset, stops)}.gguf`;
   return `models/${basename(preset, stops)}-${type.toLowerCase()}.gguf`;
 }
 
@@ -46,7 +47,7 @@ export function defaultModelPath(preset: Qwen3Preset, type: ModelFileType, stops
 export async function makeTestModel(options: MakeTestModelOptions = {}): Promise<MakeTestModelResult> {
   const started = performance.now();
   const preset = options.preset ?? "tiny";
-  const type = options.type ?? (preset === "tiny" ? "F16" : "Q8_0");
+  const type = options.type ?? (preset.startsWith("tiny") ? "F16" : "Q8_0");
   const stops = options.stops ?? false;
   const out = options.out ?? defaultModelPath(preset, type, stops);
   const seed = options.seed ?? DEFAULT_SEED;
@@ -106,13 +107,14 @@ if (import.meta.main) {
       out: { type: "string" },
       seed: { type: "string" },
       stops: { type: "boolean", default: false },
+      draft: { type: "boolean", default: false },
       force: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
   });
   if (values.help) {
     console.log(
-      "bun scripts/make-test-model.ts [--preset tiny|qwen3-0.6b] [--type F16|Q8_0|Q4_K_M] [--out PATH] [--seed N] [--stops] [--force]\n" +
+      "bun scripts/make-test-model.ts [--preset tiny|qwen3-0.6b] [--draft] [--type F16|Q8_0|Q4_K_M] [--out PATH] [--seed N] [--stops] [--force]\n" +
         `bun scripts/make-test-model.ts --family ${FAMILIES.join("|")} [--out PATH] [--seed N] [--force]`,
     );
     process.exit(0);
@@ -126,7 +128,7 @@ if (import.meta.main) {
     console.log(`${r.path}: ${(r.bytes / 1e6).toFixed(1)} MB, ${r.skipped ? "exists, skipped (--force to rebuild)" : `written in ${(r.ms / 1000).toFixed(2)} s`}`);
     process.exit(0);
   }
-  const preset = values.preset as Qwen3Preset;
+  const preset = (values.draft && !values.preset.endsWith("-draft") ? `${values.preset}-draft` : values.preset) as Qwen3Preset;
   if (!(preset in QWEN3_PRESETS)) {
     console.error(`unknown --preset ${values.preset} (expected ${Object.keys(QWEN3_PRESETS).join(" or ")})`);
     process.exit(2);

@@ -78,7 +78,16 @@ const RATE_WAIT_MS = 1_000;
 export function engineMetrics(loadedEngine: () => Backend | null): Metrics {
   return new Metrics({
     models: () =>
-      (loadedEngine()?.stats() ?? []).map((s) => ({ model: s.id, slotsBusy: s.slotsBusy, slotsTotal: s.slotsTotal, queued: s.queued, kvUsedCells: s.kvUsedCells, kvTotalCells: s.kvTotalCells, restarts: s.restarts })),
+      (loadedEngine()?.stats() ?? []).map((s) => ({
+        model: s.id,
+        slotsBusy: s.slotsBusy,
+        slotsTotal: s.slotsTotal,
+        queued: s.queued,
+        kvUsedCells: s.kvUsedCells,
+        kvTotalCells: s.kvTotalCells,
+        restarts: s.restarts,
+        speculative: s.speculative && { method: s.speculative, drafted: s.draftedTokens, accepted: s.acceptedTokens, steps: s.draftSteps, draftMs: s.draftMs },
+      })),
   });
 }
 

@@ -42,7 +42,7 @@ export function noAuthExposure(host: string): string | null {
 /** Engine settings from the config; models carry their own overrides. */
 export function engineOptions(config: Config, models: ModelEntry[]): EngineOptions {
   return {
-    models: models.map((m) => ({ id: m.id, path: m.path, type: m.type, slots: m.slots, ctxSize: m.ctxSize, gpuLayers: m.gpuLayers })),
+    models: models.map((m) => ({ id: m.id, path: m.path, type: m.type, slots: m.slots, ctxSize: m.ctxSize, gpuLayers: m.gpuLayers, draft: m.draft })),
     slots: config.parallel,
     ctxSize: config.ctxSize,
     batchSize: config.batchSize,

@@ -23,7 +23,7 @@ function def<K extends Kind>(d: SettingDef<K>): SettingDef<K> {
 }
 
 export const SETTINGS = {
-  model: def({ kind: "list", default: [], short: "m", description: "GGUF model to serve, as [ID=]PATH[#type=chat|completion|embedding,slots=N,ctx-size=N,gpu-layers=N]; repeat for several. Defaults to the built-in tiny demo model." }),
+  model: def({ kind: "list", default: [], short: "m", description: "GGUF model to serve, as [ID=]PATH[#type=chat|completion|embedding,slots=N,ctx-size=N,gpu-layers=N,draft=PATH,draft-max=N,draft-min=N]; draft= is a draft model with the same vocabulary for speculative decoding (like llama-server --model-draft; draft-max defaults to 8); repeat for several. Defaults to the built-in tiny demo model." }),
   modelPrice: def({ kind: "list", default: [], description: "Base price of a model's tokens in nanoton, as ID=NANOTON (repeat or separate with ;); overrides --price-nanoton for that model. Also `price=` in a --model spec." }),
   modelAlias: def({ kind: "list", default: [], description: "Another name for a served model, as ALIAS=ID (e.g. Qwen/Qwen3-8B=qwen3); listed in /v1/models. Also `alias=` in a --model spec." }),
   modelsDir: def({ kind: "string", default: "", description: "Directory whose *.gguf files are all served." }),
@@ -36,7 +36,7 @@ export const SETTINGS = {
   cacheRam: def({ kind: "int", default: 1024, min: 0, description: "MiB of memory per model for KV state of evicted prompts and pinned sessions, restored instead of recomputed (0 = off)." }),
   maxQueue: def({ kind: "int", default: 64, min: 0, description: "Requests per model that may wait for a free slot; more get 503 overloaded." }),
   batchSize: def({ kind: "int", default: 512, min: 1, description: "Most tokens per decode step." }),
-  ngramDraft: def({ kind: "int", default: 0, min: 0, max: 64, description: "N-gram lookup speculation (opt-in): up to this many tokens per step guessed from an earlier occurrence of the sequence's last 3 tokens, kept as far as the sampler agrees; the output is unchanged, repetitive text decodes faster (0 = off)." }),
+  ngramDraft: def({ kind: "int", default: 0, min: 0, max: 64, description: "N-gram lookup speculation (opt-in): up to this many tokens per step guessed from an earlier occurrence of the sequence's last 3 tokens, kept as far as the sampler agrees; the output is unchanged, repetitive text decodes faster (0 = off). A model with a draft model (#draft=PATH) uses that instead." }),
   promptBudget: def({ kind: "int", default: 0, min: 0, description: "Prompt tokens per decode step while other requests are generating (chunked prefill), so new prompts do not stall running streams (0 = automatic, from measured step times)." }),
   libDir: def({ kind: "string", default: "", description: "Directory with the llama.cpp libraries; a compiled executable extracts its own there." }),
   dataDir: def({ kind: "string", default: "", description: "Directory for the database. Defaults to $STATE_DIRECTORY under systemd, else ./data when ./data/cocoon.sqlite exists (earlier builds), else $XDG_DATA_HOME/cocoon-server (~/.local/share/cocoon-server)." }),

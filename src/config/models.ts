@@ -1,11 +1,13 @@
 // Which model files to serve: --model (repeatable), every *.gguf in --models-dir, or the built-in tiny
 // demo model. A spec is `[ID=]PATH[#key=value,...]`; keys: type, slots, ctx-size, gpu-layers,
-// coefficient, price (base nanoton per token), alias (another name; repeatable). Without an ID a model
-// is named after its file (without .gguf). --model-price and --model-alias add prices and names by id.
+// coefficient, price (base nanoton per token), alias (another name; repeatable), draft (a draft model
+// for speculative decoding) with draft-max and draft-min. Without an ID a model is named after its file
+// (without .gguf). --model-price and --model-alias add prices and names by id.
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { ConfigError, type Config } from "./config.ts";
 import { extractedDemoModel } from "../native/paths.ts";
+import { DRAFT_MAX } from "../inference/worker-protocol.ts";
 
 export interface ModelEntry {
   id: string;
@@ -20,6 +22,8 @@ export interface ModelEntry {
   price?: bigint;
   /** Other names requests may use for this model (e.g. `Qwen/Qwen3-8B` and `qwen3`). */
   aliases?: string[];
+  /** Speculative decoding: a draft model with the same vocabulary (llama-server's --model-draft), and tokens drafted per step at most / at least. */
+  draft?: { path: string; max?: number; min?: number };
 }
 
 /** The demo model `bun run setup` generates in the source tree. */
@@ -48,8 +52,12 @@ export function parseModelSpec(spec: string): ModelEntry {
   if (!ID.test(id)) throw new ConfigError(`--model ${spec}: "${id}" is not a valid model id (letters, digits, . _ : -)`);
   const entry: ModelEntry = { id, path };
   if (hash >= 0) {
+    let draftMax: number | undefined;
+    let draftMin: number | undefined;
     for (const pair of spec.slice(hash + 1).split(",").filter(Boolean)) {
-      const [key, value = ""] = pair.split("=", 2) as [string, string?];
+      const eqAt = pair.indexOf("=");
+      const key = eqAt < 0 ? pair : pair.slice(0, eqAt);
+      const value = eqAt < 0 ? "" : pair.slice(eqAt + 1);
       if (key === "type") {
         if (!(TYPES as readonly string[]).includes(value)) throw new ConfigError(`--model ${spec}: type must be one of ${TYPES.join(", ")}`);
         entry.type = value as ModelEntry["type"];
@@ -61,8 +69,17 @@ export function parseModelSpec(spec: string): ModelEntry {
       else if (key === "alias") {
         if (!ALIAS.test(value)) throw new ConfigError(`--model ${spec}: alias "${value}" is not a valid model name (letters, digits, . _ : / -)`);
         (entry.aliases ??= []).push(value);
-      } else throw new ConfigError(`--model ${spec}: unknown option "${key}" (type, slots, ctx-size, gpu-layers, coefficient, price, alias)`);
+      } else if (key === "draft") {
+        if (!value) throw new ConfigError(`--model ${spec}: draft needs the path of a draft model (draft=PATH)`);
+        entry.draft = { path: resolve(value) };
+      } else if (key === "draft-max") draftMax = int(spec, key, value, 1);
+      else if (key === "draft-min") draftMin = int(spec, key, value, 0);
+      else throw new ConfigError(`--model ${spec}: unknown option "${key}" (type, slots, ctx-size, gpu-layers, coefficient, price, alias, draft, draft-max, draft-min)`);
     }
+    if ((draftMax !== undefined || draftMin !== undefined) && !entry.draft) throw new ConfigError(`--model ${spec}: draft-max and draft-min need draft=PATH`);
+    if (draftMax !== undefined && draftMax > 64) throw new ConfigError(`--model ${spec}: draft-max must be at most 64, got ${draftMax}`);
+    if (draftMin !== undefined && draftMin > (draftMax ?? DRAFT_MAX)) throw new ConfigError(`--model ${spec}: draft-min (${draftMin}) exceeds draft-max (${draftMax ?? DRAFT_MAX})`);
+    if (entry.draft) entry.draft = { ...entry.draft, ...(draftMax !== undefined && { max: draftMax }), ...(draftMin !== undefined && { min: draftMin }) };
   }
   return entry;
 }
@@ -123,6 +140,8 @@ export function resolveModels(config: Pick<Config, "model" | "modelsDir">): Mode
   const seen = new Set<string>();
   for (const e of entries) {
     if (!existsSync(e.path)) throw new ConfigError(`model file not found: ${e.path}`);
+    if (e.draft && !existsSync(e.draft.path)) throw new ConfigError(`draft model file not found: ${e.draft.path} (in --model ${e.id})`);
+    if (e.draft && e.type === "embedding") throw new ConfigError(`model ${e.id} is an embedding model: it generates nothing a draft could speed up`);
     if (seen.has(e.id)) throw new ConfigError(`two models share the id "${e.id}"; name them with --model ID=PATH`);
     seen.add(e.id);
   }

@@ -40,6 +40,27 @@ export const QWEN3_PRESETS = {
     headCountKv: 8,
     headDim: 128,
   },
+  // Draft models for speculative decoding: the same tokenizer, fewer and narrower layers.
+  "tiny-draft": {
+    ...QWEN3_COMMON,
+    name: "tiny-qwen3-draft",
+    embeddingLength: 32,
+    blockCount: 1,
+    feedForwardLength: 64,
+    headCount: 2,
+    headCountKv: 1,
+    headDim: 16,
+  },
+  "qwen3-0.6b-draft": {
+    ...QWEN3_COMMON,
+    name: "qwen3-0.6b-draft-random",
+    embeddingLength: 256,
+    blockCount: 4,
+    feedForwardLength: 768,
+    headCount: 4,
+    headCountKv: 2,
+    headDim: 64,
+  },
 } as const satisfies Record<string, Qwen3Hparams>;
 export type Qwen3Preset = keyof typeof QWEN3_PRESETS;
 

@@ -73,7 +73,7 @@ class ModelRunner {
     private readonly init: WorkerInit,
     private readonly maxQueue: number,
   ) {
-    this.stats = { id: init.model.id, slotsBusy: 0, slotsTotal: init.slots, queued: 0, promptTokens: 0, generatedTokens: 0, cachedTokens: 0, requests: 0, restarts: 0, ready: false, kvUsedCells: 0, kvTotalCells: 0, pinnedSlots: 0, residentSequences: 0, evictions: 0, draftedTokens: 0, acceptedTokens: 0, parkedStates: 0, parkedSessions: 0, parkedBytes: 0 };
+    this.stats = { id: init.model.id, slotsBusy: 0, slotsTotal: init.slots, queued: 0, promptTokens: 0, generatedTokens: 0, cachedTokens: 0, requests: 0, restarts: 0, ready: false, kvUsedCells: 0, kvTotalCells: 0, pinnedSlots: 0, residentSequences: 0, evictions: 0, speculative: null, draftedTokens: 0, acceptedTokens: 0, draftSteps: 0, draftMs: 0, draftKvCells: 0, parkedStates: 0, parkedSessions: 0, parkedBytes: 0 };
   }
 
   start(): Promise<void> {

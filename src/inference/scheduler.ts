@@ -4,37 +4,15 @@
 // free and is evicted (parked to RAM when worth it) only under memory pressure. Also pinned sessions,
 // n > 1 choices, cancellation and timeouts; prefix reuse is prompt-cache.ts.
 import { LlamaBatch, LlamaError, type LlamaContext, type LlamaModel } from "../native/llama.ts";
-import { TokenSampler, type TokenChoice, type TokenSamplerOptions } from "../native/token-sampler.ts";
-import { ChoiceOutput, type OutputOptions } from "./output.ts";
-import { ngramGuess } from "./ngram.ts";
+import { TokenSampler, type TokenChoice } from "../native/token-sampler.ts";
+import { ChoiceOutput } from "./output.ts";
+import { DraftPace, type DraftAsk, type Drafter } from "./speculative.ts";
 import { StepCosts } from "./step-costs.ts";
 import { PromptCache, type CachedSequence, type PromptCacheOptions } from "./prompt-cache.ts";
-import { EngineError, type EngineEvent, type FinishReason, type ModelStats, type Usage } from "./types.ts";
+import type { Emit, PreparedRequest } from "./scheduler-types.ts";
+import { EngineError, type FinishReason, type ModelStats, type Usage } from "./types.ts";
 
-/** A request after rendering and tokenizing: everything the scheduler needs. */
-export interface PreparedRequest {
-  id: string;
-  tokens: Int32Array;
-  maxTokens: number;
-  /** Sampler settings per choice (seeds differ). */
-  samplers: TokenSamplerOptions[];
-  output: OutputOptions;
-  timeoutMs: number;
-  sessionKey: string | null;
-  /** Whose cached prefixes it may reuse (GenerateRequest.cacheScope); null: the shared scope. */
-  cacheScope: string | null;
-  receivedAt: number;
-  /** The request field the prompt came from, named in context-overflow errors. */
-  promptParam: "messages" | "prompt";
-}
-
-/** Scheduler -> engine messages: public events plus "started" (left the queue) and "error". */
-export type SchedulerEvent =
-  | EngineEvent
-  | { type: "started" }
-  | { type: "error"; code: EngineError["code"]; message: string; param?: string };
-
-export type Emit = (id: string, event: SchedulerEvent) => void;
+export type { Emit, PreparedRequest, SchedulerEvent } from "./scheduler-types.ts";
 
 interface Active {
   req: PreparedRequest;
@@ -64,9 +42,11 @@ interface Slot extends CachedSequence {
   generated: number;
   sampler: TokenSampler | null;
   output: ChoiceOutput | null;
-  /** Tokens guessed to follow `pending` (n-gram lookup), decoded with it this step, and their rows. */
+  /** Tokens guessed to follow `pending` (speculative.ts), decoded with it this step, and their rows. */
   draft: number[];
   draftRows: number[];
+  /** How much this request's slot drafts next (speculative.ts), when there is a drafter. */
+  pace: DraftPace | null;
 }
 
 export interface SchedulerOptions extends PromptCacheOptions {
@@ -83,12 +63,8 @@ export interface SchedulerOptions extends PromptCacheOptions {
    * Steps with no generating slot always fill the whole batch. Defaults to 0.
    */
   promptBudget?: number;
-  /**
-   * N-gram lookup speculation: up to this many tokens guessed per step from an earlier occurrence of
-   * the sequence's last tokens, decoded beside its next token and kept as far as the sampler agrees
-   * (the output is the same as without). 0 = off. Defaults to 0.
-   */
-  ngramDraft?: number;
+  /** Speculative decoding: makes the drafter (given the sequences) whose guesses are decoded beside each slot's next token, kept as far as its sampler agrees. Defaults to none. */
+  drafter?: (sequences: readonly CachedSequence[]) => Drafter;
 }
 
 const now = () => performance.now();
@@ -105,9 +81,10 @@ export class Scheduler {
   private genRows = 0;
   private promptRows = 0;
   private readonly lanes: number;
+  readonly drafter: Drafter | null;
   /** Resident sequences evicted under memory pressure. */
   private evictions = 0;
-  readonly stats = { promptTokens: 0, generatedTokens: 0, cachedTokens: 0, requests: 0, draftedTokens: 0, acceptedTokens: 0 };
+  readonly stats = { promptTokens: 0, generatedTokens: 0, cachedTokens: 0, requests: 0, draftedTokens: 0, acceptedTokens: 0, draftSteps: 0 };
 
   constructor(
     private readonly model: LlamaModel,
@@ -129,6 +106,7 @@ export class Scheduler {
       output: null,
       draft: [],
       draftRows: [],
+      pace: null,
       sessionKey: null,
       scope: null,
       lastUsed: 0,
@@ -136,6 +114,7 @@ export class Scheduler {
     this.lanes = Math.min(opts.lanes ?? this.slots.length, this.slots.length);
     this.cache = new PromptCache(ctx, this.slots, { parkBytes: opts.parkBytes });
     this.batch = new LlamaBatch(ctx.nBatch);
+    this.drafter = opts.drafter?.(this.slots) ?? null;
   }
 
   get slotCount(): number {
@@ -159,6 +138,9 @@ export class Scheduler {
       kvTotalCells: this.ctx.nCtx,
       pinnedSlots: this.slots.filter((s) => s.sessionKey !== null).length,
       ...this.cache.stats,
+      speculative: this.drafter?.kind ?? null,
+      draftMs: this.drafter?.stats.draftMs ?? 0,
+      draftKvCells: this.drafter?.stats.kvCells ?? 0,
     };
   }
 
@@ -232,6 +214,11 @@ export class Scheduler {
         usage: { promptTokens: prompt, cachedTokens: Math.min(a.cachedTokens, prompt), completionTokens: a.completionTokens, reasoningTokens: a.reasoningTokens },
       };
     });
+  }
+
+  /** Sequences whose KV cells differ from the tokens the scheduler records for them ([] when consistent; for tests). */
+  kvMismatches(): number[] {
+    return this.slots.filter((s) => this.ctx.seqPosMax(s.seq) + 1 !== s.cached.length).map((s) => s.seq);
   }
 
   /** Busy slots or queued requests remain. */
@@ -363,6 +350,7 @@ export class Scheduler {
       s.lastUsed = ++this.clock;
       s.sampler = new TokenSampler(this.model, req.samplers[choice]!);
       s.output = new ChoiceOutput(this.model, req.output);
+      s.pace = this.drafter && new DraftPace(this.drafter.max);
     });
     this.active.set(req.id, active);
     this.stats.requests++;
@@ -397,17 +385,7 @@ export class Scheduler {
         s.row = b.add(s.pending, s.cached.length, s.seq, true);
       }
     }
-    const k = this.opts.ngramDraft ?? 0;
-    if (k > 0) {
-      for (const s of this.slots) {
-        if (s.row < 0 || !s.active) continue;
-        const room = Math.min(k, s.active.req.maxTokens - s.generated - 1, b.capacity - b.size, this.opts.ctxPerSlot - s.cached.length - 2);
-        if (room <= 0) continue;
-        s.draft = ngramGuess(s.cached, s.pending, room);
-        s.draft.forEach((t, i) => s.draftRows.push(b.add(t, s.cached.length + 1 + i, s.seq, true)));
-        this.stats.draftedTokens += s.draft.length;
-      }
-    }
+    if (this.drafter) this.addDrafts(this.drafter);
     this.genRows = b.size;
     const limit = Math.min(b.capacity, b.size + this.sideBudget);
     let firstStreamed = Infinity;
@@ -425,6 +403,26 @@ export class Scheduler {
     }
     this.promptRows = b.size - this.genRows;
     return b.size > 0;
+  }
+
+  /** Asks the drafter for every generating slot's guesses (within its room) and adds them to the batch. */
+  private addDrafts(drafter: Drafter): void {
+    const b = this.batch;
+    let free = b.capacity - b.size;
+    const asks: (DraftAsk & { slot: Slot })[] = [];
+    for (const s of this.slots) {
+      if (s.row < 0 || !s.active || !s.pace) continue;
+      const max = Math.min(s.pace.next(), s.active.req.maxTokens - s.generated - 1, free, this.opts.ctxPerSlot - s.cached.length - 2);
+      if (max <= 0) continue;
+      free -= max;
+      asks.push({ slot: s, seq: s.seq, history: s.cached, pending: s.pending, max });
+    }
+    drafter.draft(asks).forEach((draft, i) => {
+      const s = asks[i]!.slot;
+      s.draft = draft;
+      draft.forEach((t, j) => s.draftRows.push(b.add(t, s.cached.length + 1 + j, s.seq, true)));
+      this.stats.draftedTokens += draft.length;
+    });
   }
 
   private sampleAll(): void {
@@ -460,6 +458,8 @@ export class Scheduler {
       kept++;
     }
     this.stats.acceptedTokens += kept;
+    this.stats.draftSteps++;
+    s.pace?.record(draft.length, kept);
     const valid = base + 1 + kept;
     if (s.cached.length > valid) {
       this.ctx.seqRemove(s.seq, valid, -1);

@@ -192,9 +192,14 @@ export interface ModelStats {
   /** Idle sequences whose KV stays resident in the cache (warm conversations), and how many were evicted under memory pressure. */
   residentSequences: number;
   evictions: number;
-  /** N-gram speculation: tokens guessed, and those the sampler kept (each saved a decode step). */
+  /** Speculative decoding (n-gram lookup or a draft model; null: off): tokens guessed, and those the sampler kept (each saved a decode step). */
+  speculative: "ngram" | "draft" | null;
   draftedTokens: number;
   acceptedTokens: number;
+  /** Slot steps that verified a draft, ms spent drafting (the draft model's decodes), and the draft model's KV cells. */
+  draftSteps: number;
+  draftMs: number;
+  draftKvCells: number;
   /** KV states parked in memory, those of pinned conversations, and their bytes. */
   parkedStates: number;
   parkedSessions: number;

@@ -13,7 +13,20 @@ export interface ModelSpec {
   slots?: number;
   ctxSize?: number;
   gpuLayers?: number;
+  /** Speculative decoding with a draft model (llama-server's --model-draft) sharing the target's vocabulary. */
+  draft?: DraftSpec;
 }
+
+export interface DraftSpec {
+  path: string;
+  /** Tokens drafted per step at most (--draft-max). Defaults to DRAFT_MAX. */
+  max?: number;
+  /** Drafts shorter than this are not used (--draft-min). Defaults to 0. */
+  min?: number;
+}
+
+/** Tokens a draft model guesses per step unless its spec says `draft-max`. */
+export const DRAFT_MAX = 8;
 
 export interface WorkerInit {
   model: ModelSpec;

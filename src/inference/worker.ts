@@ -6,9 +6,11 @@ import { eogTokens } from "../native/token-sampler.ts";
 import { ChatTemplate, ChatTemplateError } from "./chat-template.ts";
 import { Embedder } from "./embedder.ts";
 import { prepareRequest, renderOptions, type PrepareHost } from "./prepare-request.ts";
+import type { CachedSequence } from "./prompt-cache.ts";
 import { Scheduler, type SchedulerEvent } from "./scheduler.ts";
+import { ModelDrafter, NgramDrafter, type Drafter } from "./speculative.ts";
 import { EngineError, type ModelInfo } from "./types.ts";
-import type { ToMain, ToWorker, WorkerInit } from "./worker-protocol.ts";
+import { DRAFT_MAX, type ToMain, type ToWorker, type WorkerInit } from "./worker-protocol.ts";
 
 declare const self: Worker;
 
@@ -19,6 +21,8 @@ const MAX_SEQUENCES = 256;
 class ModelHost implements PrepareHost {
   readonly model: LlamaModel;
   readonly ctx: LlamaContext;
+  /** The draft model when it is not the target itself (freed with it). */
+  readonly draftModel: LlamaModel | null = null;
   readonly scheduler: Scheduler;
   readonly template: ChatTemplate | null;
   readonly info: ModelInfo;
@@ -45,13 +49,30 @@ class ModelHost implements PrepareHost {
       threads: init.threads || undefined,
       kvUnified: true,
     });
+    let drafter: ((sequences: readonly CachedSequence[]) => Drafter) | undefined;
+    const draft = type === "embedding" ? undefined : init.model.draft;
+    if (draft) {
+      // The target as its own draft shares its weights; any other draft must share its vocabulary.
+      const same = draft.path === init.model.path;
+      const dm = same ? m : llama.loadModel(draft.path, { gpuLayers: init.gpuLayers });
+      if (!same) this.draftModel = dm;
+      const why = same ? null : m.vocabMismatch(dm);
+      if (why !== null) {
+        this.draftModel?.dispose();
+        m.dispose();
+        throw new Error(`draft model ${draft.path} cannot draft for ${init.model.id}: its vocabulary does not match (${why})`);
+      }
+      drafter = (sequences) => makeDrafter(dm, this.ctx, init, sequences);
+    } else if (init.ngramDraft > 0 && type !== "embedding") {
+      drafter = () => new NgramDrafter(init.ngramDraft);
+    }
     this.scheduler = new Scheduler(m, this.ctx, (id, event) => this.outbox.push({ id, event }), {
       ctxPerSlot,
       lanes: slots,
       maxQueue: init.maxQueue,
       parkBytes: init.parkBytes,
       promptBudget: init.promptBudget,
-      ngramDraft: init.ngramDraft,
+      drafter,
     });
     this.embedder = new Embedder(m, ctxPerSlot, { type, longestTokenBytes: m.longestTokenBytes(), threads: init.threads || undefined });
     this.eog = eogTokens(m);
@@ -83,6 +104,23 @@ class ModelHost implements PrepareHost {
     this.outbox = [];
     return out;
   }
+}
+
+/**
+ * The draft model's context: a sequence per target sequence, as many cells as the target plus a
+ * draft per slot (its sequences never hold more than the target's), and the target's threads.
+ */
+function makeDrafter(dm: LlamaModel, target: LlamaContext, init: WorkerInit, sequences: readonly CachedSequence[]): ModelDrafter {
+  const draft = init.model.draft!;
+  const max = draft.max ?? DRAFT_MAX;
+  const ctx = dm.createContext({
+    nCtx: target.nCtx + init.slots * (max + 1),
+    nSeqMax: target.nSeqMax,
+    nBatch: init.batchSize,
+    threads: init.threads || undefined,
+    kvUnified: true,
+  });
+  return new ModelDrafter(dm, ctx, sequences, target.model.nVocab, { max, min: draft.min });
 }
 
 /** chat when the model has a chat template, embedding for encoder-only/pooling models, else completion. */
@@ -230,7 +268,9 @@ async function loop(): Promise<void> {
   }
   h.embedder.failAll(new EngineError("shutting_down", "the server is shutting down"));
   h.embedder.dispose();
+  h.scheduler.drafter?.dispose();
   h.ctx.dispose();
+  h.draftModel?.dispose();
   h.model.dispose();
   post({ type: "closed" });
 }

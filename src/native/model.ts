@@ -183,6 +183,31 @@ export class LlamaModel extends Handle {
     return most;
   }
 
+  /**
+   * Why `other` cannot draft for this model (speculative decoding), or null when it can: llama.cpp's
+   * rule (common_speculative_are_compatible): the same tokenizer type, BOS/EOS use, sizes within 128
+   * tokens and the same piece for every id from 5 up to the smaller size.
+   */
+  vocabMismatch(other: LlamaModel): string | null {
+    const a = this.vocab;
+    const b = other.vocab;
+    const fn = this.fn;
+    if (fn.llama_vocab_type(a) !== fn.llama_vocab_type(b)) return "the tokenizer types differ";
+    if (fn.llama_vocab_get_add_bos(a) !== fn.llama_vocab_get_add_bos(b) || (fn.llama_vocab_get_add_bos(a) && this.bos !== other.bos)) return "the BOS tokens differ";
+    if (fn.llama_vocab_get_add_eos(a) !== fn.llama_vocab_get_add_eos(b) || (fn.llama_vocab_get_add_eos(a) && this.eos !== other.eos)) return "the EOS tokens differ";
+    if (Math.abs(this.nVocab - other.nVocab) > 128) return `the vocabulary sizes differ: ${this.nVocab} and ${other.nVocab} tokens`;
+    const x = new Uint8Array(512);
+    const y = new Uint8Array(512);
+    for (let t = 5; t < Math.min(this.nVocab, other.nVocab); t++) {
+      const n = fn.llama_token_to_piece(a, t, x, x.length, 0, true);
+      const m = fn.llama_token_to_piece(b, t, y, y.length, 0, true);
+      let same = n === m;
+      for (let i = 0; same && i < n; i++) same = x[i] === y[i];
+      if (!same) return `token ${t} differs`;
+    }
+    return null;
+  }
+
   /** Text of a token sequence; lone bytes of a split character become U+FFFD. */
   detokenize(tokens: ArrayLike<number>, opts: { removeSpecial?: boolean; unparseSpecial?: boolean } = {}): string {
     const ids = tokens instanceof Int32Array ? tokens : Int32Array.from(tokens);

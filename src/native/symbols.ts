@@ -54,6 +54,8 @@ export const symbols = {
   llama_vocab_is_eog: { args: ["ptr", "i32"], returns: "bool" },
   llama_vocab_is_control: { args: ["ptr", "i32"], returns: "bool" },
   llama_vocab_get_add_bos: { args: ["ptr"], returns: "bool" },
+  llama_vocab_get_add_eos: { args: ["ptr"], returns: "bool" },
+  llama_vocab_type: { args: ["ptr"], returns: "i32" },
   llama_vocab_fim_pre: { args: ["ptr"], returns: "i32" },
   llama_vocab_fim_suf: { args: ["ptr"], returns: "i32" },
   llama_vocab_fim_mid: { args: ["ptr"], returns: "i32" },

@@ -65,7 +65,16 @@ class Histogram {
 
 /** Live per-model state, read at scrape time. */
 export interface GaugeSource {
-  models(): { model: string; slotsBusy: number; slotsTotal: number; queued: number; kvUsedCells?: number; kvTotalCells?: number; restarts: number }[];
+  models(): { model: string; slotsBusy: number; slotsTotal: number; queued: number; kvUsedCells?: number; kvTotalCells?: number; restarts: number; speculative?: SpeculativeCounts | null }[];
+}
+
+/** A model's speculative decoding counters (ModelStats), by method. */
+export interface SpeculativeCounts {
+  method: "ngram" | "draft";
+  drafted: number;
+  accepted: number;
+  steps: number;
+  draftMs: number;
 }
 
 export interface GenerationRecord extends Usage {
@@ -182,10 +191,25 @@ export class Metrics {
       gauge("cocoon_worker_restarts", "Times a model's inference worker was restarted.", models.map((m) => [{ model: m.model }, m.restarts])),
       gauge("cocoon_uptime_seconds", "Seconds since the server started.", [[{}, (Date.now() - this.startedAt) / 1000]]),
     );
+    const counter = (name: string, help: string, rows: [Labels, number][]) =>
+      [`# HELP ${name} ${help}`, `# TYPE ${name} counter`, ...rows.map(([l, v]) => `${name}${labelText(l)} ${num(v)}`)].join("\n");
+    const spec = models.flatMap((m) => (m.speculative ? [{ labels: { model: m.model, method: m.speculative.method }, ...m.speculative }] : []));
+    if (spec.length) {
+      parts.push(
+        counter("cocoon_speculative_drafted_tokens_total", "Tokens guessed by speculative decoding (method ngram: n-gram lookup; draft: a draft model), by model.", spec.map((x) => [x.labels, x.drafted])),
+        counter("cocoon_speculative_accepted_tokens_total", "Guessed tokens the target's sampling kept (each one a decode step saved), by model.", spec.map((x) => [x.labels, x.accepted])),
+        counter("cocoon_speculative_verify_steps_total", "Slot steps that verified a draft, by model.", spec.map((x) => [x.labels, x.steps])),
+        counter("cocoon_speculative_draft_seconds_total", "Time spent drafting (the draft model's decodes), by model.", spec.map((x) => [x.labels, x.draftMs / 1000])),
+        gauge("cocoon_speculative_acceptance_ratio", "Accepted over drafted tokens since start, by model.", spec.map((x) => [x.labels, x.drafted ? x.accepted / x.drafted : 0])),
+        gauge(
+          "cocoon_speculative_tokens_per_step",
+          "Tokens a verifying step produced on average (1 + accepted / steps): the speed-up over one token a step before the cost of drafting, by model.",
+          spec.map((x) => [x.labels, x.steps ? 1 + x.accepted / x.steps : 1]),
+        ),
+      );
+    }
     const ton = this.tonWatcher?.() ?? null;
     if (ton) {
-      const counter = (name: string, help: string, rows: [Labels, number][]) =>
-        [`# HELP ${name} ${help}`, `# TYPE ${name} counter`, ...rows.map(([l, v]) => `${name}${labelText(l)} ${num(v)}`)].join("\n");
       const seconds = (ms: number | null): [Labels, number][] => (ms === null ? [] : [[{}, ms / 1000]]);
       parts.push(
         gauge("cocoon_ton_watcher_running", "1 while the TON deposit watcher polls.", [[{ wallet: ton.wallet, network: ton.network }, ton.running ? 1 : 0]]),

@@ -23,6 +23,25 @@ describe("model specs", () => {
     });
   });
 
+  test("a draft model for speculative decoding: draft=PATH (the rest of the option, = and all), draft-max, draft-min", () => {
+    expect(parseModelSpec("/m/big.gguf#draft=/m/small=1.gguf,draft-max=6,draft-min=2,slots=2")).toEqual({
+      id: "big",
+      path: "/m/big.gguf",
+      slots: 2,
+      draft: { path: "/m/small=1.gguf", max: 6, min: 2 },
+    });
+    expect(parseModelSpec("/m/big.gguf#draft=/m/big.gguf")).toEqual({ id: "big", path: "/m/big.gguf", draft: { path: "/m/big.gguf" } });
+    expect(() => parseModelSpec("/m/big.gguf#draft=")).toThrow(/draft needs the path of a draft model/);
+    expect(() => parseModelSpec("/m/big.gguf#draft-max=4")).toThrow(/draft-max and draft-min need draft=PATH/);
+    expect(() => parseModelSpec("/m/big.gguf#draft=/m/s.gguf,draft-max=0")).toThrow(/draft-max must be an integer >= 1/);
+    expect(() => parseModelSpec("/m/big.gguf#draft=/m/s.gguf,draft-max=65")).toThrow(/draft-max must be at most 64/);
+    expect(() => parseModelSpec("/m/big.gguf#draft=/m/s.gguf,draft-max=3,draft-min=4")).toThrow(/draft-min \(4\) exceeds draft-max \(3\)/);
+    const missing = join(dir, "no-draft.gguf");
+    expect(() => resolveModels({ model: [`${TINY_MODEL}#draft=${missing}`], modelsDir: "" })).toThrow(`draft model file not found: ${missing} (in --model tiny-qwen3)`);
+    expect(() => resolveModels({ model: [`${TINY_MODEL}#type=embedding,draft=${TINY_MODEL}`], modelsDir: "" })).toThrow(/embedding model/);
+    expect(resolveModels({ model: [`${TINY_MODEL}#draft=${TINY_MODEL}`], modelsDir: "" })[0]!.draft).toEqual({ path: TINY_MODEL });
+  });
+
   test("bad specs are rejected with the spec named", () => {
     expect(() => parseModelSpec("/x/a.gguf#type=image")).toThrow(/type must be one of/);
     expect(() => parseModelSpec("/x/a.gguf#slots=0")).toThrow(/slots must be an integer >= 1/);

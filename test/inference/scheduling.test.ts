@@ -182,6 +182,8 @@ describe("n-gram lookup speculation", () => {
         expect(b).toBe(a);
       }
       const s = spec.stats()[0]!;
+      expect(s.speculative).toBe("ngram");
+      expect(s.draftSteps).toBeGreaterThan(0);
       expect(s.draftedTokens).toBeGreaterThan(0);
       expect(s.acceptedTokens).toBeLessThanOrEqual(s.draftedTokens);
       expect(engine.stats()[0]!.draftedTokens).toBe(0);

@@ -246,4 +246,37 @@ describe("/stats and /jsonstats", () => {
       await Bun.sleep(20);
     }
   });
+
+  test("speculative decoding: drafted and accepted token counters, verify steps, draft time, acceptance and tokens per step, by model and method", async () => {
+    const m = new Metrics({
+      models: () => [
+        { model: "big", slotsBusy: 0, slotsTotal: 4, queued: 0, restarts: 0, speculative: { method: "draft", drafted: 80, accepted: 60, steps: 20, draftMs: 1500 } },
+        { model: "code", slotsBusy: 0, slotsTotal: 4, queued: 0, restarts: 0, speculative: { method: "ngram", drafted: 10, accepted: 0, steps: 5, draftMs: 0 } },
+        { model: "plain", slotsBusy: 0, slotsTotal: 4, queued: 0, restarts: 0, speculative: null },
+      ],
+    });
+    const text = m.render();
+    const types = typesOf(text);
+    expect(types.get("cocoon_speculative_drafted_tokens_total")).toBe("counter");
+    expect(types.get("cocoon_speculative_accepted_tokens_total")).toBe("counter");
+    expect(types.get("cocoon_speculative_acceptance_ratio")).toBe("gauge");
+    const samples = parseSamples(text).filter((x) => x.name.startsWith("cocoon_speculative_"));
+    const value = (name: string, model: string) => samples.find((x) => x.name === name && x.labels.model === model)?.value;
+    expect(samples.find((x) => x.name === "cocoon_speculative_drafted_tokens_total" && x.labels.model === "big")?.labels.method).toBe("draft");
+    expect(value("cocoon_speculative_drafted_tokens_total", "big")).toBe(80);
+    expect(value("cocoon_speculative_accepted_tokens_total", "big")).toBe(60);
+    expect(value("cocoon_speculative_verify_steps_total", "big")).toBe(20);
+    expect(value("cocoon_speculative_draft_seconds_total", "big")).toBe(1.5);
+    expect(value("cocoon_speculative_acceptance_ratio", "big")).toBe(0.75);
+    expect(value("cocoon_speculative_tokens_per_step", "big")).toBe(4);
+    expect(samples.find((x) => x.name === "cocoon_speculative_drafted_tokens_total" && x.labels.model === "code")?.labels.method).toBe("ngram");
+    expect(value("cocoon_speculative_acceptance_ratio", "code")).toBe(0);
+    expect(samples.some((x) => x.labels.model === "plain")).toBe(false);
+    const promtool = Bun.which("promtool");
+    if (promtool) {
+      const p = Bun.spawn([promtool, "check", "metrics"], { stdin: new TextEncoder().encode(text), stdout: "pipe", stderr: "pipe" });
+      const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+      expect({ code, out, err }).toEqual({ code: 0, out: "", err: "" });
+    }
+  });
 });

@@ -1,13 +1,14 @@
-// Request preparation in the engine worker: a GenerateRequest becomes prompt tokens (chat template,
-// fill-in-the-middle or raw ids), limits, stop strings, a grammar (response_format, forced tool
-// calls) and sampler settings per choice. Every invalid request is an EngineError here.
+// Request preparation in the engine worker: a request (its prompt already token ids, or chat messages
+// rendered here and tokenized by the tokenizer worker) gets limits, stop strings, a grammar
+// (response_format, forced tool calls) and sampler settings per choice. Every invalid request is an EngineError here.
 import { LlamaError, type LlamaModel } from "../native/llama.ts";
 import type { TokenSamplerOptions } from "../native/token-sampler.ts";
 import { ChatTemplateError, type ChatTemplate } from "./chat-template.ts";
 import { JSON_OBJECT_GRAMMAR, GrammarError, jsonSchemaToGrammar } from "./grammar.ts";
 import type { PreparedRequest } from "./scheduler.ts";
-import { EngineError, type GenerateRequest, type ModelInfo } from "./types.ts";
+import { EngineError, type ModelInfo } from "./types.ts";
 import { refuseUnfittable } from "./fits.ts";
+import type { WorkerRequest } from "./worker-protocol.ts";
 
 const MAX_STOPS = 16;
 
@@ -21,40 +22,51 @@ export interface PrepareHost {
   readonly eog: readonly number[];
 }
 
-/** Turns a request into tokens and sampler settings; throws EngineError on anything invalid. */
-export function prepareRequest(host: PrepareHost, id: string, req: GenerateRequest, receivedAt: number): PreparedRequest {
+/** A chat request's prompt as rendered text: its tokens come from the tokenizer worker. */
+export interface RenderedChat {
+  prompt: string;
+  startsInReasoning: boolean;
+  toolFormat: PreparedRequest["output"]["toolFormat"];
+}
+
+/**
+ * Renders a chat request's messages with the model's template (null for a request without
+ * messages). Text that cannot fit is refused here from its byte count, before anyone tokenizes it.
+ */
+export function renderChat(host: PrepareHost, req: WorkerRequest): RenderedChat | null {
+  if (!req.messages) return null;
+  if (!host.template) throw new EngineError("invalid_request", `model ${host.info.id} has no chat template; use /v1/completions`, "messages");
+  let rendered;
+  try {
+    rendered = host.template.render(req.messages, {
+      tools: req.tools && req.tools.length > 0 && req.toolChoice !== "none" ? req.tools : undefined,
+      enableThinking: req.enableThinking,
+      extra: req.templateVars,
+    });
+  } catch (err) {
+    if (err instanceof ChatTemplateError) throw new EngineError("invalid_request", err.message, "messages");
+    throw err;
+  }
+  const toolFormat = req.tools?.length && req.toolChoice !== "none" ? host.template.toolFormat : "none";
+  refuseUnfittable(Buffer.byteLength(rendered.prompt), host.info, "messages", "the rendered prompt");
+  return { prompt: rendered.prompt, startsInReasoning: rendered.startsInReasoning, toolFormat };
+}
+
+/**
+ * Turns a request whose prompt is token ids (text was tokenized by the tokenizer worker; a chat
+ * request's rendered prompt comes as `chat`) into sampler settings; throws EngineError on anything invalid.
+ */
+export function prepareRequest(host: PrepareHost, id: string, req: WorkerRequest, receivedAt: number, chat?: RenderedChat & { tokens: Int32Array }): PreparedRequest {
   const m = host.model;
   let tokens: Int32Array;
   let startsInReasoning = false;
   let toolFormat: PreparedRequest["output"]["toolFormat"] = "none";
   if (req.messages) {
-    if (!host.template) throw new EngineError("invalid_request", `model ${host.info.id} has no chat template; use /v1/completions`, "messages");
-    let rendered;
-    try {
-      rendered = host.template.render(req.messages, {
-        tools: req.tools && req.tools.length > 0 && req.toolChoice !== "none" ? req.tools : undefined,
-        enableThinking: req.enableThinking,
-        extra: req.templateVars,
-      });
-    } catch (err) {
-      if (err instanceof ChatTemplateError) throw new EngineError("invalid_request", err.message, "messages");
-      throw err;
-    }
-    startsInReasoning = rendered.startsInReasoning;
-    if (req.tools?.length && req.toolChoice !== "none") toolFormat = host.template.toolFormat;
-    // Text that cannot fit is refused before tokenizing it all (a byte count).
-    refuseUnfittable(Buffer.byteLength(rendered.prompt), host.info, "messages", "the rendered prompt");
-    tokens = m.tokenize(rendered.prompt, { addSpecial: true, parseSpecial: true });
-  } else if (req.suffix !== undefined) {
-    const fim = m.fimTokens;
-    refuseUnfittable(Buffer.byteLength(req.suffix) + (typeof req.prompt === "string" ? Buffer.byteLength(req.prompt) : 0), host.info, "suffix", "the prompt and suffix");
-    if (!fim) throw new EngineError("invalid_request", `model ${host.info.id} has no fill-in-the-middle tokens, so suffix is not supported`, "suffix");
-    const prefix = typeof req.prompt === "string" ? m.tokenize(req.prompt, { parseSpecial: false }) : Int32Array.from(req.prompt ?? []);
-    tokens = Int32Array.from([fim.prefix, ...prefix, fim.suffix, ...m.tokenize(req.suffix, { parseSpecial: false }), fim.middle]);
-  } else if (typeof req.prompt === "string") {
-    refuseUnfittable(Buffer.byteLength(req.prompt), host.info, "prompt");
-    tokens = m.tokenize(req.prompt, { addSpecial: true, parseSpecial: true });
-  } else if (Array.isArray(req.prompt)) {
+    if (!chat) throw new EngineError("internal", "a chat request reached preparation before its prompt was tokenized");
+    tokens = chat.tokens;
+    startsInReasoning = chat.startsInReasoning;
+    toolFormat = chat.toolFormat;
+  } else if (req.prompt !== undefined) {
     const bad = req.prompt.find((t) => !Number.isInteger(t) || t < 0 || t >= m.nVocab);
     if (bad !== undefined) throw new EngineError("invalid_request", `token id ${bad} is outside the vocabulary (0..${m.nVocab - 1})`, "prompt");
     tokens = Int32Array.from(req.prompt);
@@ -134,7 +146,7 @@ function checkGrammar(m: LlamaModel, grammar: string): void {
   sampler.dispose();
 }
 
-function grammarFor(req: GenerateRequest, template: ChatTemplate | null): string | undefined {
+function grammarFor(req: WorkerRequest, template: ChatTemplate | null): string | undefined {
   if (req.grammar) return req.grammar;
   const forced = toolGrammar(req, template);
   if (forced) return forced;
@@ -154,7 +166,7 @@ function grammarFor(req: GenerateRequest, template: ChatTemplate | null): string
  * model's format, whose arguments match the tools' JSON schemas. Only the hermes format
  * (Qwen, Hermes) is enforced this way; other formats get the tools in the prompt only.
  */
-function toolGrammar(req: GenerateRequest, template: ChatTemplate | null): string | undefined {
+function toolGrammar(req: WorkerRequest, template: ChatTemplate | null): string | undefined {
   const choice = req.toolChoice;
   if (!req.tools?.length || !choice || choice === "auto" || choice === "none") return undefined;
   if (template?.toolFormat !== "hermes") return undefined;

@@ -28,7 +28,7 @@ class RecordingWorker extends RealWorker {
   override postMessage(message: unknown, transfer?: unknown): void {
     // Recorded before it is sent: a transferred buffer is emptied by the send.
     this.watch.sent.push(structuredClone(message));
-    super.postMessage(message, transfer as Transferable[]);
+    super.postMessage(message, transfer as ArrayBuffer[]);
   }
 }
 

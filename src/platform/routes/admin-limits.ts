@@ -6,8 +6,8 @@ import { ApiError } from "../../http/errors.ts";
 import { inTransaction } from "../../store/db.ts";
 import { actorOf, recordAudit } from "../audit.ts";
 import { getAccount } from "../accounts.ts";
-import { keyInfoById, listKeys } from "../keys.ts";
-import { AccountLimits, AccountLimitsRequest, AdminKeyInfo, AdminKeyList, CreatedKey, CreateKeyRequest, KeyLimitsRequest } from "../model.ts";
+import { keyInfoById, keyOffsetPage } from "../keys.ts";
+import { AccountLimits, AccountLimitsRequest, AdminKeyInfo, AdminKeyList, AdminKeysQuery, CreatedKey, CreateKeyRequest, KeyLimitsRequest } from "../model.ts";
 import { accountLimitOverrides, changeAccountLimits, changeKeyLimits, createKeyWithLimits } from "../operations.ts";
 import { limitsFor } from "../ratelimit.ts";
 import { adminKeyInfo, keyFields, parseId } from "../wire.ts";
@@ -33,11 +33,21 @@ export function adminLimitRoutes(deps: PlatformRouteDeps, auth: PlatformAuth) {
   };
   return routeFile("platform-admin-limits", auth)
     .model({ AdminKeyList, AdminKeyInfo, CreatedKey, KeyLimitsRequest, AccountLimits, AccountLimitsRequest })
-    .get("/admin/accounts/:id/keys", ({ params }) => ({ object: "list" as const, data: listKeys(db, accountId(params.id)).map(adminKeyInfo) }), {
-      auth: "admin",
-      response: { 200: "AdminKeyList", 404: "ErrorResponse", ...adminErrors },
-      detail: { tags: ["Admin"], summary: "List an account's keys", description: `Every key of the account with its limits and spend. ${ADMIN_NOTE}` },
-    })
+    .get(
+      "/admin/accounts/:id/keys",
+      ({ params, query }) => {
+        const limit = query.limit ?? 100;
+        const offset = query.offset ?? 0;
+        const page = keyOffsetPage(db, accountId(params.id), { limit, offset });
+        return { object: "list" as const, data: page.data.map(adminKeyInfo), total: page.total, limit, offset };
+      },
+      {
+        auth: "admin",
+        query: AdminKeysQuery,
+        response: { 200: "AdminKeyList", 400: "ErrorResponse", 404: "ErrorResponse", ...adminErrors },
+        detail: { tags: ["Admin"], summary: "List an account's keys", description: `The account's keys in creation order with their limits and spend, a page at a time (\`limit\`, \`offset\`, \`total\` as in /admin/accounts). ${ADMIN_NOTE}` },
+      },
+    )
     .post(
       "/admin/accounts/:id/keys",
       ({ params, body, set, request }) => {

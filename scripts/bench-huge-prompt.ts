@@ -42,10 +42,36 @@ for (let i = 0; i < 9; i++) {
   besideChat.push(await small());
   fitStatuses.push((await message).status);
 }
+// A running stream's longest pause between tokens, alone and while 300 KB prompts are submitted one
+// after another: tokenizing them on the decode path shows up as a pause of one tokenization.
+const longestPause = async (heavy: boolean) => {
+  const stream = engine.submit({ prompt: [9707, 1879], maxTokens: 300, ignoreEos: true, sampling: { temperature: 0 } });
+  let last = 0;
+  let most = 0;
+  let n = 0;
+  const pending: Promise<unknown>[] = [];
+  for await (const e of stream) {
+    if (e.type !== "delta") continue;
+    const t = performance.now();
+    if (n++ > 10) most = Math.max(most, t - last);
+    last = t;
+    // Every 40 tokens, one more big prompt (refused after tokenizing: it has ~50,000 tokens).
+    if (heavy && n % 40 === 0) pending.push(post("/v1/completions", { prompt: fits, max_tokens: 1 }).then((r) => r.arrayBuffer()));
+  }
+  await Promise.all(pending);
+  return most;
+};
+const pauseAlone: number[] = [];
+const pauseBeside: number[] = [];
+for (let i = 0; i < 3; i++) {
+  pauseAlone.push(await longestPause(false));
+  pauseBeside.push(await longestPause(true));
+}
 const info = engine.model();
 console.log(`longest token ${info.longestTokenBytes} bytes x context ${info.contextWindow}: text over ${info.longestTokenBytes * info.contextWindow} bytes is refused untokenized`);
 console.log(`small request alone: ${median(alone).toFixed(1)} ms; beside a 7 MiB message and a 3 MB embedding: ${median(beside).toFixed(1)} ms; ratio ${(median(beside) / median(alone)).toFixed(2)}`);
 console.log(`heavy requests answered: ${[...new Set(statuses)].join(", ")}`);
 console.log(`small request beside a 300 KB completion prompt (tokenized, then 400): ${median(besideFit).toFixed(1)} ms; ratio ${(median(besideFit) / median(alone)).toFixed(2)}`);
 console.log(`small request beside a 300 KB chat message (tokenized, then 400): ${median(besideChat).toFixed(1)} ms; ratio ${(median(besideChat) / median(alone)).toFixed(2)}; answered ${[...new Set(fitStatuses)].join(", ")}`);
+console.log(`a stream's longest pause between tokens: ${median(pauseAlone).toFixed(1)} ms alone, ${median(pauseBeside).toFixed(1)} ms while 300 KB prompts are tokenized; ratio ${(median(pauseBeside) / median(pauseAlone)).toFixed(2)}`);
 engine.close();

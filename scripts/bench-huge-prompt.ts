@@ -30,7 +30,9 @@ const besideChat: number[] = [];
 const statuses: number[] = [];
 const fitStatuses: number[] = [];
 // Interleaved, so a busy machine's drift hits the three alike.
-for (let i = 0; i < 9; i++) {
+// `--rounds N` (default 9): fewer on a loaded machine.
+const ROUNDS = Number(process.argv[process.argv.indexOf("--rounds") + 1]) || 9;
+for (let i = 0; i < ROUNDS; i++) {
   alone.push(await small());
   const heavy = [post("/v1/chat/completions", { messages: [{ role: "user", content: huge }], max_tokens: 1 }), post("/v1/embeddings", { input: big })];
   beside.push(await small());
@@ -63,7 +65,7 @@ const longestPause = async (heavy: boolean) => {
 };
 const pauseAlone: number[] = [];
 const pauseBeside: number[] = [];
-for (let i = 0; i < 3; i++) {
+for (let i = 0; i < Math.max(1, Math.ceil(ROUNDS / 3)); i++) {
   pauseAlone.push(await longestPause(false));
   pauseBeside.push(await longestPause(true));
 }

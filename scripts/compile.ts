@@ -39,6 +39,7 @@ ${files.join("\n")}
 globalThis.__cocoonEmbeddedDemoModel = demoModel;
 // Entry points sit under /$bunfs/root/ at their paths relative to the project root.
 globalThis.__cocoonWorkerPath = "./src/inference/worker.ts";
+globalThis.__cocoonTokenizerWorkerPath = "./src/inference/tokenizer-worker.ts";
 await run(process.argv.slice(2));
 `;
   mkdirSync(EMBED_DIR, { recursive: true });
@@ -56,9 +57,10 @@ export async function compile(variants?: string[]): Promise<string[]> {
     const entry = writeEntry(variant);
     const outfile = join(ROOT, "dist", variant === "cpu" ? "cocoon-server" : `cocoon-server-${variant}`);
     const t0 = performance.now();
-    // The worker must be an entry point of its own, or `new Worker(...)` silently does nothing.
+    // Each worker must be an entry point of its own, or `new Worker(...)` silently does nothing.
     const worker = join(ROOT, "src", "inference", "worker.ts");
-    const r = Bun.spawnSync([process.execPath, "build", "--compile", "--minify-syntax", entry, worker, "--outfile", outfile], { stdout: "pipe", stderr: "pipe" });
+    const tokenizer = join(ROOT, "src", "inference", "tokenizer-worker.ts");
+    const r = Bun.spawnSync([process.execPath, "build", "--compile", "--minify-syntax", entry, worker, tokenizer, "--outfile", outfile], { stdout: "pipe", stderr: "pipe" });
     if (r.exitCode !== 0) throw new Error(`bun build failed for ${variant}:\n${r.stderr.toString()}${r.stdout.toString()}`);
     const size = Bun.file(outfile).size / 2 ** 20;
     console.log(`[compile] ${relative(ROOT, outfile)} (${variant}, ${size.toFixed(1)} MiB) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);

@@ -79,7 +79,7 @@ export function createKeyCommand(config: Config, extra: Record<string, string | 
         if (amount > 0n) throw new ConfigError("--credit goes with a new account; credit an existing one with the admin route");
         const acc = getAccount(db, existing);
         if (!acc) throw new ConfigError(`--account ${existing}: no such account`);
-        const k = createKeyWithLimits(db, { kind: "admin" }, existing, label, input);
+        const k = createKeyWithLimits(db, { kind: "admin", name: "cli" }, existing, label, input);
         return { key: k.key, accountId: existing, depositCode: acc.depositCode, balance: acc.balance, info: k.info };
       }
       const keyLimits = checkKeyLimits(NO_KEY_LIMITS, parseKeyLimits(input), null);

@@ -3,7 +3,6 @@
 // longer holds the worker while streams wait.
 import type { LlamaContext, LlamaModel } from "../native/llama.ts";
 import { chunkedEmbedding, embeddingContextOptions, embedTokens } from "./embedding.ts";
-import { refuseUnfittable } from "./fits.ts";
 import { EngineError, type ModelInfo } from "./types.ts";
 
 export interface EmbedResult {
@@ -12,11 +11,10 @@ export interface EmbedResult {
 }
 
 interface Job {
-  inputs: (string | number[])[];
+  /** Token ids: text inputs were tokenized by the tokenizer worker. */
+  inputs: Int32Array[];
   /** Next input to embed. */
   next: number;
-  /** That input's tokens, when a step tokenized it but had no room for it. */
-  ahead: Int32Array | null;
   vectors: Float32Array[];
   promptTokens: number;
   done(result: EmbedResult): void;
@@ -34,7 +32,7 @@ export class Embedder {
     private readonly model: LlamaModel,
     /** Tokens one input may have (the model's context window). */
     private readonly size: number,
-    private readonly opts: { type: ModelInfo["type"]; longestTokenBytes: number; threads?: number },
+    private readonly opts: { type: ModelInfo["type"]; threads?: number },
   ) {}
 
   get busy(): boolean {
@@ -42,9 +40,9 @@ export class Embedder {
   }
 
   /** Queues a request; its result (or error) comes from later steps, in submission order. */
-  submit(inputs: (string | number[])[], done: Job["done"], fail: Job["fail"]): void {
+  submit(inputs: Int32Array[], done: Job["done"], fail: Job["fail"]): void {
     if (inputs.length === 0) return done({ vectors: [], promptTokens: 0 });
-    this.jobs.push({ inputs, next: 0, ahead: null, vectors: [], promptTokens: 0, done, fail });
+    this.jobs.push({ inputs, next: 0, vectors: [], promptTokens: 0, done, fail });
   }
 
   /**
@@ -89,24 +87,16 @@ export class Embedder {
     const ctx = this.context();
     const chunked = chunkedEmbedding(m, this.opts.type);
     const picked: { index: number; tokens: Int32Array }[] = [];
-    // Inputs are tokenized here, a step's worth at a time, not all up front.
     let total = 0;
     while (job.next < job.inputs.length && picked.length < MAX_PER_STEP) {
       const i = job.next;
-      const input = job.inputs[i]!;
-      // Text that cannot fit is refused from its length, before tokenizing it.
-      if (typeof input === "string" && !job.ahead) refuseUnfittable(Buffer.byteLength(input), { contextWindow: this.size, longestTokenBytes: this.opts.longestTokenBytes }, "input", `input[${i}]`);
-      const tokens = job.ahead ?? (typeof input === "string" ? m.tokenize(input, { addSpecial: true, parseSpecial: false }) : Int32Array.from(input));
-      job.ahead = null;
+      const tokens = job.inputs[i]!;
       if (tokens.length === 0) throw new EngineError("invalid_request", `input[${i}] is empty`, "input");
       const bad = tokens.find((t) => t < 0 || t >= m.nVocab);
       if (bad !== undefined) throw new EngineError("invalid_request", `input[${i}] has token id ${bad}, outside the vocabulary (0..${m.nVocab - 1})`, "input");
       if (tokens.length > this.size) throw new EngineError("context_overflow", `input[${i}] has ${tokens.length} tokens; the limit is ${this.size}`, "input");
       // The first input always goes; later ones only while they fit the budget.
-      if (picked.length > 0 && total + tokens.length > budget) {
-        job.ahead = tokens;
-        break;
-      }
+      if (picked.length > 0 && total + tokens.length > budget) break;
       picked.push({ index: i, tokens });
       total += tokens.length;
       job.next++;

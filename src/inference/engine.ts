@@ -1,8 +1,11 @@
 // The engine's public API on the main thread: submit() streams typed events from a model's worker,
 // plus embed, tokenize, model info and live stats. It schedules and relays only; every llama.cpp
-// call happens in a worker, which is restarted if it dies.
+// call happens in a worker, which is restarted if it dies. Text becomes token ids in the model's
+// tokenizer workers (tokenizer-pool.ts), never in the engine worker that decodes.
 import { EngineError, type EngineEvent, type GenerateRequest, type ModelInfo, type ModelStats, type Usage } from "./types.ts";
-import type { CallMap, ModelSpec, ToMain, ToWorker, WireError, WorkerInit } from "./worker-protocol.ts";
+import type { CallMap, ModelSpec, ToMain, ToWorker, WireError, WorkerInit, WorkerRequest } from "./worker-protocol.ts";
+import { TokenizerPool } from "./tokenizer-pool.ts";
+import type { TokenizerCallMap } from "./tokenizer-protocol.ts";
 import type { LogLevelName } from "../native/llama.ts";
 import { locateNative } from "../native/paths.ts";
 
@@ -30,6 +33,8 @@ export interface EngineOptions {
   libDir?: string;
   /** Defaults to "error". */
   llamaLogLevel?: LogLevelName;
+  /** Tokenizer workers per model (vocabulary-only copies, tens of MB each). Defaults to 2. */
+  tokenizers?: number;
 }
 
 declare global {
@@ -60,6 +65,10 @@ class ModelRunner {
   restarts = 0;
   private worker!: Worker;
   private ready!: Promise<void>;
+  /** Text -> ids off the engine worker; created once the engine worker has said what fits. */
+  tokenizers!: TokenizerPool;
+  /** Per request: resolves once its submit was posted (after tokenizing), so a cancel never overtakes it. */
+  private readonly sent = new Map<string, Promise<void>>();
   private readonly listeners = new Map<string, Listener>();
   /** Ids that have not left the worker's queue yet: the overload check counts them. */
   private readonly waiting = new Set<string>();
@@ -72,6 +81,7 @@ class ModelRunner {
   constructor(
     private readonly init: WorkerInit,
     private readonly maxQueue: number,
+    private readonly tokenizerCount: number,
   ) {
     this.stats = { id: init.model.id, slotsBusy: 0, slotsTotal: init.slots, queued: 0, promptTokens: 0, generatedTokens: 0, cachedTokens: 0, requests: 0, restarts: 0, ready: false, kvUsedCells: 0, kvTotalCells: 0, pinnedSlots: 0, residentSequences: 0, evictions: 0, speculative: null, draftedTokens: 0, acceptedTokens: 0, draftSteps: 0, draftMs: 0, draftKvCells: 0, parkedStates: 0, parkedSessions: 0, parkedBytes: 0 };
   }
@@ -85,6 +95,10 @@ class ModelRunner {
         if (msg.type === "ready") {
           this.info = msg.info;
           this.stats = { ...this.stats, slotsTotal: msg.info.slots, ready: true };
+          this.tokenizers ??= new TokenizerPool(
+            { libDir: this.init.libDir, llamaLogLevel: this.init.llamaLogLevel, path: this.init.model.path, info: { id: msg.info.id, contextWindow: msg.info.contextWindow, longestTokenBytes: msg.info.longestTokenBytes } },
+            this.tokenizerCount,
+          );
           resolve();
         } else if (msg.type === "fatal" && !this.info) {
           reject(new EngineError("internal", `model ${this.init.model.id} failed to load: ${msg.error}`));
@@ -102,8 +116,19 @@ class ModelRunner {
     return this.ready;
   }
 
-  private post(msg: ToWorker): void {
-    this.worker.postMessage(msg);
+  private post(msg: ToWorker, transfer: ArrayBuffer[] = []): void {
+    this.worker.postMessage(msg, transfer);
+  }
+
+  /** The engine worker's rendered chat prompt, tokenized by a tokenizer worker and sent back as ids. */
+  private relayTokenize(msg: Extract<ToMain, { type: "tokenize" }>): void {
+    const worker = this.worker;
+    // A reply for a worker that has since been replaced is dropped (its tids mean nothing to the new one).
+    const reply = (m: ToWorker, transfer: ArrayBuffer[] = []) => this.worker === worker && worker.postMessage(m, transfer);
+    this.tokenizers.call("tokenize", { text: msg.text, addSpecial: msg.addSpecial, parseSpecial: msg.parseSpecial }).then(
+      (tokens) => reply({ type: "tokens", tid: msg.tid, tokens }, [tokens.buffer as ArrayBuffer]),
+      (err) => reply({ type: "tokens", tid: msg.tid, error: wire(err) }),
+    );
   }
 
   private onMessage(msg: ToMain): void {
@@ -147,6 +172,9 @@ class ModelRunner {
       case "progress":
         for (const p of msg.requests) this.listeners.get(p.id)?.progress(p.usage);
         break;
+      case "tokenize":
+        this.relayTokenize(msg);
+        break;
       case "fatal":
         this.onCrash(msg.error);
         break;
@@ -158,6 +186,7 @@ class ModelRunner {
   private forget(id: string): void {
     this.listeners.delete(id);
     this.waiting.delete(id);
+    this.sent.delete(id);
   }
 
   /** A dead worker fails what it held; a new one takes over. */
@@ -168,6 +197,7 @@ class ModelRunner {
     for (const [, p] of this.calls) p.reject(err);
     this.listeners.clear();
     this.waiting.clear();
+    this.sent.clear();
     this.calls.clear();
     this.worker.terminate();
     this.restarts++;
@@ -185,19 +215,38 @@ class ModelRunner {
     }
     this.listeners.set(id, listener);
     this.waiting.add(id);
-    void this.ready.then(
-      () => this.post({ type: "submit", id, request }),
-      (err) => {
-        this.forget(id);
-        listener.fail(err instanceof EngineError ? err : new EngineError("internal", String(err)));
-      },
-    );
+    const sent = this.ready
+      .then(() => this.withIds(request))
+      .then(
+        (req) => {
+          // Gone meanwhile (its worker crashed, or the engine closed): nothing to send.
+          if (this.listeners.get(id) === listener) this.post({ type: "submit", id, request: req }, req.prompt instanceof Int32Array ? [req.prompt.buffer as ArrayBuffer] : []);
+        },
+        (err) => {
+          this.forget(id);
+          listener.fail(err instanceof EngineError ? err : new EngineError("internal", String(err)));
+        },
+      );
+    this.sent.set(id, sent);
+  }
+
+  /** A completion's text prompt and suffix become ids in a tokenizer worker; chat messages go as they are. */
+  private async withIds(request: GenerateRequest): Promise<WorkerRequest> {
+    const { prompt, suffix, ...rest } = request;
+    if (typeof prompt !== "string" && suffix === undefined) return { ...rest, prompt };
+    return { ...rest, prompt: await this.tokenizers.call("prompt", { prompt, suffix }) };
   }
 
   cancel(id: string): void {
-    // Chained on the same promise as the submit, so a cancel right after submit() can never reach
-    // the worker before the request it cancels.
-    if (this.listeners.has(id)) void this.ready.then(() => this.post({ type: "cancel", id }));
+    // Chained on the submit's own promise (which waits for tokenizing), so a cancel right after
+    // submit() can never reach the worker before the request it cancels.
+    if (this.listeners.has(id)) void (this.sent.get(id) ?? this.ready).then(() => this.post({ type: "cancel", id }));
+  }
+
+  /** A call on one of the model's tokenizer workers. */
+  async tokenizer<M extends keyof TokenizerCallMap>(method: M, args: TokenizerCallMap[M]["args"]): Promise<TokenizerCallMap[M]["result"]> {
+    await this.ready;
+    return this.tokenizers.call(method, args);
   }
 
   async call<M extends keyof CallMap>(method: M, args: CallMap[M]["args"]): Promise<CallMap[M]["result"]> {
@@ -225,7 +274,7 @@ class ModelRunner {
    */
   async stopAll(timeoutMs: number): Promise<void> {
     this.stopping = true;
-    for (const id of this.listeners.keys()) this.post({ type: "cancel", id });
+    for (const id of this.listeners.keys()) this.cancel(id);
     const deadline = Date.now() + timeoutMs;
     while (this.listeners.size > 0 && Date.now() < deadline) await Bun.sleep(20);
   }
@@ -236,11 +285,17 @@ class ModelRunner {
     for (const [, l] of this.listeners) l.fail(err);
     this.listeners.clear();
     this.worker.terminate();
+    this.tokenizers?.close();
   }
 }
 
 function toError(e: WireError): EngineError {
   return new EngineError(e.code, e.message, e.param);
+}
+
+function wire(err: unknown): WireError {
+  if (err instanceof EngineError) return { code: err.code, message: err.message, param: err.param };
+  return { code: "internal", message: err instanceof Error ? err.message : String(err) };
 }
 
 /** A running generation: its events, and its final usage even when nobody reads to the end. */
@@ -282,12 +337,15 @@ export class Engine {
           ngramDraft: opts.ngramDraft ?? 0,
         },
         opts.maxQueue ?? 64,
+        opts.tokenizers ?? 2,
       );
       engine.runners.set(model.id, runner);
       // One at a time: each worker loads the ggml backends into the process-wide registry, and two
       // doing it at once can leave one with no backend ("no ggml backend could be loaded").
       try {
         await runner.start();
+        // The next model's worker loads backends too: after these tokenizers have (the last model's load in the background).
+        if (model !== opts.models.at(-1)) await runner.tokenizers.ready;
       } catch (err) {
         engine.close();
         throw err;
@@ -396,22 +454,29 @@ export class Engine {
     return iterator;
   }
 
-  /** Pooled, L2-normalised embeddings of each input. */
-  embed(model: string | undefined, inputs: (string | number[])[]): Promise<CallMap["embed"]["result"]> {
-    return this.runner(model).call("embed", { inputs });
+  /** Pooled, L2-normalised embeddings of each input (text inputs are tokenized in a tokenizer worker first). */
+  async embed(model: string | undefined, inputs: (string | number[])[]): Promise<CallMap["embed"]["result"]> {
+    const runner = this.runner(model);
+    const ids = await runner.tokenizer("inputs", { inputs });
+    return runner.call("embed", { inputs: ids });
   }
 
-  tokenize(model: string | undefined, text: string, opts: { addSpecial?: boolean; parseSpecial?: boolean } = {}): Promise<number[]> {
-    return this.runner(model).call("tokenize", { text, ...opts });
+  async tokenize(model: string | undefined, text: string, opts: { addSpecial?: boolean; parseSpecial?: boolean } = {}): Promise<number[]> {
+    return Array.from(await this.runner(model).tokenizer("tokenize", { text, ...opts }));
   }
 
   detokenize(model: string | undefined, tokens: number[]): Promise<string> {
-    return this.runner(model).call("detokenize", { tokens });
+    return this.runner(model).tokenizer("detokenize", { tokens });
   }
 
   /** Each token's raw bytes (a piece can end inside a UTF-8 character). */
   pieces(model: string | undefined, tokens: number[]): Promise<number[][]> {
-    return this.runner(model).call("pieces", { tokens });
+    return this.runner(model).tokenizer("pieces", { tokens });
+  }
+
+  /** Test hook: holds every tokenization of a model (as a tokenizer busy forever would) until released. */
+  pauseTokenizerForTest(model: string | undefined, paused: boolean): void {
+    this.runner(model).tokenizers.pauseForTest(paused);
   }
 
   /** The prompt a chat request renders to (for debugging and echo). */

@@ -1,6 +1,6 @@
-// Request preparation in the engine worker: a GenerateRequest becomes prompt tokens (chat template,
-// fill-in-the-middle or raw ids), limits, stop strings, a grammar (response_format, forced tool
-// calls) and sampler settings per choice. Every invalid request is an EngineError here.
+// Request preparation in the engine worker: a request (its prompt already token ids, or chat messages
+// rendered here and tokenized by the tokenizer worker) gets limits, stop strings, a grammar
+// (response_format, forced tool calls) and sampler settings per choice. Every invalid request is an EngineError here.
 import { ChatStream, LlamaError, type ChatApplied, type LlamaModel } from "../native/llama.ts";
 import type { LazyGrammar, TokenSamplerOptions } from "../native/token-sampler.ts";
 import type { ReasoningBudgetOptions } from "../native/reasoning-budget.ts";
@@ -11,6 +11,7 @@ import { EngineError, type GenerateRequest, type ModelInfo } from "./types.ts";
 import { refuseUnfittable } from "./fits.ts";
 import { grammarUnion } from "./grammar-union.ts";
 import { gemma4SchemaGrammar } from "./gemma4-grammar.ts";
+import type { WorkerRequest } from "./worker-protocol.ts";
 
 const MAX_STOPS = 16;
 
@@ -24,33 +25,42 @@ export interface PrepareHost {
   readonly eog: readonly number[];
 }
 
-/** Turns a request into tokens and sampler settings; throws EngineError on anything invalid. */
-export function prepareRequest(host: PrepareHost, id: string, req: GenerateRequest, receivedAt: number): PreparedRequest {
+/** A request's fields other than its prompt: what rendering and sampling read. */
+type RequestFields = Omit<GenerateRequest, "prompt" | "suffix">;
+
+/**
+ * Renders a chat request's messages with the model's template and the request's tool and reasoning
+ * settings (null for a request without messages). Text that cannot fit is refused here from its
+ * byte count, before anyone tokenizes it; the tokenizer worker turns the prompt into ids.
+ */
+export function renderChat(host: PrepareHost, req: WorkerRequest): ChatApplied | null {
+  if (!req.messages) return null;
+  if (!host.template) throw new EngineError("invalid_request", `model ${host.info.id} has no chat template; use /v1/completions`, "messages");
+  guardForcedToolSchemas(req);
+  let chat: ChatApplied;
+  try {
+    chat = host.template.render(req.messages, renderOptions(req)).params;
+  } catch (err) {
+    if (err instanceof ChatTemplateError) throw new EngineError("invalid_request", err.message, "messages");
+    throw err;
+  }
+  refuseUnfittable(Buffer.byteLength(chat.prompt), host.info, "messages", "the rendered prompt");
+  return chat;
+}
+
+/**
+ * Turns a request whose prompt is token ids (text was tokenized by the tokenizer worker; a chat
+ * request's rendered prompt comes as `chat`) into sampler settings; throws EngineError on anything invalid.
+ */
+export function prepareRequest(host: PrepareHost, id: string, req: WorkerRequest, receivedAt: number, rendered?: ChatApplied & { tokens: Int32Array }): PreparedRequest {
   const m = host.model;
   let tokens: Int32Array;
   let chat: ChatApplied | null = null;
   if (req.messages) {
-    if (!host.template) throw new EngineError("invalid_request", `model ${host.info.id} has no chat template; use /v1/completions`, "messages");
-    guardForcedToolSchemas(req);
-    try {
-      chat = host.template.render(req.messages, renderOptions(req)).params;
-    } catch (err) {
-      if (err instanceof ChatTemplateError) throw new EngineError("invalid_request", err.message, "messages");
-      throw err;
-    }
-    // Text that cannot fit is refused before tokenizing it all (a byte count).
-    refuseUnfittable(Buffer.byteLength(chat.prompt), host.info, "messages", "the rendered prompt");
-    tokens = m.tokenize(chat.prompt, { addSpecial: true, parseSpecial: true });
-  } else if (req.suffix !== undefined) {
-    const fim = m.fimTokens;
-    refuseUnfittable(Buffer.byteLength(req.suffix) + (typeof req.prompt === "string" ? Buffer.byteLength(req.prompt) : 0), host.info, "suffix", "the prompt and suffix");
-    if (!fim) throw new EngineError("invalid_request", `model ${host.info.id} has no fill-in-the-middle tokens, so suffix is not supported`, "suffix");
-    const prefix = typeof req.prompt === "string" ? m.tokenize(req.prompt, { parseSpecial: false }) : Int32Array.from(req.prompt ?? []);
-    tokens = Int32Array.from([fim.prefix, ...prefix, fim.suffix, ...m.tokenize(req.suffix, { parseSpecial: false }), fim.middle]);
-  } else if (typeof req.prompt === "string") {
-    refuseUnfittable(Buffer.byteLength(req.prompt), host.info, "prompt");
-    tokens = m.tokenize(req.prompt, { addSpecial: true, parseSpecial: true });
-  } else if (Array.isArray(req.prompt)) {
+    if (!rendered) throw new EngineError("internal", "a chat request reached preparation before its prompt was tokenized");
+    tokens = rendered.tokens;
+    chat = rendered;
+  } else if (req.prompt !== undefined) {
     const bad = req.prompt.find((t) => !Number.isInteger(t) || t < 0 || t >= m.nVocab);
     if (bad !== undefined) throw new EngineError("invalid_request", `token id ${bad} is outside the vocabulary (0..${m.nVocab - 1})`, "prompt");
     tokens = Int32Array.from(req.prompt);
@@ -160,7 +170,7 @@ function checkGrammar(m: LlamaModel, grammar: string): void {
 }
 
 /** The request's tool and reasoning settings as llama.cpp's chat inputs. */
-export function renderOptions(req: GenerateRequest): RenderOptions {
+export function renderOptions(req: RequestFields): RenderOptions {
   const choice = req.toolChoice;
   let tools = req.tools && req.tools.length > 0 ? req.tools : undefined;
   let toolChoice: RenderOptions["toolChoice"] = choice === "none" || choice === "required" ? choice : "auto";
@@ -184,7 +194,7 @@ export function renderOptions(req: GenerateRequest): RenderOptions {
  * A forced call's grammar holds the tools' parameter schemas, which llama.cpp converts with no bound
  * (1e8 minItems is a minute-long conversion, then a grammar it cannot load): ours checks them first.
  */
-function guardForcedToolSchemas(req: GenerateRequest): void {
+function guardForcedToolSchemas(req: RequestFields): void {
   const choice = req.toolChoice;
   if (req.grammar || !req.tools?.length || !(choice === "required" || typeof choice === "object")) return;
   const tools = typeof choice === "object" ? req.tools.filter((t) => t.function.name === choice.name) : req.tools;
@@ -203,7 +213,7 @@ function guardForcedToolSchemas(req: GenerateRequest): void {
  * call); for a format with no trigger to be lazy on (Llama 3's bare JSON calls), the required grammar
  * itself rooted at its call rule rather than at the free text it allows first; else null.
  */
-function callRootGrammar(template: ChatTemplate, req: GenerateRequest, required: string): string | null {
+function callRootGrammar(template: ChatTemplate, req: RequestFields, required: string): string | null {
   const opts = renderOptions(req);
   if (opts.toolChoice !== "required") return null;
   let auto: ChatApplied;
@@ -296,11 +306,11 @@ function budgetFor(m: LlamaModel, chat: ChatApplied, budget: number | undefined,
   return { budget, start: startTag ? ids(startTag) : [], ends: ends.map(ids), forced: ids(ends[0]!), open };
 }
 
-function hasAnswerFormat(req: GenerateRequest): boolean {
+function hasAnswerFormat(req: RequestFields): boolean {
   return !!req.responseFormat && req.responseFormat.type !== "text";
 }
 
-function grammarFor(req: GenerateRequest): string | undefined {
+function grammarFor(req: RequestFields): string | undefined {
   if (req.grammar) return req.grammar;
   const f = req.responseFormat;
   if (!f || f.type === "text") return undefined;

@@ -47,12 +47,16 @@ export interface WorkerInit {
   ngramDraft: number;
 }
 
+/**
+ * A request as the engine worker receives it: a completion's prompt is token ids (its text and
+ * suffix were tokenized by the tokenizer worker); chat messages are rendered in the worker and
+ * their prompt tokenized through the main thread ("tokenize" / "tokens").
+ */
+export type WorkerRequest = Omit<GenerateRequest, "prompt" | "suffix"> & { prompt?: Int32Array | number[] };
+
 export type CallMap = {
-  tokenize: { args: { text: string; addSpecial?: boolean; parseSpecial?: boolean }; result: number[] };
-  detokenize: { args: { tokens: number[] }; result: string };
-  /** The raw bytes of each token (a piece may be part of a UTF-8 character). */
-  pieces: { args: { tokens: number[] }; result: number[][] };
-  embed: { args: { inputs: (string | number[])[] }; result: { vectors: Float32Array[]; promptTokens: number } };
+  /** Inputs as token ids (text inputs were tokenized by the tokenizer worker). */
+  embed: { args: { inputs: Int32Array[] }; result: { vectors: Float32Array[]; promptTokens: number } };
   /** With `request`, its messages rendered with the options generation would derive from it (POST /apply-template). */
   render: { args: { messages: ChatMessage[]; options?: RenderOptions; request?: GenerateRequest }; result: { prompt: string; startsInReasoning: boolean } };
   forgetSession: { args: { key: string }; result: { slots: number; parked: number; stats: ModelStats } };
@@ -60,7 +64,9 @@ export type CallMap = {
 
 export type ToWorker =
   | { type: "init"; init: WorkerInit }
-  | { type: "submit"; id: string; request: GenerateRequest }
+  | { type: "submit"; id: string; request: WorkerRequest }
+  /** The answer to a "tokenize" the worker sent. */
+  | { type: "tokens"; tid: number; tokens?: Int32Array; error?: WireError }
   | { type: "cancel"; id: string }
   | { [M in keyof CallMap]: { type: "call"; rid: number; method: M; args: CallMap[M]["args"] } }[keyof CallMap]
   | { type: "crash" }
@@ -74,5 +80,7 @@ export type ToMain =
   | { type: "reply"; rid: number; result?: unknown; error?: WireError }
   /** About once a second while requests run: what each has processed so far (billing checkpoints). */
   | { type: "progress"; requests: { id: string; usage: import("./types.ts").Usage }[] }
+  /** A rendered chat prompt to tokenize off this thread (answered with "tokens"). */
+  | { type: "tokenize"; tid: number; text: string; addSpecial: boolean; parseSpecial: boolean }
   | { type: "fatal"; error: string }
   | { type: "closed" };

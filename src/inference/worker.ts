@@ -1,11 +1,12 @@
-// The engine worker: one per loaded model. It owns the llama model and context, turns requests into
-// tokens (prepare-request.ts) and runs the scheduler's step loop, so the main thread never calls
-// llama.cpp. Talks to engine.ts through the messages in worker-protocol.ts.
+// The engine worker: one per loaded model. It owns the llama model and context, prepares requests
+// (prepare-request.ts) and runs the scheduler's step loop, so the main thread never calls llama.cpp.
+// It never tokenizes: prompts come as ids, and a chat prompt it renders is tokenized by the
+// tokenizer worker. Talks to engine.ts through the messages in worker-protocol.ts.
 import { loadLlama, ChatTemplates, type LlamaContext, type LlamaModel } from "../native/llama.ts";
 import { eogTokens } from "../native/token-sampler.ts";
 import { ChatTemplate, ChatTemplateError } from "./chat-template.ts";
 import { Embedder } from "./embedder.ts";
-import { prepareRequest, renderOptions, type PrepareHost } from "./prepare-request.ts";
+import { prepareRequest, renderChat, renderOptions, type PrepareHost } from "./prepare-request.ts";
 import type { CachedSequence } from "./prompt-cache.ts";
 import { Scheduler, type SchedulerEvent } from "./scheduler.ts";
 import { ModelDrafter, NgramDrafter, type Drafter } from "./speculative.ts";
@@ -74,7 +75,7 @@ class ModelHost implements PrepareHost {
       promptBudget: init.promptBudget,
       drafter,
     });
-    this.embedder = new Embedder(m, ctxPerSlot, { type, longestTokenBytes: m.longestTokenBytes(), threads: init.threads || undefined });
+    this.embedder = new Embedder(m, ctxPerSlot, { type, threads: init.threads || undefined });
     this.eog = eogTokens(m);
     this.info = {
       id: init.model.id,
@@ -156,10 +157,21 @@ function flush(): void {
   }
 }
 
-/** llama.cpp aborts the process on an id outside the vocabulary: refused before it is called. */
-function checkIds(nVocab: number, tokens: number[]): void {
-  const bad = tokens.find((t) => !Number.isInteger(t) || t < 0 || t >= nVocab);
-  if (bad !== undefined) throw new EngineError("invalid_request", `token id ${bad} is outside the vocabulary (0..${nVocab - 1})`, "tokens");
+/** Chat requests whose rendered prompt is being tokenized elsewhere; true once cancelled meanwhile. */
+const preparing = new Map<string, boolean>();
+/** Tokenizations asked of the main thread (which relays them to the tokenizer worker), by tid. */
+const relays = new Map<number, (tokens: Int32Array | null, err: EngineError | null) => void>();
+let nextTid = 0;
+
+/** Tokenizes text on the tokenizer worker, so this thread keeps decoding meanwhile; `done` runs from onmessage. */
+function tokenizeElsewhere(text: string, done: (tokens: Int32Array | null, err: EngineError | null) => void): void {
+  const tid = ++nextTid;
+  relays.set(tid, done);
+  post({ type: "tokenize", tid, text, addSpecial: true, parseSpecial: true });
+}
+
+function refuse(h: ModelHost, id: string, err: unknown): void {
+  post({ type: "events", events: [{ id, event: { type: "error", ...fail(err) } }], stats: h.scheduler.snapshot(h.info.id) });
 }
 
 function fail(err: unknown): { code: EngineError["code"]; message: string; param?: string } {
@@ -178,29 +190,46 @@ self.onmessage = (e: MessageEvent<ToWorker>) => {
         break;
       case "submit": {
         const h = host!;
+        const { id, request } = msg;
+        const receivedAt = performance.now();
         try {
-          h.scheduler.submit(prepareRequest(h, msg.id, msg.request, performance.now()));
+          const chat = renderChat(h, request);
+          if (!chat) h.scheduler.submit(prepareRequest(h, id, request, receivedAt));
+          else {
+            preparing.set(id, false);
+            tokenizeElsewhere(chat.prompt, (tokens, err) => {
+              const cancelled = preparing.get(id);
+              preparing.delete(id);
+              try {
+                if (err) throw err;
+                h.scheduler.submit(prepareRequest(h, id, request, receivedAt, { ...chat, tokens: tokens! }));
+                // Cancelled while tokenizing: queued, then cancelled, so it ends as any cancelled request.
+                if (cancelled) h.scheduler.cancel(id);
+              } catch (e) {
+                refuse(h, id, e);
+              }
+            });
+          }
         } catch (err) {
-          post({ type: "events", events: [{ id: msg.id, event: { type: "error", ...fail(err) } }], stats: h.scheduler.snapshot(h.info.id) });
+          refuse(h, id, err);
         }
         break;
       }
+      case "tokens": {
+        const done = relays.get(msg.tid);
+        relays.delete(msg.tid);
+        done?.(msg.tokens ?? null, msg.error ? new EngineError(msg.error.code, msg.error.message, msg.error.param) : null);
+        break;
+      }
       case "cancel":
-        host?.scheduler.cancel(msg.id);
+        if (preparing.has(msg.id)) preparing.set(msg.id, true);
+        else host?.scheduler.cancel(msg.id);
         break;
       case "call": {
         const h = host!;
         try {
           let result: unknown;
-          if (msg.method === "tokenize") {
-            result = Array.from(h.model.tokenize(msg.args.text, { addSpecial: msg.args.addSpecial ?? false, parseSpecial: msg.args.parseSpecial ?? true }));
-          } else if (msg.method === "detokenize") {
-            checkIds(h.model.nVocab, msg.args.tokens);
-            result = h.model.detokenize(msg.args.tokens);
-          } else if (msg.method === "pieces") {
-            checkIds(h.model.nVocab, msg.args.tokens);
-            result = msg.args.tokens.map((t) => Array.from(h.model.tokenBytes(t)));
-          } else if (msg.method === "embed") {
+          if (msg.method === "embed") {
             // Answered by the loop's embedding steps, not here.
             const rid = msg.rid;
             h.embedder.submit(

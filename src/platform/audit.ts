@@ -45,7 +45,8 @@ export interface AuditEntry {
 }
 
 // Money is bigint nanoton: as JSON it is an exact decimal string, never a rounded float.
-const json = (v: unknown) => (v === undefined || v === null ? null : JSON.stringify(v, (_k, x) => (typeof x === "bigint" ? x.toString() : x)));
+/** A value as the audit log stores it (bigints as exact decimal strings); null for none. Also how a change is told from no change. */
+export const json = (v: unknown) => (v === undefined || v === null ? null : JSON.stringify(v, (_k, x) => (typeof x === "bigint" ? x.toString() : x)));
 
 /** The default actor when a request names none. */
 export const DEFAULT_ACTOR = "admin";

@@ -3,9 +3,8 @@
 import type { Database } from "bun:sqlite";
 import { inTransaction } from "../store/db.ts";
 import { recordAudit } from "./audit.ts";
-import { listKeys, revokeKey, setKeyLimits } from "./keys.ts";
+import { revokeKey } from "./keys.ts";
 import { adminCredit, keyById, type AdminCreditResult } from "./operations.ts";
-import type { RateLimitOverrides } from "./ratelimit.ts";
 
 /** {@link adminCredit}, audited as `account.credit` or `account.debit` when it booked something. */
 export function auditedCredit(db: Database, actor: string, accountId: number, amount: bigint, reason: string, reference: string): AdminCreditResult {
@@ -41,28 +40,4 @@ export function auditedRevoke(db: Database, actor: string, keyId: number, reason
     }
     return { id: k.id, accountId: k.accountId, revokedAt: k.revokedAt! };
   });
-}
-
-/**
- * {@link setKeyLimits} as the admin (any key), audited as `key.limits` with the limits before and after
- * when they changed. False when there is no such key. For the key-limit admin routes.
- */
-export function auditedKeyLimits(db: Database, actor: string, keyId: number, limits: Partial<RateLimitOverrides>, reason: string | null = null): boolean {
-  return inTransaction(db, () => {
-    const before = listKeyLimits(db, keyId);
-    if (!before) return false;
-    setKeyLimits(db, null, keyId, limits);
-    const after = listKeyLimits(db, keyId)!;
-    if (JSON.stringify(before.limits) !== JSON.stringify(after.limits)) {
-      recordAudit(db, { actor, action: "key.limits", objectType: "key", objectId: keyId, accountId: before.accountId, reason, before: before.limits, after: after.limits });
-    }
-    return true;
-  });
-}
-
-function listKeyLimits(db: Database, keyId: number): { accountId: number; limits: RateLimitOverrides } | null {
-  const k = keyById(db, keyId);
-  if (!k) return null;
-  const info = listKeys(db, k.accountId).find((x) => x.id === keyId)!;
-  return { accountId: k.accountId, limits: info.limits };
 }

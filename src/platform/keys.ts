@@ -175,6 +175,21 @@ export function listKeys(db: Database, accountId: number, now: number = Date.now
     .map((r) => toKeyInfo(r, now));
 }
 
+/** A page of an account's keys in id order after key `after` (keyset paging: OpenAI's `after` / `has_more`). */
+export function keyPage(db: Database, accountId: number, o: { limit: number; after: number | null }, now: number = Date.now()): { data: KeyInfo[]; hasMore: boolean } {
+  const rows = db
+    .query<KeyRow, [number, number, number]>("SELECT * FROM api_keys WHERE account_id = ? AND id > ? ORDER BY id LIMIT ?")
+    .all(accountId, o.after ?? 0, o.limit + 1);
+  return { data: rows.slice(0, o.limit).map((r) => toKeyInfo(r, now)), hasMore: rows.length > o.limit };
+}
+
+/** A page of an account's keys in id order by offset, with the account's key count (the admin's list shape). */
+export function keyOffsetPage(db: Database, accountId: number, o: { limit: number; offset: number }, now: number = Date.now()): { data: KeyInfo[]; total: number } {
+  const rows = db.query<KeyRow, [number, number, number]>("SELECT * FROM api_keys WHERE account_id = ? ORDER BY id LIMIT ? OFFSET ?").all(accountId, o.limit, o.offset);
+  const total = Number(db.query<{ n: number | bigint }, [number]>("SELECT COUNT(*) AS n FROM api_keys WHERE account_id = ?").get(accountId)!.n);
+  return { data: rows.map((r) => toKeyInfo(r, now)), total };
+}
+
 /**
  * Revokes key `keyId`. With an `accountId` only that account's keys can be revoked (a key acting for
  * its own account); null is the admin, who can revoke any key. True when this call revoked it; false

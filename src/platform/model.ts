@@ -205,9 +205,28 @@ export const ApiKeyInfo = t.Object({ ...keyInfoFields, current: t.Boolean({ desc
 
 export const AdminKeyInfo = t.Object({ ...keyInfoFields, account_id: Type.Integer() });
 
-export const ApiKeyList = t.Object({ object: t.Literal("list"), data: t.Array(ApiKeyInfo) });
+export const ApiKeyList = t.Object({
+  object: t.Literal("list"),
+  data: t.Array(ApiKeyInfo),
+  first_id: Nullable(Type.Integer({ description: "The first key of this page." })),
+  last_id: Nullable(Type.Integer({ description: "The last key of this page: pass it as `after` for the next one." })),
+  has_more: t.Boolean({ description: "Whether more keys follow this page." }),
+});
 
-export const AdminKeyList = t.Object({ object: t.Literal("list"), data: t.Array(AdminKeyInfo) });
+// Bounded as AdminAccountsQuery's offset: past 2^63 a number no longer binds as an SQL integer.
+const KEY_ID_BOUND = 2 ** 31 - 1;
+
+export const KeyListQuery = t.Object({
+  limit: t.Optional(t.Integer({ minimum: 1, maximum: 100, description: "Keys per page, 1 to 100. Defaults to 100." })),
+  after: t.Optional(t.Integer({ minimum: 0, maximum: KEY_ID_BOUND, description: "A key id: the page starts after it (the previous page's last_id)." })),
+});
+
+export const AdminKeyList = t.Object({ object: t.Literal("list"), data: t.Array(AdminKeyInfo), total: Type.Integer(), limit: Type.Integer(), offset: Type.Integer() });
+
+export const AdminKeysQuery = t.Object({
+  limit: t.Optional(t.Integer({ minimum: 1, maximum: 1000, description: "Defaults to 100." })),
+  offset: t.Optional(t.Integer({ minimum: 0, maximum: KEY_ID_BOUND, description: "Defaults to 0." })),
+});
 
 export const CreateKeyRequest = t.Optional(
   t.Object(

@@ -2,6 +2,7 @@
 // first key (and sign-up credit), an admin credit or debit with an idempotency reference, key lookup.
 import type { Database } from "bun:sqlite";
 import { inTransaction } from "../store/db.ts";
+import { json, recordAudit } from "./audit.ts";
 import { createAccount, getAccount } from "./accounts.ts";
 import { createKey, keyInfoById, revokeKey, setKeyLimits, type KeyInfo } from "./keys.ts";
 import { checkKeyLimits, parseKeyLimits, type KeyLimitsInput } from "./limit-input.ts";
@@ -79,7 +80,8 @@ export function revokeAndRead(db: Database, accountId: number | null, keyId: num
  * Who changes a limit: the operator (admin routes, the CLI) or an account acting on its own keys,
  * whose rate limits are then capped by `ceiling` (the account's own limits).
  */
-export type LimitActor = { kind: "admin" } | { kind: "account"; accountId: number; ceiling: RateLimits };
+/** Who changes limits: the admin (`name` goes to the audit log) or an account for its own keys (capped by its limits). */
+export type LimitActor = { kind: "admin"; name: string } | { kind: "account"; accountId: number; ceiling: RateLimits };
 
 /**
  * A new key of `accountId` with the limits of `input`, in one statement. The one place keys with
@@ -88,8 +90,12 @@ export type LimitActor = { kind: "admin" } | { kind: "account"; accountId: numbe
 export function createKeyWithLimits(db: Database, actor: LimitActor, accountId: number, name: string | null, input: KeyLimitsInput): { info: KeyInfo; key: string } {
   const now = Date.now();
   const limits = checkKeyLimits(NO_KEY_LIMITS, parseKeyLimits(input, now), actor.kind === "account" ? actor.ceiling : null);
-  const k = createKey(db, accountId, name, now, limits);
-  return { info: keyInfoById(db, k.id, now)!, key: k.key };
+  return inTransaction(db, () => {
+    const k = createKey(db, accountId, name, now, limits);
+    const info = keyInfoById(db, k.id, now)!;
+    if (actor.kind === "admin") recordAudit(db, { actor: actor.name, action: "key.create", objectType: "key", objectId: k.id, accountId, after: { name: info.name, limits: info.limits } });
+    return { info, key: k.key };
+  });
 }
 
 /**
@@ -104,7 +110,12 @@ export function changeKeyLimits(db: Database, actor: LimitActor, keyId: number, 
     const patch = parseKeyLimits(input);
     checkKeyLimits(cur.limits, patch, actor.kind === "account" ? actor.ceiling : null);
     setKeyLimits(db, scope, keyId, patch);
-    return keyInfoById(db, keyId);
+    const after = keyInfoById(db, keyId)!;
+    // The admin's changes are audited; a change to the same values records nothing.
+    if (actor.kind === "admin" && json(cur.limits) !== json(after.limits)) {
+      recordAudit(db, { actor: actor.name, action: "key.limits", objectType: "key", objectId: keyId, accountId: after.accountId, before: cur.limits, after: after.limits });
+    }
+    return after;
   });
 }
 
@@ -112,12 +123,18 @@ export function changeKeyLimits(db: Database, actor: LimitActor, keyId: number, 
  * Sets an account's rate-limit overrides (null: the server's default), binding all its keys
  * together. Admin only; false when there is no such account. The audit log hooks in here.
  */
-export function changeAccountLimits(db: Database, accountId: number, patch: Partial<RateLimitOverrides>): boolean {
+export function changeAccountLimits(db: Database, accountId: number, patch: Partial<RateLimitOverrides>, actor: string): boolean {
   const cols = { rpm: "rpm_limit", tpm: "tpm_limit", rpd: "rpd_limit" } as const;
   const keys = (Object.keys(cols) as (keyof typeof cols)[]).filter((k) => patch[k] !== undefined);
   if (keys.length === 0) return getAccount(db, accountId) !== null;
   const sets = keys.map((k, i) => `${cols[k]} = ?${i + 2}`).join(", ");
-  return db.query(`UPDATE accounts SET ${sets} WHERE id = ?1`).run(accountId, ...keys.map((k) => patch[k] ?? null)).changes > 0;
+  return inTransaction(db, () => {
+    const before = accountLimitOverrides(db, accountId);
+    if (db.query(`UPDATE accounts SET ${sets} WHERE id = ?1`).run(accountId, ...keys.map((k) => patch[k] ?? null)).changes === 0) return false;
+    const after = accountLimitOverrides(db, accountId);
+    if (json(before) !== json(after)) recordAudit(db, { actor, action: "account.limits", objectType: "account", objectId: accountId, accountId, before, after });
+    return true;
+  });
 }
 
 /** An account's rate-limit overrides (null: the server default), or null when there is no such account. */

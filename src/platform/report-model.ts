@@ -9,6 +9,9 @@ const Nullable = <T extends Parameters<typeof t.Union>[0][number]>(s: T) => t.Un
 export const AdminUsageQuery = t.Object({
   group_by: t.Optional(t.String({ maxLength: 40, description: "Comma-separated groups among `day` (UTC), `account`, `model`; empty for grand totals. Defaults to `day,account,model`." })),
   account_id: t.Optional(t.Integer({ minimum: 1, maximum: 2 ** 53 - 1, description: "Only this account's requests." })),
+  limit: t.Optional(t.Integer({ minimum: 1, maximum: 10_000, description: "Rows per page (JSON). Defaults to 1000." })),
+  // Bounded as /admin/accounts' offset: past 2^63 a number no longer binds as an SQL integer.
+  offset: t.Optional(t.Integer({ minimum: 0, maximum: 2 ** 31 - 1, description: "Rows to skip (JSON). Defaults to 0." })),
   ...UsageFilterFields,
 });
 
@@ -28,8 +31,11 @@ export const UsageTotals = t.Object({
 export const UsageTotalsList = t.Object({
   object: t.Literal("list"),
   group_by: t.Array(t.String()),
-  data: t.Array(UsageTotals, { description: "Ordered by day, account, model." }),
+  data: t.Array(UsageTotals, { description: "Ordered by day, account, model; a page of `limit` rows from `offset`." }),
   totals: UsageTotals,
+  total: Type.Integer({ description: "Rows in all (every page)." }),
+  limit: Type.Integer(),
+  offset: Type.Integer(),
 });
 
 export const AuditQuery = t.Object({

@@ -6,9 +6,6 @@ import { Elysia } from "elysia";
 import { ApiError } from "../../src/http/errors.ts";
 import { platformRoutes } from "../../src/platform/index.ts";
 import { actorOf, listAudit, recordAudit } from "../../src/platform/audit.ts";
-import { auditedKeyLimits } from "../../src/platform/audited.ts";
-import { createAccount } from "../../src/platform/accounts.ts";
-import { createKey } from "../../src/platform/keys.ts";
 import { pricingConfig } from "../../src/platform/pricing.ts";
 import { Platform } from "../../src/platform/service.ts";
 import { openStore } from "../../src/store/db.ts";
@@ -135,18 +132,6 @@ describe("the audit log", () => {
       const res = await h.request("/admin/audit", { token });
       expect(res.status).toBe(403);
     }
-  });
-
-  test("a limit change through auditedKeyLimits records the limits before and after; an unchanged one records nothing", () => {
-    const db = openStore(":memory:");
-    const a = createAccount(db);
-    const k = createKey(db, a.id);
-    expect(auditedKeyLimits(db, "frank", k.id, { rpm: 30 }, "abuse")).toBe(true);
-    expect(auditedKeyLimits(db, "frank", k.id, { rpm: 30 })).toBe(true);
-    expect(auditedKeyLimits(db, "frank", 999, { rpm: 1 })).toBe(false);
-    const rows = listAudit(db, { limit: 10 }).data;
-    expect(rows.length).toBe(1);
-    expect(rows[0]).toMatchObject({ actor: "frank", action: "key.limits", objectId: String(k.id), accountId: a.id, reason: "abuse", before: { rpm: null, tpm: null, rpd: null }, after: { rpm: 30, tpm: null, rpd: null } });
   });
 
   test("the actor header: percent-encoded UTF-8 decoded, control characters dropped, 100 characters at most, \"admin\" when empty", () => {

@@ -158,7 +158,7 @@ describe("rate-limit scope", () => {
   test("limits bind per account: 10 keys of an account limited to 5 rpm get 5 requests in all, with 429s naming the account", async () => {
     await clearOfMinute(20_000);
     const first = key();
-    changeAccountLimits(db, first.accountId, { rpm: 5 });
+    changeAccountLimits(db, first.accountId, { rpm: 5 }, "test");
     const keys = [first.key, ...Array.from({ length: 9 }, () => createKey(db, first.accountId).key)];
     const results = await Promise.all(keys.flatMap((k) => [chat(k, { max_tokens: 1 }), chat(k, { max_tokens: 1 })]));
     const ok = results.filter((r) => r.status === 200).length;

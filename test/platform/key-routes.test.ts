@@ -129,6 +129,20 @@ describe("admin limit routes", () => {
     expect(audit[0]).toMatchObject({ actor: "admin", before: { rpm: null }, after: { rpm: 7 } });
     expect(audit[1].before).not.toEqual(audit[1].after);
   });
+
+  test("a change to the values a key or account already has records nothing in the audit log", async () => {
+    const h = harness();
+    const reg = (await h.call("POST", "/api/register", null)).body;
+    const actions = async () => ((await h.call("GET", `/admin/audit?account_id=${reg.account_id}`, ADMIN)).body.data as Json[]).map((e) => e.action);
+    for (let i = 0; i < 2; i++) {
+      expect((await h.call("PATCH", `/admin/keys/${reg.key_id}`, ADMIN, { rpm_limit: 30, max_budget_ton: "2" })).status).toBe(200);
+      expect((await h.call("PATCH", `/admin/accounts/${reg.account_id}/limits`, ADMIN, { tpm_limit: 5_000 })).status).toBe(200);
+    }
+    expect(await actions()).toEqual(["account.limits", "key.limits"]);
+    // An empty change too.
+    expect((await h.call("PATCH", `/admin/keys/${reg.key_id}`, ADMIN, {})).status).toBe(200);
+    expect(await actions()).toHaveLength(2);
+  });
 });
 
 describe("create-key", () => {

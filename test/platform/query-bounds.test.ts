@@ -29,6 +29,10 @@ describe("integer query parameters", () => {
     ["/v1/usage", "limit", key],
     ["/admin/deposits", "limit", "admin-secret"],
     ["/v1/deposits", "limit", key],
+    ["/v1/keys", "limit", key],
+    ["/v1/keys", "after", key],
+    ["/admin/accounts/1/keys", "offset", "admin-secret"],
+    ["/admin/accounts/1/keys", "limit", "admin-secret"],
   ];
   for (const [path, name, token] of cases) {
     test(`${path}?${name}= out of range or not an integer: 400`, async () => {

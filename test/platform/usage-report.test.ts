@@ -172,6 +172,24 @@ describe("GET /admin/usage", () => {
     expect(((await bad.json()) as Json).error.param).toBe("group_by");
   });
 
+  test("rows page with limit and offset (total counts them all; the grand totals stay whole); bad values 400", async () => {
+    const all = (await (await get("/admin/usage", ADMIN)).json()) as Json;
+    expect(all).toMatchObject({ total: 5, limit: 1000, offset: 0 });
+    const pages: Json[] = [];
+    for (let offset = 0; offset < 5; offset += 2) {
+      const page = (await (await get(`/admin/usage?limit=2&offset=${offset}`, ADMIN)).json()) as Json;
+      expect(page).toMatchObject({ total: 5, limit: 2, offset });
+      expect(page.totals).toEqual(all.totals);
+      pages.push(...page.data);
+    }
+    expect(pages).toEqual(all.data);
+    for (const q of ["offset=9223372036854775808", "limit=0", "limit=10001", "offset=-1"]) {
+      const r = await get(`/admin/usage?${q}`, ADMIN);
+      expect(`${q}: ${r.status}`).toBe(`${q}: 400`);
+      expect(((await r.json()) as Json).error.type).toBe("invalid_request_error");
+    }
+  });
+
   test("a customer's key gets 403, not the totals", async () => {
     const res = await get("/admin/usage", a.keys[0]!.key);
     expect(res.status).toBe(403);

@@ -1,22 +1,19 @@
 // Operator routes for limits (admin token): an account's keys with their limits and spend, a new key
 // with limits for any account, a key's limits, and an account's own rate limits (binding all its keys).
 // Every change goes through one function of operations.ts (createKeyWithLimits, changeKeyLimits,
-// changeAccountLimits) and is recorded in the audit log in the same transaction.
+// changeAccountLimits), which records it in the audit log in the same transaction.
 import { ApiError } from "../../http/errors.ts";
-import { inTransaction } from "../../store/db.ts";
-import { actorOf, recordAudit } from "../audit.ts";
+import { actorOf } from "../audit.ts";
 import { getAccount } from "../accounts.ts";
-import { keyInfoById, listKeys } from "../keys.ts";
-import { AccountLimits, AccountLimitsRequest, AdminKeyInfo, AdminKeyList, CreatedKey, CreateKeyRequest, KeyLimitsRequest } from "../model.ts";
+import { keyOffsetPage } from "../keys.ts";
+import { AccountLimits, AccountLimitsRequest, AdminKeyInfo, AdminKeyList, AdminKeysQuery, CreatedKey, CreateKeyRequest, KeyLimitsRequest } from "../model.ts";
 import { accountLimitOverrides, changeAccountLimits, changeKeyLimits, createKeyWithLimits } from "../operations.ts";
 import { limitsFor } from "../ratelimit.ts";
 import { adminKeyInfo, keyFields, parseId } from "../wire.ts";
 import { ADMIN_NOTE, adminErrors, routeFile, type PlatformAuth, type PlatformRouteDeps } from "./common.ts";
 
-const ADMIN = { kind: "admin" } as const;
-
-// Limits hold bigint budgets: compared as JSON with exact decimal strings.
-const same = (a: unknown, b: unknown) => { const j = (v: unknown) => JSON.stringify(v, (_k, x) => (typeof x === "bigint" ? x.toString() : x)); return j(a) === j(b); };
+/** The admin as the actor of a limit change, named by the request's X-Cocoon-Actor. */
+const admin = (request: Request) => ({ kind: "admin", name: actorOf(request) }) as const;
 
 export function adminLimitRoutes(deps: PlatformRouteDeps, auth: PlatformAuth) {
   const { platform } = deps;
@@ -33,21 +30,27 @@ export function adminLimitRoutes(deps: PlatformRouteDeps, auth: PlatformAuth) {
   };
   return routeFile("platform-admin-limits", auth)
     .model({ AdminKeyList, AdminKeyInfo, CreatedKey, KeyLimitsRequest, AccountLimits, AccountLimitsRequest })
-    .get("/admin/accounts/:id/keys", ({ params }) => ({ object: "list" as const, data: listKeys(db, accountId(params.id)).map(adminKeyInfo) }), {
-      auth: "admin",
-      response: { 200: "AdminKeyList", 404: "ErrorResponse", ...adminErrors },
-      detail: { tags: ["Admin"], summary: "List an account's keys", description: `Every key of the account with its limits and spend. ${ADMIN_NOTE}` },
-    })
+    .get(
+      "/admin/accounts/:id/keys",
+      ({ params, query }) => {
+        const limit = query.limit ?? 100;
+        const offset = query.offset ?? 0;
+        const page = keyOffsetPage(db, accountId(params.id), { limit, offset });
+        return { object: "list" as const, data: page.data.map(adminKeyInfo), total: page.total, limit, offset };
+      },
+      {
+        auth: "admin",
+        query: AdminKeysQuery,
+        response: { 200: "AdminKeyList", 400: "ErrorResponse", 404: "ErrorResponse", ...adminErrors },
+        detail: { tags: ["Admin"], summary: "List an account's keys", description: `The account's keys in creation order with their limits and spend, a page at a time (\`limit\`, \`offset\`, \`total\` as in /admin/accounts). ${ADMIN_NOTE}` },
+      },
+    )
     .post(
       "/admin/accounts/:id/keys",
       ({ params, body, set, request }) => {
         const id = accountId(params.id);
         const { name, ...limits } = body ?? {};
-        const made = inTransaction(db, () => {
-          const m = createKeyWithLimits(db, ADMIN, id, name ?? null, limits);
-          recordAudit(db, { actor: actorOf(request), action: "key.create", objectType: "key", objectId: m.info.id, accountId: id, after: { name: m.info.name, limits: m.info.limits } });
-          return m;
-        });
+        const made = createKeyWithLimits(db, admin(request), id, name ?? null, limits);
         set.status = 201;
         return { ...keyFields(made.info), api_key: made.key, account_id: id };
       },
@@ -63,17 +66,7 @@ export function adminLimitRoutes(deps: PlatformRouteDeps, auth: PlatformAuth) {
       "/admin/keys/:id",
       ({ params, body, request }) => {
         const id = parseId(params.id);
-        const k =
-          id === null
-            ? null
-            : inTransaction(db, () => {
-                const before = keyInfoById(db, id);
-                const after = changeKeyLimits(db, ADMIN, id, body);
-                if (before && after && !same(before.limits, after.limits)) {
-                  recordAudit(db, { actor: actorOf(request), action: "key.limits", objectType: "key", objectId: id, accountId: after.accountId, before: before.limits, after: after.limits });
-                }
-                return after;
-              });
+        const k = id === null ? null : changeKeyLimits(db, admin(request), id, body);
         if (!k) throw new ApiError("not_found", `No key ${params.id}.`, "id");
         return adminKeyInfo(k);
       },
@@ -98,14 +91,7 @@ export function adminLimitRoutes(deps: PlatformRouteDeps, auth: PlatformAuth) {
       "/admin/accounts/:id/limits",
       ({ params, body, request }) => {
         const id = accountId(params.id);
-        inTransaction(db, () => {
-          const before = accountLimitOverrides(db, id);
-          changeAccountLimits(db, id, { rpm: body.rpm_limit, tpm: body.tpm_limit, rpd: body.rpd_limit });
-          const after = accountLimitOverrides(db, id);
-          if (!same(before, after)) {
-            recordAudit(db, { actor: actorOf(request), action: "account.limits", objectType: "account", objectId: id, accountId: id, before, after });
-          }
-        });
+        changeAccountLimits(db, id, { rpm: body.rpm_limit, tpm: body.tpm_limit, rpd: body.rpd_limit }, actorOf(request));
         return limitsOf(id);
       },
       {

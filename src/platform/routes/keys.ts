@@ -1,9 +1,9 @@
 // The keys of the caller's own account: list them, add one (same balance) with limits, change a
 // key's limits, revoke one. A key with limits of its own manages no keys: it could mint an unlimited one.
 import { ApiError } from "../../http/errors.ts";
-import { listKeys } from "../keys.ts";
+import { keyPage } from "../keys.ts";
 import { isRestricted } from "../limits.ts";
-import { ApiKeyInfo, ApiKeyList, CreatedKey, CreateKeyRequest, KeyLimitsRequest, RevokedKey } from "../model.ts";
+import { ApiKeyInfo, ApiKeyList, CreatedKey, CreateKeyRequest, KeyLimitsRequest, KeyListQuery, RevokedKey } from "../model.ts";
 import { changeKeyLimits, createKeyWithLimits, keyById, revokeAndRead, type LimitActor } from "../operations.ts";
 import type { Principal } from "../service.ts";
 import { keyFields, keyInfo, parseId, revokedKey } from "../wire.ts";
@@ -27,17 +27,20 @@ export function keyRoutes(deps: PlatformRouteDeps, auth: PlatformAuth) {
     .model({ ApiKeyList, ApiKeyInfo, CreatedKey, RevokedKey, KeyLimitsRequest })
     .get(
       "/v1/keys",
-      ({ principal }) => {
+      ({ principal, query }) => {
         const caller = callerOf(principal);
-        return { object: "list" as const, data: listKeys(db, caller.accountId).map((k) => keyInfo(k, caller.keyId)) };
+        const page = keyPage(db, caller.accountId, { limit: query.limit ?? 100, after: query.after ?? null });
+        const data = page.data.map((k) => keyInfo(k, caller.keyId));
+        return { object: "list" as const, data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: page.hasMore };
       },
       {
         auth: "account",
-        response: { 200: "ApiKeyList", ...keyErrors },
+        query: KeyListQuery,
+        response: { 200: "ApiKeyList", 400: "ErrorResponse", ...keyErrors },
         detail: {
           tags: ["Authentication"],
           summary: "List your account's keys",
-          description: `Every key of the caller's account, revoked ones included, with limits and spend; never the key itself. ${AUTH_NOTE}`,
+          description: `The caller's account's keys in creation order, revoked ones included, with limits and spend; never the key itself. A page at a time (OpenAI's list shape: \`limit\`, \`after\`, \`has_more\`). ${AUTH_NOTE}`,
         },
       },
     )

@@ -36,7 +36,10 @@ export function operatorRoutes(deps: PlatformRouteDeps, auth: PlatformAuth) {
         const rows = usageTotals(db, filter, groups);
         if (query.format === "csv") return csvResponse("usage-totals.csv", USAGE_TOTALS_CSV_HEADER, usageTotalsCsvRows(rows));
         const [grand] = usageTotals(db, filter, []);
-        return { object: "list" as const, group_by: groups, data: rows.map(usageTotalsWire), totals: usageTotalsWire(grand!) };
+        const limit = query.limit ?? 1000;
+        const offset = query.offset ?? 0;
+        const data = rows.slice(offset, offset + limit).map(usageTotalsWire);
+        return { object: "list" as const, group_by: groups, data, totals: usageTotalsWire(grand!), total: rows.length, limit, offset };
       },
       {
         auth: "admin",
@@ -46,7 +49,7 @@ export function operatorRoutes(deps: PlatformRouteDeps, auth: PlatformAuth) {
           tags: ["Admin"],
           summary: "Usage totals of every account",
           description:
-            "Requests, tokens and revenue (nanoton charged) summed per `group_by` (day in UTC, account, model), with grand totals; filtered by `account_id`, `key_id`, `model`, " +
+            "Requests, tokens and revenue (nanoton charged) summed per `group_by` (day in UTC, account, model), with grand totals, `limit` rows from `offset` (of `total`); filtered by `account_id`, `key_id`, `model`, " +
             `\`start_time\` and \`end_time\` (unix seconds or ISO 8601; end exclusive). \`format=csv\` answers the rows as \`text/csv\`. ${ADMIN_NOTE}`,
         },
       },

@@ -5,6 +5,8 @@ export interface Migration {
   version: number;
   name: string;
   sql: string;
+  /** Its Postgres text where the automatic rewrite of `sql` (pg-migrate.ts pgDdl) does not fit. Defaults to pgDdl(sql). */
+  pg?: string;
 }
 
 // Money is INTEGER nanoton (signed 64-bit: ±9.2e9 TON, plenty); timestamps are INTEGER unix ms.

@@ -4,7 +4,7 @@
 import type { Database } from "bun:sqlite";
 import { readFileSync, readlinkSync } from "node:fs";
 import { hostname } from "node:os";
-import { inTransaction } from "../store/db.ts";
+import { all, dual, forUpdate, get, run, tx, type Q } from "../store/query.ts";
 import { releaseOpenReservations } from "./ledger.ts";
 
 /** Where this process runs: a pid is only meaningful on the same machine and pid namespace. */
@@ -48,46 +48,53 @@ interface LeaseRow {
 }
 
 /** Takes or renews the lease of `owner` until now + ttlMs. Returns false when it had lapsed (or was never taken). */
-export function renewLease(db: Database, owner: string, at: Whereabouts, ttlMs: number, now = Date.now()): boolean {
-  return inTransaction(db, () => {
-    const r = db.query("UPDATE leases SET heartbeat_at = ?, expires_at = ? WHERE owner = ?").run(now, now + ttlMs, owner);
+export const renewLease = dual(function* (owner: string, at: Whereabouts, ttlMs: number, now: number = Date.now()): Q<boolean> {
+  return yield* tx(function* () {
+    const r = yield* run("UPDATE leases SET heartbeat_at = ?, expires_at = ? WHERE owner = ?", now, now + ttlMs, owner);
     if (r.changes > 0) return true;
-    db.query("INSERT INTO leases (owner, machine, boot, pid, started_at, heartbeat_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)").run(
+    // ON CONFLICT: on Postgres a sweeper may hold the row, dropping it, while we renew; the lease is then new.
+    yield* run(
+      "INSERT INTO leases (owner, machine, boot, pid, started_at, heartbeat_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (owner) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, expires_at = excluded.expires_at",
       owner, at.machine, at.boot, at.pid, now, now, now + ttlMs,
     );
     return false;
   });
+});
+
+function* dropLeaseQ(owner: string): Q<void> {
+  yield* run("DELETE FROM leases WHERE owner = ?", owner);
 }
 
 /** Ends a lease (a clean stop, after its owner released what it still held). */
-export function dropLease(db: Database, owner: string): void {
-  db.query("DELETE FROM leases WHERE owner = ?").run(owner);
-}
+export const dropLease = dual(dropLeaseQ);
 
 /**
  * Releases the open reservations of every owner but `self` that is gone: no lease (or no owner at
  * all: written before owners existed), a lease expired at `now`, or a lease on this machine whose
  * process is dead or from an earlier boot. Their leases are dropped. Returns how many it released.
  */
-export function releaseOrphaned(db: Database, self: string, at: Whereabouts, now = Date.now(), alive: (pid: number) => boolean = pidAlive): number {
-  return inTransaction(db, () => {
-    const owners = db.query<{ owner: string | null }, [string]>("SELECT DISTINCT owner FROM reservations WHERE closed_at IS NULL AND (owner IS NULL OR owner <> ?)").all(self);
-    const lease = db.query<LeaseRow, [string]>("SELECT owner, machine, boot, pid, expires_at FROM leases WHERE owner = ?");
-    const gone = owners
-      .map((o) => o.owner)
-      .filter((owner) => {
-        if (owner === null) return true;
-        const l = lease.get(owner);
-        if (!l || Number(l.expires_at) <= now) return true;
-        if (l.machine !== at.machine) return false;
-        return (l.boot !== "" && at.boot !== "" && l.boot !== at.boot) || !alive(Number(l.pid));
-      });
+export const releaseOrphaned = dual(function* (self: string, at: Whereabouts, now: number = Date.now(), alive: (pid: number) => boolean = pidAlive): Q<number> {
+  return yield* tx(function* () {
+    const owners = yield* all<{ owner: string | null }>("SELECT DISTINCT owner FROM reservations WHERE closed_at IS NULL AND (owner IS NULL OR owner <> ?)", self);
+    const gone: (string | null)[] = [];
+    // The lease row is locked (Postgres) while we decide: its owner renewing meanwhile waits, then
+    // finds it dropped and says so, rather than both believing the lease.
+    const lock = yield* forUpdate();
+    for (const { owner } of owners) {
+      if (owner === null) {
+        gone.push(owner);
+        continue;
+      }
+      const l = yield* get<LeaseRow>(`SELECT owner, machine, boot, pid, expires_at FROM leases WHERE owner = ?${lock}`, owner);
+      if (!l || Number(l.expires_at) <= now) gone.push(owner);
+      else if (l.machine === at.machine && ((l.boot !== "" && at.boot !== "" && l.boot !== at.boot) || !alive(Number(l.pid)))) gone.push(owner);
+    }
     // Leases that outlived their owner without holding anything are dropped too.
-    const expired = db.query<{ owner: string }, [number]>("SELECT owner FROM leases WHERE expires_at <= ?").all(now).map((l) => l.owner);
-    for (const owner of new Set([...gone, ...expired])) if (owner !== null && owner !== self) dropLease(db, owner);
-    return gone.length ? releaseOpenReservations(db, gone, "released: its owner is gone") : 0;
+    const expired = (yield* all<{ owner: string }>("SELECT owner FROM leases WHERE expires_at <= ?", now)).map((l) => l.owner);
+    for (const owner of new Set([...gone, ...expired])) if (owner !== null && owner !== self) yield* dropLeaseQ(owner);
+    return gone.length ? yield* releaseOpenReservations.q(gone, "released: its owner is gone") : 0;
   });
-}
+});
 
 /** How often a lease is renewed, and how long one lasts without renewal. */
 export const LEASE_RENEW_MS = 5_000;

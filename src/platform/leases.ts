@@ -1,10 +1,9 @@
 // Who may release a reservation: each billing process (a server, a gateway) holds a lease it renews
 // while it runs, and its reservations name it. Holds of an owner whose lease expired, or who is proven
 // dead (its pid gone on this machine, or the machine rebooted), are released; nobody else's ever.
-import type { Database } from "bun:sqlite";
 import { readFileSync, readlinkSync } from "node:fs";
 import { hostname } from "node:os";
-import { all, dual, forUpdate, get, run, tx, type Q } from "../store/query.ts";
+import { all, dual, forUpdate, get, run, tx, type Db, type Q } from "../store/query.ts";
 import { releaseOpenReservations } from "./ledger.ts";
 
 /** Where this process runs: a pid is only meaningful on the same machine and pid namespace. */
@@ -110,28 +109,28 @@ export class Lease {
   private readonly at = here();
 
   constructor(
-    private readonly db: Database,
+    private readonly db: Db,
     readonly owner: string,
     private readonly log: (level: "warn" | "error", line: string) => void,
     private readonly o: { renewMs?: number; ttlMs?: number } = {},
   ) {}
 
   /** Takes the lease and releases the orphans; returns how many holds it released. */
-  start(): number {
-    renewLease(this.db, this.owner, this.at, this.o.ttlMs ?? LEASE_TTL_MS);
-    const released = releaseOrphaned(this.db, this.owner, this.at);
+  async start(): Promise<number> {
+    await renewLease(this.db, this.owner, this.at, this.o.ttlMs ?? LEASE_TTL_MS);
+    const released = await releaseOrphaned(this.db, this.owner, this.at);
     if (released > 0) this.log("warn", `released ${released} reservations whose process is gone (an earlier crash)`);
-    this.timer = setInterval(() => this.beat(), this.o.renewMs ?? LEASE_RENEW_MS);
+    this.timer = setInterval(() => void this.beat(), this.o.renewMs ?? LEASE_RENEW_MS);
     this.timer.unref?.();
     return released;
   }
 
-  private beat(): void {
+  private async beat(): Promise<void> {
     try {
-      if (!renewLease(this.db, this.owner, this.at, this.o.ttlMs ?? LEASE_TTL_MS)) {
+      if (!(await renewLease(this.db, this.owner, this.at, this.o.ttlMs ?? LEASE_TTL_MS))) {
         this.log("error", "this server's lease had lapsed (a stall longer than the lease): another process may have released its reservations");
       }
-      const released = releaseOrphaned(this.db, this.owner, this.at);
+      const released = await releaseOrphaned(this.db, this.owner, this.at);
       if (released > 0) this.log("warn", `released ${released} reservations of a gateway whose lease expired`);
     } catch (err) {
       this.log("error", `lease renewal failed: ${(err as Error).message}`);
@@ -139,11 +138,11 @@ export class Lease {
   }
 
   /** Stops renewing, releases this owner's holds no request will settle now, and ends the lease. */
-  stop(): number {
+  async stop(): Promise<number> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
-    const released = releaseOpenReservations(this.db, [this.owner], "released at shutdown");
-    dropLease(this.db, this.owner);
+    const released = await releaseOpenReservations(this.db, [this.owner], "released at shutdown");
+    await dropLease(this.db, this.owner);
     return released;
   }
 }

@@ -16,7 +16,10 @@ export type Q<T> = Generator<Op, T, unknown>;
 /** What runs queries asynchronously: the Postgres store (pg.ts). */
 export interface PgStore {
   readonly dialect: "postgres";
+  /** Its URL without the password, for messages. */
+  readonly where: string;
   exec<T>(q: Q<T>): Promise<T>;
+  close(): Promise<void>;
 }
 
 /** Either database: a bun:sqlite handle (the embedded default) or a Postgres store (`--db postgres://`). */

@@ -72,6 +72,9 @@ export interface AppDeps {
   cors?: CorsPolicy;
 }
 
+// The advisory lock key of the TON deposit watcher on a shared Postgres ("cocoon-t" as a number).
+const TON_WATCHER_LOCK = 0x636f636f6f6e2d74n;
+
 // The balance waits this long at most for a due TON/USD refresh; after that it answers with what it has.
 const RATE_WAIT_MS = 1_000;
 
@@ -110,8 +113,8 @@ export async function openServices(config: Config, o: { forget: (key: string) =>
   // Deposits credit accounts, so they exist only with the platform; a bad TON setting stops the start.
   let ton: TonSetup | null = null;
   try {
-    if (pg && config.tonWallet) o.log("warn", "--ton-wallet: the deposit watcher does not run on a Postgres ledger yet; run it on a SQLite gateway or credit deposits by the admin API");
-    ton = platform && !pg ? openTon(config, db, o.log) : null;
+    // On Postgres every gateway may watch: the one holding the advisory lock polls, the others stand by.
+    ton = platform ? (pg ? openTon(config, pg, o.log, () => pg.tryLock(TON_WATCHER_LOCK)) : openTon(config, db, o.log)) : null;
   } catch (err) {
     db.close();
     throw err;

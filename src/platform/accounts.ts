@@ -110,9 +110,9 @@ export const getAccount = dual(function* (id: number): Q<Account | null> {
 });
 
 /** The account's deposit code; "" for an account that does not exist. */
-export function depositCodeOf(db: Database, id: number): string {
-  return db.query<{ deposit_code: string }, [number]>("SELECT deposit_code FROM accounts WHERE id = ?").get(id)?.deposit_code ?? "";
-}
+export const depositCodeOf = dual(function* (id: number): Q<string> {
+  return (yield* get<{ deposit_code: string }>("SELECT deposit_code FROM accounts WHERE id = ?", id))?.deposit_code ?? "";
+});
 
 /** The account for a deposit memo as typed (normalized first), or null. */
 export const findAccountByDepositCode = dual(function* (input: string): Q<Account | null> {

@@ -19,6 +19,8 @@ export interface PgStore {
   /** Its URL without the password, for messages. */
   readonly where: string;
   exec<T>(q: Q<T>): Promise<T>;
+  /** A session-level advisory lock on a connection of its own while held; null when another session holds it. */
+  tryLock(key: bigint): Promise<{ release(): Promise<void> } | null>;
   close(): Promise<void>;
 }
 

@@ -13,6 +13,7 @@ import { openPgStore, type PgStore } from "../../src/store/pg.ts";
 import { all } from "../../src/store/query.ts";
 import { postgresBin, postgresMissingBanner, startPostgres, type TestPostgres } from "../support/postgres.ts";
 import { freePort, startTestServer, type TestServer } from "../support/server.ts";
+import { ToncenterStandIn } from "../support/toncenter.ts";
 
 setDefaultTimeout(240_000);
 
@@ -30,6 +31,8 @@ let w2: TestServer;
 const gateways: TestServer[] = [];
 let key = "";
 let accountId = 0;
+let depositCode = "";
+let api: ToncenterStandIn;
 
 const workerArgs = ["--role", "worker", "--worker-secret", SECRET, "--parallel", "4"];
 const gatewayArgs = () => [
@@ -39,6 +42,8 @@ const gatewayArgs = () => [
   "--upstream-poll", "0.3",
   "--upstream-timeout", "150",
   "--rate-limit-rpm", "100000", "--rate-limit-rpd", "100000", "--rate-limit-tpm", "100000000",
+  // Both gateways watch the wallet; the one holding the advisory lock polls.
+  "--ton-wallet", api.wallet.toString({ bounceable: true }), "--ton-api", api.url, "--ton-poll-interval", "0.5", "--ton-min-deposit", "0.1",
 ];
 // Each gateway keeps what is still local (chat sessions, stored responses) in a directory of its own.
 const dirs: string[] = [];
@@ -51,9 +56,12 @@ const startGateway = (port: number) => {
 beforeAll(async () => {
   if (!available) return;
   pg = startPostgres();
+  api = new ToncenterStandIn().start();
   url = pg.createDatabase("ledger");
   store = await openPgStore(url, { max: 2 });
-  accountId = (await createAccount(store, "e2e")).id;
+  const account = await createAccount(store, "e2e");
+  accountId = account.id;
+  depositCode = account.depositCode;
   await credit(store, accountId, 100_000_000_000n, "deposit", "e2e-seed");
   key = (await createKey(store, accountId, "e2e")).key;
   [w1, w2] = await Promise.all([startTestServer(workerArgs, { port: ports.w1 }), startTestServer(workerArgs, { port: ports.w2 })]);
@@ -63,6 +71,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const s of [...gateways, w1, w2]) await s?.stop().catch(() => {});
   await store?.close().catch(() => {});
+  await api?.stop();
   pg?.stop();
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
@@ -70,8 +79,9 @@ afterAll(async () => {
 type Outcome = { guid: string; status: number | "aborted" | "unreachable"; cost: bigint | null; body?: string };
 
 describe.skipIf(!available)("two gateways on one Postgres ledger", () => {
-  test(`${REQUESTS} billed requests over both gateways, a worker killed and a gateway SIGKILLed: charged exactly once each, books exact`, async () => {
+  test(`${REQUESTS} billed requests over both gateways, a worker killed and a gateway SIGKILLed: charged exactly once each, deposits credited once, books exact`, async () => {
     const outcomes: Outcome[] = [];
+    const deposits: string[] = [];
     let next = 0;
     let g2Down = false;
     const one = async (i: number): Promise<Outcome> => {
@@ -100,10 +110,13 @@ describe.skipIf(!available)("two gateways on one Postgres ledger", () => {
     const runner = async () => {
       while (next < REQUESTS) {
         const i = next++;
+        if (i === Math.floor(REQUESTS * 0.1)) deposits.push(api.add({ value: 2_000_000_000n, comment: depositCode }).hashHex);
         if (i === Math.floor(REQUESTS * 0.3)) w2.proc.kill("SIGKILL");
         if (i === Math.floor(REQUESTS * 0.5) && !g2Down) {
           g2Down = true;
           gateways[1]!.proc.kill("SIGKILL");
+          // Whichever gateway held the watcher lock, this one is credited once: by the survivor if it was the dead one's.
+          deposits.push(api.add({ value: 3_000_000_000n, comment: depositCode }).hashHex);
           // Restarted in the background on the same port while the other gateway carries on.
           void (async () => {
             await gateways[1]!.proc.exited;
@@ -142,9 +155,18 @@ describe.skipIf(!available)("two gateways on one Postgres ledger", () => {
       if (o.status !== 200) continue;
       expect(byGuid.get(o.guid)?.cost_nanoton).toBe(o.cost!);
     }
+    // Both deposits credited, each exactly once, though both gateways watched the wallet.
+    const booked = async () => store.exec(all<{ reference: string; amount_nanoton: bigint }>("SELECT reference, amount_nanoton FROM ledger WHERE kind = 'deposit' AND reference <> 'e2e-seed' ORDER BY amount_nanoton"));
+    await until("both deposits credited", async () => (await booked()).length >= 2, 30_000);
+    await Bun.sleep(1_500); // three more polls: nothing may be credited again
+    expect(await booked()).toEqual([
+      { reference: deposits[0]!, amount_nanoton: 2_000_000_000n },
+      { reference: deposits[1]!, amount_nanoton: 3_000_000_000n },
+    ]);
+    expect(await checkInvariants(store)).toEqual([]);
     const [acct] = await store.exec(all<{ balance_nanoton: bigint; reserved_nanoton: bigint }>("SELECT balance_nanoton, reserved_nanoton FROM accounts WHERE id = ?", accountId));
     const charged = rows.reduce((s, r) => s + r.cost_nanoton, 0n);
-    expect(acct).toEqual({ balance_nanoton: 100_000_000_000n - charged, reserved_nanoton: 0n });
+    expect(acct).toEqual({ balance_nanoton: 100_000_000_000n + 5_000_000_000n - charged, reserved_nanoton: 0n });
   });
 });
 

@@ -165,7 +165,7 @@ describe.skipIf(!available)("Postgres store", () => {
     await Promise.all([1, 2, 3, 4].map((n) => runLoadPg(db, { accountIds: ids, steps: 300, seed: n, tag: `l${n}`, inFlight: 6 })));
     expect(await checkInvariants(db, OVERDRAFT)).toEqual([]);
     expect(await db.exec(get<{ n: bigint }>("SELECT count(*) AS n FROM reservations WHERE closed_at IS NULL"))).toEqual({ n: 0n });
-  });
+  }, 60_000);
 
   test("a gateway releases another's holds only once that one's lease expired or its process is dead", async () => {
     const url = pg.createDatabase("leases");

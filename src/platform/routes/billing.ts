@@ -33,8 +33,8 @@ export function billingRoutes(deps: PlatformRouteDeps, auth: PlatformAuth) {
     )
     .get(
       "/v1/deposit",
-      ({ principal }) => {
-        const code = depositCodeOf(platform.db, callerOf(principal).accountId);
+      async ({ principal }) => {
+        const code = await depositCodeOf(platform.store, callerOf(principal).accountId);
         const wallet = deps.depositWallet();
         const min = minimumOf(deps);
         return {

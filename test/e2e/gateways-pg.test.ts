@@ -126,7 +126,7 @@ describe.skipIf(!available)("two gateways on one Postgres ledger", () => {
         outcomes.push(await one(i));
       }
     };
-    await Promise.all(Array.from({ length: 12 }, runner));
+    await Promise.all(Array.from({ length: 16 }, runner));
     // The restarted gateway comes back and answers.
     await until("the restarted gateway", async () => (await fetch(`http://127.0.0.1:${ports.g2}/readiness`).catch(() => null))?.status === 200);
     const after = await one(REQUESTS);

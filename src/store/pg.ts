@@ -160,8 +160,9 @@ export class PgStore implements Store {
     };
   }
 
+  /** Closes the pool; connections still busy (a held lock) are closed after at most 5 s. */
   close(): Promise<void> {
-    return this.sql.close();
+    return this.sql.close({ timeout: 5 });
   }
 }
 

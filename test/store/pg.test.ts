@@ -10,6 +10,7 @@ import { balanceOf, checkInvariants, credit, releaseOpenReservations, reserve, s
 import { MIGRATIONS } from "../../src/store/migrations.ts";
 import { openPgStore, pgPlaceholders, type PgStore } from "../../src/store/pg.ts";
 import { get } from "../../src/store/query.ts";
+import { admitShared } from "../../src/platform/shared-ratelimit.ts";
 import { MINIMUM, OVERDRAFT } from "../platform/fixtures/billing-load.ts";
 import { runLoadPg } from "./fixtures/pg-load.ts";
 import { ROOT } from "../support/model.ts";
@@ -189,4 +190,33 @@ describe.skipIf(!available)("Postgres store", () => {
     await expect(settle(g1, { requestId: "held", cost: 10n, usage: usage() })).rejects.toThrow(/released without charge/);
     expect(await checkInvariants(g1, OVERDRAFT)).toEqual([]);
   });
+
+  test("rate limits are counted across gateways: 5 per minute from two at once admits exactly 5", async () => {
+    const url = pg.createDatabase("ratelimit");
+    const [g1, g2] = await Promise.all([open(url), open(url)]);
+    const limits = { rpm: 5, tpm: 1_000_000, rpd: 100 };
+    const now = Date.UTC(2026, 0, 1, 12, 0, 10);
+    const tries = await Promise.all(Array.from({ length: 12 }, (_, i) => admitShared(i % 2 ? g1 : g2, [{ id: 7, limits }, { id: "a1", limits }], now)));
+    expect(tries.filter((t) => t.ok)).toHaveLength(5);
+    const refused = tries.find((t) => !t.ok)!;
+    expect(refused).toMatchObject({ ok: false, limit: "rpm", counter: 0 });
+    // The next minute starts afresh, on either gateway.
+    expect((await admitShared(g1, [{ id: 7, limits }], now + 60_000)).ok).toBe(true);
+  });
+
+  test("the watcher lock is held by one gateway at a time and passes on when its holder lets go", async () => {
+    const url = pg.createDatabase("watcherlock");
+    const [g1, g2] = await Promise.all([open(url), open(url)]);
+    const held = await g1.tryLock(42n);
+    expect(held).not.toBeNull();
+    expect(await g2.tryLock(42n)).toBeNull();
+    await held!.release();
+    const taken = await g2.tryLock(42n);
+    expect(taken).not.toBeNull();
+    // A holder whose connection closes (a gateway that died) frees it too.
+    await g2.close();
+    const again = await g1.tryLock(42n);
+    expect(again).not.toBeNull();
+    await again!.release();
+  }, 30_000);
 });

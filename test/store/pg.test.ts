@@ -223,5 +223,5 @@ describe.skipIf(!available)("Postgres store", () => {
     }
     expect(again).not.toBeNull();
     await again!.release();
-  }, 30_000);
+  }, 90_000);
 });

@@ -1,9 +1,11 @@
 // `bun run bench -- cluster`: a gateway in front of cocoon-server workers (--role worker) on this
 // machine: the latency a gateway adds per request and its req/s ÷ the worker's own, and aggregate
-// tok/s through a gateway with two workers ÷ with one (tiny demo model).
+// tok/s through a gateway with two workers ÷ with one (tiny demo model), and billing throughput on
+// Postgres ÷ SQLite (bench-ledger-store.ts).
 import type { Subprocess } from "bun";
 import { join } from "node:path";
 import { ROOT } from "./setup-native.ts";
+import { benchLedgerStore } from "./bench-ledger-store.ts";
 
 export interface ClusterBenchOptions {
   /** Seconds per throughput run. Defaults to 5. */
@@ -142,6 +144,10 @@ export async function benchCluster(opts: ClusterBenchOptions = {}): Promise<stri
     log(`| aggregate streamed tok/s, ${SLOTS * 2} concurrent streams of 128 tokens | ${fmt(tokTwo, 0)} | ${fmt(tokOne, 0)} | ${fmt(tokTwo / tokOne, 2)} | ≥ 1.6 with a core (GPU) per worker${cpuBound ? " (CPU-bound here: the gateway, two workers and the client share 2 cores)" : ""} ${tokTwo / tokOne >= 1.6 ? "✓" : "✗"} |`);
     log("");
     log(`latency: ${requests} sequential non-streamed requests each way (max_tokens 1); req/s and tok/s: closed loops for ${seconds} s and ${seconds * 2} s; every process on this one machine.`);
+    log("");
+    log("Postgres vs SQLite billing throughput (the store alone, no HTTP; Postgres a throwaway local server):");
+    log("");
+    for (const l of await benchLedgerStore()) log(l);
     return lines.join("\n");
   } finally {
     await Promise.all([stop(one), stop(two)]);

@@ -20,11 +20,12 @@ import { Metrics } from "./ops/metrics.ts";
 import { platformRoutes } from "./platform/index.ts";
 import { responsesRoutes } from "./responses/index.ts";
 import { ResponseStore } from "./responses/store.ts";
-import { openPlatform, storeLocation, storeLocationLines, storePath } from "./platform/open.ts";
+import { openPlatformStore, storeLocation, storeLocationLines, storePath } from "./platform/open.ts";
 import type { Platform } from "./platform/service.ts";
 import { SessionService } from "./sessions/service.ts";
 import { sessionRoutes } from "./sessions/index.ts";
 import { openStore } from "./store/db.ts";
+import { isPg } from "./store/query.ts";
 import { tokenizeRoutes } from "./tokenize/index.ts";
 import { tonRoutes } from "./ton/index.ts";
 import { openTon, type TonSetup } from "./ton/open.ts";
@@ -71,6 +72,9 @@ export interface AppDeps {
   cors?: CorsPolicy;
 }
 
+// The advisory lock key of the TON deposit watcher on a shared Postgres ("cocoon-t" as a number).
+const TON_WATCHER_LOCK = 0x636f636f6f6e2d74n;
+
 // The balance waits this long at most for a due TON/USD refresh; after that it answers with what it has.
 const RATE_WAIT_MS = 1_000;
 
@@ -101,28 +105,41 @@ export interface Services {
   close(): void;
 }
 
-export function openServices(config: Config, o: { forget: (key: string) => unknown; log: (level: "debug" | "info" | "warn" | "error", line: string) => void }): Services {
+export async function openServices(config: Config, o: { forget: (key: string) => unknown; log: (level: "debug" | "info" | "warn" | "error", line: string) => void }): Promise<Services> {
   // A worker bills nothing itself: the gateway in front of it does.
-  const opened = config.noAuth || config.role === "worker" ? null : openPlatform(config);
+  const opened = config.noAuth || config.role === "worker" ? null : await openPlatformStore(config);
+  const pg = opened && isPg(opened.store) ? opened.store : null;
   const platform = opened?.service ?? null;
   // Without auth there is no platform, but chat sessions still persist: in the same database file,
   // all owned by the one local user.
   const path = opened?.path ?? storePath(config);
   for (const line of storeLocationLines(storeLocation(config))) o.log(line.startsWith("using the existing") ? "warn" : "info", line);
   o.log("info", platform ? "API keys and billing on" : config.role === "worker" ? "--role worker: billing is the gateway's; API keys are off" : "--no-auth: API keys and billing are off");
-  const db = platform ? platform.db : openStore(path);
+  if (pg) o.log("info", `ledger on Postgres ${pg.where}: several gateways may share it`);
+  // On Postgres, chat sessions and stored responses stay in this gateway's own SQLite file for now.
+  const db = platform && !pg ? platform.db : openStore(path);
   const sessions = new SessionService(db, { forget: (key) => void o.forget(key), maxSessions: config.maxSessions, ttlMs: config.sessionTtlHours * 3_600_000 });
   // Deposits credit accounts, so they exist only with the platform; a bad TON setting stops the start.
   let ton: TonSetup | null = null;
   try {
-    ton = platform ? openTon(config, db, o.log) : null;
+    // On Postgres every gateway may watch: the one holding the advisory lock polls, the others stand by.
+    ton = platform ? (pg ? openTon(config, pg, o.log, () => pg.tryLock(TON_WATCHER_LOCK)) : openTon(config, db, o.log)) : null;
   } catch (err) {
     db.close();
     throw err;
   }
   if (platform && !ton?.wallet) o.log("info", "no --ton-wallet: TON deposits are off (/v1/deposit says so)");
   if (!platform && config.tonWallet) o.log("warn", "--ton-wallet is ignored with --no-auth: without accounts there is nobody to credit");
-  return { platform, storePath: path, sessions, ton, close: () => db.close() };
+  return {
+    platform,
+    storePath: path,
+    sessions,
+    ton,
+    close: () => {
+      db.close();
+      void pg?.close();
+    },
+  };
 }
 
 /** Route label for metrics: the matched route pattern, never the raw path (bounded cardinality). */

@@ -85,10 +85,10 @@ export async function startServer(config: Config, log: Logger = makeLogger(confi
   // What the routes run on: the cluster on a gateway, else the engine once loaded.
   const backend = () => (cluster ? (loaded ? cluster : null) : engine);
   const metrics = engineMetrics(backend);
-  const services = openServices(config, { forget: (key) => engine?.forgetSession(key), log });
+  const services = await openServices(config, { forget: (key) => engine?.forgetSession(key), log });
   const { platform, sessions, ton } = services;
   // Before serving: this server's lease, and the holds of processes that are gone released.
-  platform?.startLease((level, line) => log(level, line));
+  await platform?.startLease((level, line) => log(level, line));
   const app = createApp({
     get engine() {
       if (shuttingDown) throw new ApiError("not_ready", "the server is shutting down", null, { "Retry-After": "5" });
@@ -191,7 +191,7 @@ export async function startServer(config: Config, log: Logger = makeLogger(confi
       }
       engine?.close();
       server.stop(true);
-      platform?.endLease();
+      await platform?.endLease();
       services.close();
       log("info", "stopped");
     },

@@ -29,7 +29,7 @@ export async function runMessages(deps: GenerationDeps, body: MessagesRequest, s
   const id = messageId(cocoon.guid);
   if (!body.stream) return { stream: false, ...(await messageObject(events, { id, model, capped, settle: started.settle })) };
   let cost: Cost | null = null;
-  const settle = (done: Done | null) => (cost = started.settle(done));
+  const settle = async (done: Done | null) => (cost = await started.settle(done));
   return { stream: true, events: messageEvents(events, started.source, { id, model, capped, settle }), cost: () => cost };
 }
 
@@ -83,7 +83,7 @@ async function messageObject(events: AsyncGenerator<EngineEvent>, o: { id: strin
     throw toApiError(err);
   }
   if (!done) throw toApiError(new EngineError("internal", "the generation ended without a result"));
-  const cost = o.settle(done);
+  const cost = await o.settle(done);
   const blocks: ContentBlock[] = [];
   if (reasoning) blocks.push({ type: "thinking", thinking: reasoning, signature: thinkingSignature(reasoning) });
   if (content || !finish.toolCalls.length) blocks.push({ type: "text", text: content });
@@ -110,7 +110,7 @@ const noUsage = { input_tokens: 0, output_tokens: 0, cache_creation_input_tokens
 async function* messageEvents(
   events: AsyncGenerator<EngineEvent>,
   source: AsyncIterableIterator<EngineEvent>,
-  o: { id: string; model: ModelInfo; capped: boolean; settle: (done: Done | null) => Cost | null },
+  o: { id: string; model: ModelInfo; capped: boolean; settle: (done: Done | null) => Promise<Cost | null> },
 ): AsyncGenerator<StreamEvent> {
   yield {
     type: "message_start",
@@ -152,7 +152,7 @@ async function* messageEvents(
         }
       } else {
         completed = true;
-        const cost = o.settle(e);
+        const cost = await o.settle(e);
         yield* blocks.close();
         if (blocks.index < 0) {
           // An empty answer is still one (empty) text block, as Anthropic sends it.

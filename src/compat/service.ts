@@ -89,7 +89,7 @@ async function* textPieces(
         if (e.content || e.reasoning) yield { content: e.content, reasoning: e.reasoning };
       } else if (e.type === "done") {
         completed = true;
-        summary = { tokens: e.usage.completionTokens, usage: e.usage, reason: e.reasons[0] ?? "stop", cost: settle(e), debug: debug(e) };
+        summary = { tokens: e.usage.completionTokens, usage: e.usage, reason: e.reasons[0] ?? "stop", cost: await settle(e), debug: debug(e) };
       }
     }
   } finally {

@@ -46,7 +46,7 @@ export const SETTINGS = {
   shutdownGrace: def({ kind: "int", default: 10, min: 0, max: 3600, description: "Seconds SIGTERM/SIGINT waits for in-flight requests before cancelling them." }),
   maxSessions: def({ kind: "int", default: 1000, min: 0, description: "Chat sessions one account may keep (0 = no limit); starting one more is refused with 409." }),
   sessionTtlHours: def({ kind: "int", default: 0, min: 0, description: "Delete chat sessions not updated for this many hours (0 = keep them)." }),
-  db: def({ kind: "string", default: "", description: "SQLite database file (accounts, keys, ledger, usage, audit log). Defaults to cocoon.sqlite in the data directory (printed at start)." }),
+  db: def({ kind: "string", default: "", description: "SQLite database file (accounts, keys, ledger, usage, audit log), or a postgres:// URL: several gateways then share one ledger. Defaults to cocoon.sqlite in the data directory (printed at start)." }),
   noAuth: def({ kind: "bool", default: false, description: "Turn API keys and billing off: a private single-user server." }),
   allowedHosts: def({ kind: "list", default: [], description: "With --no-auth: host names besides localhost, 127.0.0.1 and [::1] that requests may name in Host (others get 403)." }),
   allowedOrigins: def({ kind: "list", default: [], description: "With --no-auth: origins (scheme://host[:port]) besides the server's own that may open WebSockets." }),

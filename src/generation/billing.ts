@@ -30,7 +30,8 @@ export function promptTokensUpperBound(request: GenerateRequest, model: ModelInf
 }
 
 export class RequestBilling {
-  private settled: Cost | null = null;
+  // The first settlement, shared by every later call (the charge is written once).
+  private settled: Promise<Cost> | null = null;
 
   private constructor(
     private readonly platform: Platform,
@@ -41,7 +42,7 @@ export class RequestBilling {
    * Reserves for a request and caps its max_tokens; null when billing is off. Throws 402 when the
    * account cannot pay for it.
    */
-  static start(
+  static async start(
     platform: Platform | null,
     principal: Principal | null,
     request: GenerateRequest,
@@ -49,7 +50,7 @@ export class RequestBilling {
     endpoint: string,
     guid: string | null,
     promptUpperBound?: number,
-  ): RequestBilling | null {
+  ): Promise<RequestBilling | null> {
     if (!platform || !principal) return null;
     const upper = promptUpperBound ?? promptTokensUpperBound(request, model);
     const generates = endpoint !== "embedding";
@@ -60,7 +61,7 @@ export class RequestBilling {
     // smaller): the engine computes it once the prompt is tokenized, capped by what the hold pays for.
     const limit = request.maxTokens ?? Math.min(request.defaultMaxTokens ?? most, most);
     const reserved = Math.min(limit, most);
-    const { ticket, maxTokens } = platform.begin(principal, {
+    const { ticket, maxTokens } = await platform.begin(principal, {
       model: model.id,
       endpoint,
       promptTokensUpperBound: upper,
@@ -85,37 +86,37 @@ export class RequestBilling {
   watch(gen: Generation): void {
     gen.onProgress = (usage) => {
       if (this.settled) return;
+      // A checkpoint that cannot be written (storage unavailable) is retried with the next report.
       try {
-        this.platform.checkpoint(this.ticket, usage);
+        void Promise.resolve(this.platform.checkpoint(this.ticket, usage)).catch(() => {});
       } catch {
-        // A checkpoint that cannot be written (storage unavailable) is retried with the next report.
+        // as above
       }
     };
     void gen.final.then((done) => {
-      if (done) this.settle(done);
-      else if (gen.processed) this.settleUsage(gen.processed, "error");
-      else this.settle(null);
+      const settled = done ? this.settle(done) : gen.processed ? this.settleUsage(gen.processed, "error") : this.settle(null);
+      // A settlement the store refused is kept and retried by the platform; nothing to do here.
+      settled.catch(() => {});
     });
   }
 
   /** Charges the request's usage (idempotent: the first settlement is the one that counts). */
-  settle(done: Done | null): Cost {
+  settle(done: Done | null): Promise<Cost> {
     if (this.settled) return this.settled;
     const status = !done ? "error" : done.reasons.includes("cancelled") ? "cancelled" : done.reasons.includes("timeout") ? "timeout" : "ok";
-    const cost = this.platform.finish(this.ticket, done?.usage ?? null, status);
-    this.settled = cost;
-    return cost;
+    this.settled = this.platform.finish(this.ticket, done?.usage ?? null, status);
+    return this.settled;
   }
 
   /** Settles with the given usage and status (a request that failed after it ran). */
-  settleUsage(usage: Usage, status: UsageStatus): Cost {
+  settleUsage(usage: Usage, status: UsageStatus): Promise<Cost> {
     if (this.settled) return this.settled;
     this.settled = this.platform.finish(this.ticket, usage, status);
     return this.settled;
   }
 
   /** Settles with explicit token counts (embeddings, which have no engine events). */
-  settleTokens(promptTokens: number): Cost {
+  settleTokens(promptTokens: number): Promise<Cost> {
     if (this.settled) return this.settled;
     this.settled = this.platform.finish(this.ticket, { promptTokens, cachedTokens: 0, completionTokens: 0, reasoningTokens: 0 }, "ok");
     return this.settled;

@@ -22,14 +22,14 @@ export async function embedInputs(deps: GenerationDeps, o: { model: ModelInfo; i
   }
   // Each token covers at least one byte of text; token-id inputs are their own count.
   const upper = o.inputs.reduce((n, x) => n + (typeof x === "string" ? Buffer.byteLength(x) + 2 : x.length), 0);
-  const billing = RequestBilling.start(deps.platform, o.principal, {}, o.model, "embedding", null, upper);
+  const billing = await RequestBilling.start(deps.platform, o.principal, {}, o.model, "embedding", null, upper);
   let result;
   try {
     result = await deps.engine.embed(o.model.id, o.inputs, { maxCoefficient: o.maxCoefficient });
   } catch (err) {
-    billing?.settleTokens(0);
+    await billing?.settleTokens(0).catch(() => {});
     throw toApiError(err);
   }
-  const cost = billing?.settleTokens(result.promptTokens) ?? null;
+  const cost = billing ? await billing.settleTokens(result.promptTokens) : null;
   return { vectors: result.vectors, promptTokens: result.promptTokens, cost };
 }

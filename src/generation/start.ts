@@ -32,7 +32,7 @@ export interface StartedGeneration {
   /** Its events from the first: replayed head, then the rest, recorded into the turn and timed. */
   events: AsyncGenerator<EngineEvent>;
   /** Charges what the request processed (idempotent; null when billing is off). */
-  settle(done: Done | null): Cost | null;
+  settle(done: Done | null): Promise<Cost | null>;
 }
 
 export interface GenerationStart {
@@ -66,7 +66,7 @@ export async function startGeneration(
   }
   const g = started[0]!;
   if (!turn) return g;
-  return { ...g, events: recordTurn(g.events, turn, { model: o.model.id, settle: (done) => g.settle(done)?.nanoton ?? null }) };
+  return { ...g, events: recordTurn(g.events, turn, { model: o.model.id, settle: async (done) => (await g.settle(done))?.nanoton ?? null }) };
 }
 
 /**
@@ -79,7 +79,7 @@ export async function startGenerations(deps: GenerationDeps, o: GenerationStart,
   // A call refused with an error status charges nothing: every reservation is released.
   const abort = async (err: unknown): Promise<never> => {
     for (const s of submitted) {
-      s.billing?.settle(null);
+      await s.billing?.settle(null).catch(() => {});
       await s.source.return?.();
     }
     throw toApiError(err);
@@ -97,12 +97,12 @@ export async function startGenerations(deps: GenerationDeps, o: GenerationStart,
     const submittedAt = performance.now();
     let billing: RequestBilling | null = null;
     try {
-      billing = RequestBilling.start(deps.platform, o.principal, request, o.model, o.endpoint, o.cocoon.guid);
+      billing = await RequestBilling.start(deps.platform, o.principal, request, o.model, o.endpoint, o.cocoon.guid);
       const source = deps.engine.submit(request, o.signal, { maxCoefficient: o.cocoon.maxCoefficient });
       billing?.watch(source);
       submitted.push({ source, billing, submittedAt });
     } catch (err) {
-      billing?.settle(null);
+      await billing?.settle(null).catch(() => {});
       return abort(err);
     }
   }
@@ -116,6 +116,6 @@ export async function startGenerations(deps: GenerationDeps, o: GenerationStart,
       endpoint: o.endpoint,
       submittedAt: s.submittedAt,
     }),
-    settle: (done) => s.billing?.settle(done) ?? null,
+    settle: async (done) => (s.billing ? s.billing.settle(done) : null),
   }));
 }

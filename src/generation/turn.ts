@@ -9,7 +9,7 @@ type Done = Extract<EngineEvent, { type: "done" }>;
 export async function* recordTurn(
   events: AsyncGenerator<EngineEvent>,
   turn: Turn,
-  o: { model: string; settle: (done: Done) => bigint | null },
+  o: { model: string; settle: (done: Done) => Promise<bigint | null> },
 ): AsyncGenerator<EngineEvent> {
   let content = "";
   let reasoning = "";
@@ -20,7 +20,7 @@ export async function* recordTurn(
         reasoning += e.reasoning;
       } else if (e.type === "done" && !e.reasons.includes("cancelled")) {
         // Settled here first (billing is idempotent) so the stored cost is exactly the charge.
-        const cost = o.settle(e);
+        const cost = await o.settle(e);
         turn.commit({
           model: o.model,
           content,

@@ -9,13 +9,13 @@ import { ApiError } from "./errors.ts";
  * imports no feature: the platform's service implements it.
  */
 export interface Authenticator<P> {
-  /** The caller of a key route; throws 401. */
-  authenticate(request: Request): P;
+  /** The caller of a key route; rejects with 401. */
+  authenticate(request: Request): Promise<P>;
   /**
    * Counts the request against the caller's limits: inference routes' rpm / tpm / rpd, or the account
    * routes' own limit; the X-RateLimit-* headers, or throws 429.
    */
-  admit(principal: P, scope?: "inference" | "account"): Record<string, string>;
+  admit(principal: P, scope?: "inference" | "account"): Promise<Record<string, string>>;
   /** Admin routes: throws 403 unless the request carries the admin token. */
   requireAdmin(request: Request): void;
   /** Whether an admin token is configured (for "admin-if-configured"). */
@@ -49,9 +49,9 @@ export function authPlugin<P>(authenticator: Authenticator<P> | null) {
   const none: Caller<P> = { principal: null, rateHeaders: {} };
   return new Elysia({ name: "auth" }).macro({
     auth: (kind: AuthKind) => ({
-      transform({ request, set }: { request: Request; set: { headers: Record<string, string | number> } }) {
+      async transform({ request, set }: { request: Request; set: { headers: Record<string, string | number> } }) {
         if (callers.has(request)) return;
-        callers.set(request, admitted(authenticator, kind, request, set.headers));
+        callers.set(request, await admitted(authenticator, kind, request, set.headers));
       },
       resolve({ request }: { request: Request }): Caller<P> {
         return callers.get(request) ?? none;
@@ -60,7 +60,7 @@ export function authPlugin<P>(authenticator: Authenticator<P> | null) {
   });
 }
 
-function admitted<P>(a: Authenticator<P> | null, kind: AuthKind, request: Request, headers: Record<string, string | number>): Caller<P> {
+async function admitted<P>(a: Authenticator<P> | null, kind: AuthKind, request: Request, headers: Record<string, string | number>): Promise<Caller<P>> {
   if (kind === "public") return { principal: null, rateHeaders: {} };
   if (kind === "admin" || (kind === "admin-if-configured" && a?.adminConfigured)) {
     if (!a) throw new ApiError("forbidden", "Admin routes are disabled: no admin token is configured");
@@ -68,8 +68,8 @@ function admitted<P>(a: Authenticator<P> | null, kind: AuthKind, request: Reques
     return { principal: null, rateHeaders: {} };
   }
   if (kind === "admin-if-configured" || !a) return { principal: null, rateHeaders: {} };
-  const principal = a.authenticate(request);
-  const rateHeaders = a.admit(principal, kind === "account" ? "account" : "inference");
+  const principal = await a.authenticate(request);
+  const rateHeaders = await a.admit(principal, kind === "account" ? "account" : "inference");
   // On the request's context: Elysia puts them on the response, errors thrown later included.
   Object.assign(headers, rateHeaders);
   return { principal, rateHeaders };

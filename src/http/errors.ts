@@ -115,7 +115,7 @@ export function fromEngineError(e: EngineError): ApiError {
  * SQLite's codes for a database that cannot be written now (full disk, read-only file or mount, I/O
  * error, another writer holding it past the busy timeout): the operator's to fix, the client's to retry.
  */
-const STORAGE_CODES = /^SQLITE_(FULL|IOERR|READONLY|CANTOPEN|BUSY|LOCKED|PROTOCOL)/;
+const STORAGE_CODES = /^(SQLITE_(FULL|IOERR|READONLY|CANTOPEN|BUSY|LOCKED|PROTOCOL)|STORE_UNAVAILABLE)/;
 
 /** Whether `err` is the database refusing a write for a reason outside the request (see STORAGE_CODES). */
 export function isStorageFailure(err: unknown): boolean {

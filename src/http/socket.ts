@@ -68,13 +68,15 @@ export function requestSocket<Schema extends TSchema, S, P>(o: RequestSocket<Sch
   const requestOf = (ws: Socket) => (ws.data as { request?: Request }).request;
   return {
     // Browsers cannot set headers on a WebSocket: the key may also come as ?api_key=.
-    beforeHandle({ request }: { request: Request }) {
-      if (o.auth) o.auth.authenticate(request);
+    async beforeHandle({ request }: { request: Request }) {
+      if (o.auth) await o.auth.authenticate(request);
     },
-    open(ws: Socket) {
+    async open(ws: Socket) {
       const request = requestOf(ws);
-      const principal = o.auth && request ? o.auth.authenticate(request) : null;
-      sockets.set(ws.id, { busy: null, principal, route: o.open(request) });
+      // Registered before the key is looked up, so a message arriving meanwhile finds the socket.
+      const state: SocketState<S, P> = { busy: null, principal: null, route: o.open(request) };
+      sockets.set(ws.id, state);
+      if (o.auth && request) state.principal = await o.auth.authenticate(request).catch(() => null);
     },
     close(ws: Socket) {
       // A closed socket cancels whatever it was generating.
@@ -118,8 +120,8 @@ export function requestSocket<Schema extends TSchema, S, P>(o: RequestSocket<Sch
         // socket opened) and counts against the rate limits.
         const request = requestOf(ws);
         if (o.auth && request) {
-          state.principal = o.auth.authenticate(request);
-          o.auth.admit(state.principal);
+          state.principal = await o.auth.authenticate(request);
+          await o.auth.admit(state.principal);
         }
         await o.handle({ body, principal: state.principal, signal: ac.signal, state: state.route, send });
       } catch (err) {

@@ -97,7 +97,7 @@ async function chatObject(
     throw toApiError(err);
   }
   if (!done) throw toApiError(new EngineError("internal", "the generation ended without a result"));
-  const cost = o.settle(done);
+  const cost = await o.settle(done);
   const body: ChatCompletion = {
     id: o.id,
     object: "chat.completion",
@@ -160,7 +160,7 @@ async function* chatChunks(
         yield chunk(e.index, {}, finishReason(e.reason));
       } else {
         completed = true;
-        const cost = o.settle(e);
+        const cost = await o.settle(e);
         const debug = o.cocoon.debug ? { debug: debugOf(e, o.model, o.cocoon) } : {};
         if (o.includeUsage) yield { ...base, choices: [], usage: usageWire(e.usage, cost), ...debug };
         else if (o.cocoon.debug) yield { ...base, choices: [], ...debug };

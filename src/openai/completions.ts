@@ -13,8 +13,8 @@ import { SYSTEM_FINGERPRINT, constraint, finishReason, responseId, sampling, sto
 type Run = StartedGeneration;
 
 /** The sum of the runs' settled costs (each prompt is billed as its own request). */
-function totalCost(runs: Run[], dones: (Extract<EngineEvent, { type: "done" }> | null)[]): Cost | null {
-  return sumCosts(runs.map((r, i) => r.settle(dones[i] ?? null)));
+async function totalCost(runs: Run[], dones: (Extract<EngineEvent, { type: "done" }> | null)[]): Promise<Cost | null> {
+  return sumCosts(await Promise.all(runs.map((r, i) => r.settle(dones[i] ?? null))));
 }
 
 function prompts(p: CompletionRequest["prompt"]): (string | number[])[] {
@@ -130,7 +130,7 @@ async function completionObject(runs: Run[], o: Ctx): Promise<{ body: Completion
       });
     });
   }
-  const cost = totalCost(runs, dones);
+  const cost = await totalCost(runs, dones);
   const body: Completion = {
     id: o.id,
     object: "text_completion",
@@ -173,7 +173,7 @@ async function* completionChunks(runs: Run[], o: Ctx, includeUsage: boolean): As
       }
       finished++;
     }
-    const cost = totalCost(runs, dones);
+    const cost = await totalCost(runs, dones);
     const debug = o.cocoon.debug && lastDone ? { debug: debugOf(lastDone, o.model, o.cocoon) } : {};
     if (includeUsage && usage) yield { ...base, choices: [], usage: usageWire(usage, cost), ...debug };
     else if (o.cocoon.debug && lastDone) yield { ...base, choices: [], ...debug };

@@ -1,6 +1,7 @@
 // Accounts and their deposit codes: the memo a customer puts on a TON transfer so the watcher knows
 // whom to credit. Codes use Crockford base32 plus a check character, so a mistyped memo is caught.
 import type { Database } from "bun:sqlite";
+import { dual, get, type Q } from "../store/query.ts";
 import { randomBytes } from "node:crypto";
 
 // Crockford base32: digits and letters without I, L, O, U (no 1/I/L, 0/O confusion, no accidental words).
@@ -92,37 +93,34 @@ const toAccount = (r: AccountRow): Account => ({
   disabled: r.disabled !== 0n,
 });
 
-export function createAccount(db: Database, label?: string | null, now: number = Date.now()): { id: number; depositCode: string } {
-  // 2^40 codes: a collision is rare but possible; the UNIQUE constraint tells us and we draw again.
+export const createAccount = dual(function* (label?: string | null, now: number = Date.now()): Q<{ id: number; depositCode: string }> {
+  // 2^40 codes: a collision is rare but possible; ON CONFLICT tells us (without failing the
+  // transaction we may be in, which Postgres would abort) and we draw again.
   for (let attempt = 0; ; attempt++) {
     const depositCode = generateDepositCode();
-    try {
-      const r = db.query("INSERT INTO accounts (deposit_code, label, created_at) VALUES (?, ?, ?)").run(depositCode, label ?? null, now);
-      return { id: Number(r.lastInsertRowid), depositCode };
-    } catch (err) {
-      const unique = err instanceof Error && "code" in err && err.code === "SQLITE_CONSTRAINT_UNIQUE";
-      if (!unique || attempt >= 8) throw err;
-    }
+    const r = yield* get<{ id: bigint }>("INSERT INTO accounts (deposit_code, label, created_at) VALUES (?, ?, ?) ON CONFLICT (deposit_code) DO NOTHING RETURNING id", depositCode, label ?? null, now);
+    if (r) return { id: Number(r.id), depositCode };
+    if (attempt >= 8) throw new Error("could not draw an unused deposit code");
   }
-}
+});
 
-export function getAccount(db: Database, id: number): Account | null {
-  const r = db.query<AccountRow, [number]>("SELECT * FROM accounts WHERE id = ?").get(id);
+export const getAccount = dual(function* (id: number): Q<Account | null> {
+  const r = yield* get<AccountRow>("SELECT * FROM accounts WHERE id = ?", id);
   return r ? toAccount(r) : null;
-}
+});
 
 /** The account's deposit code; "" for an account that does not exist. */
-export function depositCodeOf(db: Database, id: number): string {
-  return db.query<{ deposit_code: string }, [number]>("SELECT deposit_code FROM accounts WHERE id = ?").get(id)?.deposit_code ?? "";
-}
+export const depositCodeOf = dual(function* (id: number): Q<string> {
+  return (yield* get<{ deposit_code: string }>("SELECT deposit_code FROM accounts WHERE id = ?", id))?.deposit_code ?? "";
+});
 
 /** The account for a deposit memo as typed (normalized first), or null. */
-export function findAccountByDepositCode(db: Database, input: string): Account | null {
+export const findAccountByDepositCode = dual(function* (input: string): Q<Account | null> {
   const code = normalizeDepositCode(input);
   if (code === null) return null;
-  const r = db.query<AccountRow, [string]>("SELECT * FROM accounts WHERE deposit_code = ?").get(code);
+  const r = yield* get<AccountRow>("SELECT * FROM accounts WHERE deposit_code = ?", code);
   return r ? toAccount(r) : null;
-}
+});
 
 export function listAccounts(db: Database, page: { limit: number; offset: number }): { data: Account[]; total: number } {
   const limit = Math.max(0, Math.floor(page.limit));

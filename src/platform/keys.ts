@@ -1,6 +1,7 @@
 // API keys: "ck_" + 43 base62 characters (32 random bytes). Only the SHA-256 hash and a short display
 // prefix are stored; the plaintext is returned once, by createKey.
 import type { Database } from "bun:sqlite";
+import { dual, get, run, type Q } from "../store/query.ts";
 import { createHash, randomBytes } from "node:crypto";
 import { NO_KEY_LIMITS, periodStart, type BudgetDuration, type KeyLimits } from "./limits.ts";
 import type { RateLimitOverrides } from "./ratelimit.ts";
@@ -64,25 +65,23 @@ export function hashApiKey(key: string): Uint8Array {
 }
 
 /** A key of `accountId`, with the given limits (none by default). */
-export function createKey(
-  db: Database,
+export const createKey = dual(function* (
   accountId: number,
   name?: string | null,
   now: number = Date.now(),
   limits: Partial<KeyLimits> = {},
-): { id: number; key: string; prefix: string } {
+): Q<{ id: number; key: string; prefix: string }> {
   const key = generateApiKey();
   const prefix = key.slice(0, DISPLAY_PREFIX_LENGTH);
   const l = { ...NO_KEY_LIMITS, ...limits };
-  const r = db
-    .query(
-      `INSERT INTO api_keys (account_id, key_hash, prefix, name, created_at, rpm_limit, tpm_limit, rpd_limit, max_parallel_requests,
-         max_budget_nanoton, period_budget_nanoton, budget_duration, expires_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    )
-    .run(accountId, hashApiKey(key), prefix, name ?? null, now, l.rpm, l.tpm, l.rpd, l.maxParallelRequests, l.maxBudget, l.periodBudget, l.budgetDuration, l.expiresAt);
-  return { id: Number(r.lastInsertRowid), key, prefix };
-}
+  const r = yield* get<{ id: bigint }>(
+    `INSERT INTO api_keys (account_id, key_hash, prefix, name, created_at, rpm_limit, tpm_limit, rpd_limit, max_parallel_requests,
+       max_budget_nanoton, period_budget_nanoton, budget_duration, expires_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+    accountId, hashApiKey(key), prefix, name ?? null, now, l.rpm, l.tpm, l.rpd, l.maxParallelRequests, l.maxBudget, l.periodBudget, l.budgetDuration, l.expiresAt,
+  );
+  return { id: Number(r!.id), key, prefix };
+});
 
 interface KeyRow {
   id: bigint;
@@ -127,18 +126,17 @@ const periodSpendOf = (r: KeyRow, now: number) =>
  * Lookup is by the SHA-256 of the key through a unique index: the secret itself is never compared, so
  * timing reveals nothing about it.
  */
-export function verifyKey(db: Database, bearer: string, now: number = Date.now()): VerifiedKey | null {
+export const verifyKey = dual(function* (bearer: string, now: number = Date.now()): Q<VerifiedKey | null> {
   if (!isWellFormedKey(bearer)) return null;
-  const row = db
-    .query<KeyRow & { disabled: bigint; acc_rpm: bigint | null; acc_tpm: bigint | null; acc_rpd: bigint | null }, [Uint8Array]>(
-      `SELECT k.*, a.disabled, a.rpm_limit AS acc_rpm, a.tpm_limit AS acc_tpm, a.rpd_limit AS acc_rpd
-       FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.key_hash = ?`,
-    )
-    .get(hashApiKey(bearer));
+  const row = yield* get<KeyRow & { disabled: bigint; acc_rpm: bigint | null; acc_tpm: bigint | null; acc_rpd: bigint | null }>(
+    `SELECT k.*, a.disabled, a.rpm_limit AS acc_rpm, a.tpm_limit AS acc_tpm, a.rpd_limit AS acc_rpd
+     FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.key_hash = ?`,
+    hashApiKey(bearer),
+  );
   if (!row || row.revoked_at !== null || row.disabled !== 0n) return null;
   const expired = row.expires_at !== null && Number(row.expires_at) <= now;
   if (!expired && (row.last_used_at === null || now - Number(row.last_used_at) >= LAST_USED_RESOLUTION_MS)) {
-    db.query("UPDATE api_keys SET last_used_at = ? WHERE id = ?").run(now, row.id);
+    yield* run("UPDATE api_keys SET last_used_at = ? WHERE id = ?", now, row.id);
   }
   return {
     keyId: Number(row.id),
@@ -147,7 +145,7 @@ export function verifyKey(db: Database, bearer: string, now: number = Date.now()
     accountLimits: { rpm: optNum(row.acc_rpm), tpm: optNum(row.acc_tpm), rpd: optNum(row.acc_rpd) },
     expired,
   };
-}
+});
 
 const toKeyInfo = (r: KeyRow, now: number): KeyInfo => ({
   id: Number(r.id),

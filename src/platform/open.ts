@@ -7,6 +7,8 @@ import type { Config } from "../config/config.ts";
 import { ConfigError } from "../config/config.ts";
 import { modelPrices } from "../config/models.ts";
 import { openStore } from "../store/db.ts";
+import { openPgStore } from "../store/pg.ts";
+import type { Db } from "../store/query.ts";
 import { Platform } from "./service.ts";
 import { parseTon, pricingConfig } from "./pricing.ts";
 
@@ -28,7 +30,12 @@ const FILE = "cocoon.sqlite";
  * builds before this one put it: it keeps being used), else $XDG_DATA_HOME/cocoon-server
  * (~/.local/share/cocoon-server when unset). Starting elsewhere never silently makes a new database.
  */
+/** Whether --db names a Postgres database (several gateways on one ledger) rather than a SQLite file. */
+export const isPostgresUrl = (db: string): boolean => /^postgres(ql)?:\/\//i.test(db);
+
 export function storeLocation(config: Pick<Config, "dataDir" | "db">, env: Record<string, string | undefined> = process.env, cwd: string = process.cwd()): StoreLocation {
+  // With Postgres the ledger is there; what stays local (chat sessions, stored responses) goes in the data directory.
+  if (config.db && isPostgresUrl(config.db)) return storeLocation({ dataDir: config.dataDir, db: "" }, env, cwd);
   if (config.db) {
     const path = resolve(cwd, config.db);
     return { dir: dirname(path), path, source: "--db" };
@@ -77,6 +84,18 @@ export function storePath(config: Pick<Config, "dataDir" | "db">): string {
 
 export function openPlatform(config: Config): { service: Platform; path: string } {
   const path = storePath(config);
+  if (isPostgresUrl(config.db)) throw new ConfigError("this command works on a SQLite database only for now; --db names a Postgres one");
+  return { service: new Platform(openStore(path), platformOptions(config)), path };
+}
+
+/** The platform on the store --db names: a SQLite file, or Postgres for several gateways on one ledger. */
+export async function openPlatformStore(config: Config): Promise<{ service: Platform; path: string; store: Db }> {
+  const path = storePath(config);
+  const store: Db = isPostgresUrl(config.db) ? await openPgStore(config.db) : openStore(path);
+  return { service: new Platform(store, platformOptions(config)), path, store };
+}
+
+function platformOptions(config: Config): ConstructorParameters<typeof Platform>[1] {
   const models = Object.fromEntries([...modelPrices(config)].map(([id, baseNanoton]) => [id, { baseNanoton }]));
   const pricing = pricingConfig({
     baseNanoton: BigInt(config.priceNanoton),
@@ -85,7 +104,7 @@ export function openPlatform(config: Config): { service: Platform; path: string 
     minimumBalance: ton("minimum-balance", config.minimumBalance),
     maxOverdraft: ton("max-overdraft", config.maxOverdraft),
   });
-  const service = new Platform(openStore(path), {
+  return {
     auth: true,
     adminToken: config.adminToken,
     pricing,
@@ -94,6 +113,5 @@ export function openPlatform(config: Config): { service: Platform; path: string 
     register: config.register as "open" | "admin" | "off",
     registerLimit: config.registerLimit,
     trustProxy: config.trustProxy,
-  });
-  return { service, path };
+  };
 }

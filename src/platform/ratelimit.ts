@@ -48,7 +48,8 @@ export interface RateLimiterOptions {
 const MINUTE = 60_000;
 const DAY = 86_400_000;
 
-interface KeyState {
+/** One counter's current windows (the minute's requests and tokens, the day's requests). */
+export interface KeyState {
   minuteStart: number;
   minuteRequests: number;
   minuteTokens: number;
@@ -96,20 +97,13 @@ export class RateLimiter {
   admitAll(counters: readonly Counter[], now: number = Date.now()): Admission {
     this.sweep(now);
     const states = counters.map((c) => this.state(c.id, now));
-    const windows = states.flatMap((s, i) => this.windows(s, counters[i]!.limits, i));
-    const blocked = windows.filter((w) => w.used >= w.limit);
-    if (blocked.length > 0) {
-      // Every exhausted window must roll over before a request can pass.
-      const resetMs = Math.max(...blocked.map((w) => w.resetMs));
-      const retryAfterSeconds = Math.max(1, Math.ceil((resetMs - now) / 1000));
-      const binding = blocked.reduce((a, b) => (b.resetMs > a.resetMs ? b : a));
-      return { ok: false, retryAfterSeconds, headers: { ...headersOf(binding), "Retry-After": String(retryAfterSeconds) }, limit: binding.name, counter: binding.counter };
-    }
+    const refused = refusal(counters, states, now);
+    if (refused) return refused;
     for (const s of states) {
       s.minuteRequests++;
       s.dayRequests++;
     }
-    return { ok: true, headers: headersOfAll(states.flatMap((s, i) => this.windows(s, counters[i]!.limits, i))) };
+    return admitted(counters, states);
   }
 
   /** Adds tokens processed for `keyId` to the current minute (call as they are known, or at the end). */
@@ -120,7 +114,7 @@ export class RateLimiter {
 
   /** The headers for `keyId` without counting a request (e.g. for a response sent later). */
   headers(keyId: CounterId, limits: RateLimits, now: number = Date.now()): RateLimitHeaders {
-    return headersOfAll(this.windows(this.state(keyId, now), limits, 0));
+    return headersOfAll(windowsOf(this.state(keyId, now), limits, 0));
   }
 
   /** Keys currently tracked (for tests and metrics). */
@@ -148,15 +142,6 @@ export class RateLimiter {
     return s;
   }
 
-  private windows(s: KeyState, limits: RateLimits, counter: number): Window[] {
-    const all: Window[] = [
-      { name: "rpm", counter, limit: limits.rpm, used: s.minuteRequests, resetMs: s.minuteStart + MINUTE },
-      { name: "tpm", counter, limit: limits.tpm, used: s.minuteTokens, resetMs: s.minuteStart + MINUTE },
-      { name: "rpd", counter, limit: limits.rpd, used: s.dayRequests, resetMs: s.dayStart + DAY },
-    ];
-    return all.filter((w) => Number.isFinite(w.limit));
-  }
-
   // At most once a minute, forget keys whose minute and day windows have both ended: their state is
   // then identical to a fresh one, so dropping them changes no decision.
   private sweep(now: number): void {
@@ -169,6 +154,33 @@ export class RateLimiter {
     }
   }
 }
+
+function windowsOf(s: KeyState, limits: RateLimits, counter: number): Window[] {
+  const all: Window[] = [
+    { name: "rpm", counter, limit: limits.rpm, used: s.minuteRequests, resetMs: s.minuteStart + MINUTE },
+    { name: "tpm", counter, limit: limits.tpm, used: s.minuteTokens, resetMs: s.minuteStart + MINUTE },
+    { name: "rpd", counter, limit: limits.rpd, used: s.dayRequests, resetMs: s.dayStart + DAY },
+  ];
+  return all.filter((w) => Number.isFinite(w.limit));
+}
+
+/** The refusal when any window of any counter is used up (every exhausted one must roll over first), else null. */
+export function refusal(counters: readonly Counter[], states: readonly KeyState[], now: number): Admission | null {
+  const windows = states.flatMap((s, i) => windowsOf(s, counters[i]!.limits, i));
+  const blocked = windows.filter((w) => w.used >= w.limit);
+  if (blocked.length === 0) return null;
+  const resetMs = Math.max(...blocked.map((w) => w.resetMs));
+  const retryAfterSeconds = Math.max(1, Math.ceil((resetMs - now) / 1000));
+  const binding = blocked.reduce((a, b) => (b.resetMs > a.resetMs ? b : a));
+  return { ok: false, retryAfterSeconds, headers: { ...headersOf(binding), "Retry-After": String(retryAfterSeconds) }, limit: binding.name, counter: binding.counter };
+}
+
+/** The admission of a request already counted in `states`: the headers of the binding limit. */
+export function admitted(counters: readonly Counter[], states: readonly KeyState[]): Admission {
+  return { ok: true, headers: headersOfAll(states.flatMap((s, i) => windowsOf(s, counters[i]!.limits, i))) };
+}
+
+export { MINUTE as RATE_MINUTE_MS, DAY as RATE_DAY_MS };
 
 function binding(windows: Window[]): Window {
   // Least remaining as a share of the limit; ties keep the earlier (requests/minute first).

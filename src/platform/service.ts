@@ -2,12 +2,14 @@
 // they may (rate limits), and what a request costs (reserve before, settle after, in nanoton).
 import type { Database } from "bun:sqlite";
 import type { Usage } from "../inference/types.ts";
+import { isPg, type Db } from "../store/query.ts";
+import { addSharedTokens, admitShared } from "./shared-ratelimit.ts";
 import { timingSafeEqual } from "node:crypto";
 import { ApiError, isStorageFailure } from "../http/errors.ts";
 import { verifyKey } from "./keys.ts";
 import { keyRateLimits, type KeyLimits } from "./limits.ts";
-import { RateLimiter, limitsFor, type RateLimits } from "./ratelimit.ts";
-import { balanceOf, checkpoint, reserve, settle, type UsageRecord, type UsageStatus } from "./ledger.ts";
+import { RateLimiter, limitsFor, type Admission, type Counter, type RateLimits } from "./ratelimit.ts";
+import { balanceOf, checkpoint, reserve, settle, type Balance, type UsageRecord, type UsageStatus } from "./ledger.ts";
 import { Lease } from "./leases.ts";
 import { completionBudget, costOf, formatTon, maxCostOf, ratesFor, type PricingConfig } from "./pricing.ts";
 
@@ -86,6 +88,13 @@ function queryKey(url: string): string {
 
 let seq = 0;
 
+// What `db` is on Postgres: routes may hold it, and any use of it answers 503 saying why.
+const NOT_ON_POSTGRES = new Proxy({} as Database, {
+  get() {
+    throw new ApiError("storage_unavailable", "This route is not available yet when the server runs on Postgres (--db postgres://); use the SQLite store for it.");
+  },
+});
+
 export class Platform {
   readonly limiter = new RateLimiter();
   /** Sign-ups per client address (in memory, like the rate limits). */
@@ -104,25 +113,39 @@ export class Platform {
   // Opening the platform releases nothing: a CLI command on a live database must leave the server's
   // holds alone. A server takes a lease (startLease), which releases only the holds of dead owners.
   constructor(
-    readonly db: Database,
+    /** The store: a SQLite file (one process) or Postgres (several gateways on one ledger). */
+    readonly store: Db,
     readonly opts: PlatformOptions,
   ) {}
+
+  /** Whether several gateways may share this store (Postgres): rate limits are then counted in it. */
+  get shared(): boolean {
+    return isPg(this.store);
+  }
+
+  /**
+   * The SQLite handle, for the routes and tools not yet written on the dual store queries; on
+   * Postgres they answer 503 saying so rather than reading another database.
+   */
+  get db(): Database {
+    return isPg(this.store) ? NOT_ON_POSTGRES : this.store;
+  }
 
   /**
    * For a server: takes this process's lease and keeps it renewed; releases the reservations of
    * owners that are gone (an earlier crash, a gateway whose lease expired). Returns how many.
    */
-  startLease(log: (level: "warn" | "error", line: string) => void): number {
-    this.lease ??= new Lease(this.db, this.owner, log);
+  startLease(log: (level: "warn" | "error", line: string) => void): Promise<number> {
+    this.lease ??= new Lease(this.store, this.owner, log);
     return this.lease.start();
   }
 
   /** At a clean stop, before the database closes: settles what it can, releases this server's unsettled holds and ends its lease. */
-  endLease(): void {
-    this.retryDeferred();
+  async endLease(): Promise<void> {
+    await this.retryDeferred();
     if (this.retryTimer) clearInterval(this.retryTimer);
     this.retryTimer = null;
-    this.lease?.stop();
+    await this.lease?.stop();
     this.lease = null;
   }
 
@@ -132,11 +155,11 @@ export class Platform {
   }
 
   /** Retries the deferred settlements (on a timer while any wait); returns how many are still waiting. */
-  retryDeferred(): number {
+  async retryDeferred(): Promise<number> {
     for (const [id, d] of this.deferred) {
       try {
         // Succeeds and forgets it, or (storage still refusing) keeps it for the next round.
-        this.finish(d.t, d.usage, d.status);
+        await this.finish(d.t, d.usage, d.status);
       } catch {
         // Not a storage failure: it can never be written (e.g. released meanwhile); nothing to retry.
         this.deferred.delete(id);
@@ -159,7 +182,7 @@ export class Platform {
   }
 
   /** The caller of an authenticated route, or a 401 in the seed's shape. */
-  authenticate(request: Request): Principal {
+  async authenticate(request: Request): Promise<Principal> {
     const header = request.headers.get("authorization") ?? "";
     // x-api-key: how Anthropic's clients send it. ?api_key= only on WebSocket upgrades (a browser
     // cannot set headers there): on any other route a query key would let a cross-site form or <img>
@@ -171,8 +194,8 @@ export class Platform {
   }
 
   /** The owner of an API key given in full (a header's or, for /api/login, a body's), or a 401. */
-  principalOf(apiKey: string): Principal {
-    const key = verifyKey(this.db, apiKey);
+  async principalOf(apiKey: string): Promise<Principal> {
+    const key = await verifyKey(this.store, apiKey);
     if (!key) throw new ApiError("unauthorized", "Invalid API key");
     if (key.expired) throw new ApiError("key_expired", `This API key expired at ${new Date(key.limits.expiresAt!).toISOString()}; create a new one.`);
     const accountLimits = limitsFor(key.accountLimits, this.opts.rateLimits);
@@ -195,17 +218,19 @@ export class Platform {
    * account routes: their own requests per minute); returns the X-RateLimit-* headers of the binding
    * limit, or throws 429 naming the limit that was hit.
    */
-  admit(p: Principal, scope: RateScope = "inference"): Record<string, string> {
+  async admit(p: Principal, scope: RateScope = "inference"): Promise<Record<string, string>> {
+    // Several gateways on one Postgres count together in it; one process counts in memory.
+    const admitAll = (counters: Counter[]): Admission | Promise<Admission> => (isPg(this.store) ? admitShared(this.store, counters) : this.limiter.admitAll(counters));
     if (scope === "account") {
       const rpm = this.opts.accountRouteRpm ?? 600;
       const limits = { rpm, tpm: Infinity, rpd: Infinity };
-      const r = this.limiter.admitAll([{ id: `r:k${p.keyId}`, limits }, { id: `r:a${p.accountId}`, limits }]);
+      const r = await admitAll([{ id: `r:k${p.keyId}`, limits }, { id: `r:a${p.accountId}`, limits }]);
       if (!r.ok) {
         throw new ApiError("rpm_limited", `Rate limit reached for account routes: ${rpm} requests per minute; retry in ${r.retryAfterSeconds} s.`, null, r.headers);
       }
       return r.headers;
     }
-    const r = this.limiter.admitAll([
+    const r = await admitAll([
       { id: p.keyId, limits: p.limits },
       { id: `a${p.accountId}`, limits: p.accountLimits ?? p.limits },
     ]);
@@ -221,10 +246,10 @@ export class Platform {
    * Reserves the worst-case cost of a request (bounded by what the account may spend) and returns
    * how many tokens each choice may generate within it. Throws 402 below the minimum balance.
    */
-  begin(
+  async begin(
     p: Principal,
     o: { model: string; endpoint: string; promptTokensUpperBound: number; maxTokens: number; n: number; requestGuid: string | null; generates?: boolean },
-  ): { ticket: BillingTicket; maxTokens: number } {
+  ): Promise<{ ticket: BillingTicket; maxTokens: number }> {
     // Billing's token counts are exact integers: a limit × choices past 2^53 is refused, never rounded.
     if (!Number.isSafeInteger(o.maxTokens * o.n) || !Number.isSafeInteger(o.promptTokensUpperBound)) {
       throw new ApiError("invalid_request", "max_tokens × n is too large: at most 2^53 − 1 tokens in all", "max_tokens");
@@ -232,7 +257,7 @@ export class Platform {
     const rates = ratesFor(this.opts.pricing, o.model);
     const requestId = `req_${Date.now().toString(36)}_${(++seq).toString(36)}_${crypto.randomUUID().slice(0, 8)}`;
     const want = maxCostOf(rates, o.promptTokensUpperBound, o.maxTokens * o.n);
-    const r = reserve(this.db, {
+    const r = await reserve(this.store, {
       requestId,
       accountId: p.accountId,
       // Key 0: a principal built without a stored key (tests, internal callers).
@@ -260,14 +285,14 @@ export class Platform {
     const byKey = r.cappedBy === "key_budget";
     // Nothing caps a prompt-only request (embeddings): it needs its whole worst case reserved.
     if (!(o.generates ?? true) && r.amount < want) {
-      this.finish(ticket, null, "error");
+      await this.finish(ticket, null, "error");
       if (byKey) throw new ApiError("budget_exceeded", "This API key's budget has too little left for this request (other requests in flight hold part of it).");
       throw new ApiError("insufficient_balance", "Insufficient balance for this request; other requests in flight hold the rest. Top up via /v1/deposit.");
     }
     // A reservation smaller than the worst case caps generation so the account cannot overspend.
     const budget = Math.floor(completionBudget(rates, r.amount, o.promptTokensUpperBound) / o.n);
     if (budget < 1 && (o.generates ?? true)) {
-      this.finish(ticket, null, "error");
+      await this.finish(ticket, null, "error");
       if (byKey) throw new ApiError("budget_exceeded", "This API key's budget has too little left for this request: not enough for one token.");
       throw new ApiError("insufficient_balance", "Insufficient balance for this request: not enough for one token. Top up via /v1/deposit.");
     }
@@ -280,29 +305,36 @@ export class Platform {
   }
 
   /** Writes what a running request has processed so far onto its hold (see ledger.checkpoint). */
-  checkpoint(t: BillingTicket, usage: TokenUsage): void {
-    checkpoint(this.db, t.requestId, costOf(ratesFor(this.opts.pricing, t.model), usage), this.record(t, usage, "error"));
+  checkpoint(t: BillingTicket, usage: TokenUsage): void | Promise<void> {
+    return checkpoint(this.store, t.requestId, costOf(ratesFor(this.opts.pricing, t.model), usage), this.record(t, usage, "error"));
   }
 
   /** Charges exactly the tokens processed and releases the rest; safe to call more than once. */
-  finish(t: BillingTicket, usage: TokenUsage | null, status: UsageStatus): Cost {
+  async finish(t: BillingTicket, usage: TokenUsage | null, status: UsageStatus): Promise<Cost> {
     const u = usage ?? { promptTokens: 0, cachedTokens: 0, completionTokens: 0, reasoningTokens: 0 };
     const cost = costOf(ratesFor(this.opts.pricing, t.model), u);
     let r: ReturnType<typeof settle>;
     try {
-      r = settle(this.db, { requestId: t.requestId, cost, usage: this.record(t, u, status) });
+      r = await settle(this.store, { requestId: t.requestId, cost, usage: this.record(t, u, status) });
     } catch (err) {
       if (!isStorageFailure(err)) throw err;
       // The hold stays open and ours; it is charged exactly this once the database takes writes again.
       this.deferred.set(t.requestId, { t, usage: u, status });
-      this.retryTimer ??= setInterval(() => this.retryDeferred(), 1000);
+      this.retryTimer ??= setInterval(() => void this.retryDeferred(), 1000);
       this.retryTimer.unref?.();
       const charged = cost > t.reserved ? t.reserved : cost;
       return { nanoton: charged, ton: formatTon(charged) };
     }
     this.deferred.delete(t.requestId);
-    this.limiter.addTokens(t.principal.keyId, u.promptTokens + u.completionTokens);
-    this.limiter.addTokens(`a${t.principal.accountId}`, u.promptTokens + u.completionTokens);
+    const tokens = u.promptTokens + u.completionTokens;
+    if (isPg(this.store)) {
+      // Counted after the charge: a failure here costs a token count, never the settlement.
+      await addSharedTokens(this.store, t.principal.keyId, tokens).catch(() => {});
+      await addSharedTokens(this.store, `a${t.principal.accountId}`, tokens).catch(() => {});
+    } else {
+      this.limiter.addTokens(t.principal.keyId, tokens);
+      this.limiter.addTokens(`a${t.principal.accountId}`, tokens);
+    }
     return { nanoton: r.charged, ton: formatTon(r.charged), capped: t.capped };
   }
 
@@ -329,7 +361,13 @@ export class Platform {
     }
   }
 
-  balance(accountId: number) {
+  /** The account's balance on SQLite, at once (tests, tools). */
+  balance(accountId: number): Balance | null {
     return balanceOf(this.db, accountId);
+  }
+
+  /** The account's balance, on either store. */
+  balanceOf(accountId: number): Promise<Balance | null> {
+    return Promise.resolve(balanceOf(this.store, accountId));
   }
 }

@@ -17,7 +17,7 @@ export interface OutputOptions {
   /** The response as created: its settings echoed, status in_progress, no output yet. */
   base: ResponseObject;
   /** Charges what was processed (idempotent); null when billing is off. */
-  settle(done: Done): Cost | null;
+  settle(done: Done): Promise<Cost | null>;
   /** Seals reasoning as `encrypted_content`; absent unless the request included it. */
   seal?: (text: string) => string;
   /** A called function's name and namespace, from the name the model called. Defaults to the name as it is. */
@@ -138,7 +138,7 @@ export async function* responseEvents(events: AsyncGenerator<EngineEvent>, sourc
     calls.set(index, current as unknown as Extract<Open, { kind: "call" }>);
   }
 
-  function* end(done: Done): Generator<ResponseStreamEvent> {
+  function* end(done: Done, cost: Cost | null): Generator<ResponseStreamEvent> {
     const reason = finish?.reason ?? done.reasons[0] ?? "stop";
     // The parsed calls are authoritative: their arguments replace what the deltas added up to.
     for (const [i, t] of (finish?.toolCalls ?? []).entries()) {
@@ -157,7 +157,6 @@ export async function* responseEvents(events: AsyncGenerator<EngineEvent>, sourc
     }
     const truncated = reason === "length" || reason === "timeout" || reason === "cancelled";
     yield* close(truncated ? "incomplete" : "completed");
-    const cost = o.settle(done);
     const final: ResponseObject = {
       ...snapshot(o.base),
       status: truncated ? "incomplete" : "completed",
@@ -193,7 +192,7 @@ export async function* responseEvents(events: AsyncGenerator<EngineEvent>, sourc
           ended = true;
           // A generation the client cancelled has nobody to tell.
           if (e.reasons.includes("cancelled") && o.failures === "events") return;
-          yield* end(e);
+          yield* end(e, await o.settle(e));
         }
       }
     } catch (err) {

@@ -95,7 +95,7 @@ export class ResponsesService {
     const events = responseEvents(started.events, started.source, {
       base: responseBase(body, { id, model, createdAt, tools: echoed, store }),
       callee,
-      settle: (done) => (cost = started.settle(done)),
+      settle: async (done) => (cost = await started.settle(done)),
       seal: include.has("reasoning.encrypted_content") ? (text) => this.seal.seal(owner, text) : undefined,
       // Stored before the final event goes out, so a follow-up sent right after it finds the response.
       onEnd: store ? (r) => this.deps.store.put(owner, { id, previousId: previous?.id ?? null, chainId, model: model.id, createdAt, input: items, body: r }) : undefined,

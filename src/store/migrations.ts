@@ -5,6 +5,8 @@ export interface Migration {
   version: number;
   name: string;
   sql: string;
+  /** Its Postgres text where the automatic rewrite of `sql` (pg-migrate.ts pgDdl) does not fit. Defaults to pgDdl(sql). */
+  pg?: string;
 }
 
 // Money is INTEGER nanoton (signed 64-bit: ±9.2e9 TON, plenty); timestamps are INTEGER unix ms.
@@ -301,6 +303,21 @@ const reservationCheckpoints = `
 ALTER TABLE reservations ADD COLUMN checkpoint TEXT;
 `;
 
+// Issue 15 (several gateways on one database): rate-limit windows kept in the database, so that every
+// gateway counts a key's requests and tokens together. One row per counter (a key's, an account's) and
+// window kind ('m': the UTC minute's requests and tokens, 'd': the UTC day's requests), rolled over in
+// place when a new window starts. Gateways on SQLite (one process) keep theirs in memory instead.
+const sharedRateCounters = `
+CREATE TABLE rate_counters (
+  counter  TEXT NOT NULL,
+  win      TEXT NOT NULL CHECK (win IN ('m', 'd')),
+  start    INTEGER NOT NULL,
+  requests INTEGER NOT NULL DEFAULT 0,
+  tokens   INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (counter, win)
+);
+`;
+
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: "platform: accounts, keys, ledger, reservations, usage", sql: initial },
   { version: 2, name: "ton: deposits and the watcher's cursor", sql: tonDeposits },
@@ -311,4 +328,5 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 7, name: "platform: the admin audit log and usage by time", sql: audit },
   { version: 8, name: "platform: key budgets, expiry, concurrency caps; account rate limits", sql: keyBudgets },
   { version: 9, name: "platform: billing checkpoints of running requests", sql: reservationCheckpoints },
+  { version: 10, name: "platform: rate-limit windows shared by gateways", sql: sharedRateCounters },
 ];

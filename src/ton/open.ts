@@ -1,6 +1,6 @@
 // Builds the TON side of the server from the config: the wallet (or none: deposits off), its watcher
 // over the toncenter client, and the TON/USD rate cache. Bad settings are ConfigErrors at start-up.
-import type { Database } from "bun:sqlite";
+import type { Db } from "../store/query.ts";
 import { ConfigError, type Config } from "../config/config.ts";
 import { parseTon } from "../platform/pricing.ts";
 import { AddressError, parseWallet, type TonNetwork, type WalletAddress } from "./address.ts";
@@ -31,7 +31,7 @@ export function minimumDeposit(value: string): bigint {
   return n;
 }
 
-export function openTon(config: TonConfig, db: Database, log?: WatcherOptions["log"]): TonSetup {
+export function openTon(config: TonConfig, db: Db, log?: WatcherOptions["log"], lock?: WatcherOptions["lock"]): TonSetup {
   const minimum = minimumDeposit(config.tonMinDeposit);
   const rateUrl = config.tonUsdRateUrl.trim();
   // "off" as well as empty: an empty COCOON_* variable counts as unset.
@@ -47,6 +47,6 @@ export function openTon(config: TonConfig, db: Database, log?: WatcherOptions["l
   }
   if (!/^https?:\/\//.test(config.tonApi)) throw new ConfigError(`--ton-api must be an http(s) URL, got "${config.tonApi}"`);
   const client = new ToncenterClient({ base: config.tonApi, apiKey: config.tonApiKey, timeoutMs: Math.round(config.tonApiTimeout * 1000) });
-  const watcher = new TonWatcher({ db, client, wallet, minimum, intervalMs: Math.round(config.tonPollInterval * 1000), pageSize: config.tonPageSize, log });
+  const watcher = new TonWatcher({ db, client, wallet, minimum, intervalMs: Math.round(config.tonPollInterval * 1000), pageSize: config.tonPageSize, log, lock });
   return { wallet, minimum, watcher, rate };
 }

@@ -6,6 +6,7 @@ import type { Address } from "@ton/core";
 import { findAccountByDepositCode, getAccount } from "../platform/accounts.ts";
 import { credit } from "../platform/ledger.ts";
 import { inTransaction } from "../store/db.ts";
+import { dual, get, run, tx, type Q } from "../store/query.ts";
 import type { ChainTransaction } from "./client.ts";
 import { decide, type Decision } from "./rules.ts";
 
@@ -68,10 +69,10 @@ export interface Cursor {
   hash: string;
 }
 
-export function getCursor(db: Database, wallet: string): Cursor | null {
-  const r = db.query<{ lt: bigint; hash: string }, [string]>("SELECT lt, hash FROM ton_cursor WHERE wallet = ?").get(wallet);
+export const getCursor = dual(function* (wallet: string): Q<Cursor | null> {
+  const r = yield* get<{ lt: bigint; hash: string }>("SELECT lt, hash FROM ton_cursor WHERE wallet = ?", wallet);
   return r ? { lt: r.lt, hash: r.hash } : null;
-}
+});
 
 /** What one recorded transaction came to; "seen" when its hash was recorded before (nothing changed). */
 export type RecordOutcome = { outcome: "seen" } | { outcome: "recorded"; decision: Decision };
@@ -79,43 +80,63 @@ export type RecordOutcome = { outcome: "seen" } | { outcome: "recorded"; decisio
 /** The account id for a memo: the trimmed comment normalized as a deposit code. */
 export const accountForComment = (db: Database) => (comment: string) => findAccountByDepositCode(db, comment.trim())?.id ?? null;
 
-/** Records one transaction (and credits it when the rules say so), all or nothing. */
-export function recordTransaction(db: Database, wallet: Address, t: ChainTransaction, minimum: bigint, now = Date.now()): RecordOutcome {
-  return inTransaction(db, (): RecordOutcome => {
-    if (db.query("SELECT 1 FROM ton_deposits WHERE tx_hash = ?").get(t.hash)) return { outcome: "seen" };
-    const d = decide(t, wallet, minimum, accountForComment(db));
+/** The rules' decision, with the account its comment names read from the store (decide asks at most once). */
+function* decideQ(t: ChainTransaction, wallet: Address, minimum: bigint): Q<Decision> {
+  let asked: string | null = null;
+  const first = decide(t, wallet, minimum, (comment) => {
+    asked = comment;
+    return null;
+  });
+  if (asked === null) return first;
+  const account = yield* findAccountByDepositCode.q((asked as string).trim());
+  return account ? decide(t, wallet, minimum, () => account.id) : first;
+}
+
+function* recordQ(wallet: Address, t: ChainTransaction, minimum: bigint, now: number): Q<RecordOutcome> {
+  return yield* tx(function* (): Q<RecordOutcome> {
+    if (yield* get("SELECT 1 AS one FROM ton_deposits WHERE tx_hash = ?", t.hash)) return { outcome: "seen" };
+    const d = yield* decideQ(t, wallet, minimum);
     const credited = d.status === "credit";
-    db.query(
+    // ON CONFLICT: another gateway recording the same hash at the same moment waits for our row and
+    // inserts nothing; only the transaction whose row went in credits it.
+    const r = yield* run(
       `INSERT INTO ton_deposits (tx_hash, tx_lt, wallet, sender, amount_nanoton, comment, status, reason, account_id, chain_time, seen_at, credited_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    ).run(
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tx_hash) DO NOTHING`,
       t.hash, t.lt, wallet.toRawString(), d.sender, d.amount, d.comment, credited ? "credited" : d.status, d.reason,
       credited ? d.accountId : null, d.chainTime, now, credited ? now : null,
     );
+    if (r.changes === 0) return { outcome: "seen" };
     // The ledger's UNIQUE(kind, reference) is a second lock on the same door: one deposit per hash.
-    if (credited) credit(db, d.accountId, d.amount, "deposit", t.hash, `TON transfer from ${d.sender}`);
+    if (credited) yield* credit.q(d.accountId, d.amount, "deposit", t.hash, `TON transfer from ${d.sender}`);
     return { outcome: "recorded", decision: d };
   });
 }
+
+/** Records one transaction (and credits it when the rules say so), all or nothing, once per hash across gateways. */
+export const recordTransaction = dual(function* (wallet: Address, t: ChainTransaction, minimum: bigint, now: number = Date.now()): Q<RecordOutcome> {
+  return yield* recordQ(wallet, t, minimum, now);
+});
 
 /**
  * Records `oldestFirst` (a contiguous run of the wallet's history that starts right after the stored
  * cursor) and moves the cursor to its newest transaction, in one transaction: a crash leaves either
  * all of it or none of it, and a run recorded again is all "seen".
  */
-export function recordBatch(db: Database, wallet: Address, oldestFirst: ChainTransaction[], minimum: bigint): RecordOutcome[] {
+export const recordBatch = dual(function* (wallet: Address, oldestFirst: ChainTransaction[], minimum: bigint): Q<RecordOutcome[]> {
   if (oldestFirst.length === 0) return [];
   const now = Date.now();
-  return inTransaction(db, () => {
-    const out = oldestFirst.map((t) => recordTransaction(db, wallet, t, minimum, now));
+  return yield* tx(function* () {
+    const out: RecordOutcome[] = [];
+    for (const t of oldestFirst) out.push(yield* recordQ(wallet, t, minimum, now));
     const newest = oldestFirst.at(-1)!;
-    db.query(
+    yield* run(
       `INSERT INTO ton_cursor (wallet, lt, hash, updated_at) VALUES (?, ?, ?, ?)
        ON CONFLICT (wallet) DO UPDATE SET lt = excluded.lt, hash = excluded.hash, updated_at = excluded.updated_at WHERE excluded.lt > ton_cursor.lt`,
-    ).run(wallet.toRawString(), newest.lt, newest.hash, now);
+      wallet.toRawString(), newest.lt, newest.hash, now,
+    );
     return out;
   });
-}
+});
 
 export function getDeposit(db: Database, txHash: string): Deposit | null {
   const r = db.query<DepositRow, [string]>("SELECT * FROM ton_deposits WHERE tx_hash = ?").get(txHash);

@@ -2,7 +2,7 @@
 // (lt, hash) until it reaches the last one it processed, then records them oldest first with the
 // cursor in the same SQLite transaction; a longer backlog is staged page by page so it survives
 // failures and restarts. Errors back off exponentially; nothing here may crash the process.
-import type { Database } from "bun:sqlite";
+import { isPg, type Db } from "../store/query.ts";
 import { TonApiError, type ChainTransaction, type ToncenterClient, type TonApiErrorKind } from "./client.ts";
 import type { WalletAddress } from "./address.ts";
 import { getCursor, recordBatch, type Cursor, type RecordOutcome } from "./service.ts";
@@ -10,7 +10,7 @@ import { discardRun, getRun, isStaged, predecessor, recordStagedBatch, sameCurso
 
 /** Options for {@link TonWatcher}. */
 export interface WatcherOptions {
-  db: Database;
+  db: Db;
   client: Pick<ToncenterClient, "getTransactions">;
   wallet: WalletAddress;
   /** Smallest amount credited automatically, nanoton. */
@@ -22,6 +22,12 @@ export interface WatcherOptions {
   /** Longest wait between failing polls. Defaults to min(60 s, 32 × interval), at least the interval. */
   maxBackoffMs?: number;
   log?: (level: "info" | "warn" | "error", line: string) => void;
+  /**
+   * Several gateways on one database: polls only while this returns a held lock (an advisory lock on
+   * Postgres), trying again every interval, so one gateway watches at a time and another takes over
+   * within an interval when it dies. Defaults to none: always poll.
+   */
+  lock?: () => Promise<{ release(): Promise<void> } | null>;
 }
 
 export type PollErrorKind = TonApiErrorKind | "internal";
@@ -107,6 +113,10 @@ export class TonWatcher {
   private loopDone: Promise<void> | null = null;
   private wake: (() => void) | null = null;
   private readonly s: Omit<WatcherState, "cursor" | "backfill" | "running" | "wallet" | "network">;
+  /** The watcher lock while this process holds it (several gateways on one database). */
+  private held: { release(): Promise<void> } | null = null;
+  /** On Postgres: the cursor and catch-up run as of the last poll, for state(). */
+  private seen: { cursor: Cursor | null; run: Awaited<ReturnType<typeof getRun>>; staged: number } = { cursor: null, run: null, staged: 0 };
 
   constructor(private readonly o: WatcherOptions) {
     this.pageSize = Math.min(100, Math.max(2, Math.floor(o.pageSize ?? 50)));
@@ -131,11 +141,13 @@ export class TonWatcher {
     let cursor: Cursor | null = null;
     let backfill: BackfillState | null = null;
     const text = (c: Cursor) => ({ lt: c.lt.toString(), hash: c.hash });
+    const db = this.o.db;
     try {
-      cursor = getCursor(this.o.db, this.o.wallet.raw);
-      const run = getRun(this.o.db, this.o.wallet.raw);
+      // On Postgres the state is read between polls (it cannot be read synchronously here).
+      cursor = isPg(db) ? this.seen.cursor : getCursor(db, this.o.wallet.raw);
+      const run = isPg(db) ? this.seen.run : getRun(db, this.o.wallet.raw);
       backfill = run && {
-        staged: stagedCount(this.o.db, this.o.wallet.raw),
+        staged: isPg(db) ? this.seen.staged : stagedCount(db, this.o.wallet.raw),
         anchor: text(run.anchor),
         top: text(run.top),
         target: run.base && text(run.base),
@@ -157,6 +169,11 @@ export class TonWatcher {
     };
   }
 
+  private async remember(db: Db): Promise<void> {
+    const raw = this.o.wallet.raw;
+    this.seen = { cursor: await getCursor(db, raw), run: await getRun(db, raw), staged: await stagedCount(db, raw) };
+  }
+
   /** Starts polling at once and then every interval; a second call does nothing. */
   start(): void {
     if (this.loopDone || this.stopping) return;
@@ -173,12 +190,34 @@ export class TonWatcher {
   }
 
   private async loop(): Promise<void> {
-    this.log("info", `TON watcher: polling ${this.o.wallet.display} (${this.o.wallet.network}) every ${this.o.intervalMs / 1000} s`);
+    this.log("info", `TON watcher: polling ${this.o.wallet.display} (${this.o.wallet.network}) every ${this.o.intervalMs / 1000} s${this.o.lock ? " while this gateway holds the watcher lock" : ""}`);
+    try {
+      await this.watch();
+    } finally {
+      await this.held?.release().catch(() => {});
+      this.held = null;
+    }
+  }
+
+  private async watch(): Promise<void> {
+    let standby = false;
     while (!this.stopping) {
       let delay = this.o.intervalMs;
       const progressBefore = this.progress;
       try {
+        if (this.o.lock && !this.held) {
+          this.held = await this.o.lock();
+          if (!this.held) {
+            if (!standby) this.log("info", "TON watcher: another gateway holds the watcher lock; standing by");
+            standby = true;
+            await this.sleep(delay);
+            continue;
+          }
+          if (standby) this.log("info", "TON watcher: took over the watcher lock");
+          standby = false;
+        }
         await this.pollOnce();
+        if (isPg(this.o.db)) await this.remember(this.o.db);
       } catch (err) {
         if (this.stopping) break;
         // A catch-up run that kept pages before failing is getting somewhere: the backoff starts over
@@ -244,12 +283,12 @@ export class TonWatcher {
    */
   async pollOnce(): Promise<PollResult> {
     const { db, wallet } = this.o;
-    const cursor = getCursor(db, wallet.raw);
-    let run = getRun(db, wallet.raw);
+    const cursor = await getCursor(db, wallet.raw);
+    let run = await getRun(db, wallet.raw);
     if (run && !sameCursor(run.base, cursor)) {
       // The cursor moved (or was reset) under the run: what it staged no longer joins up with it.
       this.log("warn", `TON watcher: the staged catch-up run heads for ${run.base?.lt ?? "the first transaction"}, but the cursor is ${cursor?.lt ?? "unset"}; starting it again`);
-      discardRun(db, wallet.raw);
+      await discardRun(db, wallet.raw);
       run = null;
     }
     let pages = 0;
@@ -257,34 +296,34 @@ export class TonWatcher {
     if (!run) {
       const page = await this.page(undefined);
       pages++;
-      const { fresh, end } = this.take(page, undefined, cursor);
+      const { fresh, end } = await this.take(page, undefined, cursor);
       if (end) {
         // Oldest first; the cursor check and the chain check as for a staged run, all in memory (≤ one page).
         const oldestFirst = fresh.reverse();
         checkChain(oldestFirst, cursor);
-        this.book(recordBatch(db, wallet.address, oldestFirst, this.o.minimum), tally);
+        this.book(await recordBatch(db, wallet.address, oldestFirst, this.o.minimum), tally);
         return this.succeeded({ pages, ...tally });
       }
-      this.linkPage(undefined, fresh);
-      run = startRun(db, wallet.raw, cursor, fresh, false);
+      await this.linkPage(undefined, fresh);
+      run = await startRun(db, wallet.raw, cursor, fresh, false);
       this.progress++;
     }
     while (!run.complete) {
       const page = await this.page(run.anchor);
       pages++;
-      const { fresh, end } = this.take(page, run.anchor, run.base);
+      const { fresh, end } = await this.take(page, run.anchor, run.base);
       if (!end && fresh.length === 0) throw new TonApiError("invalid_response", `getTransactions from lt ${run.anchor.lt} returned nothing older: paging made no progress`);
-      this.linkPage(run.anchor, fresh);
-      run = stagePage(db, wallet.raw, fresh, end);
+      await this.linkPage(run.anchor, fresh);
+      run = await stagePage(db, wallet.raw, fresh, end);
       this.progress++;
     }
-    const gap = stagedGap(db, wallet.raw, run);
+    const gap = await stagedGap(db, wallet.raw, run);
     if (gap) {
-      discardRun(db, wallet.raw);
+      await discardRun(db, wallet.raw);
       throw new TonApiError("invalid_response", `the wallet's history has a gap: ${gap}; the staged run is discarded, nothing recorded, retrying`);
     }
     for (;;) {
-      const { outcomes, done } = recordStagedBatch(db, wallet.address, this.o.minimum, BATCH);
+      const { outcomes, done } = await recordStagedBatch(db, wallet.address, this.o.minimum, BATCH);
       this.progress++;
       this.book(outcomes, tally);
       if (done) break;
@@ -296,7 +335,7 @@ export class TonWatcher {
    * The transactions of `page` not yet taken, newest first, down to `base` (exclusive) or the wallet's
    * first transaction; `end` when the page got there (or the wallet has no transactions).
    */
-  private take(page: ChainTransaction[], anchor: Cursor | undefined, base: Cursor | null): { fresh: ChainTransaction[]; end: boolean } {
+  private async take(page: ChainTransaction[], anchor: Cursor | undefined, base: Cursor | null): Promise<{ fresh: ChainTransaction[]; end: boolean }> {
     const raw = this.o.wallet.raw;
     const fresh: ChainTransaction[] = [];
     const seen = new Set<string>();
@@ -304,7 +343,7 @@ export class TonWatcher {
     const newestFirst = [...page].sort((a, b) => (a.lt > b.lt ? -1 : a.lt < b.lt ? 1 : 0));
     for (const t of newestFirst) {
       // Paging is inclusive of the anchor, and pages may overlap: a hash is taken once.
-      if (seen.has(t.hash) || (anchor && (t.hash === anchor.hash || isStaged(this.o.db, raw, t.hash)))) continue;
+      if (seen.has(t.hash) || (anchor && (t.hash === anchor.hash || (await isStaged(this.o.db, raw, t.hash))))) continue;
       if (base && t.lt <= base.lt) return { fresh, end: true };
       // Newer than the anchor cannot be on a page that starts at it, unless already staged.
       if (anchor && t.lt > anchor.lt) throw new TonApiError("invalid_response", `getTransactions from lt ${anchor.lt} returned the newer lt ${t.lt}`);
@@ -321,12 +360,12 @@ export class TonWatcher {
    * A page about to be staged must link up inside itself and to the anchor above it: a gap found
    * here discards the run at once rather than after paging through the rest of the history.
    */
-  private linkPage(anchor: Cursor | undefined, newestFirst: ChainTransaction[]): void {
+  private async linkPage(anchor: Cursor | undefined, newestFirst: ChainTransaction[]): Promise<void> {
     const raw = this.o.wallet.raw;
-    let expected: Cursor | null = anchor ? stagedPredecessor(this.o.db, raw, anchor.hash) : null;
+    let expected: Cursor | null = anchor ? await stagedPredecessor(this.o.db, raw, anchor.hash) : null;
     for (const t of newestFirst) {
       if (expected && !sameCursor(expected, { lt: t.lt, hash: t.hash })) {
-        discardRun(this.o.db, raw);
+        await discardRun(this.o.db, raw);
         throw new TonApiError(
           "invalid_response",
           `the wallet's history has a gap: the transaction before ${expected.lt}:${expected.hash.slice(0, 16)}... is missing (the API sent ${t.lt} next); the staged run is discarded, nothing recorded, retrying`,

@@ -135,15 +135,15 @@ describe("billing", () => {
     expect(after.reserved).toBe(0n);
   });
 
-  test("a prompt-only request (embeddings) needs its whole cost reserved: no free tokens beyond the hold", () => {
+  test("a prompt-only request (embeddings) needs its whole cost reserved: no free tokens beyond the hold", async () => {
     const a = account("0.0101");
     const principal = { accountId: a.id, keyId: a.keyId, limits: { rpm: 1000, tpm: 1_000_000, rpd: 1000 } };
     // A long generation holds nearly all the account may spend.
-    const chat = platform.begin(principal, { model: "tiny-qwen3", endpoint: "chat", promptTokensUpperBound: 10, maxTokens: 99, n: 1, requestGuid: null });
-    expect(() => platform.begin(principal, { model: "tiny-qwen3", endpoint: "embedding", promptTokensUpperBound: 100_000, maxTokens: 0, n: 1, requestGuid: null, generates: false })).toThrow(
+    const chat = await platform.begin(principal, { model: "tiny-qwen3", endpoint: "chat", promptTokensUpperBound: 10, maxTokens: 99, n: 1, requestGuid: null });
+    await expect(platform.begin(principal, { model: "tiny-qwen3", endpoint: "embedding", promptTokensUpperBound: 100_000, maxTokens: 0, n: 1, requestGuid: null, generates: false })).rejects.toThrow(
       /Insufficient balance/,
     );
-    platform.finish(chat.ticket, null, "cancelled");
+    await platform.finish(chat.ticket, null, "cancelled");
     expect(platform.balance(a.id)!.reserved).toBe(0n);
   });
 

@@ -38,10 +38,10 @@ describe("reservation owners", () => {
     expect(checkInvariants(db)).toEqual([]);
   });
 
-  test("a request's reservation names the process that made it", () => {
+  test("a request's reservation names the process that made it", async () => {
     const { db, account } = funded();
     const p = platformOn(db);
-    const { ticket } = p.begin({ accountId: account, keyId: 0, limits: { rpm: 10, tpm: 10_000, rpd: 100 } }, {
+    const { ticket } = await p.begin({ accountId: account, keyId: 0, limits: { rpm: 10, tpm: 10_000, rpd: 100 } }, {
       model: "m", endpoint: "chat", promptTokensUpperBound: 10, maxTokens: 10, n: 1, requestGuid: null,
     });
     const row = db.query<{ owner: string }, [string]>("SELECT owner FROM reservations WHERE id = ?").get(ticket.requestId);
@@ -88,7 +88,7 @@ describe("reservation owners", () => {
     expect(pidAlive(child.pid)).toBe(false);
   });
 
-  test("a server's lease: start releases the dead's holds, stop releases only its own", () => {
+  test("a server's lease: start releases the dead's holds, stop releases only its own", async () => {
     const { db, hold } = funded();
     const p = platformOn(db);
     const other = platformOn(db);
@@ -97,15 +97,15 @@ describe("reservation owners", () => {
     const dead = Bun.spawnSync(["true"]).pid;
     renewLease(db, "proc_dead", { ...here(), pid: dead }, 60_000);
     hold("dead-1", "proc_dead");
-    other.startLease((_, line) => logs.push(line));
+    await other.startLease((_, line) => logs.push(line));
     hold("other-1", other.owner);
-    expect(p.startLease((_, line) => logs.push(line))).toBe(0);
+    expect(await p.startLease((_, line) => logs.push(line))).toBe(0);
     expect(open(db)).toEqual(["other-1"]);
     hold("mine-1", p.owner);
-    p.endLease();
+    await p.endLease();
     expect(open(db)).toEqual(["other-1"]);
     expect(db.query("SELECT owner FROM leases WHERE owner = ?").get(p.owner)).toBeNull();
-    other.endLease();
+    await other.endLease();
     expect(open(db)).toEqual([]);
     expect(logs.join("\n")).toContain("released 1 reservations");
     expect(checkInvariants(db)).toEqual([]);
@@ -115,26 +115,26 @@ describe("reservation owners", () => {
     const { db } = funded();
     const logs: string[] = [];
     const lease = new Lease(db, "proc_timer", (_, line) => logs.push(line), { renewMs: 20, ttlMs: 60_000 });
-    lease.start();
+    await lease.start();
     const first = db.query<{ heartbeat_at: bigint }, []>("SELECT heartbeat_at FROM leases").get()!.heartbeat_at;
     db.query("DELETE FROM leases").run();
     await Bun.sleep(80);
     const again = db.query<{ heartbeat_at: bigint }, []>("SELECT heartbeat_at FROM leases").get()!.heartbeat_at;
     expect(again).toBeGreaterThan(first);
     expect(logs.some((l) => l.includes("lease had lapsed"))).toBe(true);
-    lease.stop();
+    await lease.stop();
   });
 
-  test("a dead owner's hold with a checkpoint is settled at it (charged, with its usage row); one without is released unbilled", () => {
+  test("a dead owner's hold with a checkpoint is settled at it (charged, with its usage row); one without is released unbilled", async () => {
     const { db, account } = funded();
     const p = platformOn(db);
     const principal = { accountId: account, keyId: createKey(db, account).id, limits: { rpm: 10, tpm: 10_000, rpd: 100 } };
-    const begin = () => p.begin(principal, { model: "m", endpoint: "chat", promptTokensUpperBound: 10, maxTokens: 100, n: 1, requestGuid: null }).ticket;
-    const ran = begin();
-    const queued = begin();
-    p.checkpoint(ran, { promptTokens: 10, cachedTokens: 0, completionTokens: 5, reasoningTokens: 0 });
+    const begin = async () => (await p.begin(principal, { model: "m", endpoint: "chat", promptTokensUpperBound: 10, maxTokens: 100, n: 1, requestGuid: null })).ticket;
+    const ran = await begin();
+    const queued = await begin();
+    await p.checkpoint(ran, { promptTokens: 10, cachedTokens: 0, completionTokens: 5, reasoningTokens: 0 });
     // A later checkpoint replaces the earlier one.
-    p.checkpoint(ran, { promptTokens: 10, cachedTokens: 0, completionTokens: 7, reasoningTokens: 0 });
+    await p.checkpoint(ran, { promptTokens: 10, cachedTokens: 0, completionTokens: 7, reasoningTokens: 0 });
     const released = releaseOrphaned(db, "proc_next", here(), Date.now(), () => false);
     expect(released).toBe(2);
     expect(open(db)).toEqual([]);
@@ -144,7 +144,7 @@ describe("reservation owners", () => {
     expect(db.query<{ c: bigint }, []>("SELECT balance_nanoton AS c FROM accounts").get()!.c).toBe(1_000_000_000n - rows[0]!.cost_nanoton);
     expect(checkInvariants(db)).toEqual([]);
     // The owner's own late settlement (it was alive after all) changes nothing.
-    expect(p.finish(ran, { promptTokens: 10, cachedTokens: 0, completionTokens: 50, reasoningTokens: 0 }, "ok").nanoton).toBe(rows[0]!.cost_nanoton);
+    expect((await p.finish(ran, { promptTokens: 10, cachedTokens: 0, completionTokens: 50, reasoningTokens: 0 }, "ok")).nanoton).toBe(rows[0]!.cost_nanoton);
     void queued;
     // A checkpoint on a closed hold writes nothing.
     checkpoint(db, ran.requestId, 1n, { keyId: null, model: "m", endpoint: "chat", promptTokens: 1, cachedTokens: 0, completionTokens: 0, reasoningTokens: 0, status: "error", startedAt: 0, durationMs: 0 });

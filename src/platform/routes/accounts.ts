@@ -37,11 +37,11 @@ export function accountRoutes(deps: PlatformRouteDeps, auth: PlatformAuth) {
     )
     .post(
       "/api/login",
-      ({ body, request, set }) => {
+      async ({ body, request, set }) => {
         // The key may come in the body, so this route admits its caller itself, after validation.
-        const principal = body?.api_key !== undefined ? platform.principalOf(body.api_key) : platform.authenticate(request);
-        Object.assign(set.headers, platform.admit(principal, "account"));
-        const b = accountOf(platform, principal);
+        const principal = body?.api_key !== undefined ? await platform.principalOf(body.api_key) : await platform.authenticate(request);
+        Object.assign(set.headers, await platform.admit(principal, "account"));
+        const b = await accountOf(platform, principal);
         const code = depositCodeOf(db, principal.accountId);
         return { balance_ton: tonNumber(b.balance), balance_nanoton: Number(b.balance), deposit_code: code, ...depositFields(deps.depositWallet(), code, minimumOf(deps)) };
       },

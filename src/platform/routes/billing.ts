@@ -21,7 +21,7 @@ export function billingRoutes(deps: PlatformRouteDeps, auth: PlatformAuth) {
           rate = null; // an unknown rate is null, never an error for the balance
         }
         // Read after the (possibly awaited) rate, so the balance is the newest one.
-        const b = accountOf(platform, caller);
+        const b = await accountOf(platform, caller);
         const usd = usdOf(b.balance, rate);
         return { balance_ton: tonNumber(b.balance), balance_nanoton: Number(b.balance), balance_usd: usd, ton_usd_rate: usd === null ? null : rate, reserved_nanoton: Number(b.reserved) };
       },
@@ -33,8 +33,8 @@ export function billingRoutes(deps: PlatformRouteDeps, auth: PlatformAuth) {
     )
     .get(
       "/v1/deposit",
-      ({ principal }) => {
-        const code = depositCodeOf(platform.db, callerOf(principal).accountId);
+      async ({ principal }) => {
+        const code = await depositCodeOf(platform.store, callerOf(principal).accountId);
         const wallet = deps.depositWallet();
         const min = minimumOf(deps);
         return {

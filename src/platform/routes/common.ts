@@ -34,8 +34,8 @@ export function callerOf(principal: Principal | null): Principal {
 }
 
 /** The caller's balance and reservations. */
-export function accountOf(platform: Platform, p: Principal) {
-  const b = platform.balance(p.accountId);
+export async function accountOf(platform: Platform, p: Principal) {
+  const b = await platform.balanceOf(p.accountId);
   // A key verifies only while its account exists; this is a race with nothing that deletes accounts.
   if (!b) throw new ApiError("unauthorized", "Invalid API key");
   return b;

@@ -11,7 +11,7 @@ import { openStore } from "../../src/store/db.ts";
 import { ROOT } from "../support/model.ts";
 import { startTestServer, type TestServer } from "../support/server.ts";
 
-setDefaultTimeout(300_000);
+setDefaultTimeout(480_000);
 
 const VERSION = "0.169.0";
 const PREFIX = join(ROOT, "build", "cache", "clients", `codex-${VERSION}`);
@@ -44,7 +44,7 @@ beforeAll(async () => {
   // Codex sends no max_output_tokens: at this price a 0.04 TON balance (no overdraft) pays for the
   // prompt and ~2,500 tokens, so the balance caps the generation below what the context leaves, and
   // the test does not depend on how billing sizes a request without a limit (issue 17 changes that).
-  server = await startTestServer(["--data-dir", join(dir, "state"), "--parallel", "1", "--ctx-size", "16384", "--price-nanoton", "1000", "--max-overdraft", "0"], { auth: true });
+  server = await startTestServer(["--data-dir", join(dir, "state"), "--parallel", "1", "--ctx-size", "12288", "--price-nanoton", "1000", "--max-overdraft", "0"], { auth: true });
 });
 afterAll(async () => {
   await server?.stop();
@@ -80,7 +80,8 @@ describe.skipIf(offline !== null)("Codex CLI", () => {
     const last = join(dir, "last-message.txt");
     // With tools offered, the schema's grammar also admits a call in the model's format (OpenAI's
     // meaning: the schema binds the final answer). Random weights pick a call now and then, and one
-    // with random arguments may run to the output limit; a fresh turn then answers.
+    // with random arguments may run to the output limit (the context here leaves ~4k tokens for it,
+    // each grammar-checked); a fresh turn then answers.
     let code = -1;
     let context = "";
     for (let attempt = 1; attempt <= 3 && code !== 0; attempt++) {
@@ -91,12 +92,11 @@ describe.skipIf(offline !== null)("Codex CLI", () => {
         stdout: "pipe",
         stderr: "pipe",
       });
-      const timer = setTimeout(() => proc.kill("SIGKILL"), 240_000);
+      const timer = setTimeout(() => proc.kill("SIGKILL"), 140_000);
       const [out, err, exited] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
       clearTimeout(timer);
       code = exited;
       context = `codex exited ${code} (attempt ${attempt})\nstdout:\n${out.slice(-3000)}\nstderr:\n${err.slice(-3000)}\nserver:\n${server.log().slice(-3000)}`;
-      if (code !== 0 && !/max_output_tokens/.test(err)) break;
     }
     expect({ code, context: code === 0 ? "" : context }).toEqual({ code: 0, context: "" });
     const answer = JSON.parse(readFileSync(last, "utf8")) as { ok: unknown };

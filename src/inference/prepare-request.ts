@@ -145,7 +145,7 @@ export function prepareRequest(host: PrepareHost, id: string, req: WorkerRequest
       parser: parserParams ? () => new ChatStream(chatLib, parserParams) : null,
       specialTokens: chat ? specialTokens(m, chat) : new Set(),
       mistralIds: host.template?.format.family === "mistral",
-      singleCall: (typeof req.toolChoice === "object" ? (req.parallelToolCalls ?? false) : req.parallelToolCalls) === false,
+      singleCall: parallelCalls(req) === false,
       logprobs: (req.logprobs ?? -1) >= 0,
       toolCalls: tooling,
     },
@@ -180,8 +180,7 @@ export function renderOptions(req: RequestFields): RenderOptions {
     if (tools.length === 0) throw new EngineError("invalid_request", `tool_choice names "${choice.name}", which is not among the tools`, "tool_choice");
     toolChoice = "required";
   }
-  // A named function is one call to it (as OpenAI answers it; the legacy function_call has room for one).
-  const parallelToolCalls = typeof choice === "object" ? (req.parallelToolCalls ?? false) : req.parallelToolCalls;
+  const parallelToolCalls = parallelCalls(req);
   // A forced call comes before any reasoning, so the prompt closes the thinking block where the
   // template has the switch (unless the caller set it).
   const thinkingSet = req.enableThinking !== undefined || typeof req.templateVars?.enable_thinking === "boolean";
@@ -304,6 +303,11 @@ function budgetFor(m: LlamaModel, chat: ChatApplied, budget: number | undefined,
   const startTag = chat.thinking_start_tag;
   const open = startTag !== "" && chat.generation_prompt.trimEnd().endsWith(startTag.trimEnd());
   return { budget, start: startTag ? ids(startTag) : [], ends: ends.map(ids), forced: ids(ends[0]!), open };
+}
+
+/** A named function is one call to it (as OpenAI answers it; the legacy function_call has room for one). */
+function parallelCalls(req: RequestFields): boolean | undefined {
+  return typeof req.toolChoice === "object" ? (req.parallelToolCalls ?? false) : req.parallelToolCalls;
 }
 
 function hasAnswerFormat(req: RequestFields): boolean {

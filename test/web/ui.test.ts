@@ -571,6 +571,8 @@ describe(suite("web chat UI on a server without keys (Chromium)"), () => {
     expect(chats[0]).toMatchObject({ messages: [{ role: "system", content: "You are terse." }, { role: "user", content: "Hi" }], stop: ["STOP", "END"], max_tokens: 128 });
     expect(await page.locator('[data-testid="message"]').first().getAttribute("data-role")).toBe("system");
     expect(await page.textContent('[data-testid="token-counter"]')).toMatch(/^[1-9]\d* tokens$/);
+    // The list refreshes after the reply ends, asynchronously.
+    await until(async () => (await page.locator('[data-testid="session-item"]').count()) >= 1);
     expect(await page.locator('[data-testid="session-item"]').count()).toBe(1);
     expect(await page.isVisible('[data-testid="error-banner"]')).toBe(false);
     await page.click('[data-testid="account-toggle"]');

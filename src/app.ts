@@ -117,7 +117,7 @@ export async function openServices(config: Config, o: { forget: (key: string) =>
   o.log("info", platform ? "API keys and billing on" : config.role === "worker" ? "--role worker: billing is the gateway's; API keys are off" : "--no-auth: API keys and billing are off");
   if (pg) o.log("info", `ledger on Postgres ${pg.where}: several gateways may share it`);
   // On Postgres, chat sessions and stored responses stay in this gateway's own SQLite file for now.
-  const db = platform && !pg ? platform.db : openStore(path);
+  const db = opened && !isPg(opened.store) ? opened.store : openStore(path);
   const sessions = new SessionService(db, { forget: (key) => void o.forget(key), maxSessions: config.maxSessions, ttlMs: config.sessionTtlHours * 3_600_000 });
   // Deposits credit accounts, so they exist only with the platform; a bad TON setting stops the start.
   let ton: TonSetup | null = null;
@@ -154,7 +154,7 @@ type ValidationFailure = { all?: { path: string; message: string; value?: unknow
 
 export function createApp(deps: AppDeps) {
   const metrics = deps.metrics ?? engineMetrics(() => deps.loadedEngine());
-  const sessions = deps.sessions ?? new SessionService(deps.platform?.db ?? openStore(":memory:"), { forget: (key) => deps.loadedEngine()?.forgetSession(key) });
+  const sessions = deps.sessions ?? new SessionService(deps.platform && !isPg(deps.platform.store) ? deps.platform.store : openStore(":memory:"), { forget: (key) => deps.loadedEngine()?.forgetSession(key) });
   // The watcher's state, read by both /jsonstats and /metrics: derived here from the one TON setup.
   const tonWatcher = () => deps.ton?.watcher?.state() ?? null;
   metrics.tonWatcher = tonWatcher;

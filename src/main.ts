@@ -10,6 +10,7 @@ import { LlamaError } from "./native/llama.ts";
 import { EngineError } from "./inference/types.ts";
 import { SUPPORTED_FAMILIES } from "./inference/chat-template.ts";
 import { StoreOpenError, StoreVersionError } from "./store/db.ts";
+import { PgError } from "./store/pg.ts";
 
 const USAGE = `cocoon-server ${pkg.version}: a paid, OpenAI-compatible LLM API on llama.cpp
 
@@ -75,7 +76,7 @@ export async function main(argv: string[]): Promise<number> {
       await generateCommand(config, extra);
       return 0;
     case "create-key":
-      createKeyCommand(config, extra);
+      await createKeyCommand(config, extra);
       return 0;
     case "backup":
       backupCommand(config, extra);
@@ -99,7 +100,7 @@ export async function run(argv: string[]): Promise<void> {
     if (err instanceof ConfigError || err instanceof LlamaError || err instanceof EngineError) {
       console.error(`cocoon-server: ${err.message}`);
       process.exitCode = 2;
-    } else if (err instanceof StoreOpenError || err instanceof StoreVersionError) {
+    } else if (err instanceof StoreOpenError || err instanceof StoreVersionError || (err instanceof PgError && err.code === "STORE_UNAVAILABLE")) {
       // The database as found (read-only, newer, not a database): the operator's to fix, in one line.
       console.error(`cocoon-server: ${err.message}`);
       process.exitCode = 1;

@@ -1,10 +1,10 @@
 // `cocoon-server create-key [--credit TON] [--label TEXT] [--account ID] [limits]`: a new account with
 // an API key, optionally credited (or a new key of an existing account), with the key's limits, straight
-// in the database (works while the server runs: SQLite in WAL mode). The operator's way to hand out
-// access without TON, e.g. for a first try or a trial customer.
+// in the database (works while the server runs: SQLite in WAL mode, or the gateways' Postgres with
+// --db postgres://). The operator's way to hand out access without TON, e.g. for a first try or a trial customer.
 import type { Config } from "../config/config.ts";
 import { ConfigError } from "../config/config.ts";
-import { openPlatform } from "../platform/open.ts";
+import { openPlatformStore } from "../platform/open.ts";
 import { recordAudit } from "../platform/audit.ts";
 import { ApiError } from "../http/errors.ts";
 import { checkKeyLimits, parseKeyLimits, type KeyLimitsInput } from "../platform/limit-input.ts";
@@ -12,7 +12,7 @@ import { keyInfoById } from "../platform/keys.ts";
 import { NO_KEY_LIMITS } from "../platform/limits.ts";
 import { createKeyWithLimits, openAccount } from "../platform/operations.ts";
 import { getAccount } from "../platform/accounts.ts";
-import { inTransaction } from "../store/db.ts";
+import { exec, isPg, tx } from "../store/query.ts";
 import { formatTon, parseTon } from "../platform/pricing.ts";
 
 export const CREATE_KEY_FLAGS = {
@@ -65,31 +65,33 @@ function limitInput(extra: Record<string, string | boolean>): KeyLimitsInput {
   };
 }
 
-export function createKeyCommand(config: Config, extra: Record<string, string | boolean>, out: (s: string) => void = console.log): void {
+export async function createKeyCommand(config: Config, extra: Record<string, string | boolean>, out: (s: string) => void = console.log): Promise<void> {
   const amount = typeof extra.credit === "string" ? parseCredit(extra.credit) : 0n;
   const label = typeof extra.label === "string" ? extra.label : null;
   const input = limitInput(extra);
   const existing = int("account", extra.account);
-  const { service, path } = openPlatform(config);
+  const { store, path } = await openPlatformStore(config);
   try {
-    const db = service.db;
-    // Account, key, limits and credit in one transaction: nothing half-made if anything fails.
-    const made = inTransaction(db, () => {
-      if (existing !== undefined) {
-        if (amount > 0n) throw new ConfigError("--credit goes with a new account; credit an existing one with the admin route");
-        const acc = getAccount(db, existing);
-        if (!acc) throw new ConfigError(`--account ${existing}: no such account`);
-        const k = createKeyWithLimits(db, { kind: "admin", name: "cli" }, existing, label, input);
-        return { key: k.key, accountId: existing, depositCode: acc.depositCode, balance: acc.balance, info: k.info };
-      }
-      const keyLimits = checkKeyLimits(NO_KEY_LIMITS, parseKeyLimits(input), null);
-      const account = openAccount(db, { label, signupCredit: amount, keyLimits });
-      // An operator's credit, like the admin route's: in the audit log, by the command line.
-      if (amount > 0n) {
-        recordAudit(db, { actor: "cli", action: "account.credit", objectType: "account", objectId: account.accountId, accountId: account.accountId, reason: "create-key --credit", before: { balance_nanoton: 0n }, after: { balance_nanoton: amount, amount_nanoton: amount, reference: `signup:${account.accountId}` } });
-      }
-      return { key: account.key, accountId: account.accountId, depositCode: account.depositCode, balance: account.balance, info: keyInfoById(db, account.keyId)! };
-    });
+    // Account, key, limits, credit and their audit rows in one transaction: nothing half-made if anything fails.
+    const made = await exec(
+      store,
+      tx(function* () {
+        if (existing !== undefined) {
+          if (amount > 0n) throw new ConfigError("--credit goes with a new account; credit an existing one with the admin route");
+          const acc = yield* getAccount.q(existing);
+          if (!acc) throw new ConfigError(`--account ${existing}: no such account`);
+          const k = yield* createKeyWithLimits.q({ kind: "admin", name: "cli" }, existing, label, input);
+          return { key: k.key, accountId: existing, depositCode: acc.depositCode, balance: acc.balance, info: k.info };
+        }
+        const keyLimits = checkKeyLimits(NO_KEY_LIMITS, parseKeyLimits(input), null);
+        const account = yield* openAccount.q({ label, signupCredit: amount, keyLimits });
+        // An operator's credit, like the admin route's: in the audit log, by the command line.
+        if (amount > 0n) {
+          yield* recordAudit.q({ actor: "cli", action: "account.credit", objectType: "account", objectId: account.accountId, accountId: account.accountId, reason: "create-key --credit", before: { balance_nanoton: 0n }, after: { balance_nanoton: amount, amount_nanoton: amount, reference: `signup:${account.accountId}` } });
+        }
+        return { key: account.key, accountId: account.accountId, depositCode: account.depositCode, balance: account.balance, info: (yield* keyInfoById.q(account.keyId))! };
+      }),
+    );
     out(`api_key: ${made.key}`);
     out(`account: ${made.accountId}`);
     out(`key_id: ${made.info.id}`);
@@ -106,13 +108,15 @@ export function createKeyCommand(config: Config, extra: Record<string, string | 
       l.expiresAt !== null ? `expires ${new Date(l.expiresAt).toISOString()}` : "",
     ].filter(Boolean);
     if (shown.length) out(`limits: ${shown.join(", ")}`);
-    out(`database: ${path}`);
+    // Postgres: its URL without the password.
+    out(`database: ${isPg(store) ? store.where : path}`);
     out("The key is shown only this once; send it as `Authorization: Bearer <api_key>`.");
   } catch (err) {
     if (err instanceof ApiError) throw new ConfigError(`create-key: ${err.message}`);
     throw err;
   } finally {
-    service.db.close();
+    if (isPg(store)) await store.close();
+    else store.close();
   }
 }
 

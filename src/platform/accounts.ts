@@ -1,7 +1,6 @@
 // Accounts and their deposit codes: the memo a customer puts on a TON transfer so the watcher knows
 // whom to credit. Codes use Crockford base32 plus a check character, so a mistyped memo is caught.
-import type { Database } from "bun:sqlite";
-import { dual, get, type Q } from "../store/query.ts";
+import { all, dialect, dual, get, run, type Q } from "../store/query.ts";
 import { randomBytes } from "node:crypto";
 
 // Crockford base32: digits and letters without I, L, O, U (no 1/I/L, 0/O confusion, no accidental words).
@@ -122,35 +121,39 @@ export const findAccountByDepositCode = dual(function* (input: string): Q<Accoun
   return r ? toAccount(r) : null;
 });
 
-export function listAccounts(db: Database, page: { limit: number; offset: number }): { data: Account[]; total: number } {
+export const listAccounts = dual(function* (page: { limit: number; offset: number }): Q<{ data: Account[]; total: number }> {
   const limit = Math.max(0, Math.floor(page.limit));
   const offset = Math.max(0, Math.floor(page.offset));
-  const data = db.query<AccountRow, [number, number]>("SELECT * FROM accounts ORDER BY id LIMIT ? OFFSET ?").all(limit, offset).map(toAccount);
-  const total = Number(db.query<{ n: bigint }, []>("SELECT count(*) AS n FROM accounts").get()?.n ?? 0n);
+  const data = (yield* all<AccountRow>("SELECT * FROM accounts ORDER BY id LIMIT ? OFFSET ?", limit, offset)).map(toAccount);
+  const total = Number((yield* get<{ n: bigint }>("SELECT count(*) AS n FROM accounts"))?.n ?? 0n);
   return { data, total };
-}
+});
 
 /** Disables or re-enables an account (its keys stop verifying while disabled). True when it exists. */
-export function setAccountDisabled(db: Database, id: number, disabled: boolean): boolean {
-  return db.query("UPDATE accounts SET disabled = ? WHERE id = ?").run(disabled ? 1 : 0, id).changes > 0;
-}
+export const setAccountDisabled = dual(function* (id: number, disabled: boolean): Q<boolean> {
+  return (yield* run("UPDATE accounts SET disabled = ? WHERE id = ?", disabled ? 1 : 0, id)).changes > 0;
+});
 
 /**
  * Accounts an operator's search names (the dashboard's search box): by id, deposit code (as typed),
- * a part of the label, or the display prefix of one of its keys (`ck_AbC...`). In id order.
+ * a part of the label (any case), or the display prefix of one of its keys (`ck_AbC...`). In id order.
  */
-export function searchAccounts(db: Database, q: string, page: { limit: number; offset: number }): { data: Account[]; total: number } {
+export const searchAccounts = dual(function* (q: string, page: { limit: number; offset: number }): Q<{ data: Account[]; total: number }> {
   const text = q.trim();
   const id = /^[0-9]{1,15}$/.test(text) ? Number(text) : null;
   const code = normalizeDepositCode(text);
   const like = `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
   const prefix = text.startsWith("ck_") ? `${text.slice(0, 10).replace(/[\\%_]/g, (c) => `\\${c}`)}%` : null;
-  const where = `(id = ?1 OR deposit_code = ?2 OR label LIKE ?3 ESCAPE '\\' OR (?4 IS NOT NULL AND id IN (SELECT account_id FROM api_keys WHERE prefix LIKE ?4 ESCAPE '\\')))`;
-  const params = [id, code, like, prefix] as const;
-  const data = db
-    .query<AccountRow, [number | null, string | null, string, string | null, number, number]>(`SELECT * FROM accounts WHERE ${where} ORDER BY id LIMIT ?5 OFFSET ?6`)
-    .all(...params, Math.max(0, Math.floor(page.limit)), Math.max(0, Math.floor(page.offset)))
-    .map(toAccount);
-  const total = Number(db.query<{ n: bigint }, [number | null, string | null, string, string | null]>(`SELECT count(*) AS n FROM accounts WHERE ${where}`).get(...params)?.n ?? 0n);
+  // SQLite's LIKE ignores ASCII case; Postgres's ILIKE is the same search there.
+  const ilike = (yield* dialect()) === "postgres" ? "ILIKE" : "LIKE";
+  // Only the alternatives that apply: Postgres cannot type a parameter that is only ever null.
+  const alternatives: [string, unknown][] = [[`label ${ilike} ? ESCAPE '\\'`, like]];
+  if (id !== null) alternatives.push(["id = ?", id]);
+  if (code !== null) alternatives.push(["deposit_code = ?", code]);
+  if (prefix !== null) alternatives.push([`id IN (SELECT account_id FROM api_keys WHERE prefix ${ilike} ? ESCAPE '\\')`, prefix]);
+  const where = `(${alternatives.map(([sql]) => sql).join(" OR ")})`;
+  const params = alternatives.map(([, v]) => v);
+  const data = (yield* all<AccountRow>(`SELECT * FROM accounts WHERE ${where} ORDER BY id LIMIT ? OFFSET ?`, ...params, Math.max(0, Math.floor(page.limit)), Math.max(0, Math.floor(page.offset)))).map(toAccount);
+  const total = Number((yield* get<{ n: bigint }>(`SELECT count(*) AS n FROM accounts WHERE ${where}`, ...params))?.n ?? 0n);
   return { data, total };
-}
+});

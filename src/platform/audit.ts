@@ -1,6 +1,6 @@
 // The admin audit log: one append-only row per admin action (who, when, what, on which object, the
 // values before and after). `recordAudit` is the one writer; call it inside the action's transaction.
-import type { Database } from "bun:sqlite";
+import { all, dual, filter, get, type Q } from "../store/query.ts";
 
 /** The actions recorded; extend this list with each new admin route that changes something. */
 export type AuditAction =
@@ -69,15 +69,16 @@ export function actorOf(request: Request): string {
 }
 
 /**
- * Appends one audit row. Call it inside the transaction that makes the change (`inTransaction` nests
- * as a savepoint), so an action and its record are written together or not at all. Returns its id.
+ * Appends one audit row. Run it inside the transaction that makes the change (`yield* recordAudit.q(e)`
+ * in a `tx`), so an action and its record are written together or not at all. Returns its id.
  */
-export function recordAudit(db: Database, e: AuditInput): number {
-  const r = db
-    .query("INSERT INTO audit_log (created_at, actor, action, object_type, object_id, account_id, reason, before, after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
-    .run(e.at ?? Date.now(), e.actor.slice(0, 100) || DEFAULT_ACTOR, e.action, e.objectType, String(e.objectId), e.accountId ?? null, e.reason ?? null, json(e.before), json(e.after));
-  return Number(r.lastInsertRowid);
-}
+export const recordAudit = dual(function* (e: AuditInput): Q<number> {
+  const r = yield* get<{ id: bigint }>(
+    "INSERT INTO audit_log (created_at, actor, action, object_type, object_id, account_id, reason, before, after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    e.at ?? Date.now(), e.actor.slice(0, 100) || DEFAULT_ACTOR, e.action, e.objectType, String(e.objectId), e.accountId ?? null, e.reason ?? null, json(e.before), json(e.after),
+  );
+  return Number(r!.id);
+});
 
 interface AuditRow {
   id: bigint;
@@ -117,14 +118,9 @@ export interface AuditQuery {
 }
 
 /** A page of the audit log, newest first (keyset pagination by id). */
-export function listAudit(db: Database, q: AuditQuery): { data: AuditEntry[]; hasMore: boolean } {
+export const listAudit = dual(function* (q: AuditQuery): Q<{ data: AuditEntry[]; hasMore: boolean }> {
   const limit = Math.min(1000, Math.max(1, Math.floor(q.limit)));
-  const rows = db
-    .query<AuditRow, [number | null, number | null, string | null, string | null, number]>(
-      `SELECT * FROM audit_log
-       WHERE (?1 IS NULL OR id < ?1) AND (?2 IS NULL OR account_id = ?2) AND (?3 IS NULL OR action = ?3) AND (?4 IS NULL OR actor = ?4)
-       ORDER BY id DESC LIMIT ?5`,
-    )
-    .all(q.before ?? null, q.accountId ?? null, q.action ?? null, q.actor ?? null, limit + 1);
+  const w = filter(["id < ?", q.before], ["account_id = ?", q.accountId], ["action = ?", q.action], ["actor = ?", q.actor]);
+  const rows = yield* all<AuditRow>(`SELECT * FROM audit_log WHERE ${w.sql} ORDER BY id DESC LIMIT ?`, ...w.params, limit + 1);
   return { data: rows.slice(0, limit).map(toEntry), hasMore: rows.length > limit };
-}
+});

@@ -1,7 +1,6 @@
 // API keys: "ck_" + 43 base62 characters (32 random bytes). Only the SHA-256 hash and a short display
 // prefix are stored; the plaintext is returned once, by createKey.
-import type { Database } from "bun:sqlite";
-import { dual, get, run, type Q } from "../store/query.ts";
+import { all, dual, filter, forUpdate, get, run, type Q } from "../store/query.ts";
 import { createHash, randomBytes } from "node:crypto";
 import { NO_KEY_LIMITS, periodStart, type BudgetDuration, type KeyLimits } from "./limits.ts";
 import type { RateLimitOverrides } from "./ratelimit.ts";
@@ -160,45 +159,43 @@ const toKeyInfo = (r: KeyRow, now: number): KeyInfo => ({
   periodSpend: periodSpendOf(r, now),
 });
 
-/** One key with its limits and spend, or null. */
-export function keyInfoById(db: Database, keyId: number, now: number = Date.now()): KeyInfo | null {
-  const r = db.query<KeyRow, [number]>("SELECT * FROM api_keys WHERE id = ?").get(keyId);
+/**
+ * One key with its limits and spend, or null. `lock`: inside a transaction that goes on to change the
+ * key, its row is locked (FOR UPDATE on Postgres) so another gateway's change waits for this one.
+ */
+export const keyInfoById = dual(function* (keyId: number, now: number = Date.now(), lock = false): Q<KeyInfo | null> {
+  const locking = lock ? yield* forUpdate() : "";
+  const r = yield* get<KeyRow>(`SELECT * FROM api_keys WHERE id = ?${locking}`, keyId);
   return r ? toKeyInfo(r, now) : null;
-}
+});
 
-export function listKeys(db: Database, accountId: number, now: number = Date.now()): KeyInfo[] {
-  return db
-    .query<KeyRow, [number]>("SELECT * FROM api_keys WHERE account_id = ? ORDER BY id")
-    .all(accountId)
-    .map((r) => toKeyInfo(r, now));
-}
+export const listKeys = dual(function* (accountId: number, now: number = Date.now()): Q<KeyInfo[]> {
+  return (yield* all<KeyRow>("SELECT * FROM api_keys WHERE account_id = ? ORDER BY id", accountId)).map((r) => toKeyInfo(r, now));
+});
 
 /** A page of an account's keys in id order after key `after` (keyset paging: OpenAI's `after` / `has_more`). */
-export function keyPage(db: Database, accountId: number, o: { limit: number; after: number | null }, now: number = Date.now()): { data: KeyInfo[]; hasMore: boolean } {
-  const rows = db
-    .query<KeyRow, [number, number, number]>("SELECT * FROM api_keys WHERE account_id = ? AND id > ? ORDER BY id LIMIT ?")
-    .all(accountId, o.after ?? 0, o.limit + 1);
+export const keyPage = dual(function* (accountId: number, o: { limit: number; after: number | null }, now: number = Date.now()): Q<{ data: KeyInfo[]; hasMore: boolean }> {
+  const rows = yield* all<KeyRow>("SELECT * FROM api_keys WHERE account_id = ? AND id > ? ORDER BY id LIMIT ?", accountId, o.after ?? 0, o.limit + 1);
   return { data: rows.slice(0, o.limit).map((r) => toKeyInfo(r, now)), hasMore: rows.length > o.limit };
-}
+});
 
 /** A page of an account's keys in id order by offset, with the account's key count (the admin's list shape). */
-export function keyOffsetPage(db: Database, accountId: number, o: { limit: number; offset: number }, now: number = Date.now()): { data: KeyInfo[]; total: number } {
-  const rows = db.query<KeyRow, [number, number, number]>("SELECT * FROM api_keys WHERE account_id = ? ORDER BY id LIMIT ? OFFSET ?").all(accountId, o.limit, o.offset);
-  const total = Number(db.query<{ n: number | bigint }, [number]>("SELECT COUNT(*) AS n FROM api_keys WHERE account_id = ?").get(accountId)!.n);
+export const keyOffsetPage = dual(function* (accountId: number, o: { limit: number; offset: number }, now: number = Date.now()): Q<{ data: KeyInfo[]; total: number }> {
+  const rows = yield* all<KeyRow>("SELECT * FROM api_keys WHERE account_id = ? ORDER BY id LIMIT ? OFFSET ?", accountId, o.limit, o.offset);
+  const total = Number((yield* get<{ n: number | bigint }>("SELECT COUNT(*) AS n FROM api_keys WHERE account_id = ?", accountId))!.n);
   return { data: rows.map((r) => toKeyInfo(r, now)), total };
-}
+});
 
 /**
  * Revokes key `keyId`. With an `accountId` only that account's keys can be revoked (a key acting for
  * its own account); null is the admin, who can revoke any key. True when this call revoked it; false
- * when it does not exist, belongs to another account, or was already revoked.
+ * when it does not exist, belongs to another account, or was already revoked (a conditional update:
+ * of two gateways revoking at once, exactly one gets true).
  */
-export function revokeKey(db: Database, accountId: number | null, keyId: number, now: number = Date.now()): boolean {
-  const r = db
-    .query("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL AND (?3 IS NULL OR account_id = ?3)")
-    .run(now, keyId, accountId);
-  return r.changes > 0;
-}
+export const revokeKey = dual(function* (accountId: number | null, keyId: number, now: number = Date.now()): Q<boolean> {
+  const scope = filter(["id = ?", keyId], ["account_id = ?", accountId]);
+  return (yield* run(`UPDATE api_keys SET revoked_at = ? WHERE revoked_at IS NULL AND ${scope.sql}`, now, ...scope.params)).changes > 0;
+});
 
 // Each limit and its column: the one list setKeyLimits may write.
 const LIMIT_COLUMNS: Record<keyof KeyLimits, string> = {
@@ -217,12 +214,11 @@ const LIMIT_COLUMNS: Record<keyof KeyLimits, string> = {
  * revokeKey; true when the key was found. A period budget without a duration (or the reverse) is
  * refused by the caller, not here.
  */
-export function setKeyLimits(db: Database, accountId: number | null, keyId: number, limits: Partial<KeyLimits>): boolean {
+export const setKeyLimits = dual(function* (accountId: number | null, keyId: number, limits: Partial<KeyLimits>): Q<boolean> {
   const entries = (Object.keys(limits) as (keyof KeyLimits)[]).filter((k) => k in LIMIT_COLUMNS && limits[k] !== undefined);
-  if (entries.length === 0) {
-    return db.query("SELECT 1 FROM api_keys WHERE id = ?1 AND (?2 IS NULL OR account_id = ?2)").get(keyId, accountId) !== null;
-  }
-  const sets = entries.map((k, i) => `${LIMIT_COLUMNS[k]} = ?${i + 3}`).join(", ");
+  const scope = filter(["id = ?", keyId], ["account_id = ?", accountId]);
+  if (entries.length === 0) return (yield* get(`SELECT 1 AS one FROM api_keys WHERE ${scope.sql}`, ...scope.params)) !== null;
+  const sets = entries.map((k) => `${LIMIT_COLUMNS[k]} = ?`).join(", ");
   const values = entries.map((k) => limits[k] as string | number | bigint | null);
-  return db.query(`UPDATE api_keys SET ${sets} WHERE id = ?1 AND (?2 IS NULL OR account_id = ?2)`).run(keyId, accountId, ...values).changes > 0;
-}
+  return (yield* run(`UPDATE api_keys SET ${sets} WHERE ${scope.sql}`, ...values, ...scope.params)).changes > 0;
+});

@@ -82,12 +82,6 @@ export function storePath(config: Pick<Config, "dataDir" | "db">): string {
   return path;
 }
 
-export function openPlatform(config: Config): { service: Platform; path: string } {
-  const path = storePath(config);
-  if (isPostgresUrl(config.db)) throw new ConfigError("this command works on a SQLite database only for now; --db names a Postgres one");
-  return { service: new Platform(openStore(path), platformOptions(config)), path };
-}
-
 /** The platform on the store --db names: a SQLite file, or Postgres for several gateways on one ledger. */
 export async function openPlatformStore(config: Config): Promise<{ service: Platform; path: string; store: Db }> {
   const path = storePath(config);

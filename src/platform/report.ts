@@ -52,18 +52,20 @@ export function csvCell(v: string | number | bigint | null): string {
 
 export const csvLine = (cells: readonly (string | number | bigint | null)[]) => `${cells.map(csvCell).join(",")}\r\n`;
 
-/** A streamed CSV download: the header line, then one line per row, read lazily. */
-export function csvResponse(filename: string, header: readonly string[], rows: Iterable<readonly (string | number | bigint | null)[]>): Response {
-  const it = rows[Symbol.iterator]();
+type Cells = readonly (string | number | bigint | null)[];
+
+/** A streamed CSV download: the header line, then one line per row, read lazily (from a store page by page). */
+export function csvResponse(filename: string, header: readonly string[], rows: Iterable<Cells> | AsyncIterable<Cells>): Response {
+  const it = Symbol.asyncIterator in rows ? rows[Symbol.asyncIterator]() : rows[Symbol.iterator]();
   const enc = new TextEncoder();
   let sentHeader = false;
   const stream = new ReadableStream<Uint8Array>({
-    pull(controller) {
+    async pull(controller) {
       let chunk = sentHeader ? "" : csvLine(header);
       sentHeader = true;
       // About a page of rows per pull: bounded memory for any export size.
       for (let i = 0; i < 500; i++) {
-        const n = it.next();
+        const n = await it.next();
         if (n.done) {
           if (chunk) controller.enqueue(enc.encode(chunk));
           controller.close();
@@ -85,8 +87,8 @@ export const USAGE_CSV_HEADER = [
   "reasoning_tokens", "total_tokens", "cost_nanoton", "cost_ton", "duration_ms", "request_guid",
 ] as const;
 
-export function* usageCsvRows(entries: Iterable<UsageEntry>, withAccount = false): Generator<(string | number | bigint | null)[]> {
-  for (const u of entries) {
+export async function* usageCsvRows(entries: Iterable<UsageEntry> | AsyncIterable<UsageEntry>, withAccount = false): AsyncGenerator<(string | number | bigint | null)[]> {
+  for await (const u of entries) {
     const row: (string | number | bigint | null)[] = [
       u.id, iso(u.startedAt), u.model, u.endpoint, u.keyId, u.status, u.promptTokens, u.cachedTokens, u.completionTokens,
       u.reasoningTokens, u.promptTokens + u.completionTokens, u.cost, formatTon(u.cost), u.durationMs, u.requestGuid,

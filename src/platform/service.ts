@@ -1,6 +1,5 @@
 // The paid platform as one service over the store: who is calling (API keys, admin token), whether
 // they may (rate limits), and what a request costs (reserve before, settle after, in nanoton).
-import type { Database } from "bun:sqlite";
 import type { Usage } from "../inference/types.ts";
 import { isPg, type Db } from "../store/query.ts";
 import { addSharedTokens, admitShared } from "./shared-ratelimit.ts";
@@ -88,13 +87,6 @@ function queryKey(url: string): string {
 
 let seq = 0;
 
-// What `db` is on Postgres: routes may hold it, and any use of it answers 503 saying why.
-const NOT_ON_POSTGRES = new Proxy({} as Database, {
-  get() {
-    throw new ApiError("storage_unavailable", "This route is not available yet when the server runs on Postgres (--db postgres://); use the SQLite store for it.");
-  },
-});
-
 export class Platform {
   readonly limiter = new RateLimiter();
   /** Sign-ups per client address (in memory, like the rate limits). */
@@ -121,14 +113,6 @@ export class Platform {
   /** Whether several gateways may share this store (Postgres): rate limits are then counted in it. */
   get shared(): boolean {
     return isPg(this.store);
-  }
-
-  /**
-   * The SQLite handle, for the routes and tools not yet written on the dual store queries; on
-   * Postgres they answer 503 saying so rather than reading another database.
-   */
-  get db(): Database {
-    return isPg(this.store) ? NOT_ON_POSTGRES : this.store;
   }
 
   /**
@@ -361,9 +345,10 @@ export class Platform {
     }
   }
 
-  /** The account's balance on SQLite, at once (tests, tools). */
+  /** The account's balance at once, on a SQLite store (tests, tools); Postgres answers only as a promise: {@link balanceOf}. */
   balance(accountId: number): Balance | null {
-    return balanceOf(this.db, accountId);
+    if (isPg(this.store)) throw new Error("Platform.balance() reads SQLite synchronously; on Postgres use balanceOf()");
+    return balanceOf(this.store, accountId);
   }
 
   /** The account's balance, on either store. */

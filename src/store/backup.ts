@@ -57,3 +57,34 @@ export function backupStore(source: string, target: string): BackupResult {
   renameSync(partial, target);
   return result;
 }
+
+/** `url` without its password (in the authority or as a `password=` parameter), for a command an operator copies. */
+export function withoutPassword(url: string): string {
+  try {
+    const u = new URL(url);
+    u.password = "";
+    u.searchParams.delete("password");
+    return u.toString();
+  } catch {
+    // Not a URL the parser takes: cut the password out by hand.
+    return url.replace(/\/\/([^:@/]+):[^@/]*@/, "//$1@");
+  }
+}
+
+const shellQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+
+/**
+ * What `backup` answers on Postgres: a copy there is pg_dump's job (a consistent snapshot while the
+ * gateways write, restored with pg_restore), so it names the exact commands for this database, its
+ * password left out (libpq reads it from PGPASSWORD or ~/.pgpass).
+ */
+export function pgDumpAdvice(url: string, file: string): string {
+  const safe = shellQuote(withoutPassword(url));
+  return [
+    `backup copies a SQLite database; --db names a Postgres one. Back it up with pg_dump (a consistent snapshot, also while the gateways run):`,
+    `  pg_dump --format=custom --file=${shellQuote(file)} ${safe}`,
+    `restore it into an empty database with:`,
+    `  pg_restore --no-owner --dbname=${safe} ${shellQuote(file)}`,
+    `(the password is left out: give it with PGPASSWORD=... or ~/.pgpass)`,
+  ].join("\n");
+}

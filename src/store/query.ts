@@ -70,6 +70,17 @@ export function* forUpdate(): Q<string> {
   return (yield* dialect()) === "postgres" ? " FOR UPDATE" : "";
 }
 
+/**
+ * The AND of the conditions whose (first) value is given, with their values in order:
+ * `filter(["account_id = ?", id], ["(started_at, id) < (?, ?)", at, id])`; a null or undefined value
+ * leaves its condition out ("1 = 1" when none is left). For optional filters: Postgres cannot type a
+ * parameter that is only ever null, so SQLite's "(?1 IS NULL OR col = ?1)" fails there.
+ */
+export function filter(...conds: [sql: string, ...values: unknown[]][]): { sql: string; params: unknown[] } {
+  const used = conds.filter(([, v]) => v !== null && v !== undefined);
+  return { sql: used.length ? used.map(([s]) => `(${s})`).join(" AND ") : "1 = 1", params: used.flatMap(([, ...v]) => v) };
+}
+
 export function isPg(db: Db): db is PgStore {
   return (db as { dialect?: unknown }).dialect === "postgres";
 }

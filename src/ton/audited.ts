@@ -1,15 +1,14 @@
 // Assigning an unmatched transfer as an audited admin action: the credit and its audit row
-// (`deposit.assign`, actor = `assigned_by`) in one transaction.
-import type { Database } from "bun:sqlite";
+// (`deposit.assign`, actor = `assigned_by`) in one transaction, on either store.
 import { recordAudit } from "../platform/audit.ts";
-import { inTransaction } from "../store/db.ts";
+import { dual, tx, type Q } from "../store/query.ts";
 import { assignDeposit, type AssignResult } from "./service.ts";
 
-export function auditedAssign(db: Database, txHash: string, accountId: number, by: string, note: string): AssignResult {
-  return inTransaction(db, () => {
-    const r = assignDeposit(db, txHash, accountId, by, note);
+export const auditedAssign = dual(function* (txHash: string, accountId: number, by: string, note: string): Q<AssignResult> {
+  return yield* tx(function* () {
+    const r = yield* assignDeposit.q(txHash, accountId, by, note);
     if (r.outcome === "assigned") {
-      recordAudit(db, {
+      yield* recordAudit.q({
         actor: by,
         action: "deposit.assign",
         objectType: "deposit",
@@ -22,4 +21,4 @@ export function auditedAssign(db: Database, txHash: string, accountId: number, b
     }
     return r;
   });
-}
+});

@@ -12,7 +12,7 @@ import { AdminDeposit, AdminDepositList, AdminDepositsQuery, AssignRequest, Assi
 import { auditedAssign } from "./audited.ts";
 import { depositCounts, listDeposits, type Deposit } from "./service.ts";
 
-// SQLite stores lt as a signed 64-bit integer: any larger `before` means "from the newest", not a 500.
+// Both stores keep lt as a signed 64-bit integer: any larger `before` means "from the newest", not a 500.
 const MAX_LT = (1n << 63n) - 1n;
 const beforeLt = (before: string | undefined): bigint | null => {
   if (!before) return null;
@@ -55,14 +55,14 @@ function adminDeposit(d: Deposit) {
 
 export function tonRoutes(deps: { platform: Platform }) {
   const { platform } = deps;
-  const db = platform.db;
+  const db = platform.store;
   return new Elysia({ name: "ton" })
     .use(authPlugin(platform))
     .model({ ErrorResponse, UserDeposit, UserDepositList, AdminDeposit, AdminDepositList, AssignRequest, AssignResponse })
     .get(
       "/v1/deposits",
-      ({ principal, query }) => {
-        const page = listDeposits(db, { accountId: callerOf(principal).accountId, status: "credited", limit: query.limit ?? 20, beforeLt: beforeLt(query.before) });
+      async ({ principal, query }) => {
+        const page = await listDeposits(db, { accountId: callerOf(principal).accountId, status: "credited", limit: query.limit ?? 20, beforeLt: beforeLt(query.before) });
         return pageOf(page, userDeposit);
       },
       {
@@ -78,9 +78,9 @@ export function tonRoutes(deps: { platform: Platform }) {
     )
     .get(
       "/admin/deposits",
-      ({ query }) => {
-        const page = listDeposits(db, { status: query.status, limit: query.limit ?? 100, beforeLt: beforeLt(query.before) });
-        return { ...pageOf(page, adminDeposit), counts: depositCounts(db) };
+      async ({ query }) => {
+        const page = await listDeposits(db, { status: query.status, limit: query.limit ?? 100, beforeLt: beforeLt(query.before) });
+        return { ...pageOf(page, adminDeposit), counts: await depositCounts(db) };
       },
       {
         auth: "admin",
@@ -95,10 +95,10 @@ export function tonRoutes(deps: { platform: Platform }) {
     )
     .post(
       "/admin/deposits/:hash/assign",
-      ({ params, body, set }) => {
+      async ({ params, body, set }) => {
         const hash = normalizeTxHash(params.hash);
         if (hash === null) throw new ApiError("not_found", `No deposit '${params.hash}': a transaction hash is 64 hex digits or 44 base64 characters.`, "hash");
-        const r = auditedAssign(db, hash, body.account_id, body.assigned_by, body.reason);
+        const r = await auditedAssign(db, hash, body.account_id, body.assigned_by, body.reason);
         switch (r.outcome) {
           case "no_deposit":
             throw new ApiError("not_found", `No recorded transfer with hash ${hash}.`, "hash");

@@ -1,12 +1,10 @@
 // The deposit book: records each transaction of the service wallet once (by hash), credits matched
-// ones with their ledger row in the same SQLite transaction, keeps the watcher's cursor, and lets an
+// ones with their ledger row in the same transaction (SQLite or Postgres), keeps the watcher's cursor, and lets an
 // admin list deposits and assign an unmatched one to an account, once, with who and why.
-import type { Database } from "bun:sqlite";
 import type { Address } from "@ton/core";
 import { findAccountByDepositCode, getAccount } from "../platform/accounts.ts";
 import { credit } from "../platform/ledger.ts";
-import { inTransaction } from "../store/db.ts";
-import { dual, get, run, tx, type Q } from "../store/query.ts";
+import { all, dual, filter, forUpdate, get, run, tx, type Q } from "../store/query.ts";
 import type { ChainTransaction } from "./client.ts";
 import { decide, type Decision } from "./rules.ts";
 
@@ -77,9 +75,6 @@ export const getCursor = dual(function* (wallet: string): Q<Cursor | null> {
 /** What one recorded transaction came to; "seen" when its hash was recorded before (nothing changed). */
 export type RecordOutcome = { outcome: "seen" } | { outcome: "recorded"; decision: Decision };
 
-/** The account id for a memo: the trimmed comment normalized as a deposit code. */
-export const accountForComment = (db: Database) => (comment: string) => findAccountByDepositCode(db, comment.trim())?.id ?? null;
-
 /** The rules' decision, with the account its comment names read from the store (decide asks at most once). */
 function* decideQ(t: ChainTransaction, wallet: Address, minimum: bigint): Q<Decision> {
   let asked: string | null = null;
@@ -138,32 +133,20 @@ export const recordBatch = dual(function* (wallet: Address, oldestFirst: ChainTr
   });
 });
 
-export function getDeposit(db: Database, txHash: string): Deposit | null {
-  const r = db.query<DepositRow, [string]>("SELECT * FROM ton_deposits WHERE tx_hash = ?").get(txHash);
+/** One recorded transfer, or null. `lock`: FOR UPDATE, inside a transaction that goes on to change it. */
+export const getDeposit = dual(function* (txHash: string, lock = false): Q<Deposit | null> {
+  const locking = lock ? yield* forUpdate() : "";
+  const r = yield* get<DepositRow>(`SELECT * FROM ton_deposits WHERE tx_hash = ?${locking}`, txHash);
   return r ? toDeposit(r) : null;
-}
+});
 
 /** Deposits newest first (by lt); `beforeLt` pages on from the previous page's last entry. */
-export function listDeposits(db: Database, q: { status?: DepositStatus; accountId?: number; limit: number; beforeLt?: bigint | null }): { data: Deposit[]; hasMore: boolean } {
-  const where: string[] = [];
-  const args: (string | number | bigint)[] = [];
-  if (q.status) {
-    where.push("status = ?");
-    args.push(q.status);
-  }
-  if (q.accountId !== undefined) {
-    where.push("account_id = ?");
-    args.push(q.accountId);
-  }
-  if (q.beforeLt !== undefined && q.beforeLt !== null) {
-    where.push("tx_lt < ?");
-    args.push(q.beforeLt);
-  }
+export const listDeposits = dual(function* (q: { status?: DepositStatus; accountId?: number; limit: number; beforeLt?: bigint | null }): Q<{ data: Deposit[]; hasMore: boolean }> {
+  const w = filter(["status = ?", q.status], ["account_id = ?", q.accountId], ["tx_lt < ?", q.beforeLt]);
   const limit = Math.min(1000, Math.max(1, Math.floor(q.limit)));
-  const sql = `SELECT * FROM ton_deposits ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY tx_lt DESC, tx_hash DESC LIMIT ?`;
-  const rows = db.query<DepositRow, (string | number | bigint)[]>(sql).all(...args, limit + 1);
+  const rows = yield* all<DepositRow>(`SELECT * FROM ton_deposits WHERE ${w.sql} ORDER BY tx_lt DESC, tx_hash DESC LIMIT ?`, ...w.params, limit + 1);
   return { data: rows.slice(0, limit).map(toDeposit), hasMore: rows.length > limit };
-}
+});
 
 export type AssignResult =
   | { outcome: "assigned" | "repeated"; deposit: Deposit; balance: bigint }
@@ -177,27 +160,30 @@ export type AssignResult =
  * transaction hash, and records who did it and why, in one transaction. Assigning it again to the
  * same account is a no-op ("repeated"), so an admin may retry; anything else already settled is refused.
  */
-export function assignDeposit(db: Database, txHash: string, accountId: number, by: string, note: string): AssignResult {
-  return inTransaction(db, (): AssignResult => {
-    const d = getDeposit(db, txHash);
+export const assignDeposit = dual(function* (txHash: string, accountId: number, by: string, note: string): Q<AssignResult> {
+  return yield* tx(function* (): Q<AssignResult> {
+    // Locked: of two admins assigning one transfer at once (on two gateways), the second waits and
+    // then finds it credited.
+    const d = yield* getDeposit.q(txHash, true);
     if (!d) return { outcome: "no_deposit" };
     if (d.status === "credited" && d.accountId === accountId && d.assignedBy !== null) {
-      return { outcome: "repeated", deposit: d, balance: getAccount(db, accountId)?.balance ?? 0n };
+      return { outcome: "repeated", deposit: d, balance: (yield* getAccount.q(accountId))?.balance ?? 0n };
     }
     if (d.status !== "unmatched" || d.amount <= 0n) return { outcome: "not_assignable", deposit: d };
-    if (!getAccount(db, accountId)) return { outcome: "no_account" };
+    if (!(yield* getAccount.q(accountId))) return { outcome: "no_account" };
     const now = Date.now();
-    db.query(
+    yield* run(
       "UPDATE ton_deposits SET status = 'credited', account_id = ?, credited_at = ?, assigned_by = ?, assign_note = ? WHERE tx_hash = ? AND status = 'unmatched'",
-    ).run(accountId, now, by, note, txHash);
-    credit(db, accountId, d.amount, "deposit", txHash, `assigned by ${by}: ${note} (was ${d.reason})`);
-    return { outcome: "assigned", deposit: getDeposit(db, txHash)!, balance: getAccount(db, accountId)!.balance };
+      accountId, now, by, note, txHash,
+    );
+    yield* credit.q(accountId, d.amount, "deposit", txHash, `assigned by ${by}: ${note} (was ${d.reason})`);
+    return { outcome: "assigned", deposit: (yield* getDeposit.q(txHash))!, balance: (yield* getAccount.q(accountId))!.balance };
   });
-}
+});
 
 /** Counts by status, for the admin view and ops. */
-export function depositCounts(db: Database): Record<DepositStatus, number> {
+export const depositCounts = dual(function* (): Q<Record<DepositStatus, number>> {
   const out: Record<DepositStatus, number> = { credited: 0, unmatched: 0, ignored: 0 };
-  for (const r of db.query<{ status: DepositStatus; n: bigint }, []>("SELECT status, count(*) AS n FROM ton_deposits GROUP BY status").all()) out[r.status] = Number(r.n);
+  for (const r of yield* all<{ status: DepositStatus; n: bigint }>("SELECT status, count(*) AS n FROM ton_deposits GROUP BY status")) out[r.status] = Number(r.n);
   return out;
-}
+});

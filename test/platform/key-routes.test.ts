@@ -146,13 +146,13 @@ describe("admin limit routes", () => {
 });
 
 describe("create-key", () => {
-  test("limit flags go on the new key; --account adds a key to an existing account; bad values are one clear error", () => {
+  test("limit flags go on the new key; --account adds a key to an existing account; bad values are one clear error", async () => {
     const dir = mkdtempSync(join(tmpdir(), "cocoon-create-key-limits-"));
     try {
       const db = join(dir, "c.sqlite");
       const { config } = loadConfig(["--db", db]);
       const out: string[] = [];
-      createKeyCommand(config, { credit: "1", "max-budget": "0.5", "period-budget": "0.1", "budget-duration": "week", rpm: "20", "max-parallel": "3", expires: "7d" }, (s) => out.push(s));
+      await createKeyCommand(config, { credit: "1", "max-budget": "0.5", "period-budget": "0.1", "budget-duration": "week", rpm: "20", "max-parallel": "3", expires: "7d" }, (s) => out.push(s));
       const keyId = Number(out.find((l) => l.startsWith("key_id: "))!.slice(8));
       expect(out.find((l) => l.startsWith("limits: "))).toContain("max_budget 0.500000000 TON");
       const store = openStore(db);
@@ -160,10 +160,10 @@ describe("create-key", () => {
       expect(k.limits).toMatchObject({ maxBudget: 500_000_000n, periodBudget: 100_000_000n, budgetDuration: "week", rpm: 20, maxParallelRequests: 3 });
       expect(k.limits.expiresAt! - Date.now()).toBeGreaterThan(6 * 86_400_000);
       const more: string[] = [];
-      createKeyCommand(config, { account: String(k.accountId), tpm: "1000" }, (s) => more.push(s));
+      await createKeyCommand(config, { account: String(k.accountId), tpm: "1000" }, (s) => more.push(s));
       expect(more).toContain(`account: ${k.accountId}`);
-      expect(() => createKeyCommand(config, { "budget-duration": "week" }, () => {})).toThrow(/period_budget_ton and budget_duration go together/);
-      expect(() => createKeyCommand(config, { rpm: "x" }, () => {})).toThrow(/--rpm must be a non-negative integer/);
+      await expect(createKeyCommand(config, { "budget-duration": "week" }, () => {})).rejects.toThrow(/period_budget_ton and budget_duration go together/);
+      await expect(createKeyCommand(config, { rpm: "x" }, () => {})).rejects.toThrow(/--rpm must be a non-negative integer/);
       store.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -12,7 +12,8 @@ import { Engine } from "../../src/inference/engine.ts";
 import { createAccount } from "../../src/platform/accounts.ts";
 import { createKey } from "../../src/platform/keys.ts";
 import { checkInvariants, credit } from "../../src/platform/ledger.ts";
-import { openPlatform } from "../../src/platform/open.ts";
+import { openPlatformStore } from "../../src/platform/open.ts";
+import { isPg } from "../../src/store/query.ts";
 import { parseTon, pricingConfig, ratesFor } from "../../src/platform/pricing.ts";
 import { Platform } from "../../src/platform/service.ts";
 import { openStore } from "../../src/store/db.ts";
@@ -115,15 +116,15 @@ describe("model aliases", () => {
 });
 
 describe("prices from the config", () => {
-  test("price= in a --model spec and --model-price (the later wins) reach billing through openPlatform", () => {
+  test("price= in a --model spec and --model-price (the later wins) reach billing through openPlatformStore", async () => {
     const { config } = loadConfig(["--model", "cheap=/nowhere/cheap.gguf#price=7", "--model", "dear=/nowhere/dear.gguf", "--model-price", "dear=333", "--model-price", "cheap=9", "--db", join(dir, "cfg.sqlite")]);
     expect([...modelPrices(config)]).toEqual([["cheap", 9n], ["dear", 333n]]);
-    const { service } = openPlatform(config);
+    const { service, store } = await openPlatformStore(config);
     try {
       expect(ratesFor(service.opts.pricing, "dear")).toEqual(ratesFor(pricingConfig({ baseNanoton: 333n }), "dear"));
       expect(ratesFor(service.opts.pricing, "other")).toEqual(ratesFor(pricingConfig({ baseNanoton: 20n })));
     } finally {
-      service.db.close();
+      if (!isPg(store)) store.close();
     }
     expect(() => modelPrices(loadConfig(["--model-price", "x=1.5"]).config)).toThrow(/whole nanoton/);
   });

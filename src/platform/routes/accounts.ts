@@ -8,16 +8,16 @@ import { accountOf, adminErrors, AUTH_NOTE, keyErrors, minimumOf, routeFile, typ
 
 export function accountRoutes(deps: PlatformRouteDeps, auth: PlatformAuth) {
   const { platform } = deps;
-  const db = platform.db;
-  const open = (name: string | undefined) => openAccount(db, { label: name ?? null, signupCredit: platform.opts.signupCredit });
+  const db = platform.store;
+  const open = async (name: string | undefined) => await openAccount(db, { label: name ?? null, signupCredit: platform.opts.signupCredit });
   return routeFile("platform-accounts", auth)
     .model({ ApiKeyResponse, RegisterResponse, LoginResponse })
     .post(
       "/api/register",
-      ({ body, request, server }) => {
+      async ({ body, request, server }) => {
         // The peer's address (a proxy in front: its address, so all its clients share the limit).
         platform.admitSignup(request, server?.requestIP(request)?.address ?? "unknown");
-        const opened = open(body?.name);
+        const opened = await open(body?.name);
         return { ...apiKeyResponse(opened), ...depositFields(deps.depositWallet(), opened.depositCode, minimumOf(deps)) };
       },
       {
@@ -42,7 +42,7 @@ export function accountRoutes(deps: PlatformRouteDeps, auth: PlatformAuth) {
         const principal = body?.api_key !== undefined ? await platform.principalOf(body.api_key) : await platform.authenticate(request);
         Object.assign(set.headers, await platform.admit(principal, "account"));
         const b = await accountOf(platform, principal);
-        const code = depositCodeOf(db, principal.accountId);
+        const code = await depositCodeOf(db, principal.accountId);
         return { balance_ton: tonNumber(b.balance), balance_nanoton: Number(b.balance), deposit_code: code, ...depositFields(deps.depositWallet(), code, minimumOf(deps)) };
       },
       {
@@ -59,9 +59,10 @@ export function accountRoutes(deps: PlatformRouteDeps, auth: PlatformAuth) {
     )
     .post(
       "/v1/keys",
-      ({ body, set }) => {
+      async ({ body, set }) => {
+        const opened = await open(body?.name);
         set.status = 201;
-        return apiKeyResponse(open(body?.name));
+        return apiKeyResponse(opened);
       },
       {
         auth: "admin-if-configured",

@@ -17,14 +17,14 @@ const admin = (request: Request) => ({ kind: "admin", name: actorOf(request) }) 
 
 export function adminLimitRoutes(deps: PlatformRouteDeps, auth: PlatformAuth) {
   const { platform } = deps;
-  const db = platform.db;
-  const accountId = (raw: string) => {
+  const db = platform.store;
+  const accountId = async (raw: string) => {
     const id = parseId(raw);
-    if (id === null || !getAccount(db, id)) throw new ApiError("not_found", `No account ${raw}.`, "id");
+    if (id === null || !(await getAccount(db, id))) throw new ApiError("not_found", `No account ${raw}.`, "id");
     return id;
   };
-  const limitsOf = (id: number) => {
-    const o = accountLimitOverrides(db, id)!;
+  const limitsOf = async (id: number) => {
+    const o = (await accountLimitOverrides(db, id))!;
     const l = limitsFor(o, platform.opts.rateLimits);
     return { account_id: id, rpm_limit: l.rpm, tpm_limit: l.tpm, rpd_limit: l.rpd, overrides: { rpm_limit: o.rpm, tpm_limit: o.tpm, rpd_limit: o.rpd } };
   };
@@ -32,10 +32,10 @@ export function adminLimitRoutes(deps: PlatformRouteDeps, auth: PlatformAuth) {
     .model({ AdminKeyList, AdminKeyInfo, CreatedKey, KeyLimitsRequest, AccountLimits, AccountLimitsRequest })
     .get(
       "/admin/accounts/:id/keys",
-      ({ params, query }) => {
+      async ({ params, query }) => {
         const limit = query.limit ?? 100;
         const offset = query.offset ?? 0;
-        const page = keyOffsetPage(db, accountId(params.id), { limit, offset });
+        const page = await keyOffsetPage(db, await accountId(params.id), { limit, offset });
         return { object: "list" as const, data: page.data.map(adminKeyInfo), total: page.total, limit, offset };
       },
       {
@@ -47,10 +47,10 @@ export function adminLimitRoutes(deps: PlatformRouteDeps, auth: PlatformAuth) {
     )
     .post(
       "/admin/accounts/:id/keys",
-      ({ params, body, set, request }) => {
-        const id = accountId(params.id);
+      async ({ params, body, set, request }) => {
+        const id = await accountId(params.id);
         const { name, ...limits } = body ?? {};
-        const made = createKeyWithLimits(db, admin(request), id, name ?? null, limits);
+        const made = await createKeyWithLimits(db, admin(request), id, name ?? null, limits);
         set.status = 201;
         return { ...keyFields(made.info), api_key: made.key, account_id: id };
       },
@@ -64,9 +64,9 @@ export function adminLimitRoutes(deps: PlatformRouteDeps, auth: PlatformAuth) {
     )
     .patch(
       "/admin/keys/:id",
-      ({ params, body, request }) => {
+      async ({ params, body, request }) => {
         const id = parseId(params.id);
-        const k = id === null ? null : changeKeyLimits(db, admin(request), id, body);
+        const k = id === null ? null : await changeKeyLimits(db, admin(request), id, body);
         if (!k) throw new ApiError("not_found", `No key ${params.id}.`, "id");
         return adminKeyInfo(k);
       },
@@ -82,16 +82,16 @@ export function adminLimitRoutes(deps: PlatformRouteDeps, auth: PlatformAuth) {
         },
       },
     )
-    .get("/admin/accounts/:id/limits", ({ params }) => limitsOf(accountId(params.id)), {
+    .get("/admin/accounts/:id/limits", async ({ params }) => limitsOf(await accountId(params.id)), {
       auth: "admin",
       response: { 200: "AccountLimits", 404: "ErrorResponse", ...adminErrors },
       detail: { tags: ["Admin"], summary: "An account's rate limits", description: `The limits in effect for the account (all its keys together) and its own overrides. ${ADMIN_NOTE}` },
     })
     .patch(
       "/admin/accounts/:id/limits",
-      ({ params, body, request }) => {
-        const id = accountId(params.id);
-        changeAccountLimits(db, id, { rpm: body.rpm_limit, tpm: body.tpm_limit, rpd: body.rpd_limit }, actorOf(request));
+      async ({ params, body, request }) => {
+        const id = await accountId(params.id);
+        await changeAccountLimits(db, id, { rpm: body.rpm_limit, tpm: body.tpm_limit, rpd: body.rpd_limit }, actorOf(request));
         return limitsOf(id);
       },
       {

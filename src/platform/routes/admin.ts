@@ -26,15 +26,15 @@ function creditAmount(amountTon: string): bigint {
 }
 
 export function adminRoutes(deps: PlatformRouteDeps, auth: PlatformAuth) {
-  const db = deps.platform.db;
+  const db = deps.platform.store;
   return routeFile("platform-admin", auth)
     .model({ AdminAccountList, CreditRequest, CreditResponse, RevokedKey })
     .get(
       "/admin/accounts",
-      ({ query }) => {
+      async ({ query }) => {
         const limit = query.limit ?? DEFAULT_ACCOUNTS_PAGE;
         const offset = query.offset ?? 0;
-        const page = query.q ? searchAccounts(db, query.q, { limit, offset }) : listAccounts(db, { limit, offset });
+        const page = await (query.q ? searchAccounts(db, query.q, { limit, offset }) : listAccounts(db, { limit, offset }));
         return { object: "list" as const, data: page.data.map(adminAccount), total: page.total, limit, offset };
       },
       {
@@ -46,12 +46,12 @@ export function adminRoutes(deps: PlatformRouteDeps, auth: PlatformAuth) {
     )
     .post(
       "/admin/accounts/:id/credit",
-      ({ params, body, set, request }) => {
+      async ({ params, body, set, request }) => {
         const id = parseId(params.id);
         if (id === null) throw new ApiError("not_found", `No account ${params.id}.`, "id");
         const amount = creditAmount(body.amount_ton);
         const reference = body.reference ?? crypto.randomUUID();
-        const r = auditedCredit(db, actorOf(request), id, amount, body.reason, reference);
+        const r = await auditedCredit(db, actorOf(request), id, amount, body.reason, reference);
         if (r.outcome === "no_account") throw new ApiError("not_found", `No account ${params.id}.`, "id");
         if (r.outcome === "conflict") {
           throw new ApiError(
@@ -89,9 +89,9 @@ export function adminRoutes(deps: PlatformRouteDeps, auth: PlatformAuth) {
     )
     .post(
       "/admin/keys/:id/revoke",
-      ({ params, request }) => {
+      async ({ params, request }) => {
         const id = parseId(params.id);
-        const k = id === null ? null : auditedRevoke(db, actorOf(request), id);
+        const k = id === null ? null : await auditedRevoke(db, actorOf(request), id);
         if (!k) throw new ApiError("not_found", `No key ${params.id}.`, "id");
         return revokedKey(k);
       },

@@ -22,14 +22,14 @@ function accountActor(p: Principal): LimitActor & { kind: "account" } {
 }
 
 export function keyRoutes(deps: PlatformRouteDeps, auth: PlatformAuth) {
-  const db = deps.platform.db;
+  const db = deps.platform.store;
   return routeFile("platform-keys", auth)
     .model({ ApiKeyList, ApiKeyInfo, CreatedKey, RevokedKey, KeyLimitsRequest })
     .get(
       "/v1/keys",
-      ({ principal, query }) => {
+      async ({ principal, query }) => {
         const caller = callerOf(principal);
-        const page = keyPage(db, caller.accountId, { limit: query.limit ?? 100, after: query.after ?? null });
+        const page = await keyPage(db, caller.accountId, { limit: query.limit ?? 100, after: query.after ?? null });
         const data = page.data.map((k) => keyInfo(k, caller.keyId));
         return { object: "list" as const, data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: page.hasMore };
       },
@@ -46,10 +46,10 @@ export function keyRoutes(deps: PlatformRouteDeps, auth: PlatformAuth) {
     )
     .post(
       "/v1/account/keys",
-      ({ principal, body, set }) => {
+      async ({ principal, body, set }) => {
         const caller = callerOf(principal);
         const { name, ...limits } = body ?? {};
-        const made = createKeyWithLimits(db, accountActor(caller), caller.accountId, name ?? null, limits);
+        const made = await createKeyWithLimits(db, accountActor(caller), caller.accountId, name ?? null, limits);
         set.status = 201;
         return { ...keyFields(made.info), api_key: made.key, account_id: caller.accountId };
       },
@@ -67,10 +67,10 @@ export function keyRoutes(deps: PlatformRouteDeps, auth: PlatformAuth) {
     )
     .patch(
       "/v1/account/keys/:id",
-      ({ principal, params, body }) => {
+      async ({ principal, params, body }) => {
         const caller = callerOf(principal);
         const id = parseId(params.id);
-        const k = id === null ? null : changeKeyLimits(db, accountActor(caller), id, body);
+        const k = id === null ? null : await changeKeyLimits(db, accountActor(caller), id, body);
         if (!k) throw new ApiError("not_found", `No key ${params.id} in this account.`, "id");
         return keyInfo(k, caller.keyId);
       },
@@ -84,12 +84,12 @@ export function keyRoutes(deps: PlatformRouteDeps, auth: PlatformAuth) {
     )
     .delete(
       "/v1/account/keys/:id",
-      ({ principal, params }) => {
+      async ({ principal, params }) => {
         const caller = callerOf(principal);
         const id = parseId(params.id);
-        const k = id === null ? null : keyById(db, id);
+        const k = id === null ? null : await keyById(db, id);
         if (!k || k.accountId !== caller.accountId) throw new ApiError("not_found", `No key ${params.id} in this account.`, "id");
-        return revokedKey(revokeAndRead(db, caller.accountId, k.id));
+        return revokedKey(await revokeAndRead(db, caller.accountId, k.id));
       },
       {
         auth: "account",

@@ -24,7 +24,7 @@ const auditWire = (e: Entry) => ({
 });
 
 export function operatorRoutes(deps: PlatformRouteDeps, auth: PlatformAuth) {
-  const db = deps.platform.db;
+  const db = deps.platform.store;
   return routeFile("platform-operator", auth)
     .model({ UsageTotalsList, AuditList, AdminAccountDetail })
     .get(
@@ -33,13 +33,17 @@ export function operatorRoutes(deps: PlatformRouteDeps, auth: PlatformAuth) {
         const { from, to } = timeRange(query);
         const groups = parseGroups(query.group_by);
         const filter = { accountId: query.account_id ?? null, keyId: query.key_id ?? null, model: query.model ?? null, from, to };
-        const rows = usageTotals(db, filter, groups);
-        if (query.format === "csv") return csvResponse("usage-totals.csv", USAGE_TOTALS_CSV_HEADER, usageTotalsCsvRows(rows));
-        const [grand] = usageTotals(db, filter, []);
-        const limit = query.limit ?? 1000;
-        const offset = query.offset ?? 0;
-        const data = rows.slice(offset, offset + limit).map(usageTotalsWire);
-        return { object: "list" as const, group_by: groups, data, totals: usageTotalsWire(grand!), total: rows.length, limit, offset };
+        // Two promises, not one async handler: Elysia types a promise of a Response or a body only as separate promises.
+        const csv = async () => csvResponse("usage-totals.csv", USAGE_TOTALS_CSV_HEADER, usageTotalsCsvRows(await usageTotals(db, filter, groups)));
+        const json = async () => {
+          const rows = await usageTotals(db, filter, groups);
+          const [grand] = await usageTotals(db, filter, []);
+          const limit = query.limit ?? 1000;
+          const offset = query.offset ?? 0;
+          const data = rows.slice(offset, offset + limit).map(usageTotalsWire);
+          return { object: "list" as const, group_by: groups, data, totals: usageTotalsWire(grand!), total: rows.length, limit, offset };
+        };
+        return query.format === "csv" ? csv() : json();
       },
       {
         auth: "admin",
@@ -56,9 +60,9 @@ export function operatorRoutes(deps: PlatformRouteDeps, auth: PlatformAuth) {
     )
     .get(
       "/admin/audit",
-      ({ query }) => {
+      async ({ query }) => {
         const limit = query.limit ?? 50;
-        const page = listAudit(db, { limit, before: query.before ?? null, accountId: query.account_id ?? null, action: query.action ?? null, actor: query.actor ?? null });
+        const page = await listAudit(db, { limit, before: query.before ?? null, accountId: query.account_id ?? null, action: query.action ?? null, actor: query.actor ?? null });
         return { object: "list" as const, data: page.data.map(auditWire), has_more: page.hasMore, next_before: page.hasMore ? (page.data.at(-1)?.id ?? null) : null };
       },
       {
@@ -76,11 +80,11 @@ export function operatorRoutes(deps: PlatformRouteDeps, auth: PlatformAuth) {
     )
     .get(
       "/admin/accounts/:id",
-      ({ params }) => {
+      async ({ params }) => {
         const id = parseId(params.id);
-        const a = id === null ? null : getAccount(db, id);
+        const a = id === null ? null : await getAccount(db, id);
         if (!a) throw new ApiError("not_found", `No account ${params.id}.`, "id");
-        const keys = listKeys(db, a.id).map((k) => ({
+        const keys = (await listKeys(db, a.id)).map((k) => ({
           id: k.id,
           prefix: k.prefix,
           name: k.name,

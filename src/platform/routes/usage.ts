@@ -11,7 +11,7 @@ import { AUTH_NOTE, callerOf, keyErrors, routeFile, type PlatformAuth, type Plat
 const DEFAULT_USAGE_PAGE = 20;
 
 export function usageRoutes(deps: PlatformRouteDeps, auth: PlatformAuth) {
-  const db = deps.platform.db;
+  const db = deps.platform.store;
   return routeFile("platform-usage", auth)
     .model({ UsageRecord, UsageRecordList })
     .get(
@@ -19,10 +19,13 @@ export function usageRoutes(deps: PlatformRouteDeps, auth: PlatformAuth) {
       ({ principal, query }) => {
         const { from, to } = timeRange(query);
         const filter = { accountId: callerOf(principal).accountId, keyId: query.key_id ?? null, model: query.model ?? null, from, to };
+        // Not an async handler: Elysia types a promise of a Response or a body only as separate promises.
         if (query.format === "csv") return csvResponse("usage.csv", USAGE_CSV_HEADER, usageCsvRows(usageAll(db, filter)));
-        const page = usagePage(db, filter, { limit: query.limit ?? DEFAULT_USAGE_PAGE, before: query.before ?? null });
-        const data = page.data.map(usageRecord);
-        return { object: "list" as const, data, has_more: page.hasMore, next_before: page.hasMore ? (data.at(-1)?.id ?? null) : null };
+        return (async () => {
+          const page = await usagePage(db, filter, { limit: query.limit ?? DEFAULT_USAGE_PAGE, before: query.before ?? null });
+          const data = page.data.map(usageRecord);
+          return { object: "list" as const, data, has_more: page.hasMore, next_before: page.hasMore ? (data.at(-1)?.id ?? null) : null };
+        })();
       },
       {
         auth: "account",
@@ -40,8 +43,8 @@ export function usageRoutes(deps: PlatformRouteDeps, auth: PlatformAuth) {
     )
     .get(
       "/v1/usage/:id",
-      ({ principal, params }) => {
-        const u = usageById(db, callerOf(principal).accountId, params.id);
+      async ({ principal, params }) => {
+        const u = await usageById(db, callerOf(principal).accountId, params.id);
         if (!u) throw new ApiError("not_found", `No request '${params.id}' in this account's usage.`, "id");
         return usageRecord(u);
       },

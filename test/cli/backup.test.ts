@@ -1,6 +1,7 @@
 // `cocoon-server backup --to FILE` against a running server that bills requests while the copy is
 // taken: the copy's books add up (a consistent snapshot), and restored as the README says, it serves
-// the same keys and balances. Refuses to overwrite, and says so when there is no database.
+// the same keys and balances. Refuses to overwrite, and says so when there is no database; on
+// Postgres it names the pg_dump command instead.
 import { afterAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { Database } from "bun:sqlite";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
@@ -120,5 +121,21 @@ describe("backup", () => {
     const bad = cli(["backup", "--to", join(dir, "y.sqlite"), "--db", join(dir, "not-a-db.sqlite")]);
     expect(bad.code).toBe(1);
     expect(existsSync(join(dir, "y.sqlite"))).toBe(false);
+  });
+
+  test("on Postgres it writes nothing and names the pg_dump command for that database, password left out", () => {
+    const r = cli(["backup", "--to", "ledger.dump", "--db", "postgres://cocoon:s3cret@db.example:5433/ledger?sslmode=require"]);
+    expect(r.code).toBe(2);
+    expect(r.out).toBe("");
+    expect(r.err).toContain("pg_dump --format=custom --file='ledger.dump' 'postgres://cocoon@db.example:5433/ledger?sslmode=require'");
+    expect(r.err).toContain("pg_restore");
+    expect(r.err).toContain("PGPASSWORD");
+    expect(r.err).not.toContain("s3cret");
+    // One message, not a stack trace.
+    expect(r.err).not.toMatch(/\n\s+at /);
+    expect(r.err.startsWith("cocoon-server: backup copies a SQLite database")).toBe(true);
+    expect(existsSync(join(dir, "ledger.dump"))).toBe(false);
+    // Without --to the command still names a file to write.
+    expect(cli(["backup", "--db", "postgresql://localhost/x"]).err).toContain("pg_dump --format=custom --file='cocoon.dump' 'postgresql://localhost/x'");
   });
 });

@@ -91,7 +91,8 @@ export function operatorRoutes(deps: PlatformRouteDeps, auth: PlatformAuth) {
           created_at: iso(k.createdAt),
           revoked_at: isoOrNull(k.revokedAt),
           last_used_at: isoOrNull(k.lastUsedAt),
-          limits: { ...k.limits } as Record<string, unknown>,
+          // Budgets are bigint nanoton: as JSON numbers (like every *_nanoton field), never a 500 from JSON.stringify.
+          limits: Object.fromEntries(Object.entries(k.limits).map(([name, v]) => [name, typeof v === "bigint" ? Number(v) : v])) as Record<string, unknown>,
         }));
         return { ...adminAccount(a), keys };
       },

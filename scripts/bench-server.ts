@@ -15,6 +15,8 @@ export interface ServerBenchOptions {
   slots?: number;
   ctx?: number;
   concurrency?: number[];
+  /** Only the warm-conversation rows (`bun run bench -- turns`). */
+  turnsOnly?: boolean;
   log?: (line: string) => void;
 }
 
@@ -68,6 +70,8 @@ export async function waitReady(url: string, proc: Bun.Subprocess, path: string)
 }
 
 interface StreamResult {
+  /** Prompt tokens the server processed rather than took from its cache (usage or llama-server's timings), NaN when not reported. */
+  newPromptTokens: number;
   ttft: number;
   gaps: number[];
   tokens: number;
@@ -95,6 +99,7 @@ export async function stream(url: string, body: Record<string, unknown>, chat: b
   let buf = "";
   let text = "";
   const times: number[] = [];
+  let newPromptTokens = NaN;
   for await (const part of res.body) {
     buf += decoder.decode(part, { stream: true });
     let i: number;
@@ -104,6 +109,8 @@ export async function stream(url: string, body: Record<string, unknown>, chat: b
       for (const line of event.split("\n")) {
         if (!line.startsWith("data: ") || line === "data: [DONE]") continue;
         const chunk = JSON.parse(line.slice(6));
+        if (chunk.usage?.prompt_tokens !== undefined && chunk.usage.prompt_tokens_details?.cached_tokens !== undefined) newPromptTokens = chunk.usage.prompt_tokens - chunk.usage.prompt_tokens_details.cached_tokens;
+        else if (chunk.timings?.prompt_n !== undefined) newPromptTokens = chunk.timings.prompt_n;
         const c = chunk.choices?.[0];
         const piece = chat ? c?.delta?.content : c?.text;
         if (typeof piece === "string" && piece.length > 0) {
@@ -116,7 +123,7 @@ export async function stream(url: string, body: Record<string, unknown>, chat: b
   const end = performance.now();
   const gaps = times.slice(1).map((t, k) => t - times[k]!);
   const decodeRate = times.length > 1 ? ((times.length - 1) * 1000) / (times.at(-1)! - times[0]!) : 0;
-  return { ttft: (times[0] ?? end) - start, gaps, tokens: times.length, decodeRate, start, end, text };
+  return { ttft: (times[0] ?? end) - start, gaps, tokens: times.length, decodeRate, start, end, text, newPromptTokens };
 }
 
 const quantile = (xs: number[], q: number) => {
@@ -139,6 +146,9 @@ interface ServerScores {
   itl8P99: number;
   turn1: number;
   turn5: number;
+  /** Prompt tokens processed per conversation at turn 1 and at turn 5 (median). */
+  new1: number;
+  new5: number;
 }
 
 const PROMPT = "The history of the printing press begins in the fifteenth century, when";
@@ -184,17 +194,6 @@ async function measure(url: string, o: Required<Pick<ServerBenchOptions, "tokens
     for (const x of runs) itl8.push(...x.gaps);
   }
   log(`  8 concurrent, staggered: inter-token p99 ${quantile(itl8, 0.99).toFixed(0)} ms`);
-  // Multi-turn: 8 conversations share the slots; each turn appends the answer and ~130 new tokens.
-  const convs = Array.from({ length: 8 }, (_, i) => [{ role: "user", content: `Conversation ${i}. ${TURN}` }] as { role: string; content: string }[]);
-  const turnTtft: number[] = [];
-  for (let turn = 1; turn <= 5; turn++) {
-    const runs = await Promise.all(
-      convs.map((messages) => stream(url, { messages, max_tokens: 16, temperature: 0, ignore_eos: true }, true)),
-    );
-    runs.forEach((r, i) => convs[i]!.push({ role: "assistant", content: r.text }, { role: "user", content: TURN }));
-    turnTtft.push(median(runs.map((r) => r.ttft)));
-    log(`  multi-turn turn ${turn}: TTFT p50 ${turnTtft.at(-1)!.toFixed(0)} ms`);
-  }
   return {
     single: median(single),
     aggregate,
@@ -204,9 +203,25 @@ async function measure(url: string, o: Required<Pick<ServerBenchOptions, "tokens
     itl8P99: quantile(itl8, 0.99),
     itlP50: quantile(gaps, 0.5),
     itlP99: quantile(gaps, 0.99),
-    turn1: turnTtft[0]!,
-    turn5: turnTtft[4]!,
+    ...(await measureTurns(url, log)),
   };
+}
+
+/** Multi-turn: 8 conversations share the 4 slots; each turn appends the answer and ~75 new tokens. */
+async function measureTurns(url: string, log: (l: string) => void): Promise<Pick<ServerScores, "turn1" | "turn5" | "new1" | "new5">> {
+  const convs = Array.from({ length: 8 }, (_, i) => [{ role: "user", content: `Conversation ${i}. ${TURN}` }] as { role: string; content: string }[]);
+  const turnTtft: number[] = [];
+  const fresh: number[] = [];
+  for (let turn = 1; turn <= 5; turn++) {
+    const runs = await Promise.all(
+      convs.map((messages) => stream(url, { messages, max_tokens: 16, temperature: 0, ignore_eos: true, stream_options: { include_usage: true } }, true)),
+    );
+    runs.forEach((r, i) => convs[i]!.push({ role: "assistant", content: r.text }, { role: "user", content: TURN }));
+    turnTtft.push(median(runs.map((r) => r.ttft)));
+    fresh.push(median(runs.map((r) => r.newPromptTokens)));
+    log(`  multi-turn turn ${turn}: TTFT p50 ${turnTtft.at(-1)!.toFixed(0)} ms, ${fresh.at(-1)} prompt tokens processed per conversation`);
+  }
+  return { turn1: turnTtft[0]!, turn5: turnTtft[4]!, new1: fresh[0]!, new5: fresh[4]! };
 }
 
 export async function benchServer(opts: ServerBenchOptions = {}): Promise<string> {
@@ -241,7 +256,7 @@ export async function benchServer(opts: ServerBenchOptions = {}): Promise<string
       await waitReady(url, proc, which === "llama" ? "/health" : "/readiness").catch((err) => {
         throw new Error(`${err.message}; see ${logFile}`);
       });
-      results[which] = await measure(url, o, log);
+      results[which] = opts.turnsOnly ? ((await measureTurns(url, log)) as ServerScores) : await measure(url, o, log);
     } finally {
       proc.kill("SIGTERM");
       await proc.exited;
@@ -249,7 +264,6 @@ export async function benchServer(opts: ServerBenchOptions = {}): Promise<string
   }
   const a = results.ours;
   const b = results.llama;
-  const speculative = await speculativeRows({ model: opts.model, threads, tokens: o.tokens * 2, libDir, log });
   // Each row: the two values, the ratio, and the issue's goal for that ratio with ✓ or ✗.
   const mark = (ok: boolean) => (ok ? "✓" : "✗");
   const row = (name: string, x: number, y: number, goal: "≥" | "≤" | null, target: number, d = 1) => {
@@ -257,13 +271,26 @@ export async function benchServer(opts: ServerBenchOptions = {}): Promise<string
     const g = goal === null ? "" : `${goal} ${target} ${mark(goal === "≥" ? r >= target : r <= target)}`;
     return `| ${name} | ${x.toFixed(d)} | ${y.toFixed(d)} | ${r.toFixed(2)} | ${g} |`;
   };
-  const lines = [
+  const turnRows = [
+    row("TTFT at turn 5 ms, 8 conversations on 4 slots", a.turn5, b.turn5, "≤", 0.5, 0),
+    `| our turn 5 ÷ our turn 1 (TTFT ms) | ${a.turn5.toFixed(0)} | ${a.turn1.toFixed(0)} | ${(a.turn5 / a.turn1).toFixed(2)} | ≤ 1.2 ${mark(a.turn5 / a.turn1 <= 1.2)} |`,
+    `| prompt tokens processed per conversation at turn 5 (turn 1), the rest from the KV cache | ${a.new5} (${a.new1}) | ${b.new5} (${b.new1}) | ${(a.new5 / b.new5).toFixed(2)} |  |`,
+  ];
+  const header = [
     `## cocoon-server vs llama-server: ${model.replace(`${ROOT}/`, "")}, ${slots} slots x ${ctx} tokens, ${threads} threads, ${o.tokens} tokens per request, median of ${o.repeats}`,
     "",
     `builds: cocoon-server on ${ourBuild}; llama-server ${theirBuild}. Both measured in this run, one after the other.`,
     "",
     "| measure | cocoon-server | llama-server | ratio (ours ÷ theirs) | goal |",
     "| --- | ---: | ---: | ---: | --- |",
+  ];
+  if (opts.turnsOnly) {
+    for (const l of [...header, ...turnRows]) log(l);
+    return [...header, ...turnRows].join("\n");
+  }
+  const speculative = await speculativeRows({ model: opts.model, threads, tokens: o.tokens * 2, libDir, log });
+  const lines = [
+    ...header,
     // Throughput rows are at this CPU's memory-bandwidth limit: the goal is not to lose, within noise.
     row("single-stream decode tok/s", a.single, b.single, "≥", 0.97),
     ...o.concurrency.filter((c) => c > 1).map((c) => row(`aggregate tok/s, ${c} concurrent`, a.aggregate.get(c)!, b.aggregate.get(c)!, c >= 4 ? "≥" : null, 0.97)),
@@ -271,8 +298,7 @@ export async function benchServer(opts: ServerBenchOptions = {}): Promise<string
     row("TTFT p50 / p99 ms, all runs (lower is better)", a.ttftP50, b.ttftP50, null, 0, 0).replace(/\| ([\d.]+) \| ([\d.]+) \|/, `| $1 / ${a.ttftP99.toFixed(0)} | $2 / ${b.ttftP99.toFixed(0)} |`),
     row("inter-token p99 ms, 8 concurrent (4 streaming, 4 queued; ~200-token prompts)", a.itl8P99, b.itl8P99, "≤", 1, 0),
     row("inter-token p50 / p99 ms, equal-length runs", a.itlP50, b.itlP50, null, 0).replace(/\| ([\d.]+) \| ([\d.]+) \|/, `| $1 / ${a.itlP99.toFixed(1)} | $2 / ${b.itlP99.toFixed(1)} |`),
-    row("TTFT at turn 5 ms, 8 conversations on 4 slots", a.turn5, b.turn5, "≤", 0.5, 0),
-    `| our turn 5 ÷ our turn 1 (TTFT ms) | ${a.turn5.toFixed(0)} | ${a.turn1.toFixed(0)} | ${(a.turn5 / a.turn1).toFixed(2)} | ≤ 1.2 ${mark(a.turn5 / a.turn1 <= 1.2)} |`,
+    ...turnRows,
     ...speculative,
     `| GPU: decode ÷ bandwidth bound, aggregate tok/s at 1 / 16 / 64 concurrent | no GPU lent to this run | | | – |`,
   ];

@@ -25,7 +25,7 @@ const { values, positionals } = parseArgs({
 });
 
 if (values.help) {
-  console.log(`usage: bun run bench [-- server|engine|http|billing|sessions|cluster|speculative ...] [--model FILE] [--tokens N] [--repeats N] [--threads N] [--no-save]
+  console.log(`usage: bun run bench [-- server|engine|http|billing|sessions|cluster|speculative|turns ...] [--model FILE] [--tokens N] [--repeats N] [--threads N] [--no-save]
 
   server   cocoon-server vs llama-server (built once from the same llama.cpp source bundle): decode
            tok/s, aggregate tok/s at 1-8 concurrent, TTFT and inter-token latency p50/p99, multi-turn TTFT
@@ -38,6 +38,7 @@ if (values.help) {
            (tiny demo model and the Qwen3-0.6B-sized model, or --model FILE)
   cluster  a gateway (--upstream) in front of cocoon-server workers (--role worker): latency added per
            request and req/s ÷ straight to the worker; aggregate tok/s with two workers ÷ one (not in the default set)
+  turns    the warm-conversation rows of \`server\` alone: 8 conversations taking 5 turns on 4 slots, both servers
   speculative  the speculative decoding rows of \`server\` alone: the target as its own draft, a smaller
            draft, n-gram lookup on a repetitive prompt, each tok/s ÷ the same run without (not in the default set)`);
   process.exit(0);
@@ -68,13 +69,15 @@ for (const suite of suites) {
     tables.push(await benchBilling());
   } else if (suite === "sessions") {
     tables.push(await benchSessions({ models: values.model ? [values.model] : undefined, repeats: common.repeats, threads: common.threads }));
+  } else if (suite === "turns") {
+    tables.push(await benchServer({ ...common, turnsOnly: true }));
   } else if (suite === "cluster") {
     tables.push(await benchCluster());
   } else if (suite === "speculative") {
     const rows = await speculativeRows({ model: values.model, tokens: common.tokens, threads: common.threads });
     tables.push(["## speculative decoding (our engine, one stream)", "", "| measure | on | off | ratio (on ÷ off) | goal |", "| --- | ---: | ---: | ---: | --- |", ...rows].join("\n"));
   } else {
-    console.error(`unknown benchmark suite "${suite}" (available: server, engine, http, billing, sessions, cluster, speculative)`);
+    console.error(`unknown benchmark suite "${suite}" (available: server, engine, http, billing, sessions, cluster, speculative, turns)`);
     process.exit(2);
   }
 }

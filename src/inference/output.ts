@@ -99,6 +99,16 @@ export class ChoiceOutput {
     this.raw += text;
     const step = this.parser.push(text, final);
     const delta = this.apply(step.diffs);
+    // The parsers also drop the whitespace an answer starts with. When the answer is the first thing
+    // generated (no reasoning or markup before it), it is the model's own text: kept, so that the
+    // reply a client sends back in the next turn's history re-tokenizes to the tokens generated and
+    // the conversation's cached KV is reused past it (a leading space dropped re-tokenizes the
+    // first word differently and the whole reply is processed again).
+    if (!this.produced && delta.content && !delta.reasoning) {
+      const lead = /^\s+/.exec(this.raw)?.[0] ?? "";
+      // Less what was already streamed as a blank answer (sentBlank, below).
+      if (lead.length > this.sentBlank && this.raw.startsWith(lead + delta.content)) delta.content = lead.slice(this.sentBlank) + delta.content;
+    }
     if (delta.content || delta.reasoning || delta.toolCalls.length > 0) this.produced = true;
     // llama.cpp's parsers trim whitespace around content, so an answer that is only whitespace (a
     // weak model's newlines) would come back empty; it is the answer, as it was before the parser.

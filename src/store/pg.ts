@@ -1,7 +1,7 @@
 // The Postgres store (`--db postgres://…`) on Bun's built-in SQL client: runs the same queries as
 // SQLite (query.ts), the same migrations under an advisory lock, and hands out session-level locks.
 import { SQL } from "bun";
-import type { Op, PgStore as Store, Q } from "./query.ts";
+import type { HeldLock, Op, PgStore as Store, Q } from "./query.ts";
 import { pgMigrate } from "./pg-migrate.ts";
 import { MIGRATIONS, type Migration } from "./migrations.ts";
 
@@ -137,7 +137,7 @@ export class PgStore implements Store {
    * holds it; null when another does. The lock lasts while that connection does: release() (or the
    * process dying, which closes it) frees it for the next taker.
    */
-  async tryLock(key: bigint): Promise<{ release(): Promise<void> } | null> {
+  async tryLock(key: bigint): Promise<HeldLock | null> {
     const conn = await this.sql.reserve();
     try {
       const [row] = await conn.unsafe("SELECT pg_try_advisory_lock($1) AS ok", [key]);
@@ -149,10 +149,25 @@ export class PgStore implements Store {
       conn.release();
       throw wrap(err);
     }
+    let lost = false;
     return {
+      async held() {
+        if (lost) return false;
+        try {
+          // A bigint key is shown in pg_locks as its high (classid) and low (objid) 32 bits.
+          const [row] = await conn.unsafe(
+            "SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = $1",
+            [key],
+          );
+          lost = Number(row?.n ?? 0) === 0;
+        } catch {
+          lost = true;
+        }
+        return !lost;
+      },
       async release() {
         try {
-          await conn.unsafe("SELECT pg_advisory_unlock($1)", [key]);
+          if (!lost) await conn.unsafe("SELECT pg_advisory_unlock($1)", [key]);
         } finally {
           conn.release();
         }

@@ -20,8 +20,18 @@ export interface PgStore {
   readonly where: string;
   exec<T>(q: Q<T>): Promise<T>;
   /** A session-level advisory lock on a connection of its own while held; null when another session holds it. */
-  tryLock(key: bigint): Promise<{ release(): Promise<void> } | null>;
+  tryLock(key: bigint): Promise<HeldLock | null>;
   close(): Promise<void>;
+}
+
+/** An advisory lock this process holds (pg.ts). */
+export interface HeldLock {
+  /**
+   * Whether it is still held: false once its connection dropped (a network cut, the server ending the
+   * session), when Postgres has already released it and another gateway may hold it now.
+   */
+  held(): Promise<boolean>;
+  release(): Promise<void>;
 }
 
 /** Either database: a bun:sqlite handle (the embedded default) or a Postgres store (`--db postgres://`). */

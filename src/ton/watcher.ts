@@ -2,7 +2,7 @@
 // (lt, hash) until it reaches the last one it processed, then records them oldest first with the
 // cursor in the same SQLite transaction; a longer backlog is staged page by page so it survives
 // failures and restarts. Errors back off exponentially; nothing here may crash the process.
-import { isPg, type Db } from "../store/query.ts";
+import { isPg, type Db, type HeldLock } from "../store/query.ts";
 import { TonApiError, type ChainTransaction, type ToncenterClient, type TonApiErrorKind } from "./client.ts";
 import type { WalletAddress } from "./address.ts";
 import { getCursor, recordBatch, type Cursor, type RecordOutcome } from "./service.ts";
@@ -27,7 +27,7 @@ export interface WatcherOptions {
    * Postgres), trying again every interval, so one gateway watches at a time and another takes over
    * within an interval when it dies. Defaults to none: always poll.
    */
-  lock?: () => Promise<{ release(): Promise<void> } | null>;
+  lock?: () => Promise<HeldLock | null>;
 }
 
 export type PollErrorKind = TonApiErrorKind | "internal";
@@ -114,7 +114,7 @@ export class TonWatcher {
   private wake: (() => void) | null = null;
   private readonly s: Omit<WatcherState, "cursor" | "backfill" | "running" | "wallet" | "network">;
   /** The watcher lock while this process holds it (several gateways on one database). */
-  private held: { release(): Promise<void> } | null = null;
+  private held: HeldLock | null = null;
   /** On Postgres: the cursor and catch-up run as of the last poll, for state(). */
   private seen: { cursor: Cursor | null; run: Awaited<ReturnType<typeof getRun>>; staged: number } = { cursor: null, run: null, staged: 0 };
 
@@ -205,6 +205,13 @@ export class TonWatcher {
       let delay = this.o.intervalMs;
       const progressBefore = this.progress;
       try {
+        // A lock whose connection dropped is gone (another gateway may watch now): stand by and take it again.
+        if (this.held && !(await this.held.held())) {
+          this.log("warn", "TON watcher: lost the watcher lock (its database connection dropped); standing by until it is free");
+          await this.held.release().catch(() => {});
+          this.held = null;
+          standby = true;
+        }
         if (this.o.lock && !this.held) {
           this.held = await this.o.lock();
           if (!this.held) {

@@ -55,6 +55,20 @@ describe("ChoiceOutput over llama.cpp's parser", () => {
     expect(out.reasoningTokens).toBeLessThan(20);
   });
 
+  test("an answer's leading whitespace is kept when it is the first thing generated (its next-turn tokens match the KV), not after reasoning", () => {
+    for (const tools of [false, true]) {
+      const plain = output("Qwen-Qwen3-0.6B.jinja", " Torres Torres", { toolCalls: tools });
+      expect(plain.deltas.map((d) => d.content).join("")).toBe(" Torres Torres");
+      const lines = output("Qwen-Qwen3-0.6B.jinja", "\n\nOk. Fine", { toolCalls: tools });
+      expect(lines.deltas.map((d) => d.content).join("")).toBe("\n\nOk. Fine");
+    }
+    const after = output("Qwen-Qwen3-0.6B.jinja", "<think>\nhm\n</think>\n\nOk.");
+    expect(after.deltas.map((d) => d.content).join("")).toBe("Ok.");
+    const calls = output("Qwen-Qwen3-0.6B.jinja", ' <tool_call>\n{"name": "f", "arguments": {"a": 1}}\n</tool_call>', { toolCalls: true });
+    expect(calls.deltas.map((d) => d.content).join("")).toBe("");
+    expect(calls.out.toolCalls.map((c) => c.function.name)).toEqual(["f"]);
+  });
+
   test("Mistral: a generated call id is 9 alphanumerics, the same in deltas and the final call", () => {
     const { out, deltas } = output("unsloth-mistral-Devstral-Small-2507.jinja", '[TOOL_CALLS]f[ARGS]{"a": 1}', { mistralIds: true });
     const id = out.toolCalls[0]!.id;

@@ -224,4 +224,21 @@ describe.skipIf(!available)("Postgres store", () => {
     expect(again).not.toBeNull();
     await again!.release();
   }, 90_000);
+
+  test("a held watcher lock whose connection is cut says it is lost, and another gateway takes it", async () => {
+    const url = pg.createDatabase("lostlock");
+    const [g1, g2] = await Promise.all([open(url), open(url)]);
+    const held = (await g1.tryLock(0x636f636f6f6e2d74n))!;
+    expect(await held.held()).toBe(true);
+    expect(await g2.tryLock(0x636f636f6f6e2d74n)).toBeNull();
+    // The holder's session ended by the server (as after a network cut); its process lives on.
+    const cut = await g2.sql.unsafe("SELECT pg_terminate_backend(pid) AS ok FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()");
+    expect(cut.map((r: { ok: boolean }) => r.ok)).toEqual([true]);
+    expect(await held.held()).toBe(false);
+    await held.release();
+    const taken = await g2.tryLock(0x636f636f6f6e2d74n);
+    expect(taken).not.toBeNull();
+    expect(await taken!.held()).toBe(true);
+    await taken!.release();
+  }, 60_000);
 });

@@ -330,6 +330,38 @@ describe("failures", () => {
     expect(r.watcher.state().running).toBe(false);
   });
 
+  test("with a watcher lock: a lock found lost stops polling until the lock is free again, then polls again", async () => {
+    let otherHolds = false;
+    let lost = false;
+    let locks = 0;
+    let released = 0;
+    const lines: string[] = [];
+    const r = rig();
+    await r.watcher.stop();
+    r.watcher = r.newWatcher({
+      log: (_level, line) => lines.push(line),
+      lock: async () => {
+        if (otherHolds) return null;
+        locks++;
+        lost = false;
+        return { held: async () => !lost, release: async () => void released++ };
+      },
+    });
+    r.watcher.start();
+    await until("polling under the lock", () => r.api.calls.length >= 3);
+    // Its connection cut: Postgres released it and another gateway took it.
+    otherHolds = true;
+    lost = true;
+    await until("the loss seen", () => lines.some((l) => l.includes("lost the watcher lock")));
+    const calls = r.api.calls.length;
+    await Bun.sleep(400);
+    expect(r.api.calls.length).toBe(calls);
+    expect(released).toBe(1);
+    otherHolds = false;
+    await until("polling again under a new lock", () => r.api.calls.length >= calls + 2);
+    expect(locks).toBe(2);
+  });
+
   test("the API key goes out as X-API-Key", async () => {
     const { api, watcher } = rig({ apiKey: "secret-key-1" });
     await watcher.pollOnce();

@@ -1,7 +1,5 @@
-// Typed queries over the stored responses (migration 5), written once for SQLite and Postgres
-// (store/query.ts), so every gateway on one Postgres reads the same responses. Every query is scoped by
-// owner, so one owner can never read or delete another's responses; the seal key is created once,
-// race-free, and is then the same on every gateway.
+// Queries over the stored responses (migration 5), written once for SQLite and Postgres, scoped by
+// owner; the seal key is created once, race-free, so it is the same on every gateway sharing the store.
 import { randomBytes } from "node:crypto";
 import { dual, get, run, type Db, type Q } from "../store/query.ts";
 import type { ResponseItem, ResponseObject } from "./model.ts";

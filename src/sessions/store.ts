@@ -1,7 +1,5 @@
-// Typed queries over chat_sessions and chat_messages (migration 3) and the turn locks (session_turns),
-// written once for SQLite and Postgres (store/query.ts), so every gateway on one Postgres sees the
-// same sessions. Every query is scoped by owner, so one owner can never read or change another's
-// sessions. Times are unix ms, money bigint nanoton.
+// Queries over chat sessions, their messages and turn locks, written once for SQLite and Postgres
+// (every gateway on one Postgres sees the same sessions); scoped by owner. Times unix ms, money nanoton.
 import type { Usage } from "../inference/types.ts";
 import { all, dialect, dual, exec, forUpdate, get, run, tx, type Db, type Q } from "../store/query.ts";
 

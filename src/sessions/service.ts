@@ -184,7 +184,7 @@ export class SessionService {
   async delete(owner: string, id: string): Promise<void> {
     const key = this.keyOf(owner, id);
     const running = ID_RE.test(id) ? this.running.get(key) : undefined;
-    const elsewhere = !running && this.shared && ID_RE.test(id) ? await turnRunning(this.db, owner, id, this.now()) : false;
+    const elsewhere = !running && this.shared && ID_RE.test(id) ? await turnRunning(this.db, owner, id, this.now(), this.shared.holder) : false;
     if (!running && !elsewhere) await this.get(owner, id);
     // Aborting first: the turn's commit() sees the abort and stores nothing.
     running?.abort();
@@ -198,6 +198,21 @@ export class SessionService {
     }
   }
 
+  /**
+   * Drops a turn's lock row. When the store refuses (down for a moment) it is retried a few times in
+   * the background; until then this gateway's next turn of the session takes the row over, and the
+   * others wait for it (or for this gateway's lease to end).
+   */
+  private async release(lock: TurnLock, attempt = 0): Promise<void> {
+    try {
+      await releaseTurnLock(this.db, lock);
+    } catch {
+      if (attempt >= 12) return;
+      const t = setTimeout(() => void this.release(lock, attempt + 1), 5_000);
+      (t as { unref?: () => void }).unref?.();
+    }
+  }
+
   private busy(id: string): ApiError {
     return new ApiError("conflict", `A reply is still being generated in session '${id}'; wait for it or cancel it first.`, "session_id");
   }
@@ -205,7 +220,7 @@ export class SessionService {
   /** 409 while a turn runs in the session, here or (shared store) on another gateway. */
   private async ensureIdle(owner: string, id: string): Promise<void> {
     if (this.running.has(this.keyOf(owner, id))) throw this.busy(id);
-    if (this.shared && (await turnRunning(this.db, owner, id, this.now()))) throw this.busy(id);
+    if (this.shared && (await turnRunning(this.db, owner, id, this.now(), this.shared.holder))) throw this.busy(id);
   }
 
   /**
@@ -227,8 +242,7 @@ export class SessionService {
       if (done) return;
       done = true;
       if (this.running.get(key) === controller) this.running.delete(key);
-      // A failed release leaves the row to expire (the lease of this gateway keeps it only while it lives).
-      if (lock) await Promise.resolve(releaseTurnLock(this.db, lock)).catch(() => {});
+      if (lock) await this.release(lock);
     };
     let all: { role: StoredRole; content: string; reasoningContent: string | null }[];
     try {

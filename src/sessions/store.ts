@@ -265,15 +265,16 @@ const commitTurnQ = dual(function* (owner: string, id: string, w: TurnWrite): Q<
 
 /**
  * Takes the turn lock of a session for `lock.holder` until `expiresAt`: when no turn holds it, or the
- * one holding it is stale (its own expiry passed and its gateway's lease is gone or expired: a
- * gateway SIGKILLed mid-turn). One conditional upsert, race-free across gateways. False: busy.
+ * one holding it is stale: its own expiry passed and its gateway's lease is gone or expired (a
+ * gateway SIGKILLed mid-turn), or it is the caller's own (which runs no turn there: its caller
+ * checked, so the row is one whose release failed). One conditional upsert, race-free. False: busy.
  */
 export const takeTurnLock = dual(function* (lock: TurnLock, now: number, expiresAt: number): Q<boolean> {
   const r = yield* run(
     `INSERT INTO session_turns (owner, session_id, holder, token, started_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)
      ON CONFLICT (owner, session_id) DO UPDATE SET holder = excluded.holder, token = excluded.token, started_at = excluded.started_at, expires_at = excluded.expires_at
-     WHERE session_turns.expires_at <= ? AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.owner = session_turns.holder AND l.expires_at > ?)`,
-    lock.owner, lock.id, lock.holder, lock.token, now, expiresAt, now, now,
+     WHERE session_turns.holder = ? OR (session_turns.expires_at <= ? AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.owner = session_turns.holder AND l.expires_at > ?))`,
+    lock.owner, lock.id, lock.holder, lock.token, now, expiresAt, lock.holder, now, now,
   );
   return r.changes === 1;
 });
@@ -283,12 +284,12 @@ export const releaseTurnLock = dual(function* (lock: TurnLock): Q<void> {
   yield* run("DELETE FROM session_turns WHERE owner = ? AND session_id = ? AND token = ?", lock.owner, lock.id, lock.token);
 });
 
-/** Whether a live turn (one that is not stale at `now`) holds the session's lock. */
-export const turnRunning = dual(function* (owner: string, id: string, now: number): Q<boolean> {
+/** Whether another gateway's live turn (one not stale at `now`, see takeTurnLock) holds the session's lock. */
+export const turnRunning = dual(function* (owner: string, id: string, now: number, self: string): Q<boolean> {
   const r = yield* get(
-    `SELECT 1 AS one FROM session_turns t WHERE t.owner = ? AND t.session_id = ?
+    `SELECT 1 AS one FROM session_turns t WHERE t.owner = ? AND t.session_id = ? AND t.holder <> ?
        AND (t.expires_at > ? OR EXISTS (SELECT 1 FROM leases l WHERE l.owner = t.holder AND l.expires_at > ?))`,
-    owner, id, now, now,
+    owner, id, self, now, now,
   );
   return r !== null;
 });

@@ -130,6 +130,20 @@ function suite(name: string, skip: boolean, fresh: () => Promise<Db>) {
       expect((await b.messages("account:1", "crash")).map((m) => m.content)).toEqual(["q", "recovered"]);
     });
 
+    test("a lock row whose release failed: its own gateway takes it over at its next turn; the others wait", async () => {
+      const db = await fresh();
+      const [a, b] = gateways(db);
+      await renewLease(db, "gw-a", { machine: "elsewhere", boot: "", pid: 1 }, 600_000, clock);
+      // A turn of gw-a whose end never reached the store (another service of the same holder stands for it).
+      const ghost = new SessionService(db, { now, sharedLock: { holder: "gw-a" } });
+      await ghost.beginTurn("account:1", "stuck", [{ role: "user", content: "q" }], { param: "session_id" });
+      clock += 120_000;
+      expect(await status(b.beginTurn("account:1", "stuck", [{ role: "user", content: "q" }], { param: "session_id" }))).toBe(409);
+      const t = await a.beginTurn("account:1", "stuck", [{ role: "user", content: "q" }], { param: "session_id" });
+      await t.end();
+      await (await b.beginTurn("account:1", "stuck", [{ role: "user", content: "q" }], { param: "session_id" })).end();
+    });
+
     test("deleting a session on one gateway while the other runs its turn: the turn stores nothing, the session stays gone", async () => {
       const db = await fresh();
       const [a, b] = gateways(db);

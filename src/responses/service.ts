@@ -155,9 +155,10 @@ export class ResponsesService {
 
   /** The items the chain up to `last` holds, oldest first: each response's input, then its output. */
   private async history(owner: string, last: StoredResponse): Promise<ResponseItem[]> {
-    const chain: StoredResponse[] = [];
     // A deleted response ends the walk: the conversation then starts after it.
-    for (let r: StoredResponse | null = last; r && chain.length < MAX_CHAIN; r = r.previousId ? await this.deps.store.get(owner, r.previousId) : null) chain.push(r);
+    const chain = await this.deps.store.chain(owner, last.id, MAX_CHAIN);
+    // Deleted since it was read (another gateway): this request still continues from it.
+    if (chain.length === 0) chain.push(last);
     return chain.reverse().flatMap((r) => [...r.input, ...r.body.output]);
   }
 

@@ -1,7 +1,7 @@
 // Queries over the stored responses (migration 5), written once for SQLite and Postgres, scoped by
 // owner; the seal key is created once, race-free, so it is the same on every gateway sharing the store.
 import { randomBytes } from "node:crypto";
-import { dual, get, run, type Db, type Q } from "../store/query.ts";
+import { all, dual, get, run, type Db, type Q } from "../store/query.ts";
 import type { ResponseItem, ResponseObject } from "./model.ts";
 
 export interface StoredResponse {
@@ -35,6 +35,20 @@ const getQ = dual(function* (owner: string, id: string): Q<StoredResponse | null
   return r ? toStored(r) : null;
 });
 
+// The chain up to a response, one query (not one per turn, which on Postgres is a round trip each).
+const chainQ = dual(function* (owner: string, id: string, max: number): Q<StoredResponse[]> {
+  const rows = yield* all<Raw>(
+    `WITH RECURSIVE chain (id, previous_id, chain_id, model, created_at, input, body, depth) AS (
+       SELECT id, previous_id, chain_id, model, created_at, input, body, 1 FROM responses WHERE owner = ? AND id = ?
+       UNION ALL
+       SELECT r.id, r.previous_id, r.chain_id, r.model, r.created_at, r.input, r.body, c.depth + 1
+       FROM chain c JOIN responses r ON r.owner = ? AND r.id = c.previous_id WHERE c.depth < ?
+     ) SELECT id, previous_id, chain_id, model, created_at, input, body FROM chain ORDER BY depth`,
+    owner, id, owner, max,
+  );
+  return rows.map(toStored);
+});
+
 const putQ = dual(function* (owner: string, r: StoredResponse): Q<void> {
   yield* run(
     `INSERT INTO responses (owner, id, previous_id, chain_id, model, status, created_at, input, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -64,6 +78,14 @@ export class ResponseStore {
 
   async get(owner: string, id: string): Promise<StoredResponse | null> {
     return getQ(this.db, owner, id);
+  }
+
+  /**
+   * The response `id` and the ones before it (previous_response_id), newest first, at most `max`; a
+   * deleted response ends the chain. Empty when the owner has no such response.
+   */
+  async chain(owner: string, id: string, max: number): Promise<StoredResponse[]> {
+    return chainQ(this.db, owner, id, max);
   }
 
   /** Stores a finished response; a second write of the same id replaces it. */

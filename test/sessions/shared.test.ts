@@ -168,6 +168,14 @@ function suite(name: string, skip: boolean, fresh: () => Promise<Db>) {
       expect(ka.length).toBe(32);
       expect(kb.equals(ka)).toBe(true);
       expect(new ReasoningSeal(kb).open("account:1", new ReasoningSeal(ka).seal("account:1", "thought"))).toBe("thought");
+      // The chain before a response, newest first, in one query; a deleted one ends it.
+      for (const [id, prev] of [["resp_2", "resp_1"], ["resp_3", "resp_2"]] as const) await rb.put("account:1", { ...r, id, previousId: prev, body: { ...r.body, id } as never });
+      expect((await ra.chain("account:1", "resp_3", 1000)).map((x) => x.id)).toEqual(["resp_3", "resp_2", "resp_1"]);
+      expect((await ra.chain("account:1", "resp_3", 2)).map((x) => x.id)).toEqual(["resp_3", "resp_2"]);
+      expect(await ra.chain("account:2", "resp_3", 1000)).toEqual([]);
+      await ra.delete("account:1", "resp_2");
+      expect((await rb.chain("account:1", "resp_3", 1000)).map((x) => x.id)).toEqual(["resp_3"]);
+      await rb.delete("account:1", "resp_3");
       expect(await rb.delete("account:1", "resp_1")).toBe(true);
       expect(await ra.get("account:1", "resp_1")).toBeNull();
       expect(await ra.chainInUse("account:1", "resp_1")).toBe(false);

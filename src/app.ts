@@ -116,16 +116,29 @@ export async function openServices(config: Config, o: { forget: (key: string) =>
   for (const line of storeLocationLines(storeLocation(config))) o.log(line.startsWith("using the existing") ? "warn" : "info", line);
   o.log("info", platform ? "API keys and billing on" : config.role === "worker" ? "--role worker: billing is the gateway's; API keys are off" : "--no-auth: API keys and billing are off");
   if (pg) o.log("info", `ledger on Postgres ${pg.where}: several gateways may share it`);
-  // On Postgres, chat sessions and stored responses stay in this gateway's own SQLite file for now.
-  const db = opened && !isPg(opened.store) ? opened.store : openStore(path);
-  const sessions = new SessionService(db, { forget: (key) => void o.forget(key), maxSessions: config.maxSessions, ttlMs: config.sessionTtlHours * 3_600_000 });
+  // Chat sessions and stored responses live with the ledger: on Postgres every gateway reads the same
+  // ones, and a turn's lock is a row there held under this gateway's lease owner (a gateway that dies
+  // mid-turn frees it once its lease expires). Without the platform: a local file.
+  const local = platform ? null : openStore(path);
+  const sessionsDb = opened?.store ?? local!;
+  const sessions = new SessionService(sessionsDb, {
+    forget: (key) => void o.forget(key),
+    maxSessions: config.maxSessions,
+    ttlMs: config.sessionTtlHours * 3_600_000,
+    sharedLock: pg && platform ? { holder: platform.owner } : null,
+  });
+  if (pg) o.log("info", "chat sessions and stored responses on Postgres: any gateway continues a conversation");
+  const closeLocal = () => {
+    local?.close();
+    if (opened && !isPg(opened.store)) opened.store.close();
+  };
   // Deposits credit accounts, so they exist only with the platform; a bad TON setting stops the start.
   let ton: TonSetup | null = null;
   try {
     // On Postgres every gateway may watch: the one holding the advisory lock polls, the others stand by.
-    ton = platform ? (pg ? openTon(config, pg, o.log, () => pg.tryLock(TON_WATCHER_LOCK)) : openTon(config, db, o.log)) : null;
+    ton = platform && opened ? (pg ? openTon(config, pg, o.log, () => pg.tryLock(TON_WATCHER_LOCK)) : openTon(config, opened.store, o.log)) : null;
   } catch (err) {
-    db.close();
+    closeLocal();
     throw err;
   }
   if (platform && !ton?.wallet) o.log("info", "no --ton-wallet: TON deposits are off (/v1/deposit says so)");
@@ -136,7 +149,7 @@ export async function openServices(config: Config, o: { forget: (key: string) =>
     sessions,
     ton,
     close: () => {
-      db.close();
+      closeLocal();
       void pg?.close();
     },
   };
@@ -154,7 +167,12 @@ type ValidationFailure = { all?: { path: string; message: string; value?: unknow
 
 export function createApp(deps: AppDeps) {
   const metrics = deps.metrics ?? engineMetrics(() => deps.loadedEngine());
-  const sessions = deps.sessions ?? new SessionService(deps.platform && !isPg(deps.platform.store) ? deps.platform.store : openStore(":memory:"), { forget: (key) => deps.loadedEngine()?.forgetSession(key) });
+  const sessions =
+    deps.sessions ??
+    new SessionService(deps.platform?.store ?? openStore(":memory:"), {
+      forget: (key) => deps.loadedEngine()?.forgetSession(key),
+      ...(deps.platform?.shared ? { sharedLock: { holder: deps.platform.owner } } : {}),
+    });
   // The watcher's state, read by both /jsonstats and /metrics: derived here from the one TON setup.
   const tonWatcher = () => deps.ton?.watcher?.state() ?? null;
   metrics.tonWatcher = tonWatcher;

@@ -215,14 +215,14 @@ export function compatRoutes(deps: GenerationDeps) {
         },
         { auth: "public", params: t.Object({ id: t.String() }), response: { 200: "SeedModel", 404: "ErrorResponse" }, detail: { tags, summary: "Get a model (seed 003)", description: "`id` is the model's id or its `name`." } },
       )
-      .get("/sessions", ({ principal }) => sessions.list(ownerOf(principal)).map((s) => s.id), {
+      .get("/sessions", async ({ principal }) => (await sessions.list(ownerOf(principal))).map((s) => s.id), {
         auth: "account",
         response: { 200: "SeedSessionIds", ...errors },
         detail: { tags, summary: "List your session ids (seed 003)" },
       })
       .get(
         "/chat/history/:id",
-        ({ principal, params }) => sessions.messages(ownerOf(principal), params.id).map((m) => ({ role: m.role, content: m.content })),
+        async ({ principal, params }) => (await sessions.messages(ownerOf(principal), params.id)).map((m) => ({ role: m.role, content: m.content })),
         { auth: "account", params: t.Object({ id: t.String() }), response: { 200: "SeedHistory", ...errors }, detail: { tags, summary: "A session's messages (seed 003)" } },
       )
       .delete("/chat/history/:id", deleteSession(sessions), {
@@ -232,8 +232,8 @@ export function compatRoutes(deps: GenerationDeps) {
       })
       .post(
         "/chat/history/:id/rollback",
-        ({ principal, params, body }) => {
-          sessions.rollback(ownerOf(principal), params.id, body.amount);
+        async ({ principal, params, body }) => {
+          await sessions.rollback(ownerOf(principal), params.id, body.amount);
           return { status: "ok" as const };
         },
         {

@@ -135,7 +135,7 @@ export async function seedChat(
   }
   if (body.prompt.trim() === "") throw new ApiError("invalid_request", "Invalid value for 'prompt': the message is empty.", "prompt");
   const id = body["session-id"] ?? fallbackId ?? newSessionId();
-  const turn = deps.sessions.beginTurn(ownerOf(principal), id, [{ role: "user", content: body.prompt }], {
+  const turn = await deps.sessions.beginTurn(ownerOf(principal), id, [{ role: "user", content: body.prompt }], {
     param: "session-id",
     systemPrompt: body["system-prompt"],
   });

@@ -61,7 +61,7 @@ export async function startGeneration(
   try {
     started = await startGenerations(deps, { ...o, signal }, [o.request]);
   } catch (err) {
-    turn?.end();
+    await turn?.end();
     throw err;
   }
   const g = started[0]!;

@@ -21,7 +21,7 @@ export async function* recordTurn(
       } else if (e.type === "done" && !e.reasons.includes("cancelled")) {
         // Settled here first (billing is idempotent) so the stored cost is exactly the charge.
         const cost = await o.settle(e);
-        turn.commit({
+        await turn.commit({
           model: o.model,
           content,
           reasoning,
@@ -32,6 +32,6 @@ export async function* recordTurn(
       yield e;
     }
   } finally {
-    turn.end();
+    await turn.end();
   }
 }

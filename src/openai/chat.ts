@@ -28,7 +28,7 @@ export async function runChat(deps: GenerationDeps, body: ChatCompletionRequest,
     throw new ApiError("invalid_request", "Invalid value for 'messages': expected at least 1 message (an empty list only with a session_id, to answer its stored history).", "messages");
   }
   const request = chatRequest(body, model, cocoon);
-  const turn = body.session_id === undefined ? null : beginSessionTurn(deps, body, principal);
+  const turn = body.session_id === undefined ? null : await beginSessionTurn(deps, body, principal);
   if (turn) {
     request.messages = turn.messages;
     request.sessionKey = turn.key;
@@ -62,7 +62,7 @@ export async function applyTemplate(deps: GenerationDeps, body: ChatCompletionRe
 }
 
 /** session_id: the new messages as they will be stored, and the session's turn (its lock held). */
-function beginSessionTurn(deps: GenerationDeps, body: ChatCompletionRequest, principal: Principal | null): Turn {
+function beginSessionTurn(deps: GenerationDeps, body: ChatCompletionRequest, principal: Principal | null): Promise<Turn> {
   const sessions = deps.sessions;
   if ((body.n ?? 1) > 1) throw new ApiError("invalid_request", "n must be 1 with session_id: a session stores one reply per turn.", "n");
   if (body.tools?.length || body.functions?.length) throw new ApiError("invalid_request", "tools cannot be combined with session_id: sessions store text conversations.", body.tools?.length ? "tools" : "functions");

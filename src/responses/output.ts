@@ -23,7 +23,7 @@ export interface OutputOptions {
   /** A called function's name and namespace, from the name the model called. Defaults to the name as it is. */
   callee?: (name: string) => { name: string; namespace?: string };
   /** Called with the final response (completed, incomplete or failed) before it is sent. */
-  onEnd?: (response: ResponseObject) => void;
+  onEnd?: (response: ResponseObject) => void | Promise<void>;
   /** A failure after output began: thrown (whole responses) or sent as response.failed + error (streams). */
   failures: "throw" | "events";
 }
@@ -138,7 +138,7 @@ export async function* responseEvents(events: AsyncGenerator<EngineEvent>, sourc
     calls.set(index, current as unknown as Extract<Open, { kind: "call" }>);
   }
 
-  function* end(done: Done, cost: Cost | null): Generator<ResponseStreamEvent> {
+  async function* end(done: Done, cost: Cost | null): AsyncGenerator<ResponseStreamEvent> {
     const reason = finish?.reason ?? done.reasons[0] ?? "stop";
     // The parsed calls are authoritative: their arguments replace what the deltas added up to.
     for (const [i, t] of (finish?.toolCalls ?? []).entries()) {
@@ -165,7 +165,7 @@ export async function* responseEvents(events: AsyncGenerator<EngineEvent>, sourc
       usage: responseUsage(done.usage, cost),
     };
     // A cancelled generation (the client went away) is not kept.
-    if (!done.reasons.includes("cancelled")) o.onEnd?.(final);
+    if (!done.reasons.includes("cancelled")) await o.onEnd?.(final);
     yield ev({ type: truncated ? "response.incomplete" : "response.completed", response: final });
   }
 
@@ -205,7 +205,7 @@ export async function* responseEvents(events: AsyncGenerator<EngineEvent>, sourc
         status: "failed",
         error: { code: api.status === 429 ? "rate_limit_exceeded" : "server_error", message: api.message },
       };
-      o.onEnd?.(failed);
+      await o.onEnd?.(failed);
       yield ev({ type: "response.failed", response: failed });
       yield ev({ type: "error", code: api.code, message: api.message, param: api.param });
     }

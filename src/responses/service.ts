@@ -40,12 +40,18 @@ const INCLUDES = new Set([
 const MAX_CHAIN = 1000;
 
 export class ResponsesService {
-  private sealer: ReasoningSeal | null = null;
+  private sealer: Promise<ReasoningSeal> | null = null;
 
   constructor(private readonly deps: ResponsesDeps) {}
 
-  private get seal(): ReasoningSeal {
-    return (this.sealer ??= new ReasoningSeal(this.deps.store.secret("reasoning")));
+  /** The seal under the store's key (the same on every gateway sharing the store), read once. */
+  private sealed(): Promise<ReasoningSeal> {
+    const s = (this.sealer ??= this.deps.store.secret("reasoning").then((key) => new ReasoningSeal(key)));
+    // A failed read (storage down) is retried by the next request.
+    s.catch(() => {
+      if (this.sealer === s) this.sealer = null;
+    });
+    return s;
   }
 
   async create(body: ResponseCreateRequest, signal: AbortSignal | undefined, principal: Principal | null): Promise<ResponseOutcome> {
@@ -58,15 +64,16 @@ export class ResponsesService {
     for (const [i, v] of [...include].entries()) {
       if (!INCLUDES.has(v)) throw new ApiError("invalid_request", `Invalid value for 'include[${i}]': ${JSON.stringify(v)} is not one of ${[...INCLUDES].join(", ")}.`, `include[${i}]`);
     }
-    const previous = body.previous_response_id ? this.deps.store.get(owner, body.previous_response_id) : null;
+    const previous = body.previous_response_id ? await this.deps.store.get(owner, body.previous_response_id) : null;
     if (body.previous_response_id && !previous) {
       throw new ApiError("previous_response_not_found", `Previous response with id '${body.previous_response_id}' not found.`, "previous_response_id");
     }
+    const seal = await this.sealed();
     const items = normalizeInput(body.input, (item, at) => {
-      this.reasoningText(owner, item, at);
+      this.reasoningText(seal, owner, item, at);
     });
-    const conversation = [...(previous ? this.history(owner, previous) : []), ...items];
-    const messages: ChatMessage[] = [...(body.instructions ? [{ role: "system" as const, content: body.instructions }] : []), ...toMessages(conversation, (item) => this.reasoningText(owner, item, null))];
+    const conversation = [...(previous ? await this.history(owner, previous) : []), ...items];
+    const messages: ChatMessage[] = [...(body.instructions ? [{ role: "system" as const, content: body.instructions }] : []), ...toMessages(conversation, (item) => this.reasoningText(seal, owner, item, null))];
     if (!messages.some((m) => m.role !== "system")) throw new ApiError("invalid_request", "Missing required parameter: 'input'.", "input");
 
     const id = newId("resp");
@@ -96,7 +103,7 @@ export class ResponsesService {
       base: responseBase(body, { id, model, createdAt, tools: echoed, store }),
       callee,
       settle: async (done) => (cost = await started.settle(done)),
-      seal: include.has("reasoning.encrypted_content") ? (text) => this.seal.seal(owner, text) : undefined,
+      seal: include.has("reasoning.encrypted_content") ? (text) => seal.seal(owner, text) : undefined,
       // Stored before the final event goes out, so a follow-up sent right after it finds the response.
       onEnd: store ? (r) => this.deps.store.put(owner, { id, previousId: previous?.id ?? null, chainId, model: model.id, createdAt, input: items, body: r }) : undefined,
       failures: body.stream ? "events" : "throw",
@@ -107,16 +114,16 @@ export class ResponsesService {
   }
 
   /** A stored response of the owner's; another owner's is a 404 like a missing one. */
-  get(principal: Principal | null, id: string): ResponseObject {
-    return this.stored(ownerOf(principal), id).body;
+  async get(principal: Principal | null, id: string): Promise<ResponseObject> {
+    return (await this.stored(ownerOf(principal), id)).body;
   }
 
   /** OpenAI's deletion object; frees the conversation's KV cache once none of its responses is left. */
   async delete(principal: Principal | null, id: string): Promise<{ id: string; object: "response"; deleted: true }> {
     const owner = ownerOf(principal);
-    const chainId = this.stored(owner, id).chainId;
-    this.deps.store.delete(owner, id);
-    if (!this.deps.store.chainInUse(owner, chainId)) {
+    const chainId = (await this.stored(owner, id)).chainId;
+    await this.deps.store.delete(owner, id);
+    if (!(await this.deps.store.chainInUse(owner, chainId))) {
       try {
         await this.deps.generation.engine.forgetSession(`response:${owner}:${chainId}`);
       } catch {
@@ -127,8 +134,8 @@ export class ResponsesService {
   }
 
   /** The request's input items, a page at a time (newest first by default), as OpenAI lists them. */
-  inputItems(principal: Principal | null, id: string, q: { limit?: number; order?: "asc" | "desc"; after?: string }) {
-    const items = this.stored(ownerOf(principal), id).input;
+  async inputItems(principal: Principal | null, id: string, q: { limit?: number; order?: "asc" | "desc"; after?: string }) {
+    const items = (await this.stored(ownerOf(principal), id)).input;
     const ordered = (q.order ?? "desc") === "desc" ? [...items].reverse() : items;
     let from = 0;
     if (q.after !== undefined) {
@@ -140,17 +147,18 @@ export class ResponsesService {
     return { object: "list" as const, data: page, first_id: page[0]?.id ?? null, last_id: page.at(-1)?.id ?? null, has_more: from + page.length < ordered.length };
   }
 
-  private stored(owner: string, id: string): StoredResponse {
-    const r = this.deps.store.get(owner, id);
+  private async stored(owner: string, id: string): Promise<StoredResponse> {
+    const r = await this.deps.store.get(owner, id);
     if (!r) throw new ApiError("not_found", `Response with id '${id}' not found.`, null);
     return r;
   }
 
   /** The items the chain up to `last` holds, oldest first: each response's input, then its output. */
-  private history(owner: string, last: StoredResponse): ResponseItem[] {
-    const chain: StoredResponse[] = [];
+  private async history(owner: string, last: StoredResponse): Promise<ResponseItem[]> {
     // A deleted response ends the walk: the conversation then starts after it.
-    for (let r: StoredResponse | null = last; r && chain.length < MAX_CHAIN; r = r.previousId ? this.deps.store.get(owner, r.previousId) : null) chain.push(r);
+    const chain = await this.deps.store.chain(owner, last.id, MAX_CHAIN);
+    // Deleted since it was read (another gateway): this request still continues from it.
+    if (chain.length === 0) chain.push(last);
     return chain.reverse().flatMap((r) => [...r.input, ...r.body.output]);
   }
 
@@ -158,9 +166,9 @@ export class ResponsesService {
    * The reasoning an item carries: sealed here (encrypted_content, checked against the owner) or in the
    * clear. A seal that does not open is a 400 for new input (`at`), and ignored in stored history.
    */
-  private reasoningText(owner: string, item: ReasoningItem, at: string | null): string {
+  private reasoningText(seal: ReasoningSeal, owner: string, item: ReasoningItem, at: string | null): string {
     if (item.encrypted_content) {
-      const text = this.seal.open(owner, item.encrypted_content);
+      const text = seal.open(owner, item.encrypted_content);
       if (text !== null) return text;
       if (at) {
         throw new ApiError(

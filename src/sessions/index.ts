@@ -71,8 +71,8 @@ export function sessionRoutes(deps: SessionRouteDeps) {
       .model({ SessionInfo, SessionDetail, SessionList, ForkRequest, ErrorResponse })
       .get(
         "/v1/sessions",
-        ({ principal, query }) => {
-          const page = sessions.page(ownerOf(principal), { limit: query.limit, after: query.after ?? null });
+        async ({ principal, query }) => {
+          const page = await sessions.page(ownerOf(principal), { limit: query.limit, after: query.after ?? null });
           const data = page.data.map(sessionInfo);
           return { object: "list" as const, data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: page.hasMore };
         },
@@ -88,10 +88,10 @@ export function sessionRoutes(deps: SessionRouteDeps) {
       )
       .get(
         "/v1/sessions/:id",
-        ({ principal, params }) => {
+        async ({ principal, params }) => {
           const owner = ownerOf(principal);
-          const s = sessions.get(owner, params.id);
-          return { ...sessionInfo(s), messages: sessions.messages(owner, params.id).map(sessionMessage) };
+          const s = await sessions.get(owner, params.id);
+          return { ...sessionInfo(s), messages: (await sessions.messages(owner, params.id)).map(sessionMessage) };
         },
         {
           auth: "account",
@@ -100,7 +100,7 @@ export function sessionRoutes(deps: SessionRouteDeps) {
           detail: { tags, summary: "Get a session with its messages", description: "404 for a session that does not exist or belongs to another account." },
         },
       )
-      .post("/v1/sessions/:id/fork", ({ principal, params, body }) => sessionInfo(sessions.fork(ownerOf(principal), params.id, body.messages, body.id)), {
+      .post("/v1/sessions/:id/fork", async ({ principal, params, body }) => sessionInfo(await sessions.fork(ownerOf(principal), params.id, body.messages, body.id)), {
         auth: "account",
         params: t.Object({ id: t.String() }),
         body: "ForkRequest",

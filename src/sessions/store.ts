@@ -1,8 +1,7 @@
-// Typed queries over chat_sessions and chat_messages (migration 3). Every query is scoped by owner,
-// so one owner can never read or change another's sessions. Times are unix ms, money bigint nanoton.
-import type { Database } from "bun:sqlite";
+// Queries over chat sessions, their messages and turn locks, written once for SQLite and Postgres
+// (every gateway on one Postgres sees the same sessions); scoped by owner. Times unix ms, money nanoton.
 import type { Usage } from "../inference/types.ts";
-import { inTransaction } from "../store/db.ts";
+import { all, dialect, dual, exec, forUpdate, get, run, tx, type Db, type Q } from "../store/query.ts";
 
 export type StoredRole = "system" | "developer" | "user" | "assistant";
 
@@ -101,171 +100,278 @@ export interface NewMessage {
   cost?: bigint | null;
 }
 
+// The order of a session list: most recently updated first, ties by insertion (SQLite's rowid; on
+// Postgres, which has none, by creation time then id).
+function* order(): Q<{ key: string; by: string }> {
+  return (yield* dialect()) === "sqlite"
+    ? { key: "s.updated_at, s.rowid", by: "s.updated_at DESC, s.rowid DESC" }
+    : { key: "s.updated_at, s.created_at, s.id", by: "s.updated_at DESC, s.created_at DESC, s.id DESC" };
+}
+
+const listQ = dual(function* (owner: string): Q<SessionRow[]> {
+  const o = yield* order();
+  return (yield* all<RawSession>(`SELECT ${SESSION_COLUMNS} FROM chat_sessions s WHERE s.owner = ? ORDER BY ${o.by}`, owner)).map(toSession);
+});
+
+const pageQ = dual(function* (owner: string, limit: number, after: string | null): Q<{ data: SessionRow[]; hasMore: boolean }> {
+  const o = yield* order();
+  let rows: RawSession[];
+  if (after) {
+    const c = yield* get<Record<string, unknown>>(`SELECT ${o.key} FROM chat_sessions s WHERE s.owner = ? AND s.id = ?`, owner, after);
+    if (!c) return { data: [], hasMore: false };
+    const cursor = Object.values(c);
+    rows = yield* all<RawSession>(
+      `SELECT ${SESSION_COLUMNS} FROM chat_sessions s WHERE s.owner = ? AND (${o.key}) < (${cursor.map(() => "?").join(", ")}) ORDER BY ${o.by} LIMIT ?`,
+      owner, ...cursor, limit + 1,
+    );
+  } else {
+    rows = yield* all<RawSession>(`SELECT ${SESSION_COLUMNS} FROM chat_sessions s WHERE s.owner = ? ORDER BY ${o.by} LIMIT ?`, owner, limit + 1);
+  }
+  return { data: rows.slice(0, limit).map(toSession), hasMore: rows.length > limit };
+});
+
+const countQ = dual(function* (owner: string): Q<number> {
+  return Number((yield* get<{ n: bigint }>("SELECT count(*) AS n FROM chat_sessions WHERE owner = ?", owner))!.n);
+});
+
+function* getQ(owner: string, id: string): Q<SessionRow | null> {
+  const r = yield* get<RawSession>(`SELECT ${SESSION_COLUMNS} FROM chat_sessions s WHERE s.owner = ? AND s.id = ?`, owner, id);
+  return r ? toSession(r) : null;
+}
+
+const messagesQ = dual(function* (owner: string, id: string): Q<StoredMessage[]> {
+  const rows = yield* all<RawMessage>(
+    "SELECT role, content, reasoning_content, created_at, prompt_tokens, cached_tokens, completion_tokens, cost_nanoton FROM chat_messages WHERE owner = ? AND session_id = ? ORDER BY position",
+    owner, id,
+  );
+  return rows.map(toMessage);
+});
+
+function* createQ(owner: string, id: string, o: { title: string; model: string; now: number }): Q<boolean> {
+  const r = yield* run("INSERT INTO chat_sessions (owner, id, title, model, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", owner, id, o.title, o.model, o.now, o.now);
+  return r.changes === 1;
+}
+
+function* deleteQ(owner: string, id: string): Q<boolean> {
+  return yield* tx(function* () {
+    yield* run("DELETE FROM chat_messages WHERE owner = ? AND session_id = ?", owner, id);
+    return (yield* run("DELETE FROM chat_sessions WHERE owner = ? AND id = ?", owner, id)).changes === 1;
+  });
+}
+
+const expireQ = dual(function* (before: number): Q<{ owner: string; id: string }[]> {
+  return yield* tx(function* () {
+    const gone = yield* all<{ owner: string; id: string }>("SELECT owner, id FROM chat_sessions WHERE updated_at < ?", before);
+    for (const s of gone) yield* deleteQ(s.owner, s.id);
+    return gone;
+  });
+});
+
+function* appendQ(owner: string, id: string, messages: NewMessage[], o: { model: string; now: number; title: string; turn?: { usage: TurnUsage; cost: bigint } }): Q<void> {
+  yield* tx(function* () {
+    yield* createQ(owner, id, { title: o.title, model: o.model, now: o.now });
+    // The session row locked first (Postgres): two writers of one session append one after the other.
+    yield* get(`SELECT id FROM chat_sessions WHERE owner = ? AND id = ?${yield* forUpdate()}`, owner, id);
+    const next = yield* get<{ n: bigint | null }>("SELECT max(position) AS n FROM chat_messages WHERE owner = ? AND session_id = ?", owner, id);
+    let position = next?.n === null || next?.n === undefined ? 0 : Number(next.n) + 1;
+    for (const m of messages) {
+      yield* run(
+        "INSERT INTO chat_messages (owner, session_id, position, role, content, reasoning_content, created_at, prompt_tokens, cached_tokens, completion_tokens, cost_nanoton) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        owner, id, position++, m.role, m.content, m.reasoningContent ?? null, o.now,
+        m.usage?.promptTokens ?? null, m.usage?.cachedTokens ?? null, m.usage?.completionTokens ?? null, m.cost ?? null,
+      );
+    }
+    const t = o.turn;
+    yield* run(
+      `UPDATE chat_sessions SET updated_at = ?, model = ?, title = CASE WHEN title = '' THEN ? ELSE title END,
+         prompt_tokens = prompt_tokens + ?, cached_tokens = cached_tokens + ?, completion_tokens = completion_tokens + ?, cost_nanoton = cost_nanoton + ?
+       WHERE owner = ? AND id = ?`,
+      o.now, o.model, o.title, t?.usage.promptTokens ?? 0, t?.usage.cachedTokens ?? 0, t?.usage.completionTokens ?? 0, t?.cost ?? 0n, owner, id,
+    );
+  });
+}
+
+function* setSystemPromptQ(owner: string, id: string, content: string, now: number): Q<void> {
+  yield* tx(function* () {
+    const first = yield* get<{ role: string; content: string }>("SELECT role, content FROM chat_messages WHERE owner = ? AND session_id = ? AND position = 0", owner, id);
+    if (first?.role === "system") {
+      if (first.content !== content) yield* run("UPDATE chat_messages SET content = ?, created_at = ? WHERE owner = ? AND session_id = ? AND position = 0", content, now, owner, id);
+      return;
+    }
+    // Shift every message up by one, from the end so positions never collide.
+    const rows = yield* all<{ position: bigint }>("SELECT position FROM chat_messages WHERE owner = ? AND session_id = ? ORDER BY position DESC", owner, id);
+    for (const r of rows) yield* run("UPDATE chat_messages SET position = position + 1 WHERE owner = ? AND session_id = ? AND position = ?", owner, id, r.position);
+    yield* run("INSERT INTO chat_messages (owner, session_id, position, role, content, created_at) VALUES (?, ?, 0, 'system', ?, ?)", owner, id, content, now);
+  });
+}
+
+const rollbackQ = dual(function* (owner: string, id: string, n: number, now: number): Q<void> {
+  yield* tx(function* () {
+    yield* run(
+      "DELETE FROM chat_messages WHERE owner = ? AND session_id = ? AND position IN (SELECT position FROM chat_messages WHERE owner = ? AND session_id = ? ORDER BY position DESC LIMIT ?)",
+      owner, id, owner, id, n,
+    );
+    yield* run("UPDATE chat_sessions SET updated_at = ? WHERE owner = ? AND id = ?", now, owner, id);
+  });
+});
+
+const forkQ = dual(function* (owner: string, from: string, to: string, n: number, now: number): Q<boolean> {
+  return yield* tx(function* () {
+    const src = yield* getQ(owner, from);
+    if (!src) return false;
+    if (!(yield* createQ(owner, to, { title: src.title, model: src.model, now }))) return false;
+    yield* run(
+      `INSERT INTO chat_messages (owner, session_id, position, role, content, reasoning_content, created_at, prompt_tokens, cached_tokens, completion_tokens, cost_nanoton)
+       SELECT owner, ?, position, role, content, reasoning_content, created_at, prompt_tokens, cached_tokens, completion_tokens, cost_nanoton
+       FROM chat_messages WHERE owner = ? AND session_id = ? ORDER BY position LIMIT ?`,
+      to, owner, from, n,
+    );
+    return true;
+  });
+});
+
+/** What a finished turn writes, in one transaction (see {@link SessionStore.commitTurn}). */
+export interface TurnWrite {
+  messages: NewMessage[];
+  model: string;
+  now: number;
+  title: string;
+  systemPrompt?: string;
+  turn: { usage: TurnUsage; cost: bigint };
+  /** On a shared store: the turn's lock, which must still be held (a session deleted meanwhile drops it). */
+  lock?: TurnLock;
+}
+
+/** A turn's lock row: the session, the gateway holding it (its lease owner) and this turn's token. */
+export interface TurnLock {
+  owner: string;
+  id: string;
+  holder: string;
+  token: string;
+}
+
+const commitTurnQ = dual(function* (owner: string, id: string, w: TurnWrite): Q<boolean> {
+  return yield* tx(function* () {
+    if (w.lock) {
+      const held = yield* get(`SELECT token FROM session_turns WHERE owner = ? AND session_id = ? AND token = ?${yield* forUpdate()}`, owner, id, w.lock.token);
+      if (!held) return false;
+    }
+    yield* createQ(owner, id, { title: w.title, model: w.model, now: w.now });
+    if (w.systemPrompt !== undefined) yield* setSystemPromptQ(owner, id, w.systemPrompt, w.now);
+    yield* appendQ(owner, id, w.messages, { model: w.model, now: w.now, title: w.title, turn: w.turn });
+    return true;
+  });
+});
+
+/**
+ * Takes the turn lock of a session for `lock.holder` until `expiresAt`: when no turn holds it, or the
+ * one holding it is stale: its own expiry passed and its gateway's lease is gone or expired (a
+ * gateway SIGKILLed mid-turn), or it is the caller's own (which runs no turn there: its caller
+ * checked, so the row is one whose release failed). One conditional upsert, race-free. False: busy.
+ */
+export const takeTurnLock = dual(function* (lock: TurnLock, now: number, expiresAt: number): Q<boolean> {
+  const r = yield* run(
+    `INSERT INTO session_turns (owner, session_id, holder, token, started_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)
+     ON CONFLICT (owner, session_id) DO UPDATE SET holder = excluded.holder, token = excluded.token, started_at = excluded.started_at, expires_at = excluded.expires_at
+     WHERE session_turns.holder = ? OR (session_turns.expires_at <= ? AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.owner = session_turns.holder AND l.expires_at > ?))`,
+    lock.owner, lock.id, lock.holder, lock.token, now, expiresAt, lock.holder, now, now,
+  );
+  return r.changes === 1;
+});
+
+/** Ends a turn: drops its lock row when this turn still holds it. */
+export const releaseTurnLock = dual(function* (lock: TurnLock): Q<void> {
+  yield* run("DELETE FROM session_turns WHERE owner = ? AND session_id = ? AND token = ?", lock.owner, lock.id, lock.token);
+});
+
+/** Whether another gateway's live turn (one not stale at `now`, see takeTurnLock) holds the session's lock. */
+export const turnRunning = dual(function* (owner: string, id: string, now: number, self: string): Q<boolean> {
+  const r = yield* get(
+    `SELECT 1 AS one FROM session_turns t WHERE t.owner = ? AND t.session_id = ? AND t.holder <> ?
+       AND (t.expires_at > ? OR EXISTS (SELECT 1 FROM leases l WHERE l.owner = t.holder AND l.expires_at > ?))`,
+    owner, id, self, now, now,
+  );
+  return r !== null;
+});
+
+/** The session's store on either database; every method is a promise (on SQLite, one already settled). */
 export class SessionStore {
-  constructor(readonly db: Database) {}
+  constructor(readonly db: Db) {}
 
   /** The owner's sessions, most recently updated first. */
-  list(owner: string): SessionRow[] {
-    return this.db
-      .query<RawSession, [string]>(`SELECT ${SESSION_COLUMNS} FROM chat_sessions s WHERE s.owner = ? ORDER BY s.updated_at DESC, s.rowid DESC`)
-      .all(owner)
-      .map(toSession);
+  async list(owner: string): Promise<SessionRow[]> {
+    return listQ(this.db, owner);
   }
 
   /**
    * A page of the owner's sessions, most recently updated first, after the session `after` (keyset
-   * pagination on (updated_at, rowid): stable while sessions are added). An unknown cursor: no rows.
+   * pagination on (updated_at, insertion): stable while sessions are added). An unknown cursor: no rows.
    */
-  page(owner: string, o: { limit: number; after?: string | null }): { data: SessionRow[]; hasMore: boolean } {
-    let rows: RawSession[];
-    if (o.after) {
-      const c = this.db.query<{ updated_at: bigint; rowid: bigint }, [string, string]>("SELECT updated_at, rowid FROM chat_sessions WHERE owner = ? AND id = ?").get(owner, o.after);
-      if (!c) return { data: [], hasMore: false };
-      rows = this.db
-        .query<RawSession, [string, bigint, bigint, number]>(
-          `SELECT ${SESSION_COLUMNS} FROM chat_sessions s WHERE s.owner = ? AND (s.updated_at, s.rowid) < (?, ?) ORDER BY s.updated_at DESC, s.rowid DESC LIMIT ?`,
-        )
-        .all(owner, c.updated_at, c.rowid, o.limit + 1);
-    } else {
-      rows = this.db.query<RawSession, [string, number]>(`SELECT ${SESSION_COLUMNS} FROM chat_sessions s WHERE s.owner = ? ORDER BY s.updated_at DESC, s.rowid DESC LIMIT ?`).all(owner, o.limit + 1);
-    }
-    return { data: rows.slice(0, o.limit).map(toSession), hasMore: rows.length > o.limit };
+  async page(owner: string, o: { limit: number; after?: string | null }): Promise<{ data: SessionRow[]; hasMore: boolean }> {
+    return pageQ(this.db, owner, o.limit, o.after ?? null);
   }
 
   /** How many sessions the owner has. */
-  count(owner: string): number {
-    return Number(this.db.query<{ n: bigint }, [string]>("SELECT count(*) AS n FROM chat_sessions WHERE owner = ?").get(owner)!.n);
+  async count(owner: string): Promise<number> {
+    return countQ(this.db, owner);
   }
 
   /** Deletes every session last updated before `before` (with its messages); returns their owners and ids. */
-  expire(before: number): { owner: string; id: string }[] {
-    return inTransaction(this.db, () => {
-      const gone = this.db.query<{ owner: string; id: string }, [number]>("SELECT owner, id FROM chat_sessions WHERE updated_at < ?").all(before);
-      for (const s of gone) this.delete(s.owner, s.id);
-      return gone;
-    });
+  async expire(before: number): Promise<{ owner: string; id: string }[]> {
+    return expireQ(this.db, before);
   }
 
-  get(owner: string, id: string): SessionRow | null {
-    const r = this.db.query<RawSession, [string, string]>(`SELECT ${SESSION_COLUMNS} FROM chat_sessions s WHERE s.owner = ? AND s.id = ?`).get(owner, id);
-    return r ? toSession(r) : null;
+  async get(owner: string, id: string): Promise<SessionRow | null> {
+    return exec(this.db, getQ(owner, id));
   }
 
-  messages(owner: string, id: string): StoredMessage[] {
-    return this.db
-      .query<RawMessage, [string, string]>(
-        "SELECT role, content, reasoning_content, created_at, prompt_tokens, cached_tokens, completion_tokens, cost_nanoton FROM chat_messages WHERE owner = ? AND session_id = ? ORDER BY position",
-      )
-      .all(owner, id)
-      .map(toMessage);
+  async messages(owner: string, id: string): Promise<StoredMessage[]> {
+    return messagesQ(this.db, owner, id);
   }
 
   /** Creates an empty session; false when the owner already has one with this id. */
-  create(owner: string, id: string, o: { title: string; model: string; now: number }): boolean {
-    const r = this.db
-      .query("INSERT INTO chat_sessions (owner, id, title, model, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
-      .run(owner, id, o.title, o.model, o.now, o.now);
-    return r.changes === 1;
+  async create(owner: string, id: string, o: { title: string; model: string; now: number }): Promise<boolean> {
+    return exec(this.db, createQ(owner, id, o));
   }
 
   /**
    * Appends messages after the current last one; `turn` adds a generated turn's usage and cost to the
    * session's totals. Creates the session first when it does not exist. One transaction.
    */
-  append(owner: string, id: string, messages: NewMessage[], o: { model: string; now: number; title: string; turn?: { usage: TurnUsage; cost: bigint } }): void {
-    inTransaction(this.db, () => {
-      this.create(owner, id, { title: o.title, model: o.model, now: o.now });
-      const next = this.db
-        .query<{ n: bigint | null }, [string, string]>("SELECT max(position) AS n FROM chat_messages WHERE owner = ? AND session_id = ?")
-        .get(owner, id);
-      let position = next?.n === null || next?.n === undefined ? 0 : Number(next.n) + 1;
-      const insert = this.db.query(
-        "INSERT INTO chat_messages (owner, session_id, position, role, content, reasoning_content, created_at, prompt_tokens, cached_tokens, completion_tokens, cost_nanoton) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-      );
-      for (const m of messages) {
-        insert.run(
-          owner,
-          id,
-          position++,
-          m.role,
-          m.content,
-          m.reasoningContent ?? null,
-          o.now,
-          m.usage?.promptTokens ?? null,
-          m.usage?.cachedTokens ?? null,
-          m.usage?.completionTokens ?? null,
-          m.cost ?? null,
-        );
-      }
-      const t = o.turn;
-      this.db
-        .query(
-          `UPDATE chat_sessions SET updated_at = ?, model = ?, title = CASE WHEN title = '' THEN ? ELSE title END,
-             prompt_tokens = prompt_tokens + ?, cached_tokens = cached_tokens + ?, completion_tokens = completion_tokens + ?, cost_nanoton = cost_nanoton + ?
-           WHERE owner = ? AND id = ?`,
-        )
-        .run(o.now, o.model, o.title, t?.usage.promptTokens ?? 0, t?.usage.cachedTokens ?? 0, t?.usage.completionTokens ?? 0, t?.cost ?? 0n, owner, id);
-    });
+  async append(owner: string, id: string, messages: NewMessage[], o: { model: string; now: number; title: string; turn?: { usage: TurnUsage; cost: bigint } }): Promise<void> {
+    return exec(this.db, appendQ(owner, id, messages, o));
+  }
+
+  /**
+   * Stores a finished turn in one transaction: the session (created when new), its system prompt, the
+   * new messages and the reply. False (nothing written) when `w.lock` is no longer held.
+   */
+  async commitTurn(owner: string, id: string, w: TurnWrite): Promise<boolean> {
+    return commitTurnQ(this.db, owner, id, w);
   }
 
   /** Replaces the session's system prompt (the first message when it is a system one), or inserts it first. */
-  setSystemPrompt(owner: string, id: string, content: string, now: number): void {
-    inTransaction(this.db, () => {
-      const first = this.db
-        .query<{ role: string; content: string }, [string, string]>("SELECT role, content FROM chat_messages WHERE owner = ? AND session_id = ? AND position = 0")
-        .get(owner, id);
-      if (first?.role === "system") {
-        if (first.content !== content) {
-          this.db.query("UPDATE chat_messages SET content = ?, created_at = ? WHERE owner = ? AND session_id = ? AND position = 0").run(content, now, owner, id);
-        }
-        return;
-      }
-      // Shift every message up by one, from the end so positions never collide.
-      const rows = this.db
-        .query<{ position: bigint }, [string, string]>("SELECT position FROM chat_messages WHERE owner = ? AND session_id = ? ORDER BY position DESC")
-        .all(owner, id);
-      const shift = this.db.query("UPDATE chat_messages SET position = position + 1 WHERE owner = ? AND session_id = ? AND position = ?");
-      for (const r of rows) shift.run(owner, id, r.position);
-      this.db
-        .query("INSERT INTO chat_messages (owner, session_id, position, role, content, created_at) VALUES (?, ?, 0, 'system', ?, ?)")
-        .run(owner, id, content, now);
-    });
+  async setSystemPrompt(owner: string, id: string, content: string, now: number): Promise<void> {
+    return exec(this.db, setSystemPromptQ(owner, id, content, now));
   }
 
   /** Removes the last `n` messages; the caller checked that there are at least n. */
-  rollback(owner: string, id: string, n: number, now: number): void {
-    inTransaction(this.db, () => {
-      this.db
-        .query(
-          "DELETE FROM chat_messages WHERE owner = ? AND session_id = ? AND position IN (SELECT position FROM chat_messages WHERE owner = ? AND session_id = ? ORDER BY position DESC LIMIT ?)",
-        )
-        .run(owner, id, owner, id, n);
-      this.db.query("UPDATE chat_sessions SET updated_at = ? WHERE owner = ? AND id = ?").run(now, owner, id);
-    });
+  async rollback(owner: string, id: string, n: number, now: number): Promise<void> {
+    return rollbackQ(this.db, owner, id, n, now);
   }
 
   /** A new session `to` holding copies of the first `n` messages of `from`; false when `to` exists. */
-  fork(owner: string, from: string, to: string, n: number, now: number): boolean {
-    return inTransaction(this.db, () => {
-      const src = this.get(owner, from);
-      if (!src) return false;
-      if (!this.create(owner, to, { title: src.title, model: src.model, now })) return false;
-      this.db
-        .query(
-          `INSERT INTO chat_messages (owner, session_id, position, role, content, reasoning_content, created_at, prompt_tokens, cached_tokens, completion_tokens, cost_nanoton)
-           SELECT owner, ?, position, role, content, reasoning_content, created_at, prompt_tokens, cached_tokens, completion_tokens, cost_nanoton
-           FROM chat_messages WHERE owner = ? AND session_id = ? ORDER BY position LIMIT ?`,
-        )
-        .run(to, owner, from, n);
-      return true;
-    });
+  async fork(owner: string, from: string, to: string, n: number, now: number): Promise<boolean> {
+    return forkQ(this.db, owner, from, to, n, now);
   }
 
-  /** Deletes a session and its messages; false when the owner has none with this id. */
-  delete(owner: string, id: string): boolean {
-    return inTransaction(this.db, () => {
-      this.db.query("DELETE FROM chat_messages WHERE owner = ? AND session_id = ?").run(owner, id);
-      return this.db.query("DELETE FROM chat_sessions WHERE owner = ? AND id = ?").run(owner, id).changes === 1;
-    });
+  /** Deletes a session and its messages (and a turn lock on it); false when the owner has none with this id. */
+  async delete(owner: string, id: string): Promise<boolean> {
+    return exec(this.db, deleteQ(owner, id));
+  }
+
+  /** Drops whatever turn lock the session has (it was deleted: the turn holding it must store nothing). */
+  async dropTurnLock(owner: string, id: string): Promise<void> {
+    await exec(this.db, run("DELETE FROM session_turns WHERE owner = ? AND session_id = ?", owner, id));
   }
 }

@@ -318,6 +318,24 @@ CREATE TABLE rate_counters (
 );
 `;
 
+// Issue 15, sessions-shared (sessions and stored responses readable from any gateway): the lock of a
+// session's running turn, so that two gateways on one Postgres never run two turns of one session at
+// once. One row per session with a turn in flight: the gateway holding it (its lease owner, see
+// leases), this turn's token, and an expiry; a row whose expiry passed and whose gateway's lease is
+// gone (SIGKILLed mid-turn) is taken over. No foreign key: a new session's first turn holds the lock
+// before the session exists. Single-process SQLite servers keep theirs in memory.
+const sessionTurns = `
+CREATE TABLE session_turns (
+  owner      TEXT NOT NULL,
+  session_id TEXT NOT NULL,
+  holder     TEXT NOT NULL,
+  token      TEXT NOT NULL,
+  started_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  PRIMARY KEY (owner, session_id)
+);
+`;
+
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: "platform: accounts, keys, ledger, reservations, usage", sql: initial },
   { version: 2, name: "ton: deposits and the watcher's cursor", sql: tonDeposits },
@@ -329,4 +347,5 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 8, name: "platform: key budgets, expiry, concurrency caps; account rate limits", sql: keyBudgets },
   { version: 9, name: "platform: billing checkpoints of running requests", sql: reservationCheckpoints },
   { version: 10, name: "platform: rate-limit windows shared by gateways", sql: sharedRateCounters },
+  { version: 11, name: "sessions-shared: turn locks of sessions shared by gateways", sql: sessionTurns },
 ];

@@ -98,6 +98,39 @@ export function remoteModel(entry: Record<string, unknown>, spec: UpstreamSpec):
   };
 }
 
+/** A number in (0, 1) from a string: FNV-1a (32 bits), then a murmur3 finalizer to spread it. */
+function unitHash(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  h ^= h >>> 16;
+  return ((h >>> 0) + 0.5) / 2 ** 32;
+}
+
+/**
+ * The worker a sticky key starts on, the same on every gateway with the same view: among the
+ * eligible workers with room (all of them when none has), the cheapest coefficient's, then weighted
+ * rendezvous hashing of the key over their names (highest -weight / ln(hash) wins; a worker leaving
+ * moves only the keys it held).
+ */
+export function rendezvous(key: string, model: string, eligible: Upstream[]): Upstream {
+  const roomy = eligible.filter((u) => u.free(model) > 0);
+  const pool = roomy.length ? roomy : eligible;
+  const cheapest = Math.min(...pool.map((u) => u.spec.coefficient));
+  let best: Upstream | null = null;
+  let bestScore = -Infinity;
+  for (const u of pool) {
+    if (u.spec.coefficient !== cheapest) continue;
+    const score = -Math.max(u.spec.weight, 1e-9) / Math.log(unitHash(`${u.name}\u0000${key}`));
+    if (score > bestScore || (score === bestScore && best !== null && u.name < best.name)) {
+      best = u;
+      bestScore = score;
+    }
+  }
+  return best!;
+}
+
 export class UpstreamPool {
   readonly upstreams: Upstream[];
   private readonly pollMs: number;
@@ -250,8 +283,9 @@ export class UpstreamPool {
 
   /**
    * The worker for a request: live, serving the model, within max_coefficient, not yet tried. A
-   * conversation stays on its worker while that one has room; otherwise the cheapest coefficient
-   * with free slots wins, then the most free slots per weight, then the one less often picked.
+   * conversation stays on its worker while that one has room, and starts (or moves) where
+   * rendezvous() puts its key; otherwise the cheapest coefficient with free slots wins, then the
+   * most free slots per weight, then the one less often picked.
    * Throws 504 no_eligible_worker when none is left (seed 000).
    */
   pick(model: string, o: RouteOptions = {}): Upstream {
@@ -270,6 +304,9 @@ export class UpstreamPool {
       const bound = eligible.find((u) => u.name === this.sticky.get(o.sticky!));
       // Its KV cache is warm there: stay unless it is full while another has room.
       if (bound && (bound.free(model) > 0 || !eligible.some((u) => u.free(model) > 0))) return this.chose(bound, model, o.sticky);
+      // Unbound here (a new conversation, or one begun on another gateway): every gateway that sees
+      // the same workers with room picks the same one, so the conversation finds its cache there.
+      return this.chose(rendezvous(o.sticky, model, eligible), model, o.sticky);
     }
     const turn = this.turn++;
     const ranked = eligible

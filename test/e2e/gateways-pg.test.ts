@@ -45,7 +45,7 @@ const gatewayArgs = () => [
   // Both gateways watch the wallet; the one holding the advisory lock polls.
   "--ton-wallet", api.wallet.toString({ bounceable: true }), "--ton-api", api.url, "--ton-poll-interval", "0.5", "--ton-min-deposit", "0.1",
 ];
-// Each gateway keeps what is still local (chat sessions, stored responses) in a directory of its own.
+// Each gateway has a data directory of its own (the ledger, sessions and responses are in Postgres).
 const dirs: string[] = [];
 const startGateway = (port: number) => {
   const dir = mkdtempSync(join(tmpdir(), "cocoon-pg-gw-"));

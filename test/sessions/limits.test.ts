@@ -11,41 +11,41 @@ setDefaultTimeout(60_000);
 
 const reply = { content: "ok", reasoning: "", model: "m", usage: { promptTokens: 1, cachedTokens: 0, completionTokens: 1, reasoningTokens: 0 }, cost: null };
 
-function stored(s: SessionService, owner: string, id: string): void {
-  const turn = s.beginTurn(owner, id, [{ role: "user", content: `hello ${id}` }], { param: "session_id" });
-  turn.commit(reply as never);
-  turn.end();
+async function stored(s: SessionService, owner: string, id: string): Promise<void> {
+  const turn = await s.beginTurn(owner, id, [{ role: "user", content: `hello ${id}` }], { param: "session_id" });
+  await turn.commit(reply as never);
+  await turn.end();
 }
 
 describe("session limits", () => {
-  test("a per-account cap: a new session past it is a 409 session_limit_reached; existing ones and other accounts go on", () => {
+  test("a per-account cap: a new session past it is a 409 session_limit_reached; existing ones and other accounts go on", async () => {
     const s = new SessionService(openStore(":memory:"), { maxSessions: 2 });
-    stored(s, "a", "one");
-    stored(s, "a", "two");
+    await stored(s, "a", "one");
+    await stored(s, "a", "two");
     let err: unknown = null;
     try {
-      s.beginTurn("a", "three", [{ role: "user", content: "hi" }], { param: "session_id" });
+      await s.beginTurn("a", "three", [{ role: "user", content: "hi" }], { param: "session_id" });
     } catch (e) {
       err = e;
     }
     expect(err).toBeInstanceOf(ApiError);
     expect([(err as ApiError).status, (err as ApiError).code]).toEqual([409, "session_limit_reached"]);
-    expect(() => s.fork("a", "one", 1)).toThrow("the most allowed");
+    await expect(s.fork("a", "one", 1)).rejects.toThrow("the most allowed");
     // A turn in an existing session, and another account's new session, are fine.
-    stored(s, "a", "one");
-    stored(s, "b", "three");
-    expect(s.list("a").length).toBe(2);
+    await stored(s, "a", "one");
+    await stored(s, "b", "three");
+    expect((await s.list("a")).length).toBe(2);
   });
 
-  test("expiry: sessions not updated within the TTL are deleted (and their engine state forgotten); recent ones stay", () => {
+  test("expiry: sessions not updated within the TTL are deleted (and their engine state forgotten); recent ones stay", async () => {
     let now = 1_000_000;
     const forgotten: string[] = [];
     const s = new SessionService(openStore(":memory:"), { ttlMs: 3_600_000, now: () => now, forget: (key) => void forgotten.push(key) });
-    stored(s, "a", "old");
+    await stored(s, "a", "old");
     now += 2 * 3_600_000;
-    stored(s, "a", "new");
+    await stored(s, "a", "new");
     now += 61_000;
-    expect(s.list("a").map((x) => x.id)).toEqual(["new"]);
+    expect((await s.list("a")).map((x) => x.id)).toEqual(["new"]);
     expect(forgotten).toEqual([s.keyOf("a", "old")]);
   });
 });
@@ -59,7 +59,7 @@ describe("GET /v1/sessions pagination", () => {
     h = await startInProcessApp({ sessions: service });
     for (let i = 0; i < 5; i++) {
       now += 1000;
-      stored(service, "local", `s${i}`);
+      await stored(service, "local", `s${i}`);
     }
   });
   afterAll(() => h?.close());

@@ -27,7 +27,7 @@ describe("openStore", () => {
   test("an in-memory database gets every table of the schema", () => {
     const db = openStore(":memory:");
     const tables = db.query<{ name: string }, []>("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all().map((r) => r.name);
-    expect(tables).toEqual(["accounts", "api_keys", "audit_log", "chat_messages", "chat_sessions", "leases", "ledger", "rate_counters", "reservations", "response_secrets", "responses", "schema_migrations", "ton_backfill", "ton_backfill_txs", "ton_cursor", "ton_deposits", "usage"]);
+    expect(tables).toEqual(["accounts", "api_keys", "audit_log", "chat_messages", "chat_sessions", "leases", "ledger", "rate_counters", "reservations", "response_secrets", "responses", "schema_migrations", "session_turns", "ton_backfill", "ton_backfill_txs", "ton_cursor", "ton_deposits", "usage"]);
     expect(schemaVersion(db)).toBe(latest);
   });
 

@@ -84,6 +84,55 @@ describe("picking a worker", () => {
   });
 });
 
+describe("sticky keys across gateways", () => {
+  test("two gateways with the same workers start each conversation on the same worker, and spread conversations over all of them", () => {
+    const specs = ["a=http://a", "b=http://b", "c=http://c"];
+    const g1 = pool(specs);
+    const g2 = pool(specs);
+    for (const g of [g1, g2]) for (const u of g.upstreams) u.models.get("m")!.max = 1000;
+    const counts: Record<string, number> = { a: 0, b: 0, c: 0 };
+    for (let i = 0; i < 300; i++) {
+      const key = `session:account:1:conv-${i}`;
+      const one = g1.pick("m", { sticky: key }).name;
+      // Load differs between the gateways (g1 routed 300 requests, g2 is idle): the choice does not.
+      expect(g2.pick("m", { sticky: key }).name).toBe(one);
+      counts[one]!++;
+    }
+    for (const n of Object.values(counts)) expect(n).toBeGreaterThan(50);
+  });
+
+  test("weights skew the spread; a worker leaving moves only the conversations it held", () => {
+    const heavy = pool(["a=http://a#weight=1", "b=http://b#weight=4"]);
+    for (const u of heavy.upstreams) u.models.get("m")!.max = 1000;
+    const on: Record<string, number> = { a: 0, b: 0 };
+    for (let i = 0; i < 400; i++) on[heavy.pick("m", { sticky: `k${i}` }).name]!++;
+    expect(on.b!).toBeGreaterThan(2 * on.a!);
+
+    const three = pool(["a=http://a", "b=http://b", "c=http://c"]);
+    const two = pool(["a=http://a", "b=http://b", "c=http://c"]);
+    for (const g of [three, two]) for (const u of g.upstreams) u.models.get("m")!.max = 1000;
+    byName(two, "c").healthy = false;
+    for (let i = 0; i < 200; i++) {
+      const before = three.pick("m", { sticky: `k${i}` }).name;
+      const after = two.pick("m", { sticky: `k${i}` }).name;
+      if (before !== "c") expect(after).toBe(before);
+    }
+  });
+
+  test("still within max_coefficient and capacity: a full or dearer worker is not chosen, and the cheapest coefficient goes first", () => {
+    const specs = ["cheap1=http://a#coefficient=900", "cheap2=http://b#coefficient=900", "dear=http://c#coefficient=1500"];
+    const g = pool(specs);
+    for (const u of g.upstreams) u.models.get("m")!.max = 1000;
+    for (let i = 0; i < 50; i++) expect(g.pick("m", { sticky: `x${i}` }).name).not.toBe("dear");
+    // Both cheap workers full (polled load: another gateway's requests): new conversations go to dear.
+    byName(g, "cheap1").models.get("m")!.running = 1000;
+    byName(g, "cheap2").models.get("m")!.running = 1000;
+    expect(g.pick("m", { sticky: "y1" }).name).toBe("dear");
+    expect(() => g.pick("m", { sticky: "y2", maxCoefficient: 1000 })).not.toThrow();
+    expect(["cheap1", "cheap2"]).toContain(g.pick("m", { sticky: "y3", maxCoefficient: 1000 }).name);
+  });
+});
+
 describe("ejection", () => {
   test("each consecutive failure doubles the wait before the next probe, up to the cap; a success forgives", () => {
     const p = new UpstreamPool([parseUpstreamSpec("a=http://a")], { pollMs: 1000, maxBackoffMs: 5000 });

@@ -113,7 +113,8 @@ export async function openServices(config: Config, o: { forget: (key: string) =>
   // Without auth there is no platform, but chat sessions still persist: in the same database file,
   // all owned by the one local user.
   const path = opened?.path ?? storePath(config);
-  for (const line of storeLocationLines(storeLocation(config))) o.log(line.startsWith("using the existing") ? "warn" : "info", line);
+  // On Postgres everything is in it; no SQLite file is opened to name.
+  if (!pg) for (const line of storeLocationLines(storeLocation(config))) o.log(line.startsWith("using the existing") ? "warn" : "info", line);
   o.log("info", platform ? "API keys and billing on" : config.role === "worker" ? "--role worker: billing is the gateway's; API keys are off" : "--no-auth: API keys and billing are off");
   if (pg) o.log("info", `ledger on Postgres ${pg.where}: several gateways may share it`);
   // Chat sessions and stored responses live with the ledger: on Postgres every gateway reads the same

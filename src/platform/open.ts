@@ -34,7 +34,7 @@ const FILE = "cocoon.sqlite";
 export const isPostgresUrl = (db: string): boolean => /^postgres(ql)?:\/\//i.test(db);
 
 export function storeLocation(config: Pick<Config, "dataDir" | "db">, env: Record<string, string | undefined> = process.env, cwd: string = process.cwd()): StoreLocation {
-  // With Postgres the ledger is there; what stays local (chat sessions, stored responses) goes in the data directory.
+  // With Postgres every table is there; the data directory is where a SQLite file would be (--role worker, --no-auth, a CLI command).
   if (config.db && isPostgresUrl(config.db)) return storeLocation({ dataDir: config.dataDir, db: "" }, env, cwd);
   if (config.db) {
     const path = resolve(cwd, config.db);

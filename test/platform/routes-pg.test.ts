@@ -1,7 +1,7 @@
 // The account, key, usage, admin, audit, operator and deposit routes over HTTP on both stores: one
 // body of assertions run on SQLite and on a real Postgres (started here; skipped with a banner
 // without one), plus what only several gateways on one Postgres can race, and create-key on Postgres.
-import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,9 +15,9 @@ import { createKeyWithLimits, openAccount } from "../../src/platform/operations.
 import { pricingConfig } from "../../src/platform/pricing.ts";
 import { Platform } from "../../src/platform/service.ts";
 import { openStore } from "../../src/store/db.ts";
-import { openPgStore, type PgStore } from "../../src/store/pg.ts";
+import type { PgStore } from "../../src/store/pg.ts";
 import { all, exec, get, isPg, run, type Db } from "../../src/store/query.ts";
-import { postgresBin, postgresMissingBanner, startPostgres, type TestPostgres } from "../support/postgres.ts";
+import { usePostgres } from "../support/postgres.ts";
 import { ROOT } from "../support/model.ts";
 
 setDefaultTimeout(60_000);
@@ -25,29 +25,15 @@ setDefaultTimeout(60_000);
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = any;
 
-const available = postgresBin() !== null;
-if (!available) postgresMissingBanner("test/platform/routes-pg.test.ts (the Postgres half; the SQLite half runs)");
+const pg = usePostgres("test/platform/routes-pg.test.ts (the Postgres half; the SQLite half runs)");
+const available = pg.available;
 
 const ADMIN = "admin-secret";
 const dir = mkdtempSync(join(tmpdir(), "cocoon-routes-pg-"));
-let pg: TestPostgres | null = null;
-const pgStores: PgStore[] = [];
 let dbs = 0;
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-beforeAll(() => {
-  if (available) pg = startPostgres();
-}, 120_000);
-afterAll(async () => {
-  for (const s of pgStores) await s.close().catch(() => {});
-  pg?.stop();
-  rmSync(dir, { recursive: true, force: true });
-}, 60_000);
-
-async function openPg(url?: string): Promise<PgStore> {
-  const s = await openPgStore(url ?? pg!.createDatabase(`routes${++dbs}`), { max: 4 });
-  pgStores.push(s);
-  return s;
-}
+const openPg = (url?: string): Promise<PgStore> => pg.open(url);
 
 /** A gateway on `store`: the whole app (no model loaded), listening on 127.0.0.1. */
 function gateway(store: Db) {
@@ -295,7 +281,7 @@ for (const kind of STORES) {
 
 describe.skipIf(!available)("several gateways on one Postgres", () => {
   test("the same credit from two gateways at once books once; a key revoked from both is audited once; limits change in turn", async () => {
-    const url = pg!.createDatabase("races");
+    const url = pg.server.createDatabase("races");
     const [a, b] = [await openPg(url), await openPg(url)];
     const acc = await openAccount(a, { label: "race", signupCredit: 0n });
     for (let round = 0; round < 10; round++) {
@@ -321,7 +307,7 @@ describe.skipIf(!available)("several gateways on one Postgres", () => {
   });
 
   test("create-key --db postgres:// makes a credited account with a limited key, audited as cli; a missing account is one clear error", async () => {
-    const url = pg!.createDatabase("cli");
+    const url = pg.server.createDatabase("cli");
     const env = { ...process.env };
     const local = ["--data-dir", join(dir, "cli-data")];
     const made = Bun.spawnSync(["bun", join(ROOT, "src/main.ts"), "create-key", ...local, "--db", url, "--credit", "1.5", "--label", "trial", "--rpm", "20", "--max-budget", "0.5"], { env, stdout: "pipe", stderr: "pipe" });

@@ -2,30 +2,17 @@
 // a real Postgres (started here; skipped with a banner where it is not installed). Two services on
 // one store stand for two gateways: one sees the other's sessions and responses, the seal key is the
 // same, and one turn at a time runs per session (a lock row, taken over once its gateway is gone).
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { ApiError } from "../../src/http/errors.ts";
 import { renewLease } from "../../src/platform/leases.ts";
 import { ReasoningSeal } from "../../src/responses/seal.ts";
 import { ResponseStore, type StoredResponse } from "../../src/responses/store.ts";
 import { SessionService } from "../../src/sessions/service.ts";
 import { openStore } from "../../src/store/db.ts";
-import { openPgStore, type PgStore } from "../../src/store/pg.ts";
 import type { Db } from "../../src/store/query.ts";
-import { postgresBin, postgresMissingBanner, startPostgres, type TestPostgres } from "../support/postgres.ts";
+import { usePostgres } from "../support/postgres.ts";
 
-const available = postgresBin() !== null;
-if (!available) postgresMissingBanner("test/sessions/shared.test.ts (the Postgres half)");
-
-let pg: TestPostgres | null = null;
-let dbs = 0;
-const opened: PgStore[] = [];
-beforeAll(() => {
-  if (available) pg = startPostgres();
-}, 120_000);
-afterAll(async () => {
-  for (const s of opened) await s.close().catch(() => {});
-  pg?.stop();
-}, 60_000);
+const pg = usePostgres("test/sessions/shared.test.ts (the Postgres half)");
 
 const reply = (content: string) => ({ content, reasoning: "", model: "m", usage: { promptTokens: 3, cachedTokens: 1, completionTokens: 2 }, cost: 7n });
 
@@ -184,8 +171,4 @@ function suite(name: string, skip: boolean, fresh: () => Promise<Db>) {
 }
 
 suite("sessions on a shared SQLite store", false, async () => openStore(":memory:"));
-suite("sessions on a shared Postgres store", !available, async () => {
-  const s = await openPgStore(pg!.createDatabase(`sessions${++dbs}`), { max: 4 });
-  opened.push(s);
-  return s;
-});
+suite("sessions on a shared Postgres store", !pg.available, () => pg.open());

@@ -1,44 +1,24 @@
 // The store's invariants on a real Postgres (started here, as the postgres user, on a loopback port):
 // the same migrations, an append-only ledger in integer nanoton, deposits credited once, reservations
 // race-free across connections and processes, and the lease rule on who may release a hold.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { createAccount, getAccount } from "../../src/platform/accounts.ts";
 import { createKey, verifyKey } from "../../src/platform/keys.ts";
 import { renewLease, releaseOrphaned, type Whereabouts } from "../../src/platform/leases.ts";
 import { balanceOf, checkInvariants, credit, releaseOpenReservations, reserve, settle, usageById, type UsageRecord } from "../../src/platform/ledger.ts";
 import { MIGRATIONS } from "../../src/store/migrations.ts";
-import { openPgStore, pgPlaceholders, type PgStore } from "../../src/store/pg.ts";
+import { pgPlaceholders, type PgStore } from "../../src/store/pg.ts";
 import { get } from "../../src/store/query.ts";
 import { admitShared } from "../../src/platform/shared-ratelimit.ts";
 import { MINIMUM, OVERDRAFT } from "../platform/fixtures/billing-load.ts";
 import { runLoadPg } from "./fixtures/pg-load.ts";
 import { ROOT } from "../support/model.ts";
-import { postgresBin, postgresMissingBanner, startPostgres, type TestPostgres } from "../support/postgres.ts";
+import { usePostgres } from "../support/postgres.ts";
 
-const available = postgresBin() !== null;
-if (!available) postgresMissingBanner("test/store/pg.test.ts");
-
-let pg: TestPostgres;
-let dbs = 0;
-/** A store on a fresh database of the test server. */
-async function fresh(): Promise<PgStore> {
-  return openPgStore(pg.createDatabase(`t${++dbs}`), { max: 4 });
-}
-const opened: PgStore[] = [];
-async function open(url?: string): Promise<PgStore> {
-  const s = url ? await openPgStore(url, { max: 4 }) : await fresh();
-  opened.push(s);
-  return s;
-}
-
-beforeAll(() => {
-  if (available) pg = startPostgres();
-}, 120_000);
-afterAll(async () => {
-  for (const s of opened) await s.close().catch(() => {});
-  pg?.stop();
-}, 60_000);
+const harness = usePostgres("test/store/pg.test.ts");
+const available = harness.available;
+const open = (url?: string): Promise<PgStore> => harness.open(url);
 
 const usage = (over: Partial<UsageRecord> = {}): UsageRecord => ({
   keyId: null, model: "tiny", endpoint: "/v1/chat/completions", promptTokens: 10, cachedTokens: 0, completionTokens: 5, reasoningTokens: 0, status: "ok", startedAt: 1_700_000_000_000, durationMs: 20, ...over,
@@ -51,7 +31,7 @@ test("placeholders: ? and ?N become $N, string literals keep theirs", () => {
 
 describe.skipIf(!available)("Postgres store", () => {
   test("two gateways migrating at once apply each migration once, and reopening applies none", async () => {
-    const url = pg.createDatabase("migrate");
+    const url = harness.server.createDatabase("migrate");
     const [a, b] = await Promise.all([open(url), open(url)]);
     const versions = await a.sql.unsafe("SELECT version FROM schema_migrations ORDER BY version");
     expect(versions.map((r: { version: bigint }) => Number(r.version))).toEqual(MIGRATIONS.map((m) => m.version));
@@ -72,7 +52,7 @@ describe.skipIf(!available)("Postgres store", () => {
   });
 
   test("a deposit booked from two gateways at once is credited exactly once", async () => {
-    const url = pg.createDatabase("deposits");
+    const url = harness.server.createDatabase("deposits");
     const [g1, g2] = await Promise.all([open(url), open(url)]);
     const a = (await createAccount(g1)).id;
     for (let i = 0; i < 20; i++) {
@@ -114,7 +94,7 @@ describe.skipIf(!available)("Postgres store", () => {
   });
 
   test("concurrent reservations on one balance from many connections never overspend it", async () => {
-    const url = pg.createDatabase("race");
+    const url = harness.server.createDatabase("race");
     const gws = await Promise.all([open(url), open(url)]);
     const a = (await createAccount(gws[0]!)).id;
     await credit(gws[0]!, a, 100_000n, "deposit", "d");
@@ -128,7 +108,7 @@ describe.skipIf(!available)("Postgres store", () => {
   });
 
   test("two processes hammering the same accounts: the books balance exactly and no balance goes below −overdraft", async () => {
-    const url = pg.createDatabase("processes");
+    const url = harness.server.createDatabase("processes");
     const db = await open(url);
     const funded = new Map<number, bigint>();
     for (let i = 0; i < 6; i++) {
@@ -169,7 +149,7 @@ describe.skipIf(!available)("Postgres store", () => {
   }, 60_000);
 
   test("a gateway releases another's holds only once that one's lease expired or its process is dead", async () => {
-    const url = pg.createDatabase("leases");
+    const url = harness.server.createDatabase("leases");
     const [g1, g2] = await Promise.all([open(url), open(url)]);
     const a = (await createAccount(g1)).id;
     await credit(g1, a, 1_000_000n, "deposit", "d");
@@ -192,7 +172,7 @@ describe.skipIf(!available)("Postgres store", () => {
   });
 
   test("rate limits are counted across gateways: 5 per minute from two at once admits exactly 5", async () => {
-    const url = pg.createDatabase("ratelimit");
+    const url = harness.server.createDatabase("ratelimit");
     const [g1, g2] = await Promise.all([open(url), open(url)]);
     const limits = { rpm: 5, tpm: 1_000_000, rpd: 100 };
     const now = Date.UTC(2026, 0, 1, 12, 0, 10);
@@ -205,7 +185,7 @@ describe.skipIf(!available)("Postgres store", () => {
   });
 
   test("the watcher lock is held by one gateway at a time and passes on when its holder lets go", async () => {
-    const url = pg.createDatabase("watcherlock");
+    const url = harness.server.createDatabase("watcherlock");
     const [g1, g2] = await Promise.all([open(url), open(url)]);
     const held = await g1.tryLock(42n);
     expect(held).not.toBeNull();
@@ -226,7 +206,7 @@ describe.skipIf(!available)("Postgres store", () => {
   }, 90_000);
 
   test("a held watcher lock whose connection is cut says it is lost, and another gateway takes it", async () => {
-    const url = pg.createDatabase("lostlock");
+    const url = harness.server.createDatabase("lostlock");
     const [g1, g2] = await Promise.all([open(url), open(url)]);
     const held = (await g1.tryLock(0x636f636f6f6e2d74n))!;
     expect(await held.held()).toBe(true);

@@ -4,6 +4,8 @@ import { spawnSync } from "node:child_process";
 import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { afterAll, beforeAll } from "bun:test";
+import { openPgStore, type PgStore } from "../../src/store/pg.ts";
 import { freePort } from "./server.ts";
 
 export interface TestPostgres {
@@ -91,6 +93,47 @@ export function startPostgres(): TestPostgres {
         // stopped
       }
       rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A test file's Postgres (see usePostgres). */
+export interface PostgresHarness {
+  /** Whether Postgres is installed here; when not, the file's Postgres tests skip (after the banner). */
+  readonly available: boolean;
+  /** The running server (inside tests of an available harness). */
+  readonly server: TestPostgres;
+  /** A store on `url`, or on a fresh database of the server; closed after the file's tests. */
+  open(url?: string): Promise<PgStore>;
+}
+
+/**
+ * Starts a throwaway Postgres before the calling file's tests and stops it after them, with every
+ * store opened through it; prints the loud banner naming `what` instead when Postgres is missing.
+ */
+export function usePostgres(what: string): PostgresHarness {
+  const available = postgresBin() !== null;
+  if (!available) postgresMissingBanner(what);
+  let server: TestPostgres | null = null;
+  let dbs = 0;
+  const opened: PgStore[] = [];
+  beforeAll(() => {
+    if (available) server = startPostgres();
+  }, 120_000);
+  afterAll(async () => {
+    for (const s of opened) await s.close().catch(() => {});
+    server?.stop();
+  }, 60_000);
+  return {
+    available,
+    get server() {
+      if (!server) throw new Error("Postgres is not running (not installed, or used outside a test)");
+      return server;
+    },
+    async open(url) {
+      const s = await openPgStore(url ?? this.server.createDatabase(`t${++dbs}`), { max: 4 });
+      opened.push(s);
+      return s;
     },
   };
 }

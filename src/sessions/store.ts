@@ -167,42 +167,37 @@ const expireQ = dual(function* (before: number): Q<{ owner: string; id: string }
   });
 });
 
+// The two steps of commitTurnQ, inside its transaction and after it locked the session row.
+
 function* appendQ(owner: string, id: string, messages: NewMessage[], o: { model: string; now: number; title: string; turn?: { usage: TurnUsage; cost: bigint } }): Q<void> {
-  yield* tx(function* () {
-    yield* createQ(owner, id, { title: o.title, model: o.model, now: o.now });
-    // The session row locked first (Postgres): two writers of one session append one after the other.
-    yield* get(`SELECT id FROM chat_sessions WHERE owner = ? AND id = ?${yield* forUpdate()}`, owner, id);
-    const next = yield* get<{ n: bigint | null }>("SELECT max(position) AS n FROM chat_messages WHERE owner = ? AND session_id = ?", owner, id);
-    let position = next?.n === null || next?.n === undefined ? 0 : Number(next.n) + 1;
-    for (const m of messages) {
-      yield* run(
-        "INSERT INTO chat_messages (owner, session_id, position, role, content, reasoning_content, created_at, prompt_tokens, cached_tokens, completion_tokens, cost_nanoton) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        owner, id, position++, m.role, m.content, m.reasoningContent ?? null, o.now,
-        m.usage?.promptTokens ?? null, m.usage?.cachedTokens ?? null, m.usage?.completionTokens ?? null, m.cost ?? null,
-      );
-    }
-    const t = o.turn;
+  const next = yield* get<{ n: bigint | null }>("SELECT max(position) AS n FROM chat_messages WHERE owner = ? AND session_id = ?", owner, id);
+  let position = next?.n === null || next?.n === undefined ? 0 : Number(next.n) + 1;
+  for (const m of messages) {
     yield* run(
-      `UPDATE chat_sessions SET updated_at = ?, model = ?, title = CASE WHEN title = '' THEN ? ELSE title END,
-         prompt_tokens = prompt_tokens + ?, cached_tokens = cached_tokens + ?, completion_tokens = completion_tokens + ?, cost_nanoton = cost_nanoton + ?
-       WHERE owner = ? AND id = ?`,
-      o.now, o.model, o.title, t?.usage.promptTokens ?? 0, t?.usage.cachedTokens ?? 0, t?.usage.completionTokens ?? 0, t?.cost ?? 0n, owner, id,
+      "INSERT INTO chat_messages (owner, session_id, position, role, content, reasoning_content, created_at, prompt_tokens, cached_tokens, completion_tokens, cost_nanoton) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      owner, id, position++, m.role, m.content, m.reasoningContent ?? null, o.now,
+      m.usage?.promptTokens ?? null, m.usage?.cachedTokens ?? null, m.usage?.completionTokens ?? null, m.cost ?? null,
     );
-  });
+  }
+  const t = o.turn;
+  yield* run(
+    `UPDATE chat_sessions SET updated_at = ?, model = ?, title = CASE WHEN title = '' THEN ? ELSE title END,
+       prompt_tokens = prompt_tokens + ?, cached_tokens = cached_tokens + ?, completion_tokens = completion_tokens + ?, cost_nanoton = cost_nanoton + ?
+     WHERE owner = ? AND id = ?`,
+    o.now, o.model, o.title, t?.usage.promptTokens ?? 0, t?.usage.cachedTokens ?? 0, t?.usage.completionTokens ?? 0, t?.cost ?? 0n, owner, id,
+  );
 }
 
 function* setSystemPromptQ(owner: string, id: string, content: string, now: number): Q<void> {
-  yield* tx(function* () {
-    const first = yield* get<{ role: string; content: string }>("SELECT role, content FROM chat_messages WHERE owner = ? AND session_id = ? AND position = 0", owner, id);
-    if (first?.role === "system") {
-      if (first.content !== content) yield* run("UPDATE chat_messages SET content = ?, created_at = ? WHERE owner = ? AND session_id = ? AND position = 0", content, now, owner, id);
-      return;
-    }
-    // Shift every message up by one, from the end so positions never collide.
-    const rows = yield* all<{ position: bigint }>("SELECT position FROM chat_messages WHERE owner = ? AND session_id = ? ORDER BY position DESC", owner, id);
-    for (const r of rows) yield* run("UPDATE chat_messages SET position = position + 1 WHERE owner = ? AND session_id = ? AND position = ?", owner, id, r.position);
-    yield* run("INSERT INTO chat_messages (owner, session_id, position, role, content, created_at) VALUES (?, ?, 0, 'system', ?, ?)", owner, id, content, now);
-  });
+  const first = yield* get<{ role: string; content: string }>("SELECT role, content FROM chat_messages WHERE owner = ? AND session_id = ? AND position = 0", owner, id);
+  if (first?.role === "system") {
+    if (first.content !== content) yield* run("UPDATE chat_messages SET content = ?, created_at = ? WHERE owner = ? AND session_id = ? AND position = 0", content, now, owner, id);
+    return;
+  }
+  // Shift every message up by one, from the end so positions never collide.
+  const rows = yield* all<{ position: bigint }>("SELECT position FROM chat_messages WHERE owner = ? AND session_id = ? ORDER BY position DESC", owner, id);
+  for (const r of rows) yield* run("UPDATE chat_messages SET position = position + 1 WHERE owner = ? AND session_id = ? AND position = ?", owner, id, r.position);
+  yield* run("INSERT INTO chat_messages (owner, session_id, position, role, content, created_at) VALUES (?, ?, 0, 'system', ?, ?)", owner, id, content, now);
 }
 
 const rollbackQ = dual(function* (owner: string, id: string, n: number, now: number): Q<void> {
@@ -257,6 +252,8 @@ const commitTurnQ = dual(function* (owner: string, id: string, w: TurnWrite): Q<
       if (!held) return false;
     }
     yield* createQ(owner, id, { title: w.title, model: w.model, now: w.now });
+    // The session row locked (Postgres) before its messages change: two writers of one session go one after the other.
+    yield* get(`SELECT id FROM chat_sessions WHERE owner = ? AND id = ?${yield* forUpdate()}`, owner, id);
     if (w.systemPrompt !== undefined) yield* setSystemPromptQ(owner, id, w.systemPrompt, w.now);
     yield* appendQ(owner, id, w.messages, { model: w.model, now: w.now, title: w.title, turn: w.turn });
     return true;
@@ -329,30 +326,12 @@ export class SessionStore {
     return messagesQ(this.db, owner, id);
   }
 
-  /** Creates an empty session; false when the owner already has one with this id. */
-  async create(owner: string, id: string, o: { title: string; model: string; now: number }): Promise<boolean> {
-    return exec(this.db, createQ(owner, id, o));
-  }
-
-  /**
-   * Appends messages after the current last one; `turn` adds a generated turn's usage and cost to the
-   * session's totals. Creates the session first when it does not exist. One transaction.
-   */
-  async append(owner: string, id: string, messages: NewMessage[], o: { model: string; now: number; title: string; turn?: { usage: TurnUsage; cost: bigint } }): Promise<void> {
-    return exec(this.db, appendQ(owner, id, messages, o));
-  }
-
   /**
    * Stores a finished turn in one transaction: the session (created when new), its system prompt, the
    * new messages and the reply. False (nothing written) when `w.lock` is no longer held.
    */
   async commitTurn(owner: string, id: string, w: TurnWrite): Promise<boolean> {
     return commitTurnQ(this.db, owner, id, w);
-  }
-
-  /** Replaces the session's system prompt (the first message when it is a system one), or inserts it first. */
-  async setSystemPrompt(owner: string, id: string, content: string, now: number): Promise<void> {
-    return exec(this.db, setSystemPromptQ(owner, id, content, now));
   }
 
   /** Removes the last `n` messages; the caller checked that there are at least n. */

@@ -29,6 +29,10 @@ export interface EngineOptions {
   maxQueue?: number;
   /** MiB of parked KV state per model (evicted prompts, pinned sessions). Defaults to 1024. */
   cacheRamMiB?: number;
+  /** Decode a step's next tokens apart from its prompt chunk when their sequences are long. Defaults to true on the CPU backend. */
+  splitMixedSteps?: boolean;
+  /** MiB of resident KV state the engine may rewrite compactly while idle (0 = never). Defaults to 512. */
+  kvCompactMiB?: number;
   /** Library directory; defaults to the located one (extracted when compiled). */
   libDir?: string;
   /** Defaults to "error". */
@@ -83,7 +87,7 @@ class ModelRunner {
     private readonly maxQueue: number,
     private readonly tokenizerCount: number,
   ) {
-    this.stats = { id: init.model.id, slotsBusy: 0, slotsTotal: init.slots, queued: 0, promptTokens: 0, generatedTokens: 0, cachedTokens: 0, requests: 0, restarts: 0, ready: false, kvUsedCells: 0, kvTotalCells: 0, pinnedSlots: 0, residentSequences: 0, evictions: 0, speculative: null, draftedTokens: 0, acceptedTokens: 0, draftSteps: 0, draftMs: 0, draftKvCells: 0, parkedStates: 0, parkedSessions: 0, parkedBytes: 0 };
+    this.stats = { id: init.model.id, slotsBusy: 0, slotsTotal: init.slots, queued: 0, promptTokens: 0, generatedTokens: 0, cachedTokens: 0, requests: 0, restarts: 0, ready: false, kvUsedCells: 0, kvTotalCells: 0, pinnedSlots: 0, residentSequences: 0, evictions: 0, kvCompactions: 0, kvCompactMs: 0, splitSteps: 0, speculative: null, draftedTokens: 0, acceptedTokens: 0, draftSteps: 0, draftMs: 0, draftKvCells: 0, parkedStates: 0, parkedSessions: 0, parkedBytes: 0 };
   }
 
   start(): Promise<void> {
@@ -334,6 +338,8 @@ export class Engine {
           maxQueue: opts.maxQueue ?? 64,
           parkBytes: (opts.cacheRamMiB ?? 1024) * 2 ** 20,
           promptBudget: opts.promptBudget ?? 0,
+          compactBytes: (opts.kvCompactMiB ?? 512) * 2 ** 20,
+          splitMixedSteps: opts.splitMixedSteps ?? null,
           ngramDraft: opts.ngramDraft ?? 0,
         },
         opts.maxQueue ?? 64,

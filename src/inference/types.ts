@@ -192,6 +192,11 @@ export interface ModelStats {
   /** Idle sequences whose KV stays resident in the cache (warm conversations), and how many were evicted under memory pressure. */
   residentSequences: number;
   evictions: number;
+  /** Times the resident sequences' KV cells were rewritten contiguously while idle, and the ms it took. */
+  kvCompactions: number;
+  kvCompactMs: number;
+  /** Steps whose next tokens were decoded apart from their prompt chunk (Scheduler.splitWorthIt). */
+  splitSteps: number;
   /** Speculative decoding (n-gram lookup or a draft model; null: off): tokens guessed, and those the sampler kept (each saved a decode step). */
   speculative: "ngram" | "draft" | null;
   draftedTokens: number;

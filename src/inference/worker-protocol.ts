@@ -45,6 +45,10 @@ export interface WorkerInit {
   promptBudget: number;
   /** N-gram lookup speculation: tokens guessed per step (0 = off). */
   ngramDraft: number;
+  /** Resident KV state rewritten compactly while idle, at most (0 = never). */
+  compactBytes: number;
+  /** Decode next tokens apart from a prompt chunk in deep steps; null = on the CPU backend. */
+  splitMixedSteps: boolean | null;
 }
 
 /**

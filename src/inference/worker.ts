@@ -73,6 +73,9 @@ class ModelHost implements PrepareHost {
       maxQueue: init.maxQueue,
       parkBytes: init.parkBytes,
       promptBudget: init.promptBudget,
+      compactBytes: init.compactBytes,
+      // ggml-cpu's tiled flash attention: see Scheduler.splitWorthIt.
+      splitMixedSteps: init.splitMixedSteps ?? (llama.backend === "cpu" || init.gpuLayers === 0),
       drafter,
     });
     this.embedder = new Embedder(m, ctxPerSlot, { type, threads: init.threads || undefined });

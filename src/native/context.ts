@@ -171,6 +171,11 @@ export class LlamaContext extends Handle {
   // ---- per-sequence state ----------------------------------------------------------------------
 
   /** Serialises one sequence's KV state, e.g. to park a conversation outside the context. */
+  /** Bytes saveSequence would return for `seq`, without copying them. */
+  sequenceStateBytes(seq: number): number {
+    return Number(this.fn.llama_state_seq_get_size(this.h, seq));
+  }
+
   saveSequence(seq: number): Uint8Array {
     const size = Number(this.fn.llama_state_seq_get_size(this.h, seq));
     const out = new Uint8Array(size);

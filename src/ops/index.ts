@@ -141,6 +141,8 @@ export function jsonStats(deps: OpsDeps) {
       cached_tokens: s.cachedTokens,
       resident_sequences: s.residentSequences,
       kv_evictions: s.evictions,
+      kv_compactions: s.kvCompactions,
+      kv_compact_ms: Math.round(s.kvCompactMs),
       speculative: s.speculative,
       speculative_drafted_tokens: s.draftedTokens,
       speculative_accepted_tokens: s.acceptedTokens,

@@ -1,5 +1,6 @@
 // The engine's step scheduling on the tiny model: chunked prefill (a prompt admitted beside running
-// streams is fed within the per-step prompt budget) and embeddings in bounded steps beside generation.
+// streams is fed within the per-step prompt budget), embeddings in bounded steps beside generation,
+// resident conversations, idle compaction of their KV cells and two-pass mixed steps.
 // Counted in steps and tokens, never in milliseconds.
 import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { Engine } from "../../src/inference/engine.ts";
@@ -134,6 +135,66 @@ describe("warm conversations", () => {
       expect((await run(2)).cached).toBe(0);
     } finally {
       small.close();
+    }
+  });
+});
+
+describe("compact KV cells and two-pass steps", () => {
+  /** Two conversations decoded together (their cells interleave), then the first one's next turn. */
+  async function turns(e: Engine) {
+    const px = Array.from({ length: 150 }, (_, i) => 2000 + i);
+    const py = Array.from({ length: 150 }, (_, i) => 4000 + i);
+    const first = await Promise.all([px, py].map((p) => text(e.submit(greedy(p, 12, { ignoreEos: true })))));
+    const next = e.submit(greedy([...px, ...Array.from({ length: 20 }, (_, i) => 6000 + i)], 12, { ignoreEos: true }));
+    let out = "";
+    for await (const ev of next) if (ev.type === "delta") out += ev.content;
+    const r = await next.final;
+    return { first, out, cached: r!.usage.cachedTokens, stats: e.stats()[0]! };
+  }
+
+  test("sequences decoded together are rewritten compactly once the engine is idle; the next turn reuses every cached token, and greedy outputs are unchanged", async () => {
+    const start = (kvCompactMiB: number) => Engine.start({ models: [{ id: "tiny", path: TINY_MODEL }], slots: 2, ctxSize: 512, kvCompactMiB });
+    const [on, off] = await Promise.all([start(512), start(0)]);
+    try {
+      const a = await turns(on);
+      const b = await turns(off);
+      expect(a.stats.kvCompactions).toBe(1);
+      expect(b.stats.kvCompactions).toBe(0);
+      // The 150-token prefix comes from the rewritten cells as it does from the original ones.
+      expect(a.cached).toBe(150);
+      expect(b.cached).toBe(150);
+      expect(a.stats.residentSequences).toBe(2);
+      expect(a.first).toEqual(b.first);
+      expect(a.out).toBe(b.out);
+    } finally {
+      on.close();
+      off.close();
+    }
+  });
+
+  test("a deep sequence's next tokens are decoded apart from a prompt chunk beside them, with the same greedy outputs as in one pass", async () => {
+    const start = (splitMixedSteps: boolean) =>
+      Engine.start({ models: [{ id: "tiny", path: TINY_MODEL }], slots: 2, ctxSize: 1024, promptBudget: 64, splitMixedSteps, kvCompactMiB: 0 });
+    const [split, one] = await Promise.all([start(true), start(false)]);
+    const run = async (e: Engine) => {
+      // A stream 300 tokens deep, and a 200-token prompt fed beside it 64 tokens a step.
+      const deep = e.submit(greedy(Array.from({ length: 300 }, (_, i) => 1000 + ((i * 13) % 900)), 40, { ignoreEos: true }));
+      const head = await deep.next();
+      const rest = text(deep);
+      const beside = await text(e.submit(greedy(Array.from({ length: 200 }, (_, i) => 3000 + i), 8, { ignoreEos: true })));
+      return { deep: (head.value?.type === "delta" ? head.value.content : "") + (await rest), beside, stats: e.stats()[0]! };
+    };
+    try {
+      const a = await run(split);
+      const b = await run(one);
+      // Every step of the 200-token prompt carried a token of the deep stream: 4 steps, each in two passes.
+      expect(a.stats.splitSteps).toBeGreaterThanOrEqual(3);
+      expect(b.stats.splitSteps).toBe(0);
+      expect(a.deep).toBe(b.deep);
+      expect(a.beside).toBe(b.beside);
+    } finally {
+      split.close();
+      one.close();
     }
   });
 });

@@ -210,6 +210,8 @@ async function measure(url: string, o: Required<Pick<ServerBenchOptions, "tokens
 /** Multi-turn: 8 conversations share the 4 slots; each turn appends the answer and ~75 new tokens. */
 async function measureTurns(url: string, log: (l: string) => void): Promise<Pick<ServerScores, "turn1" | "turn5" | "new1" | "new5">> {
   const convs = Array.from({ length: 8 }, (_, i) => [{ role: "user", content: `Conversation ${i}. ${TURN}` }] as { role: string; content: string }[]);
+  // A first chat request pays one-time costs (the chat template's first render); not turn 1's.
+  await stream(url, { messages: [{ role: "user", content: "Warm-up." }], max_tokens: 4, temperature: 0 }, true);
   const turnTtft: number[] = [];
   const fresh: number[] = [];
   for (let turn = 1; turn <= 5; turn++) {

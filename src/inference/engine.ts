@@ -31,7 +31,7 @@ export interface EngineOptions {
   cacheRamMiB?: number;
   /** Decode a step's next tokens apart from its prompt chunk when their sequences are long. Defaults to true on the CPU backend. */
   splitMixedSteps?: boolean;
-  /** MiB of resident KV state the engine may rewrite compactly while idle (0 = never). Defaults to 512. */
+  /** MiB of resident KV state the engine may rewrite compactly while idle, copied to RAM meanwhile (0 = never). Defaults to 512, at most cacheRamMiB. */
   kvCompactMiB?: number;
   /** Library directory; defaults to the located one (extracted when compiled). */
   libDir?: string;
@@ -338,7 +338,7 @@ export class Engine {
           maxQueue: opts.maxQueue ?? 64,
           parkBytes: (opts.cacheRamMiB ?? 1024) * 2 ** 20,
           promptBudget: opts.promptBudget ?? 0,
-          compactBytes: (opts.kvCompactMiB ?? 512) * 2 ** 20,
+          compactBytes: (opts.kvCompactMiB ?? Math.min(512, opts.cacheRamMiB ?? 1024)) * 2 ** 20,
           splitMixedSteps: opts.splitMixedSteps ?? null,
           ngramDraft: opts.ngramDraft ?? 0,
         },

@@ -7,48 +7,14 @@
 import { LlamaBatch, LlamaError, type LlamaContext, type LlamaModel } from "../native/llama.ts";
 import { TokenSampler, type TokenChoice } from "../native/token-sampler.ts";
 import { ChoiceOutput } from "./output.ts";
-import { DraftPace, type DraftAsk, type Drafter } from "./speculative.ts";
+import { addDrafts, DraftPace, type Drafter } from "./speculative.ts";
+import { KvCompactor, moveRows, splitWorthIt } from "./kv-layout.ts";
 import { StepCosts } from "./step-costs.ts";
 import { PromptCache, type CachedSequence, type PromptCacheOptions } from "./prompt-cache.ts";
-import type { Emit, PreparedRequest } from "./scheduler-types.ts";
+import type { Active, Emit, PreparedRequest, Slot } from "./scheduler-types.ts";
 import { EngineError, type FinishReason, type ModelStats, type Usage } from "./types.ts";
 
 export type { Emit, PreparedRequest, SchedulerEvent } from "./scheduler-types.ts";
-
-interface Active {
-  req: PreparedRequest;
-  slots: Slot[];
-  cachedTokens: number;
-  startedAt: number;
-  firstTokenAt: number;
-  deadline: number;
-  choicesLeft: number;
-  completionTokens: number;
-  reasoningTokens: number;
-  cancelled: boolean;
-  reasons: FinishReason[];
-  /** Prompt tokens in the KV cache when the request ended (all of them once the prompt is done). */
-  promptFed: number;
-}
-
-interface Slot extends CachedSequence {
-  state: "idle" | "prompt" | "generate";
-  active: Active | null;
-  choice: number;
-  /** Next prompt token to feed (state "prompt"). */
-  promptPos: number;
-  /** Token sampled but not yet decoded (state "generate"). */
-  pending: number;
-  row: number;
-  generated: number;
-  sampler: TokenSampler | null;
-  output: ChoiceOutput | null;
-  /** Tokens guessed to follow `pending` (speculative.ts), decoded with it this step, and their rows. */
-  draft: number[];
-  draftRows: number[];
-  /** How much this request's slot drafts next (speculative.ts), when there is a drafter. */
-  pace: DraftPace | null;
-}
 
 export interface SchedulerOptions extends PromptCacheOptions {
   /** Requests' choices decoded at once (the configured slots); the context's other sequences only keep KV resident. Defaults to every sequence. */
@@ -64,16 +30,9 @@ export interface SchedulerOptions extends PromptCacheOptions {
    * Steps with no generating slot always fill the whole batch. Defaults to 0.
    */
   promptBudget?: number;
-  /**
-   * Resident KV state (bytes) that one compaction may rewrite: while nothing runs or waits, the
-   * resident sequences are saved, the cache cleared and each restored in one contiguous run. It
-   * holds the worker about 1 ms per MiB on a 2-core CPU. 0 = never. Defaults to 512 MiB.
-   */
+  /** Resident KV state one idle compaction may rewrite (kv-layout.ts; 0 = never). Defaults to 512 MiB. */
   compactBytes?: number;
-  /**
-   * Decodes a step's next tokens apart from its prompt chunk when the generating sequences are
-   * long (the CPU backend). Defaults to false.
-   */
+  /** Two-pass mixed steps when generating sequences are deep (kv-layout.ts; the CPU backend). Defaults to false. */
   splitMixedSteps?: boolean;
   /** Speculative decoding: makes the drafter (given the sequences) whose guesses are decoded beside each slot's next token, kept as far as its sampler agrees. Defaults to none. */
   drafter?: (sequences: readonly CachedSequence[]) => Drafter;
@@ -81,14 +40,6 @@ export interface SchedulerOptions extends PromptCacheOptions {
 
 const now = () => performance.now();
 
-const COMPACT_BYTES = 512 * 2 ** 20;
-/**
- * ggml-cpu's flash attention takes a batch of at least this many rows 64 at a time, and each such
- * tile computes every 64-cell KV tile that holds a cell of any of its rows.
- */
-const FA_TILE_ROWS = 64;
-/** Cells of its generating sequences from which a mixed step is decoded in two passes. */
-const SPLIT_DEPTH = 256;
 
 export class Scheduler {
   private readonly slots: Slot[];
@@ -107,10 +58,7 @@ export class Scheduler {
   readonly drafter: Drafter | null;
   /** Resident sequences evicted under memory pressure. */
   private evictions = 0;
-  /** A step decoded rows of several sequences (their cells interleave) since the last compaction. */
-  private interleaved = false;
-  private compactions = 0;
-  private compactMs = 0;
+  private readonly compactor: KvCompactor;
   readonly stats = { promptTokens: 0, generatedTokens: 0, cachedTokens: 0, requests: 0, draftedTokens: 0, acceptedTokens: 0, draftSteps: 0, splitSteps: 0 };
 
   constructor(
@@ -142,6 +90,7 @@ export class Scheduler {
     this.cache = new PromptCache(ctx, this.slots, { parkBytes: opts.parkBytes });
     this.batch = new LlamaBatch(ctx.nBatch);
     this.promptBatch = new LlamaBatch(ctx.nBatch);
+    this.compactor = new KvCompactor(ctx, this.slots, opts.compactBytes ?? 512 * 2 ** 20);
     this.drafter = opts.drafter?.(this.slots) ?? null;
   }
 
@@ -158,8 +107,8 @@ export class Scheduler {
       slotsTotal: this.lanes,
       residentSequences: this.slots.filter((s) => s.state === "idle" && s.cached.length > 0).length,
       evictions: this.evictions,
-      kvCompactions: this.compactions,
-      kvCompactMs: this.compactMs,
+      kvCompactions: this.compactor.compactions,
+      kvCompactMs: this.compactor.compactMs,
       queued: this.queue.length,
       ...this.stats,
       restarts: 0,
@@ -261,13 +210,15 @@ export class Scheduler {
     this.expire();
     this.admit();
     if (!this.fillBatch()) {
-      if (this.interleaved && this.active.size === 0 && this.queue.length === 0) this.compact();
+      if (this.active.size === 0 && this.queue.length === 0) this.compactor.runIfDue();
       return false;
     }
-    if (!this.interleaved) this.interleaved = this.batchSpansSequences();
-    if (this.splitWorthIt()) {
+    this.compactor.observe(this.batch);
+    if (this.opts.splitMixedSteps && splitWorthIt(this.batch.size, this.genRows, this.deepestGenerating())) {
+      // Next tokens first, then the prompt chunk; the prompt slots' rows renumbered for its batch.
       this.stats.splitSteps++;
-      this.movePromptRows();
+      for (const s of this.slots) if (s.state === "prompt" && s.row >= this.genRows) s.row -= this.genRows;
+      moveRows(this.batch, this.promptBatch, this.genRows);
       const promptRows = this.promptRows;
       this.promptRows = 0;
       if (!this.decodeStep(this.batch)) return true;
@@ -285,6 +236,12 @@ export class Scheduler {
     this.sampleGenerating();
     this.finishPrompts();
     return true;
+  }
+
+  private deepestGenerating(): number {
+    let n = 0;
+    for (const s of this.slots) if (s.state === "generate" && s.row >= 0) n = Math.max(n, s.cached.length);
+    return n;
   }
 
   /** Decodes a batch (making room for its cells first); false when that failed every request. */
@@ -309,29 +266,6 @@ export class Scheduler {
   }
 
   /**
-   * A step that mixes next tokens with a prompt chunk is one tiled flash-attention batch on the CPU
-   * backend, where each generating row costs a whole tile per KV tile of its sequence. Past a few
-   * hundred cells that is more than a second pass over the weights: 3 next tokens beside a 76-token
-   * prompt at 441 cells took 2.5 s in one pass, 1.9 s in two (Qwen3-0.6B, 2 cores).
-   */
-  private splitWorthIt(): boolean {
-    if (!this.opts.splitMixedSteps || this.genRows === 0 || this.promptRows === 0 || this.batch.size < FA_TILE_ROWS) return false;
-    let deepest = 0;
-    for (const s of this.slots) if (s.state === "generate" && s.row >= 0) deepest = Math.max(deepest, s.cached.length);
-    return deepest >= SPLIT_DEPTH;
-  }
-
-  /** Moves the batch's prompt rows (after the generating ones) into promptBatch, rows renumbered. */
-  private movePromptRows(): void {
-    const b = this.batch;
-    const p = this.promptBatch;
-    p.clear();
-    for (let i = this.genRows; i < b.size; i++) p.add(b.tokens[i]!, b.pos[i]!, b.seqIds[i]!, b.logits[i] === 1);
-    for (const s of this.slots) if (s.state === "prompt" && s.row >= this.genRows) s.row -= this.genRows;
-    b.size = this.genRows;
-  }
-
-  /**
    * Prompt (or other side work, such as embeddings) tokens one step may add while slots are
    * generating; the whole batch when none is.
    */
@@ -340,45 +274,6 @@ export class Scheduler {
     if (!this.slots.some((s) => s.state === "generate")) return room;
     const fixed = this.opts.promptBudget ?? 0;
     return fixed > 0 ? Math.min(fixed, room) : this.costs.budget(room);
-  }
-
-  private batchSpansSequences(): boolean {
-    const ids = this.batch.seqIds;
-    for (let i = 1; i < this.batch.size; i++) if (ids[i] !== ids[0]) return true;
-    return false;
-  }
-
-  /**
-   * Rewrites the resident sequences' KV cells in one contiguous run each. Sequences decoded together
-   * interleave their cells and every turn's prompt lands wherever cells are free; the CPU
-   * flash-attention kernel computes each 64-cell tile holding any of a row's cells, so after a few
-   * turns a scattered conversation's prompt tokens cost up to 1.5x those of a compact one (measured
-   * on Qwen3-0.6B at 441 tokens: 21 ms against 14 ms a token). Runs only while nothing is running or
-   * waiting, and within `compactBytes`: a request arriving meanwhile waits for it.
-   */
-  private compact(): void {
-    this.interleaved = false;
-    const limit = this.opts.compactBytes ?? COMPACT_BYTES;
-    const resident = this.slots.filter((s) => s.cached.length > 0);
-    if (limit <= 0 || resident.length < 2) return;
-    let bytes = 0;
-    for (const s of resident) bytes += this.ctx.sequenceStateBytes(s.seq);
-    if (bytes > limit) return;
-    const t0 = now();
-    const states = resident.map((s) => this.ctx.saveSequence(s.seq));
-    this.ctx.clearMemory();
-    resident.forEach((s, i) => {
-      try {
-        this.ctx.restoreSequence(states[i]!, s.seq);
-      } catch {
-        // Cells shared by copied prefixes come back once per sequence; one that no longer fits is
-        // recomputed when its conversation returns.
-        this.ctx.seqRemove(s.seq);
-        s.cached = [];
-      }
-    });
-    this.compactions++;
-    this.compactMs += now() - t0;
   }
 
   /** Fails every running request (e.g. after a decode error) and resets the KV cache. */
@@ -493,9 +388,8 @@ export class Scheduler {
    * streams that were already running when a prompt arrived; prompts that arrived together with
    * them (before any of them streamed its first token) fill the batch, as they would have alone.
    * With requests waiting for a lane and no stream running, only the oldest prompt is fed: its stream
-   * then starts, and ends, a step ahead of the others, so a lane frees for the first waiting request
-   * while the rest still run, instead of all lanes at once with every waiting prompt fed together
-   * (8 conversations on 4 lanes, 441 tokens deep: the 5th first token 10 s instead of 13.5 s).
+   * ends a step ahead of the others, so a lane frees while they run instead of all at once, with
+   * every waiting prompt then fed together (8 conversations on 4 lanes, turn 5: 10 s, not 13.5 s).
    */
   private fillBatch(): boolean {
     const b = this.batch;
@@ -508,7 +402,7 @@ export class Scheduler {
         s.row = b.add(s.pending, s.cached.length, s.seq, true);
       }
     }
-    if (this.drafter) this.addDrafts(this.drafter);
+    if (this.drafter) this.stats.draftedTokens += addDrafts(this.drafter, b, this.slots, this.opts.ctxPerSlot);
     this.genRows = b.size;
     const limit = Math.min(b.capacity, b.size + this.sideBudget);
     let firstStreamed = Infinity;
@@ -528,26 +422,6 @@ export class Scheduler {
     }
     this.promptRows = b.size - this.genRows;
     return b.size > 0;
-  }
-
-  /** Asks the drafter for every generating slot's guesses (within its room) and adds them to the batch. */
-  private addDrafts(drafter: Drafter): void {
-    const b = this.batch;
-    let free = b.capacity - b.size;
-    const asks: (DraftAsk & { slot: Slot })[] = [];
-    for (const s of this.slots) {
-      if (s.row < 0 || !s.active || !s.pace) continue;
-      const max = Math.min(s.pace.next(), s.active.req.maxTokens - s.generated - 1, free, this.opts.ctxPerSlot - s.cached.length - 2);
-      if (max <= 0) continue;
-      free -= max;
-      asks.push({ slot: s, seq: s.seq, history: s.cached, pending: s.pending, max });
-    }
-    drafter.draft(asks).forEach((draft, i) => {
-      const s = asks[i]!.slot;
-      s.draft = draft;
-      draft.forEach((t, j) => s.draftRows.push(b.add(t, s.cached.length + 1 + j, s.seq, true)));
-      this.stats.draftedTokens += draft.length;
-    });
   }
 
   /** Records what a decode put into each sequence's KV. */

@@ -1,10 +1,36 @@
 // Speculative decoding's drafters: what guesses the tokens after a generating slot's next one, for
 // the scheduler to decode beside it and keep as far as the target's own sampling agrees (one
 // verification for both kinds). N-gram lookup guesses from the sequence itself; a draft model runs
-// greedily in its own context, whose sequences follow the target's by token comparison.
+// greedily in its own context, whose sequences follow the target's by token comparison. Also how a
+// step's guesses are asked for and added to the batch.
 import { LlamaBatch, LlamaError, type LlamaContext, type LlamaModel } from "../native/llama.ts";
 import { ngramGuess } from "./ngram.ts";
 import type { CachedSequence } from "./prompt-cache.ts";
+import type { Slot } from "./scheduler-types.ts";
+
+/**
+ * Asks the drafter for every generating slot's guesses (within its request's and the batch's room)
+ * and adds them to the batch after the slots' next tokens; returns how many were added.
+ */
+export function addDrafts(drafter: Drafter, b: LlamaBatch, slots: readonly Slot[], ctxPerSlot: number): number {
+  let free = b.capacity - b.size;
+  let added = 0;
+  const asks: (DraftAsk & { slot: Slot })[] = [];
+  for (const s of slots) {
+    if (s.row < 0 || !s.active || !s.pace) continue;
+    const max = Math.min(s.pace.next(), s.active.req.maxTokens - s.generated - 1, free, ctxPerSlot - s.cached.length - 2);
+    if (max <= 0) continue;
+    free -= max;
+    asks.push({ slot: s, seq: s.seq, history: s.cached, pending: s.pending, max });
+  }
+  drafter.draft(asks).forEach((draft, i) => {
+    const s = asks[i]!.slot;
+    s.draft = draft;
+    draft.forEach((t, j) => s.draftRows.push(b.add(t, s.cached.length + 1 + j, s.seq, true)));
+    added += draft.length;
+  });
+  return added;
+}
 
 /** One generating slot asking for a draft: the tokens in its KV, the token about to be decoded, the most to guess. */
 export interface DraftAsk {

@@ -1,9 +1,8 @@
-// Continuous batching over N lanes sharing one llama context: each step decodes one batch that mixes
-// the next token of every generating slot with prompt chunks of newly admitted requests. Sequences
-// outnumber lanes: a finished conversation's KV stays resident in the unified cache while cells are
-// free and is evicted (parked to RAM when worth it) only under memory pressure; while idle, the
-// resident sequences are rewritten compactly. Also pinned sessions, n > 1 choices, cancellation and
-// timeouts; prefix reuse is prompt-cache.ts.
+// Continuous batching over N lanes sharing one llama context: each step decodes one batch mixing the
+// next token of every generating slot with prompt chunks of newly admitted requests. Sequences
+// outnumber lanes: a finished conversation's KV stays resident while cells are free, evicted (parked
+// to RAM when worth it) only under memory pressure, compacted while idle (kv-layout.ts). Also pinned
+// sessions, n > 1 choices, cancellation and timeouts; prefix reuse is prompt-cache.ts.
 import { LlamaBatch, LlamaError, type LlamaContext, type LlamaModel } from "../native/llama.ts";
 import { TokenSampler, type TokenChoice } from "../native/token-sampler.ts";
 import { ChoiceOutput } from "./output.ts";

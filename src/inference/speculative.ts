@@ -6,16 +6,28 @@
 import { LlamaBatch, LlamaError, type LlamaContext, type LlamaModel } from "../native/llama.ts";
 import { ngramGuess } from "./ngram.ts";
 import type { CachedSequence } from "./prompt-cache.ts";
-import type { Slot } from "./scheduler-types.ts";
+
+/** What addDrafts reads and writes of a scheduler slot. */
+export interface DraftingSlot {
+  readonly seq: number;
+  readonly cached: readonly number[];
+  readonly row: number;
+  readonly pending: number;
+  readonly generated: number;
+  readonly active: { readonly req: { readonly maxTokens: number } } | null;
+  readonly pace: DraftPace | null;
+  draft: number[];
+  draftRows: number[];
+}
 
 /**
  * Asks the drafter for every generating slot's guesses (within its request's and the batch's room)
  * and adds them to the batch after the slots' next tokens; returns how many were added.
  */
-export function addDrafts(drafter: Drafter, b: LlamaBatch, slots: readonly Slot[], ctxPerSlot: number): number {
+export function addDrafts(drafter: Drafter, b: LlamaBatch, slots: readonly DraftingSlot[], ctxPerSlot: number): number {
   let free = b.capacity - b.size;
   let added = 0;
-  const asks: (DraftAsk & { slot: Slot })[] = [];
+  const asks: (DraftAsk & { slot: DraftingSlot })[] = [];
   for (const s of slots) {
     if (s.row < 0 || !s.active || !s.pace) continue;
     const max = Math.min(s.pace.next(), s.active.req.maxTokens - s.generated - 1, free, ctxPerSlot - s.cached.length - 2);

@@ -57,6 +57,9 @@ type Listener = {
   progress(usage: Usage): void;
 };
 
+/** Longest a tokenized submit waits for others being tokenized alongside it. */
+const COALESCE_MS = 15;
+
 interface Pending {
   resolve(v: unknown): void;
   reject(e: unknown): void;
@@ -77,6 +80,14 @@ class ModelRunner {
   /** Ids that have not left the worker's queue yet: the overload check counts them. */
   private readonly waiting = new Set<string>();
   private readonly calls = new Map<number, Pending>();
+  /**
+   * Submits still being tokenized, and tokenized ones held until those are done (at most
+   * COALESCE_MS): requests that arrive together reach the worker together and share its next step,
+   * instead of the first taking a step of its own while the rest wait for it.
+   */
+  private tokenizing = 0;
+  private held: (() => void)[] = [];
+  private holdTimer: Timer | null = null;
   private rid = 0;
   private closing = false;
   /** Set by stopAll: requests still running end with "shutting_down" once the worker says what they processed. */
@@ -219,19 +230,45 @@ class ModelRunner {
     }
     this.listeners.set(id, listener);
     this.waiting.add(id);
+    this.tokenizing++;
     const sent = this.ready
       .then(() => this.withIds(request))
       .then(
-        (req) => {
-          // Gone meanwhile (its worker crashed, or the engine closed): nothing to send.
-          if (this.listeners.get(id) === listener) this.post({ type: "submit", id, request: req }, req.prompt instanceof Int32Array ? [req.prompt.buffer as ArrayBuffer] : []);
-        },
+        (req) =>
+          this.whenTokenized(() => {
+            // Gone meanwhile (its worker crashed, or the engine closed): nothing to send.
+            if (this.listeners.get(id) === listener) this.post({ type: "submit", id, request: req }, req.prompt instanceof Int32Array ? [req.prompt.buffer as ArrayBuffer] : []);
+          }),
         (err) => {
+          this.tokenizing--;
+          this.releaseHeld();
           this.forget(id);
           listener.fail(err instanceof EngineError ? err : new EngineError("internal", String(err)));
         },
       );
     this.sent.set(id, sent);
+  }
+
+  /** Posts a tokenized submit once no other is still tokenizing (or COALESCE_MS later); resolves when posted. */
+  private whenTokenized(post: () => void): Promise<void> {
+    this.tokenizing--;
+    return new Promise<void>((resolve) => {
+      this.held.push(() => {
+        post();
+        resolve();
+      });
+      if (this.tokenizing === 0) this.releaseHeld();
+      else this.holdTimer ??= setTimeout(() => this.releaseHeld(true), COALESCE_MS);
+    });
+  }
+
+  private releaseHeld(force = false): void {
+    if (!force && this.tokenizing > 0) return;
+    if (this.holdTimer !== null) clearTimeout(this.holdTimer);
+    this.holdTimer = null;
+    const held = this.held;
+    this.held = [];
+    for (const post of held) post();
   }
 
   /** A completion's text prompt and suffix become ids in a tokenizer worker; chat messages go as they are. */

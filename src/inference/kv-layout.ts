@@ -8,8 +8,13 @@ import type { CachedSequence } from "./prompt-cache.ts";
  * tile computes every 64-cell KV tile that holds a cell of any of its rows.
  */
 export const FA_TILE_ROWS = 64;
-/** Cells of its generating sequences from which a mixed step is decoded in two passes. */
-const SPLIT_DEPTH = 256;
+/**
+ * Cells from which a sequence's attention is worth laying out: a mixed step whose generating
+ * sequences are this deep is decoded in two passes, and a compaction runs only when at least two
+ * resident sequences are (shorter ones span few tiles however scattered, and the compaction would
+ * only delay the next request).
+ */
+const DEEP = 256;
 
 /**
  * Whether a step mixing next tokens with a prompt chunk should be decoded in two passes. In one
@@ -18,7 +23,7 @@ const SPLIT_DEPTH = 256;
  * prompt at 441 cells: 2.5 s in one pass, 1.9 s in two; Qwen3-0.6B, 2 cores).
  */
 export function splitWorthIt(rows: number, genRows: number, deepestGenerating: number): boolean {
-  return genRows > 0 && rows > genRows && rows >= FA_TILE_ROWS && deepestGenerating >= SPLIT_DEPTH;
+  return genRows > 0 && rows > genRows && rows >= FA_TILE_ROWS && deepestGenerating >= DEEP;
 }
 
 /** Moves rows [from, size) of `batch` into `into` (emptied first), in order. */
@@ -33,7 +38,7 @@ export function moveRows(batch: LlamaBatch, into: LlamaBatch, from: number): voi
  * interleave their cells and every turn's prompt lands wherever cells are free, so after a few
  * turns a scattered conversation's prompt tokens cost up to 1.5x those of a compact one (Qwen3-0.6B
  * at 441 tokens: 21 ms against 14 ms a token). It runs only when the caller says nothing is running
- * or waiting, after a batch spanned several sequences, and within `limitBytes` (the saved states
+ * or waiting, after a batch spanned several sequences, when two are DEEP, and within `limitBytes` (the saved states
  * are held in RAM meanwhile; about 1 ms per MiB on a 2-core CPU, which a request arriving then waits).
  */
 export class KvCompactor {
@@ -60,7 +65,7 @@ export class KvCompactor {
     if (!this.interleaved) return;
     this.interleaved = false;
     const resident = this.sequences.filter((s) => s.cached.length > 0);
-    if (this.limitBytes <= 0 || resident.length < 2) return;
+    if (this.limitBytes <= 0 || resident.filter((s) => s.cached.length >= DEEP).length < 2) return;
     let bytes = 0;
     for (const s of resident) bytes += this.ctx.sequenceStateBytes(s.seq);
     if (bytes > this.limitBytes) return;

@@ -296,6 +296,8 @@ async function loop(): Promise<void> {
     } else {
       await new Promise<void>((r) => (wake = r));
       wake = null;
+      // Submits posted together are all handled before the first step, which then takes them all.
+      await new Promise<void>((r) => setImmediate(r));
     }
   }
   h.embedder.failAll(new EngineError("shutting_down", "the server is shutting down"));

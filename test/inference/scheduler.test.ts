@@ -130,10 +130,10 @@ describe("two-pass mixed steps", () => {
 });
 
 describe("idle compaction", () => {
-  test("after sequences were decoded together, an idle step rewrites them; every sequence's cells stay as recorded and its prefix is reused", () => {
+  test("after two deep sequences were decoded together, an idle step rewrites them; every sequence's cells stay as recorded and its prefix is reused", () => {
     const t = setup(2, { compactBytes: 64 * 2 ** 20 });
     try {
-      const [x, y] = [request(ids(1000, 120), 10), request(ids(2000, 120), 10)];
+      const [x, y] = [request(ids(1000, 300), 10), request(ids(2000, 300), 10)];
       t.s.submit(x);
       t.s.submit(y);
       t.drain();
@@ -145,12 +145,12 @@ describe("idle compaction", () => {
       expect(snap.kvCompactions).toBe(1);
       expect(snap.residentSequences).toBe(2);
       expect(t.s.kvMismatches()).toEqual([]);
-      // x's next turn takes its 120-token prefix from the rewritten cells.
-      const again = request([...ids(1000, 120), ...ids(7000, 10)], 4);
+      // x's next turn takes its 300-token prefix from the rewritten cells.
+      const again = request([...ids(1000, 300), ...ids(7000, 10)], 4);
       t.s.submit(again);
       t.drain();
       const done = t.events.get(again.id)!.find((e) => e.type === "done");
-      expect(done?.type === "done" && done.usage.cachedTokens).toBe(120);
+      expect(done?.type === "done" && done.usage.cachedTokens).toBe(300);
       // One sequence ran alone since: nothing interleaved, no second compaction.
       t.s.step();
       expect(t.s.snapshot("tiny").kvCompactions).toBe(1);
@@ -159,16 +159,18 @@ describe("idle compaction", () => {
     }
   });
 
-  test("nothing is rewritten above the byte limit", () => {
-    const t = setup(2, { compactBytes: 1 });
-    try {
-      t.s.submit(request(ids(1000, 120), 6));
-      t.s.submit(request(ids(2000, 120), 6));
-      t.drain();
-      t.s.step();
-      expect(t.s.snapshot("tiny").kvCompactions).toBe(0);
-    } finally {
-      t.dispose();
+  test("nothing is rewritten above the byte limit, or when fewer than two resident sequences are 256 cells deep", () => {
+    for (const [bytes, length] of [[1, 300], [64 * 2 ** 20, 200]] as const) {
+      const t = setup(2, { compactBytes: bytes });
+      try {
+        t.s.submit(request(ids(1000, length), 6));
+        t.s.submit(request(ids(2000, length), 6));
+        t.drain();
+        t.s.step();
+        expect(t.s.snapshot("tiny").kvCompactions).toBe(0);
+      } finally {
+        t.dispose();
+      }
     }
   });
 });

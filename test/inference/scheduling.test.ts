@@ -142,10 +142,10 @@ describe("warm conversations", () => {
 describe("compact KV cells and two-pass steps", () => {
   /** Two conversations decoded together (their cells interleave), then the first one's next turn. */
   async function turns(e: Engine) {
-    const px = Array.from({ length: 150 }, (_, i) => 2000 + i);
-    const py = Array.from({ length: 150 }, (_, i) => 4000 + i);
+    const px = Array.from({ length: 300 }, (_, i) => 2000 + i);
+    const py = Array.from({ length: 300 }, (_, i) => 5000 + i);
     const first = await Promise.all([px, py].map((p) => text(e.submit(greedy(p, 12, { ignoreEos: true })))));
-    const next = e.submit(greedy([...px, ...Array.from({ length: 20 }, (_, i) => 6000 + i)], 12, { ignoreEos: true }));
+    const next = e.submit(greedy([...px, ...Array.from({ length: 20 }, (_, i) => 8000 + i)], 12, { ignoreEos: true }));
     let out = "";
     for await (const ev of next) if (ev.type === "delta") out += ev.content;
     const r = await next.final;
@@ -160,9 +160,9 @@ describe("compact KV cells and two-pass steps", () => {
       const b = await turns(off);
       expect(a.stats.kvCompactions).toBe(1);
       expect(b.stats.kvCompactions).toBe(0);
-      // The 150-token prefix comes from the rewritten cells as it does from the original ones.
-      expect(a.cached).toBe(150);
-      expect(b.cached).toBe(150);
+      // The 300-token prefix comes from the rewritten cells as it does from the original ones.
+      expect(a.cached).toBe(300);
+      expect(b.cached).toBe(300);
       expect(a.stats.residentSequences).toBe(2);
       expect(a.first).toEqual(b.first);
       expect(a.out).toBe(b.out);

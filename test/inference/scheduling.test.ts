@@ -145,6 +145,9 @@ describe("compact KV cells and two-pass steps", () => {
     const px = Array.from({ length: 300 }, (_, i) => 2000 + i);
     const py = Array.from({ length: 300 }, (_, i) => 5000 + i);
     const first = await Promise.all([px, py].map((p) => text(e.submit(greedy(p, 12, { ignoreEos: true })))));
+    // The compaction runs at the worker's next idle step; a request posted before it would take
+    // that step (and be compacted after instead, unseen by these stats). It takes a few ms here.
+    await Bun.sleep(500);
     const next = e.submit(greedy([...px, ...Array.from({ length: 20 }, (_, i) => 8000 + i)], 12, { ignoreEos: true }));
     let out = "";
     for await (const ev of next) if (ev.type === "delta") out += ev.content;
